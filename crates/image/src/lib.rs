@@ -1,0 +1,29 @@
+//! peapod-image: a local OCI image store.
+//!
+//! * [`Reference`] parses and normalises image references the way docker and
+//!   containerd do (`busybox` → `docker.io/library/busybox:latest`).
+//! * [`ImageStore`] is a content store addressed by digest
+//!   (`root/blobs/sha256/<hex>`), a set of unpacked layers shared by diff id
+//!   (`root/layers/<first 12 hex of the diff id>`) and image records keyed by
+//!   name (`root/images/<sha256 of the name>.json`).
+//! * [`ImageStore::import`] reads OCI image-layout tars and `docker save` tars.
+//!   A registry puller adds blobs with [`ImageStore::put_blob`] and then calls
+//!   [`ImageStore::add_image`].
+//! * [`mount_rootfs`] / [`mount_rootfs_readonly`] / [`unmount`] build a
+//!   container's root file system as an overlay of the unpacked layers.
+
+mod error;
+mod import;
+mod mount;
+mod reference;
+mod store;
+mod unpack;
+
+pub use error::ImageError;
+pub use mount::{mount_rootfs, mount_rootfs_readonly, overlay_options, unmount};
+pub use reference::Reference;
+pub use store::{ImageConfig, ImageRecord, ImageStore};
+pub use unpack::{unpack_layer, Compression, UnpackedLayer};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! CreateContainer: image rootfs on overlayfs, process from the image config
+//! and the pod spec (the Kubernetes entrypoint rules), mounts, security, an
+//! OCI bundle, and the shim's create.
+
+use crate::cgroups::resources::{container_values, Requested};
+use crate::error::RuntimeError;
+use crate::spec::{self, BindMount, Seccomp, SpecInput};
+use crate::{security, user, Runtime};
+use peapod_shim::{CreateRequest, Request, Response};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default)]
+pub struct ContainerConfig {
+    pub name: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub mounts: Vec<VolumeMount>,
+    pub resources: Requested,
+    pub security: SecurityConfig,
+    /// Where the termination message file is mounted (default
+    /// /dev/termination-log).
+    pub termination_message_path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub container_path: String,
+    pub host_path: PathBuf,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub run_as_non_root: bool,
+    pub privileged: bool,
+    pub add_caps: Vec<String>,
+    pub drop_caps: Vec<String>,
+    pub readonly_rootfs: bool,
+    pub allow_privilege_escalation: Option<bool>,
+    pub seccomp: SeccompConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SeccompConfig {
+    /// RuntimeDefault, also used when unset (kubelet `--seccomp-default`).
+    #[default]
+    RuntimeDefault,
+    Unconfined,
+    /// A profile file under `<root>/seccomp/`, in OCI `linux.seccomp` JSON.
+    Localhost(String),
+}
+
+/// The Kubernetes rules for command/args over the image's Entrypoint/Cmd.
+pub fn merge_command(command: &[String], args: &[String], entrypoint: &[String], cmd: &[String]) -> Vec<String> {
+    match (command.is_empty(), args.is_empty()) {
+        (false, _) => command.iter().chain(args).cloned().collect(),
+        (true, false) => entrypoint.iter().chain(args).cloned().collect(),
+        (true, true) => entrypoint.iter().chain(cmd).cloned().collect(),
+    }
+}
+
+/// Image env first, then the container's, a later name replacing an
+/// earlier one in place.
+pub fn merge_env(image_env: &[String], env: &[(String, String)], hostname: &str) -> Vec<String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| {
+        if let Some(e) = out.iter_mut().find(|(ek, _)| ek == k) {
+            e.1 = v.to_string();
+        } else {
+            out.push((k.to_string(), v.to_string()));
+        }
+    };
+    if !image_env.iter().any(|e| e.starts_with("PATH=")) {
+        set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    }
+    set("HOSTNAME", hostname);
+    for e in image_env {
+        let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+        set(k, v);
+    }
+    for (k, v) in env {
+        set(k, v);
+    }
+    out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+impl Runtime {
+    /// Create a container in sandbox `uid`; returns its id. On failure
+    /// nothing of it is left behind.
+    pub fn create_container(&self, uid: &str, cfg: &ContainerConfig) -> Result<String, RuntimeError> {
+        let id = cfg.name.clone();
+        let dir = self.paths.container_dir(uid, &id);
+        match self.create_container_inner(uid, &id, cfg) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                let _ = crate::mounts::unmount_all_under(&dir);
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    fn create_container_inner(&self, uid: &str, id: &str, cfg: &ContainerConfig) -> Result<(), RuntimeError> {
+        let cerr = |message: String| RuntimeError::Container { name: cfg.name.clone(), message };
+        let config_err = |message: String| RuntimeError::ContainerConfig { name: cfg.name.clone(), message };
+        let sandbox = self.sandbox_config(uid)?;
+        let image = self
+            .images
+            .get(&cfg.image)?
+            .ok_or_else(|| cerr(format!("image {:?} is not present on this node", cfg.image)))?;
+        let image_cfg = self.images.config(&image)?;
+        let layers = self.images.layer_dirs(&image)?;
+
+        let dir = self.paths.container_dir(uid, id);
+        if dir.exists() {
+            return Err(cerr(format!("{} already exists", dir.display())));
+        }
+        let rootfs = dir.join("rootfs");
+        let rw = dir.join("rw");
+        for d in [&rootfs, &rw] {
+            std::fs::create_dir_all(d).map_err(RuntimeError::io(d))?;
+        }
+        peapod_image::mount_rootfs(&layers, &rw, &rootfs)?;
+
+        // The process.
+        let args = merge_command(&cfg.command, &cfg.args, &image_cfg.entrypoint, &image_cfg.cmd);
+        if args.is_empty() {
+            return Err(config_err("no command: the pod gives no command and the image has no Entrypoint or Cmd".into()));
+        }
+        let sec = &cfg.security;
+        let to_u32 = |v: Option<i64>, what: &str| -> Result<Option<u32>, RuntimeError> {
+            v.map(|n| u32::try_from(n).map_err(|_| config_err(format!("securityContext.{what}: {n} is out of range"))))
+                .transpose()
+        };
+        let resolved = user::resolve(
+            &rootfs,
+            image_cfg.user.as_deref(),
+            to_u32(sec.run_as_user, "runAsUser")?,
+            to_u32(sec.run_as_group, "runAsGroup")?,
+        )
+        .map_err(config_err)?;
+        if sec.run_as_non_root && resolved.uid == 0 {
+            return Err(config_err(
+                "container has runAsNonRoot and image will run as root (set securityContext.runAsUser to a non-zero uid)".into(),
+            ));
+        }
+        let env = merge_env(&image_cfg.env, &cfg.env, &sandbox.hostname);
+        let cwd = cfg
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .or_else(|| image_cfg.working_dir.clone().filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".into());
+
+        // Mounts: the pod's /etc files and /dev/shm, the termination log,
+        // then volumes.
+        let etc = self.paths.etc_dir(uid);
+        let mut binds = vec![
+            BindMount { destination: "/etc/hosts".into(), source: etc.join("hosts"), readonly: false },
+            BindMount { destination: "/etc/hostname".into(), source: etc.join("hostname"), readonly: false },
+            BindMount { destination: "/etc/resolv.conf".into(), source: etc.join("resolv.conf"), readonly: false },
+            BindMount {
+                destination: "/dev/shm".into(),
+                source: if sandbox.host_ipc { PathBuf::from("/dev/shm") } else { self.paths.shm_dir(uid) },
+                readonly: false,
+            },
+        ];
+        let term_path = cfg.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+        let term_file = dir.join("termination-log");
+        std::fs::write(&term_file, b"").map_err(RuntimeError::io(&term_file))?;
+        binds.push(BindMount { destination: term_path, source: term_file, readonly: false });
+        for m in &cfg.mounts {
+            binds.push(BindMount { destination: m.container_path.clone(), source: m.host_path.clone(), readonly: m.readonly });
+        }
+
+        let caps = security::capabilities(sec.privileged, &sec.add_caps, &sec.drop_caps);
+        let seccomp = match &sec.seccomp {
+            SeccompConfig::RuntimeDefault => Seccomp::RuntimeDefault,
+            SeccompConfig::Unconfined => Seccomp::Unconfined,
+            SeccompConfig::Localhost(rel) => {
+                let base = self.paths.root().join("seccomp");
+                let p = base.join(rel);
+                if !p.starts_with(&base) || rel.split('/').any(|c| c == "..") {
+                    return Err(config_err(format!("seccompProfile.localhostProfile {rel:?} must stay under {}", base.display())));
+                }
+                let b = std::fs::read(&p).map_err(|e| config_err(format!("seccompProfile.localhostProfile {}: {e}", p.display())))?;
+                Seccomp::Profile(serde_json::from_slice(&b).map_err(|e| config_err(format!("seccomp profile {}: {e}", p.display())))?)
+            }
+        };
+        let cgroup_rel = self.paths.container_cgroup(uid, id);
+        let input = SpecInput {
+            args,
+            env,
+            cwd,
+            uid: resolved.uid,
+            gid: resolved.gid,
+            additional_gids: resolved.additional_gids,
+            terminal: cfg.tty,
+            rootfs: rootfs.clone(),
+            readonly_rootfs: sec.readonly_rootfs,
+            hostname: sandbox.hostname.clone(),
+            namespaces: self.sandbox_namespaces(&sandbox),
+            cgroups_path: format!("/{cgroup_rel}"),
+            cgroup: container_values(&cfg.resources),
+            cgroup_v2: self.cgroups.version() == 2,
+            binds,
+            capabilities: caps,
+            privileged: sec.privileged,
+            no_new_privileges: sec.allow_privilege_escalation == Some(false) && !sec.privileged,
+            seccomp,
+            annotations: vec![
+                ("io.kubernetes.pod.uid".into(), uid.to_string()),
+                ("io.kubernetes.pod.name".into(), sandbox.name.clone()),
+                ("io.kubernetes.pod.namespace".into(), sandbox.namespace.clone()),
+                ("io.kubernetes.container.name".into(), cfg.name.clone()),
+            ],
+        };
+        let spec_json = spec::build(&input);
+        // Round-trip through oci-spec so what libcontainer reads is checked.
+        let oci: oci_spec::runtime::Spec =
+            serde_json::from_value(spec_json).map_err(|e| cerr(format!("invalid OCI spec: {e}")))?;
+        let config_path = dir.join("config.json");
+        oci.save(&config_path).map_err(|e| cerr(format!("{}: {e}", config_path.display())))?;
+
+        let log_path = self.paths.log_path(uid, &cfg.name, 0);
+        if let Some(parent) = log_path.parent() {
+            std::fs::create_dir_all(parent).map_err(RuntimeError::io(parent))?;
+        }
+        let req = Request::Create(CreateRequest {
+            id: id.to_string(),
+            bundle: dir.clone(),
+            tty: cfg.tty,
+            stdin: cfg.stdin,
+            log_path,
+            oom_events: self.cgroups.oom_events_file(&cgroup_rel),
+        });
+        match self.shim(uid).call(&req)? {
+            Response::Created { .. } => Ok(()),
+            other => Err(cerr(format!("unexpected shim response {other:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn kubernetes_command_rules() {
+        let ep = v(&["/ep"]);
+        let cmd = v(&["a"]);
+        assert_eq!(merge_command(&[], &[], &ep, &cmd), v(&["/ep", "a"]));
+        assert_eq!(merge_command(&[], &v(&["b"]), &ep, &cmd), v(&["/ep", "b"]));
+        assert_eq!(merge_command(&v(&["sh"]), &[], &ep, &cmd), v(&["sh"]));
+        assert_eq!(merge_command(&v(&["sh"]), &v(&["-c", "x"]), &ep, &cmd), v(&["sh", "-c", "x"]));
+    }
+
+    #[test]
+    fn env_overrides_in_place() {
+        let env = merge_env(&v(&["PATH=/bin", "A=1"]), &[("A".into(), "2".into()), ("B".into(), "3".into())], "pod");
+        assert_eq!(env, v(&["HOSTNAME=pod", "PATH=/bin", "A=2", "B=3"]));
+    }
+}

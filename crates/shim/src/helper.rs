@@ -1,0 +1,108 @@
+//! The helper: one short-lived process per libcontainer operation.
+//!
+//! youki's libcontainer changes the process that calls it (oom_score_adj,
+//! dumpable flag, working directory) and forks, so the shim never calls it
+//! itself: it fork+execs `peapod shim-helper '<json>'` for each operation.
+//! For `create`, the container's stdin/stdout/stderr are the helper's fds
+//! 3, 4 and 5 (set up by the shim), or a pty through a console socket. The
+//! result is one JSON line on stdout; diagnostics go to stderr.
+
+use crate::protocol::{HelperAction, HelperResult};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::signal::Signal;
+use libcontainer::syscall::syscall::SyscallType;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+
+/// Run one helper action; returns the process exit code.
+pub fn run(action_json: &str) -> i32 {
+    let result = match serde_json::from_str::<HelperAction>(action_json) {
+        Ok(action) => match perform(action) {
+            Ok(pid) => HelperResult::Ok { pid },
+            Err(message) => HelperResult::Error { message },
+        },
+        Err(e) => HelperResult::Error { message: format!("bad helper request: {e}") },
+    };
+    let code = matches!(result, HelperResult::Error { .. }) as i32;
+    match serde_json::to_string(&result) {
+        Ok(line) => println!("{line}"),
+        Err(e) => eprintln!("cannot encode helper result: {e}"),
+    }
+    code
+}
+
+/// Take ownership of an inherited fd.
+fn inherited(fd: i32) -> OwnedFd {
+    // SAFETY: the shim set fds 3..=5 up with dup2 before exec for `create`
+    // and `exec` without a tty; nothing else in this process uses them.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn load(root: &Path, id: &str) -> Result<Container, String> {
+    Container::load(root.join(id)).map_err(|e| format!("container {id}: cannot load state: {e}"))
+}
+
+fn perform(action: HelperAction) -> Result<Option<i32>, String> {
+    match action {
+        HelperAction::Create { root, id, bundle, console_socket } => {
+            let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
+                .with_root_path(&root)
+                .map_err(|e| format!("container {id}: state root {}: {e}", root.display()))?
+                .with_console_socket(console_socket.as_ref());
+            if console_socket.is_none() {
+                builder = builder
+                    .with_stdin(inherited(3))
+                    .with_stdout(inherited(4))
+                    .with_stderr(inherited(5));
+            }
+            let container = builder
+                .validate_id()
+                .map_err(|e| format!("container {id}: invalid id: {e}"))?
+                .as_init(&bundle)
+                .with_systemd(false)
+                .with_detach(true)
+                .build()
+                .map_err(|e| format!("container {id}: create failed: {e}"))?;
+            Ok(container.pid().map(|p| p.as_raw()))
+        }
+        HelperAction::Start { root, id } => {
+            let mut c = load(&root, &id)?;
+            c.start().map_err(|e| format!("container {id}: start failed: {e}"))?;
+            Ok(c.pid().map(|p| p.as_raw()))
+        }
+        HelperAction::Exec { root, id, process_json, console_socket } => {
+            let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
+                .with_root_path(&root)
+                .map_err(|e| format!("container {id}: state root {}: {e}", root.display()))?
+                .with_console_socket(console_socket.as_ref());
+            if console_socket.is_none() {
+                builder = builder
+                    .with_stdin(inherited(3))
+                    .with_stdout(inherited(4))
+                    .with_stderr(inherited(5));
+            }
+            let pid = builder
+                .as_tenant()
+                .with_process(Some(&process_json))
+                .with_detach(true)
+                .build()
+                .map_err(|e| format!("container {id}: exec failed: {e}"))?;
+            Ok(Some(pid.as_raw()))
+        }
+        HelperAction::Kill { root, id, signal, all } => {
+            let mut c = load(&root, &id)?;
+            let sig = Signal::try_from(signal).map_err(|e| format!("signal {signal}: {e}"))?;
+            c.kill(sig, all).map_err(|e| format!("container {id}: kill failed: {e}"))?;
+            Ok(None)
+        }
+        HelperAction::Delete { root, id } => {
+            if !root.join(&id).exists() {
+                return Ok(None);
+            }
+            let mut c = load(&root, &id)?;
+            c.delete(true).map_err(|e| format!("container {id}: delete failed: {e}"))?;
+            Ok(None)
+        }
+    }
+}
