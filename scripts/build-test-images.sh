@@ -171,8 +171,7 @@ make_layout() {
     printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"},"platform":{"architecture":"%s","os":"linux"}}]}' \
         "$mdigest" "$msize" "$name" "$tag" "$arch" >"$layout/index.json"
     printf '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
-    find "$layout" -type f -exec chmod 0644 {} +
-    find "$layout" -type d -exec chmod 0755 {} +
+    chmod -R u=rwX,go=rX "$layout"
     tar -C "$layout" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
         --format=gnu -cf "$outfile.tmp" oci-layout index.json blobs
     mv "$outfile.tmp" "$outfile"

@@ -13,9 +13,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::image::{
-    Descriptor, DescriptorBuilder, ImageIndex, ImageManifestBuilder, MediaType,
-};
+use oci_spec::image::{Descriptor, DescriptorBuilder, ImageIndex, ImageManifestBuilder, MediaType};
 use serde::Deserialize;
 
 use crate::error::{io_ctx, ImageError};
@@ -317,12 +315,22 @@ impl ImageStore {
                     "config",
                 )?;
                 for layer in manifest.layers() {
-                    self.take_blob(staging, moved, layer.digest().as_ref(), layer.size(), "layer")?;
+                    self.take_blob(
+                        staging,
+                        moved,
+                        layer.digest().as_ref(),
+                        layer.size(),
+                        "layer",
+                    )?;
                 }
                 Ok(Some(digest))
             }
             other => {
-                tracing::warn!(digest, media_type = other, "skipping non-image entry of index.json");
+                tracing::warn!(
+                    digest,
+                    media_type = other,
+                    "skipping non-image entry of index.json"
+                );
                 Ok(None)
             }
         }

@@ -84,7 +84,9 @@ impl Reference {
             registry
         };
         if !valid_registry(&registry) {
-            return Err(bad(&format!("registry {registry:?} is not a valid host[:port]")));
+            return Err(bad(&format!(
+                "registry {registry:?} is not a valid host[:port]"
+            )));
         }
         let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
             format!("library/{repository}")
@@ -167,8 +169,7 @@ pub(crate) fn valid_tag(t: &str) -> bool {
         Some(c) if c.is_ascii_alphanumeric() || c == '_' => {}
         _ => return false,
     }
-    t.len() <= 128
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+    t.len() <= 128 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
 }
 
 /// A path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
@@ -231,7 +232,9 @@ fn valid_registry(r: &str) -> bool {
             !label.is_empty()
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -245,9 +248,15 @@ pub(crate) fn validate_digest(d: &str) -> Result<(), ImageError> {
         .split_once(':')
         .ok_or_else(|| bad("expected ALGORITHM:HEX"))?;
     if alg != "sha256" {
-        return Err(bad(&format!("algorithm {alg:?} is not supported (only sha256)")));
+        return Err(bad(&format!(
+            "algorithm {alg:?} is not supported (only sha256)"
+        )));
     }
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(bad("sha256 digest must be 64 lowercase hex characters"));
     }
     Ok(())
@@ -266,7 +275,10 @@ mod tests {
         assert_eq!(norm("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(norm("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(norm("library/busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(norm("docker.io/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            norm("docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(norm("index.docker.io/foo/bar"), "docker.io/foo/bar:latest");
         assert_eq!(norm("user/app:v1"), "docker.io/user/app:v1");
         assert_eq!(
@@ -275,7 +287,10 @@ mod tests {
         );
         assert_eq!(norm("localhost:5000/x"), "localhost:5000/x:latest");
         assert_eq!(norm("quay.io/a/b/c:t_1.2-x"), "quay.io/a/b/c:t_1.2-x");
-        assert_eq!(norm("a__b/c-d--e/f.g_h"), "docker.io/a__b/c-d--e/f.g_h:latest");
+        assert_eq!(
+            norm("a__b/c-d--e/f.g_h"),
+            "docker.io/a__b/c-d--e/f.g_h:latest"
+        );
         let d = format!("sha256:{}", "a".repeat(64));
         let r = Reference::parse(&format!("host:5000/a/b@{d}")).expect("digest ref");
         assert_eq!(r.registry, "host:5000");

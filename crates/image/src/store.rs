@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -162,6 +163,12 @@ impl ImageStore {
             store.tmp_dir(),
         ] {
             fs::create_dir_all(&dir).map_err(io_ctx("creating", &dir))?;
+        }
+        // Layers hold setuid binaries and device nodes owned by root: no
+        // other host user may reach them.
+        for dir in [store.layers_dir(), store.tmp_dir()] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                .map_err(io_ctx("chmod 0700", &dir))?;
         }
         Ok(store)
     }
@@ -559,7 +566,10 @@ impl ImageStore {
     pub fn config(&self, rec: &ImageRecord) -> Result<ImageConfig, ImageError> {
         let bytes = self.read_blob(&rec.config_digest)?;
         let config = ImageConfiguration::from_reader(&bytes[..]).map_err(|e| {
-            ImageError::oci(format!("parsing config {} of {}", rec.config_digest, rec.name), e)
+            ImageError::oci(
+                format!("parsing config {} of {}", rec.config_digest, rec.name),
+                e,
+            )
         })?;
         let Some(c) = config.config() else {
             return Ok(ImageConfig::default());
@@ -574,12 +584,7 @@ impl ImageStore {
             user: c.user().clone().filter(|u| !u.is_empty()),
             exposed_ports,
             stop_signal: c.stop_signal().clone().filter(|s| !s.is_empty()),
-            labels: c
-                .labels()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
         })
     }
 

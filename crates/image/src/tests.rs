@@ -20,7 +20,15 @@ enum E<'a> {
     Dir(&'a str, u32),
     File(&'a str, &'a [u8], u32),
     /// path, content, mode, uid, gid, mtime, xattrs
-    FileFull(&'a str, &'a [u8], u32, u64, u64, u64, &'a [(&'a str, &'a [u8])]),
+    FileFull(
+        &'a str,
+        &'a [u8],
+        u32,
+        u64,
+        u64,
+        u64,
+        &'a [(&'a str, &'a [u8])],
+    ),
     Symlink(&'a str, &'a str),
     HardLink(&'a str, &'a str),
     CharDev(&'a str, u32, u32),
@@ -191,7 +199,8 @@ fn oci_archive(images: &[OciImage]) -> (Vec<u8>, Vec<String>) {
         digests.push(md.clone());
         blobs.insert(md, manifest);
     }
-    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": index})).expect("index");
+    let index =
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": index})).expect("index");
     add_file(&mut b, "index.json", &index);
     for (d, data) in &blobs {
         add_file(&mut b, &format!("blobs/sha256/{}", &d[7..]), data);
@@ -211,7 +220,11 @@ fn docker_archive(layers: &[&Layer], config: &[u8], tags: &[&str]) -> Vec<u8> {
     }
     add_file(&mut b, &config_name, config);
     let manifest = json!([{"Config": config_name, "RepoTags": tags, "Layers": layer_paths}]);
-    add_file(&mut b, "manifest.json", &serde_json::to_vec(&manifest).expect("json"));
+    add_file(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("json"),
+    );
     b.into_inner().expect("tar")
 }
 
@@ -314,10 +327,16 @@ fn import_oci_layout_and_unpack() {
     assert_eq!(fs::read_dir(s.root().join("tmp")).expect("tmp").count(), 0);
 
     // Lookups.
-    assert_eq!(s.get("localhost/test/img:v1").expect("get").as_ref(), Some(rec));
+    assert_eq!(
+        s.get("localhost/test/img:v1").expect("get").as_ref(),
+        Some(rec)
+    );
     assert_eq!(s.get(&rec.digest).expect("get").as_ref(), Some(rec));
     assert_eq!(s.get(&rec.digest[7..19]).expect("get").as_ref(), Some(rec));
-    assert_eq!(s.get(&rec.config_digest[..15]).expect("get").as_ref(), Some(rec));
+    assert_eq!(
+        s.get(&rec.config_digest[..15]).expect("get").as_ref(),
+        Some(rec)
+    );
     assert_eq!(
         s.get(&format!("localhost/test/img@{}", rec.digest))
             .expect("get")
@@ -340,10 +359,7 @@ fn import_oci_layout_and_unpack() {
 
     let dirs = s.layer_dirs(rec).expect("layer dirs");
     assert_eq!(dirs.len(), 2);
-    assert_eq!(
-        dirs[0],
-        s.root().join("layers").join(&l1.diff_id[7..19])
-    );
+    assert_eq!(dirs[0], s.root().join("layers").join(&l1.diff_id[7..19]));
     let (base, top) = (&dirs[0], &dirs[1]);
 
     // Modes, setuid, ownership, mtimes, xattrs.
@@ -404,7 +420,10 @@ fn import_oci_layout_and_unpack() {
     assert!(!top.join("opq/.wh..wh..opq").exists());
     assert!(!top.join(".wh..wh..plnk").exists());
     assert_eq!(fs::read(top.join("opq/new")).expect("new"), b"new");
-    assert_eq!(lgetxattr(&base.join("opq"), "trusted.overlay.opaque").expect("x"), None);
+    assert_eq!(
+        lgetxattr(&base.join("opq"), "trusted.overlay.opaque").expect("x"),
+        None
+    );
 
     // Importing again reuses everything and is idempotent.
     let again = s.import(&archive[..], None).expect("re-import");
@@ -433,11 +452,15 @@ fn names_from_tag_annotation_and_given_name() {
     );
     assert!(s.list().expect("list").is_empty());
 
-    let recs = s.import(&archive[..], Some("example.com/app")).expect("import");
+    let recs = s
+        .import(&archive[..], Some("example.com/app"))
+        .expect("import");
     let names: Vec<&str> = recs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, vec!["example.com/app:v2"]);
     // An explicit tag in the given name wins.
-    let recs = s.import(&archive[..], Some("example.com/app:mine")).expect("import");
+    let recs = s
+        .import(&archive[..], Some("example.com/app:mine"))
+        .expect("import");
     assert_eq!(recs[0].name, "example.com/app:mine");
 
     // No config section at all: empty ImageConfig.
@@ -459,7 +482,10 @@ fn names_from_tag_annotation_and_given_name() {
     let id = recs[0].config_digest[7..19].to_string();
     s.remove(&id).expect("remove by id");
     assert!(s.list().expect("list").is_empty());
-    assert!(matches!(s.remove("busybox:1"), Err(ImageError::NotFound(_))));
+    assert!(matches!(
+        s.remove("busybox:1"),
+        Err(ImageError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -471,7 +497,10 @@ fn import_docker_save_shares_layers() {
     let archive = docker_archive(&[&l1, &l2], &config, &["busybox:latest", "localhost/x/y:z"]);
     let recs = s.import(&archive[..], None).expect("import docker");
     let names: Vec<&str> = recs.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, vec!["docker.io/library/busybox:latest", "localhost/x/y:z"]);
+    assert_eq!(
+        names,
+        vec!["docker.io/library/busybox:latest", "localhost/x/y:z"]
+    );
     assert_eq!(recs[0].digest, recs[1].digest);
     assert_eq!(recs[0].layers, vec![l1.diff_id.clone(), l2.diff_id.clone()]);
     // The synthesised manifest is a stored OCI manifest.
@@ -521,7 +550,12 @@ fn corrupted_blob_is_rejected_and_nothing_registered() {
     assert!(s.list().expect("list").is_empty());
     assert!(!s.has_blob(&sha(&l1.blob)));
     assert_eq!(fs::read_dir(s.root().join("tmp")).expect("tmp").count(), 0);
-    assert_eq!(fs::read_dir(s.root().join("layers")).expect("layers").count(), 0);
+    assert_eq!(
+        fs::read_dir(s.root().join("layers"))
+            .expect("layers")
+            .count(),
+        0
+    );
 
     // A layer whose content does not match the config's diff id (docker
     // layout: layers are not named by digest, the diff id catches it).
@@ -537,7 +571,12 @@ fn corrupted_blob_is_rejected_and_nothing_registered() {
         other => panic!("expected DiffIdMismatch, got {other:?}"),
     }
     assert!(s.list().expect("list").is_empty());
-    assert_eq!(fs::read_dir(s.root().join("layers")).expect("layers").count(), 0);
+    assert_eq!(
+        fs::read_dir(s.root().join("layers"))
+            .expect("layers")
+            .count(),
+        0
+    );
 
     // A size that disagrees with the expected one.
     let good = plain(layer_tar(&[E::File("f", b"size", 0o644)]));
@@ -560,10 +599,19 @@ fn unsafe_entries_are_refused() {
         ),
         (
             "absolute symlink parent",
-            layer_tar(&[E::Symlink("etc", "/etc"), E::File("etc/peapod-evil", b"x", 0o644)]),
+            layer_tar(&[
+                E::Symlink("etc", "/etc"),
+                E::File("etc/peapod-evil", b"x", 0o644),
+            ]),
         ),
-        ("dotdot", layer_tar(&[E::RawName("a/../../peapod-evil", b"x")])),
-        ("absolute", layer_tar(&[E::RawName("/tmp/peapod-evil", b"x")])),
+        (
+            "dotdot",
+            layer_tar(&[E::RawName("a/../../peapod-evil", b"x")]),
+        ),
+        (
+            "absolute",
+            layer_tar(&[E::RawName("/tmp/peapod-evil", b"x")]),
+        ),
         (
             "hardlink out",
             layer_tar(&[E::Symlink("up", "/etc"), E::HardLink("pw", "up/passwd")]),
@@ -590,7 +638,10 @@ fn unsafe_entries_are_refused() {
         E::File("lib/x.so", b"so", 0o644),
     ]);
     unpack_layer(&tar[..], dir.path(), "inside").expect("inside symlink");
-    assert_eq!(fs::read(dir.path().join("usr/lib/x.so")).expect("x.so"), b"so");
+    assert_eq!(
+        fs::read(dir.path().join("usr/lib/x.so")).expect("x.so"),
+        b"so"
+    );
 }
 
 #[test]
@@ -600,7 +651,10 @@ fn unpack_detects_compression_and_computes_diff_id() {
     for (blob, c) in [
         (tar.clone(), Compression::None),
         (gzip(&tar), Compression::Gzip),
-        (zstd::encode_all(&tar[..], 3).expect("zstd"), Compression::Zstd),
+        (
+            zstd::encode_all(&tar[..], 3).expect("zstd"),
+            Compression::Zstd,
+        ),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let u = unpack_layer(&blob[..], dir.path(), "c").expect("unpack");
@@ -714,7 +768,10 @@ fn mount_overlay_of_two_layers() {
 
 #[test]
 fn overlay_option_string() {
-    let layers = vec![PathBuf::from("/s/layers/aaa"), PathBuf::from("/s/layers/bbb")];
+    let layers = vec![
+        PathBuf::from("/s/layers/aaa"),
+        PathBuf::from("/s/layers/bbb"),
+    ];
     assert_eq!(
         overlay_options(&layers, Some((Path::new("/r/upper"), Path::new("/r/work"))))
             .expect("opts"),
@@ -732,4 +789,134 @@ fn overlay_option_string() {
         overlay_options(&many, None),
         Err(ImageError::Unsupported(_))
     ));
+}
+
+/// The images scripts/build-test-images.sh builds from the host's
+/// busybox-static: imported, layers shared, mounted, and a program run in
+/// them with chroot.
+#[test]
+fn imports_script_built_test_images() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-test-images.sh");
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("skipping: /bin/busybox missing (apt-get install busybox-static)");
+        return;
+    }
+    let (d, s) = store();
+    let out = d.path().join("images");
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .status()
+        .expect("run build-test-images.sh");
+    assert!(status.success(), "build-test-images.sh failed: {status}");
+
+    let bb = s
+        .import(
+            fs::File::open(out.join("busybox.tar")).expect("busybox.tar"),
+            None,
+        )
+        .expect("import busybox");
+    let httpd = s
+        .import(
+            fs::File::open(out.join("httpd.tar")).expect("httpd.tar"),
+            None,
+        )
+        .expect("import httpd");
+    assert_eq!(bb[0].name, "localhost/peapod/busybox:latest");
+    assert_eq!(httpd[0].name, "localhost/peapod/httpd:latest");
+    assert_eq!(bb[0].layers[0], httpd[0].layers[0], "base layer shared");
+    let layer_dirs = fs::read_dir(s.root().join("layers"))
+        .expect("layers")
+        .filter(|e| e.as_ref().map(|e| e.path().is_dir()).unwrap_or(false))
+        .count();
+    assert_eq!(layer_dirs, 2);
+
+    let cfg = s.config(&bb[0]).expect("config");
+    assert_eq!(cfg.cmd, vec!["sh"]);
+    assert_eq!(
+        cfg.env,
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    );
+    let cfg = s.config(&httpd[0]).expect("config");
+    assert_eq!(
+        cfg.entrypoint,
+        vec!["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]
+    );
+    assert_eq!(cfg.working_dir.as_deref(), Some("/www"));
+    assert_eq!(cfg.exposed_ports, vec!["8080/tcp"]);
+
+    let layers = s.layer_dirs(&httpd[0]).expect("dirs");
+    let base = &layers[0];
+    assert_eq!(
+        fs::metadata(base.join("tmp")).expect("tmp").mode() & 0o7777,
+        0o1777
+    );
+    assert_eq!(
+        fs::read_link(base.join("bin/sh")).expect("sh"),
+        PathBuf::from("busybox")
+    );
+
+    let target = d.path().join("rootfs");
+    mount_rootfs(&layers, &d.path().join("rw"), &target).expect("mount");
+    let run = |args: &[&str]| {
+        std::process::Command::new("chroot")
+            .arg(&target)
+            .args(args)
+            .output()
+    };
+    let index = run(&["/bin/cat", "/www/index.html"]);
+    let health = run(&["/bin/sh", "-c", "cat /www/healthz; echo hi > /tmp/x"]);
+    let passwd = run(&["/bin/grep", "^app:x:1000:", "/etc/passwd"]);
+    unmount(&target).expect("unmount");
+    let index = index.expect("chroot cat");
+    assert_eq!(
+        String::from_utf8_lossy(&index.stdout),
+        "hello from peapod\n"
+    );
+    let health = health.expect("chroot sh");
+    assert!(health.status.success(), "{health:?}");
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "ok\n");
+    assert!(passwd.expect("grep").status.success());
+    assert_eq!(
+        fs::read(d.path().join("rw/upper/tmp/x")).expect("upper"),
+        b"hi\n"
+    );
+
+    // Archives written by another tool (skopeo), when it is installed: a
+    // docker-archive (layers behind symlinks, names in RepoTags) and an OCI
+    // archive whose ref.name is a full reference.
+    let skopeo_ok = std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !skopeo_ok {
+        eprintln!("skopeo not installed: skipping the interop part");
+        return;
+    }
+    let src = format!("oci-archive:{}", out.join("httpd.tar").display());
+    let docker = out.join("docker.tar");
+    let oci = out.join("oci.tar");
+    for dst in [
+        format!("docker-archive:{}:example.com/web:v3", docker.display()),
+        format!("oci-archive:{}:web:v4", oci.display()),
+    ] {
+        let st = std::process::Command::new("skopeo")
+            .args(["copy", "-q", &src, &dst])
+            .status()
+            .expect("skopeo");
+        assert!(st.success(), "skopeo copy to {dst}");
+    }
+    let recs = s
+        .import(fs::File::open(&docker).expect("docker.tar"), None)
+        .expect("import docker-archive");
+    assert_eq!(recs[0].name, "example.com/web:v3");
+    assert_eq!(recs[0].config_digest, httpd[0].config_digest);
+    assert_eq!(recs[0].diff_ids, httpd[0].diff_ids);
+    assert_eq!(s.layer_dirs(&recs[0]).expect("dirs"), layers);
+    let recs = s
+        .import(fs::File::open(&oci).expect("oci.tar"), None)
+        .expect("import skopeo oci-archive");
+    assert_eq!(recs[0].name, "docker.io/library/web:v4");
+    assert_eq!(recs[0].digest, httpd[0].digest);
 }

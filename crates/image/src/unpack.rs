@@ -397,9 +397,11 @@ impl Unpacker<'_> {
                 return Err(self.refuse(&raw_path, "hard link to a directory"));
             }
             // link(2) does not follow a symlink at `src`.
-            fs::hard_link(&src, &dst).map_err(
-                self.io_err(format!("hard link {} -> {}", dst.display(), src.display())),
-            )?;
+            fs::hard_link(&src, &dst).map_err(self.io_err(format!(
+                "hard link {} -> {}",
+                dst.display(),
+                src.display()
+            )))?;
             return Ok(());
         }
 
@@ -454,7 +456,10 @@ impl Unpacker<'_> {
     fn existing_dir(&self, rel: &Path, entry: &Path) -> Result<PathBuf, ImageError> {
         let p = self.root.join(rel);
         let real = p.canonicalize().map_err(|err| {
-            self.refuse(entry, format!("hard link target directory {}: {err}", p.display()))
+            self.refuse(
+                entry,
+                format!("hard link target directory {}: {err}", p.display()),
+            )
         })?;
         if !real.starts_with(&self.root) {
             return Err(self.refuse(entry, "hard link target is outside the layer"));

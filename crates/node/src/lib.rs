@@ -1,1 +1,21 @@
-//! peapod-node
+//! peapod-node: the kubelet part of peapod.
+//!
+//! Pod workers drive each stored pod to its desired state through the
+//! runtime (`worker`), volumes are prepared on the host (`volumes`), status
+//! is computed the kubelet way (`status`), objects are kept durably
+//! (`store`), and the daemon serves the Kubernetes-shaped API on a unix
+//! socket (`server`, `daemon`).
+
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod node;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod time;
+pub mod volumes;
+pub mod worker;
+
+pub use daemon::{serve, DaemonOptions};
+pub use node::Node;

@@ -1,1 +1,275 @@
-fn main() {}
+//! `peapod`: the one binary. `serve` runs the node daemon; the other verbs
+//! talk to it over its unix socket. Hidden verbs are the roles the daemon
+//! runs itself as: `shim` (per-pod supervisor), `shim-helper` (one
+//! libcontainer operation) and `infra` (the pod's pause process).
+
+mod client;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+const DEFAULT_SOCKET: &str = "/run/peapod/peapod.sock";
+
+#[derive(Parser)]
+#[command(name = "peapod", version, about = "Kubernetes Pods on one Linux machine")]
+struct Cli {
+    /// The daemon's socket.
+    #[arg(long, env = "PEAPOD_SOCKET", global = true, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args)]
+struct NsArg {
+    /// Namespace.
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
+    namespace: String,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the node daemon.
+    Serve {
+        /// Durable data: images, pod volumes, logs, the object store.
+        #[arg(long, default_value = "/var/lib/peapod")]
+        root: PathBuf,
+        /// Runtime state: shim sockets, pinned namespaces.
+        #[arg(long, default_value = "/run/peapod")]
+        state: PathBuf,
+        /// Parent cgroup of every pod cgroup.
+        #[arg(long, default_value = "peapod")]
+        cgroup_parent: String,
+        /// pids limit of each pod cgroup.
+        #[arg(long)]
+        pod_max_pids: Option<i64>,
+    },
+    /// Create pods from a manifest file (or - for stdin).
+    Apply {
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+    },
+    /// List pods, or show one.
+    Get {
+        /// pod | pods | po
+        resource: String,
+        name: Option<String>,
+        #[command(flatten)]
+        ns: NsArg,
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
+        /// wide | yaml | json | name
+        #[arg(short = 'o', long = "output")]
+        output: Option<String>,
+        #[arg(short = 'w', long = "watch")]
+        watch: bool,
+    },
+    /// Show a pod in detail, with its events.
+    Describe {
+        resource: String,
+        name: String,
+        #[command(flatten)]
+        ns: NsArg,
+    },
+    /// Print a container's logs.
+    Logs {
+        pod: String,
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        #[arg(short = 'f', long = "follow")]
+        follow: bool,
+        #[arg(long)]
+        timestamps: bool,
+        #[arg(long)]
+        tail: Option<i64>,
+        #[arg(short = 'p', long)]
+        previous: bool,
+        #[command(flatten)]
+        ns: NsArg,
+    },
+    /// Run a command in a container.
+    Exec {
+        pod: String,
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        #[arg(short = 'i', long = "stdin")]
+        stdin: bool,
+        #[arg(short = 't', long = "tty")]
+        tty: bool,
+        #[command(flatten)]
+        ns: NsArg,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Delete pods and wait until they are gone.
+    Delete {
+        /// `pod NAME...` or `pod/NAME...`
+        targets: Vec<String>,
+        #[arg(short = 'f', long = "filename")]
+        file: Option<String>,
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        wait: bool,
+        #[arg(long = "grace-period")]
+        grace_period: Option<i64>,
+        #[command(flatten)]
+        ns: NsArg,
+    },
+    /// Show a pod's processes, namespaces and cgroups.
+    Inspect {
+        resource: String,
+        name: String,
+        #[command(flatten)]
+        ns: NsArg,
+        /// json
+        #[arg(short = 'o', long = "output")]
+        output: Option<String>,
+    },
+    /// List images.
+    Images,
+    /// Manage images.
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+    #[command(hide = true)]
+    Shim {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    #[command(hide = true, name = "shim-helper")]
+    ShimHelper { action: String },
+    #[command(hide = true)]
+    Infra {
+        #[arg(long = "lo-up")]
+        lo_up: bool,
+        #[arg(long = "no-lo")]
+        no_lo: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Import an OCI image layout tarball or a `docker save` archive.
+    Import {
+        file: PathBuf,
+        /// Name for an archive that carries none.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List images.
+    Ls,
+}
+
+fn check_pod_resource(r: &str) -> anyhow::Result<()> {
+    match r {
+        "pod" | "pods" | "po" => Ok(()),
+        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods)"),
+    }
+}
+
+fn delete_targets(targets: &[String], ns: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut it = targets.iter().peekable();
+    if let Some(first) = it.peek() {
+        if !first.contains('/') {
+            check_pod_resource(first)?;
+            it.next();
+            for n in it {
+                out.push((ns.to_string(), n.clone()));
+            }
+            if out.is_empty() {
+                anyhow::bail!("error: resource(s) were provided, but no name was specified");
+            }
+            return Ok(out);
+        }
+    }
+    for t in it {
+        let (r, n) = t.split_once('/').unwrap_or(("", t));
+        check_pod_resource(r)?;
+        out.push((ns.to_string(), n.to_string()));
+    }
+    Ok(out)
+}
+
+fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let c = client::Client::new(socket.clone());
+        match cmd {
+            Cmd::Serve { root, state, cgroup_parent, pod_max_pids } => {
+                let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
+                let exe = std::fs::read_link("/proc/self/exe")?;
+                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
+                Ok(0)
+            }
+            Cmd::Apply { file } => client::apply(&c, &file).await.map(|_| 0),
+            Cmd::Get { resource, name, ns, all_namespaces, output, watch } => {
+                check_pod_resource(&resource)?;
+                let output = client::Output::parse(output.as_deref())?;
+                client::get(&c, client::GetArgs { name, namespace: ns.namespace, all_namespaces, output, watch }).await.map(|_| 0)
+            }
+            Cmd::Describe { resource, name, ns } => {
+                check_pod_resource(&resource)?;
+                client::describe(&c, &ns.namespace, &name).await.map(|_| 0)
+            }
+            Cmd::Logs { pod, container, follow, timestamps, tail, previous, ns } => {
+                let pod = pod.strip_prefix("pod/").unwrap_or(&pod).to_string();
+                client::logs(&c, &ns.namespace, &pod, container, follow, timestamps, tail, previous).await.map(|_| 0)
+            }
+            Cmd::Exec { pod, container, stdin, tty, ns, command } => {
+                let pod = pod.strip_prefix("pod/").unwrap_or(&pod).to_string();
+                client::exec(&c, &ns.namespace, &pod, container, command, stdin, tty).await
+            }
+            Cmd::Delete { targets, file, wait, grace_period, ns } => {
+                let mut t = delete_targets(&targets, &ns.namespace)?;
+                if let Some(f) = file {
+                    t.extend(client::delete_targets_from_file(&f)?);
+                }
+                if t.is_empty() {
+                    anyhow::bail!("error: you must specify the pods to delete: `peapod delete pod NAME`, `pod/NAME` or `-f FILE`");
+                }
+                client::delete(&c, t, wait, grace_period).await.map(|_| 0)
+            }
+            Cmd::Inspect { resource, name, ns, output } => {
+                check_pod_resource(&resource)?;
+                client::inspect(&c, &ns.namespace, &name, output.as_deref() == Some("json")).await.map(|_| 0)
+            }
+            Cmd::Images | Cmd::Image { cmd: ImageCmd::Ls } => client::images(&c).await.map(|_| 0),
+            Cmd::Image { cmd: ImageCmd::Import { file, name } } => client::image_import(&c, &file, name).await.map(|_| 0),
+            Cmd::Shim { .. } | Cmd::ShimHelper { .. } | Cmd::Infra { .. } => Ok(0),
+        }
+    })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    // The roles below run without a tokio runtime of this function's: the
+    // shim builds its own single-threaded one, the helper and infra none.
+    let code = match cli.cmd {
+        Cmd::Shim { dir } => peapod_shim::server::main(&dir),
+        Cmd::ShimHelper { action } => peapod_shim::helper::run(&action),
+        Cmd::Infra { lo_up, no_lo } => peapod_shim::infra::run(lo_up && !no_lo),
+        cmd => {
+            if matches!(cmd, Cmd::Serve { .. }) {
+                let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+                tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+            }
+            match tokio_main(cli.socket, cmd) {
+                Ok(code) => code,
+                Err(e) => {
+                    let msg = e.to_string();
+                    if msg.starts_with("error:") || msg.starts_with("Error from server") || msg.starts_with("The ") {
+                        eprintln!("{msg}");
+                    } else {
+                        eprintln!("error: {msg}");
+                    }
+                    1
+                }
+            }
+        }
+    };
+    std::process::exit(code);
+}

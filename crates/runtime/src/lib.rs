@@ -19,7 +19,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod paths;
 mod sandbox_remove;
-mod sandbox_run;
+pub mod sandbox_run;
 pub mod security;
 pub mod spec;
 pub mod user;

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Pod start time and per-pod memory.
+#
+# 1. apply -> all containers running, for a pod with one init container and
+#    two app containers, image present: median (and p90) of RUNS (20) runs.
+# 2. PSS of the per-pod processes (shim + infra) with 10 pods running.
+# Beside it, podman's figures (podman kube play, with the same images) when
+# podman is installed. Usage: bench/pod-start.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-20}
+[ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; exit 1; }
+
+cargo build --release -q
+P=$PWD/target/release/peapod
+scripts/build-test-images.sh target/test-images >/dev/null
+
+D=$(mktemp -d /tmp/ppb-XXXX)
+export PEAPOD_SOCKET=$D/s/peapod.sock
+$P serve --root "$D/root" --state "$D/s" --cgroup-parent "peapod-bench-$$" >"$D/daemon.log" 2>&1 &
+DAEMON=$!
+cleanup() {
+    for p in $($P get pods -o name 2>/dev/null); do $P delete "$p" --grace-period=0 >/dev/null 2>&1 || true; done
+    kill "$DAEMON" 2>/dev/null || true
+    wait "$DAEMON" 2>/dev/null || true
+    for c in /sys/fs/cgroup/*/peapod-bench-$$; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null; done
+    rm -rf "$D"
+}
+trap cleanup EXIT
+for _ in $(seq 200); do [ -S "$PEAPOD_SOCKET" ] && break; sleep 0.05; done
+$P image import target/test-images/busybox.tar >/dev/null
+$P image import target/test-images/httpd.tar >/dev/null
+
+manifest() {
+cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $1}
+spec:
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 0
+  initContainers:
+  - {name: init, image: localhost/peapod/busybox:latest, imagePullPolicy: IfNotPresent, command: ["true"]}
+  containers:
+  - {name: web, image: localhost/peapod/httpd:latest, imagePullPolicy: IfNotPresent}
+  - {name: side, image: localhost/peapod/busybox:latest, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
+YAML
+}
+
+ms() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {printf "%.1f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+p90() { sort -n | awk '{a[NR]=$1} END {i=int(NR*0.9); if (i<1) i=1; printf "%.1f", a[i]}'; }
+
+times=()
+for i in $(seq "$RUNS"); do
+    manifest "b$i" > "$D/m.yaml"
+    t0=$(ms)
+    $P apply -f "$D/m.yaml" >/dev/null
+    until $P get pod "b$i" 2>/dev/null | awk 'NR==2 {exit !($2=="2/2" && $3=="Running")}'; do sleep 0.005; done
+    t1=$(ms)
+    times+=("$(( (t1 - t0) / 100000 ))")
+    $P delete pod "b$i" --grace-period=0 >/dev/null
+done
+start_med=$(printf '%s\n' "${times[@]}" | awk '{print $1/10}' | median)
+start_p90=$(printf '%s\n' "${times[@]}" | awk '{print $1/10}' | p90)
+
+for i in $(seq 10); do manifest "m$i" | $P apply -f - >/dev/null; done
+for i in $(seq 10); do
+    until $P get pod "m$i" 2>/dev/null | awk 'NR==2 {exit !($2=="2/2" && $3=="Running")}'; do sleep 0.05; done
+done
+pss() { awk '/^Pss:/ {s+=$2} END {print s+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+shim_kb=0; infra_kb=0
+for pid in $(pgrep -f "peapod shim --dir $D/"); do shim_kb=$((shim_kb + $(pss "$pid"))); done
+for pid in $(pgrep -x -f "peapod infra --lo-up"); do
+    # only this daemon's infra processes: their cgroup is under our parent
+    grep -q "peapod-bench-$$" "/proc/$pid/cgroup" 2>/dev/null && infra_kb=$((infra_kb + $(pss "$pid")))
+done
+
+echo "peapod: apply -> running (init + 2 containers), median of $RUNS: ${start_med} ms (p90 ${start_p90} ms)"
+echo "peapod: PSS per pod with 10 pods: shim $((shim_kb / 10)) KiB + infra $((infra_kb / 10)) KiB = $(((shim_kb + infra_kb) / 10)) KiB"
+
+if command -v podman >/dev/null; then
+    eval "$(../shared/peers/podman-env.sh 2>/dev/null || /work/shared/peers/podman-env.sh)"
+    for img in busybox httpd; do podman load -q -i "oci-archive:target/test-images/$img.tar" >/dev/null 2>&1 || podman load -q -i "target/test-images/$img.tar" >/dev/null; done
+    ptimes=()
+    for i in $(seq "$RUNS"); do
+        manifest "q$i" > "$D/q.yaml"
+        t0=$(ms)
+        podman kube play "$D/q.yaml" >/dev/null 2>&1
+        until [ "$(podman pod inspect "q$i" --format '{{.State}}' 2>/dev/null)" = "Running" ]; do sleep 0.005; done
+        t1=$(ms)
+        ptimes+=("$(( (t1 - t0) / 100000 ))")
+        podman kube down "$D/q.yaml" >/dev/null 2>&1 || podman pod rm -f "q$i" >/dev/null 2>&1
+    done
+    echo "podman: kube play -> running, median of $RUNS: $(printf '%s\n' "${ptimes[@]}" | awk '{print $1/10}' | median) ms (p90 $(printf '%s\n' "${ptimes[@]}" | awk '{print $1/10}' | p90) ms)"
+    for i in $(seq 10); do manifest "r$i" > "$D/r$i.yaml"; podman kube play "$D/r$i.yaml" >/dev/null 2>&1; done
+    conmon_kb=0; pause_kb=0
+    for pid in $(pgrep -x conmon); do conmon_kb=$((conmon_kb + $(pss "$pid"))); done
+    for pid in $(pgrep -f catatonit); do pause_kb=$((pause_kb + $(pss "$pid"))); done
+    echo "podman: PSS per pod with 10 pods: conmon (3 per pod) $((conmon_kb / 10)) KiB + infra $((pause_kb / 10)) KiB"
+    for i in $(seq 10); do podman kube down "$D/r$i.yaml" >/dev/null 2>&1 || true; done
+else
+    echo "podman: not installed (apt-get install podman conmon runc catatonit netavark to compare)"
+fi

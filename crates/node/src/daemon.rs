@@ -1,0 +1,111 @@
+//! `peapod serve`: lock the root, open the store, adopt what runs, serve.
+
+use crate::node::Node;
+use crate::store::Store;
+use peapod_image::ImageStore;
+use peapod_runtime::{Runtime, RuntimeOptions};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub root: PathBuf,
+    pub state: PathBuf,
+    pub cgroup_parent: String,
+    pub socket: PathBuf,
+    pub pod_max_pids: Option<i64>,
+    pub exe: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("another peapod daemon already owns --root {root} (pid {pid}); stop it or use another --root")]
+    Locked { root: PathBuf, pid: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Image(#[from] peapod_image::ImageError),
+    #[error(transparent)]
+    Runtime(#[from] peapod_runtime::RuntimeError),
+}
+
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Io { path: path.to_path_buf(), source }
+}
+
+/// Take the root's lock, so two daemons never share one root.
+fn lock_root(root: &std::path::Path) -> Result<std::fs::File, DaemonError> {
+    let path = root.join("peapod.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io(&path))?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let pid = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+        return Err(DaemonError::Locked { root: root.to_path_buf(), pid });
+    }
+    file.set_len(0).map_err(io(&path))?;
+    std::fs::write(&path, std::process::id().to_string()).map_err(io(&path))?;
+    Ok(file)
+}
+
+pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
+    for d in [&opts.root, &opts.state] {
+        std::fs::create_dir_all(d).map_err(io(d))?;
+    }
+    let _lock = lock_root(&opts.root)?;
+    let images = Arc::new(ImageStore::open(&opts.root.join("images"))?);
+    let runtime = Arc::new(Runtime::new(
+        RuntimeOptions {
+            root: opts.root.clone(),
+            state: opts.state.clone(),
+            cgroup_parent: opts.cgroup_parent.clone(),
+            pod_max_pids: opts.pod_max_pids,
+            exe: opts.exe.clone(),
+        },
+        images.clone(),
+    )?);
+    let store = Store::open(&opts.root.join("peapod.redb"))?;
+    let node = Arc::new(Node::new(store, runtime.clone(), images));
+
+    // Reconcile: every stored pod gets a worker (which adopts a running
+    // sandbox); a sandbox no stored pod owns is removed.
+    let pods = node.list_pods(None)?;
+    let known: Vec<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    for uid in runtime.list_sandboxes() {
+        if !known.contains(&uid) {
+            tracing::info!(%uid, "removing sandbox of a pod that no longer exists");
+            let rt = runtime.clone();
+            let _ = tokio::task::spawn_blocking(move || rt.remove_sandbox(&uid)).await;
+        }
+    }
+    for p in &pods {
+        node.ensure_worker(p);
+    }
+
+    if let Some(parent) = opts.socket.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let _ = std::fs::remove_file(&opts.socket);
+    let listener = tokio::net::UnixListener::bind(&opts.socket).map_err(io(&opts.socket))?;
+    tracing::info!(socket = %opts.socket.display(), root = %opts.root.display(), cgroups = runtime.cgroups.version(), "peapod daemon serving");
+    eprintln!("peapod: serving on {}", opts.socket.display());
+
+    let app = crate::server::router(node.clone());
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("peapod: daemon stopping; pods keep running");
+    };
+    let res = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let _ = std::fs::remove_file(&opts.socket);
+    res.map_err(io(&opts.socket))
+}

@@ -1,0 +1,73 @@
+//! The node: store, runtime, images, events and the pod workers.
+
+use crate::events::Events;
+use crate::store::{self, Store, StoreError};
+use k8s_openapi::api::core::v1::Pod;
+use peapod_image::ImageStore;
+use peapod_runtime::Runtime;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+pub struct Node {
+    pub store: Store,
+    pub runtime: Arc<Runtime>,
+    pub images: Arc<ImageStore>,
+    pub events: Events,
+    /// Running pod workers by pod UID; notifying one makes it look again.
+    workers: Mutex<HashMap<String, Arc<Notify>>>,
+    pub hostname: String,
+}
+
+pub fn pod_key(ns: &str, name: &str) -> String {
+    store::key("pods", ns, name)
+}
+
+impl Node {
+    pub fn new(store: Store, runtime: Arc<Runtime>, images: Arc<ImageStore>) -> Self {
+        let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into());
+        Self { store, runtime, images, events: Events::default(), workers: Mutex::new(HashMap::new()), hostname }
+    }
+
+    pub fn get_pod(&self, ns: &str, name: &str) -> Result<Option<Pod>, StoreError> {
+        self.store.get(&pod_key(ns, name))
+    }
+
+    pub fn put_pod(&self, pod: &Pod) -> Result<(), StoreError> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        self.store.put("pods", &pod_key(ns, name), pod)
+    }
+
+    pub fn list_pods(&self, ns: Option<&str>) -> Result<Vec<Pod>, StoreError> {
+        match ns {
+            Some(ns) => self.store.list(&format!("pods/{ns}/")),
+            None => self.store.list("pods/"),
+        }
+    }
+
+    /// Start the worker of `pod` unless it runs; otherwise wake it.
+    pub fn ensure_worker(self: &Arc<Self>, pod: &Pod) {
+        let Some(uid) = pod.metadata.uid.clone() else { return };
+        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let Ok(mut workers) = self.workers.lock() else { return };
+        if let Some(n) = workers.get(&uid) {
+            n.notify_one();
+            return;
+        }
+        let notify = Arc::new(Notify::new());
+        workers.insert(uid.clone(), notify.clone());
+        let node = self.clone();
+        tokio::spawn(async move {
+            crate::worker::run(node.clone(), ns, name, uid.clone(), notify).await;
+            if let Ok(mut w) = node.workers.lock() {
+                w.remove(&uid);
+            }
+        });
+    }
+
+    pub fn has_worker(&self, uid: &str) -> bool {
+        self.workers.lock().map(|w| w.contains_key(uid)).unwrap_or(false)
+    }
+}

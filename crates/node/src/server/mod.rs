@@ -1,0 +1,99 @@
+//! The daemon's API on a unix socket: Kubernetes-shaped paths and JSON,
+//! errors as `Status` objects, `?watch=1` streams, the websocket exec
+//! protocol. One file per resource.
+//!
+//! Handlers return `Result<_, Response>` so an early error is a ready
+//! Kubernetes `Status` response; its size does not matter here.
+#![allow(clippy::result_large_err)]
+
+mod events;
+mod exec;
+mod images;
+mod inspect;
+mod logs;
+mod pods;
+
+use crate::node::Node;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/api/v1/pods", get(pods::list_all))
+        .route("/api/v1/namespaces/{ns}/pods", get(pods::list).post(pods::create))
+        .route("/api/v1/namespaces/{ns}/pods/{name}", get(pods::get).put(pods::apply).delete(pods::delete))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(logs::log))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/exec", get(exec::exec).post(exec::exec))
+        .route("/api/v1/namespaces/{ns}/events", get(events::list))
+        .route("/peapod/v1/namespaces/{ns}/pods/{name}/inspect", get(inspect::inspect))
+        .route("/peapod/v1/images", get(images::list))
+        .route("/peapod/v1/images/import", post(images::import))
+        .route("/version", get(version))
+        .fallback(not_found)
+        .with_state(node)
+}
+
+async fn version() -> Response {
+    json_response(StatusCode::OK, &serde_json::json!({ "gitVersion": concat!("v", env!("CARGO_PKG_VERSION")), "platform": "linux/amd64", "peapod": true }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    status_error(StatusCode::NOT_FOUND, "NotFound", &format!("the server could not find the requested resource ({uri})"))
+}
+
+/// A Kubernetes `Status` failure.
+pub fn status_error(code: StatusCode, reason: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code.as_u16(),
+    });
+    json_response(code, &body)
+}
+
+pub fn json_response<T: serde::Serialize>(code: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(b) => (code, [("content-type", "application/json")], b).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Add Kubernetes-style `Warning: 299 - "..."` headers.
+pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let v = format!("299 - \"{}\"", w.replace('"', "'"));
+        if let Ok(h) = HeaderValue::from_str(&v) {
+            resp.headers_mut().append("warning", h);
+        }
+    }
+    resp
+}
+
+pub fn internal(e: impl std::fmt::Display) -> Response {
+    status_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string())
+}
+
+/// Query parameters, keeping repeats (`command=a&command=b`).
+pub fn query_params(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+pub fn query_map(raw: Option<&str>) -> HashMap<String, String> {
+    query_params(raw).into_iter().collect()
+}
+
+pub fn truthy(v: Option<&String>) -> bool {
+    matches!(v.map(|s| s.as_str()), Some("1" | "true" | "True" | ""))
+}
+
+pub fn pod_not_found(name: &str) -> Response {
+    status_error(StatusCode::NOT_FOUND, "NotFound", &format!("pods \"{name}\" not found"))
+}

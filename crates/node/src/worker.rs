@@ -1,0 +1,361 @@
+//! The pod worker: one task per pod that drives it to its desired state
+//! through the runtime, the way kubelet's pod workers do: sandbox, init
+//! containers one at a time to success, then app containers and sidecars;
+//! status written back to the store; graceful termination on delete.
+//!
+//! After a daemon restart a worker adopts the running sandbox it finds (the
+//! shim holds the truth about processes) instead of making a new one.
+
+use crate::config::container_config;
+use crate::node::{pod_key, Node};
+use crate::status::{self, Observed};
+use crate::volumes;
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
+use peapod_runtime::cgroups::resources::pod_values;
+use peapod_runtime::sandbox_run::SandboxCgroup;
+use peapod_runtime::{RuntimeError, SandboxConfig};
+use peapod_shim::ContainerStatus;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long a worker waits for news before looking again.
+const RESYNC: Duration = Duration::from_secs(2);
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify: Arc<Notify>) {
+    let mut obs = Observed { start_time: Some(now()), host_ip: Some(host_ip()), ..Default::default() };
+    loop {
+        let pod = match node.get_pod(&ns, &name) {
+            Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => p,
+            Ok(_) => {
+                // Gone (or replaced by a pod of the same name): clean up.
+                let rt = node.runtime.clone();
+                let u = uid.clone();
+                blocking(move || rt.remove_sandbox(&u)).await;
+                node.events.forget(&uid);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(pod = %name, "store: {e}");
+                tokio::time::sleep(RESYNC).await;
+                continue;
+            }
+        };
+        if pod.metadata.deletion_timestamp.is_some() {
+            obs.terminating = true;
+            terminate(&node, &pod, &mut obs).await;
+            if let Err(e) = node.store.delete("pods", &pod_key(&ns, &name)) {
+                tracing::error!(pod = %name, "store delete: {e}");
+            }
+            node.events.forget(&uid);
+            return;
+        }
+        if obs.start_time.is_none() {
+            obs.start_time = pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0.to_string());
+        }
+        sync(&node, &pod, &mut obs).await;
+        write_status(&node, &pod, &obs);
+
+        let generation = obs.state.as_ref().map(|s| s.generation);
+        let rt = node.runtime.clone();
+        let u = uid.clone();
+        tokio::select! {
+            _ = notify.notified() => {}
+            r = async move {
+                match generation {
+                    Some(g) => blocking(move || rt.wait_change(&u, g, RESYNC)).await,
+                    None => { tokio::time::sleep(RESYNC).await; None }
+                }
+            } => {
+                match r {
+                    Some(Ok(s)) => obs.state = Some(s),
+                    Some(Err(_)) => obs.state = None,
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+fn now() -> String {
+    crate::time::now_string()
+}
+
+fn host_ip() -> String {
+    "127.0.0.1".into()
+}
+
+/// Keep a condition's lastTransitionTime while its status stays the same.
+fn keep_transition_times(new: &mut PodStatus, old: Option<&PodStatus>) {
+    let Some(old) = old.and_then(|o| o.conditions.as_ref()) else { return };
+    for c in new.conditions.iter_mut().flatten() {
+        if let Some(o) = old.iter().find(|o| o.type_ == c.type_ && o.status == c.status) {
+            c.last_transition_time = o.last_transition_time.clone();
+        }
+    }
+}
+
+fn write_status(node: &Node, pod: &Pod, obs: &Observed) {
+    let mut st = status::compute(pod, obs);
+    keep_transition_times(&mut st, pod.status.as_ref());
+    if pod.status.as_ref() == Some(&st) {
+        return;
+    }
+    // Re-read so a concurrent delete request is not overwritten.
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    match node.get_pod(ns, name) {
+        Ok(Some(mut cur)) if cur.metadata.uid == pod.metadata.uid => {
+            cur.status = Some(st);
+            if let Err(e) = node.put_pod(&cur) {
+                tracing::error!(pod = %name, "status write: {e}");
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+fn sandbox_config(pod: &Pod) -> SandboxConfig {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let app: Vec<_> = spec.containers.iter().map(crate::config::requested).collect();
+    let init: Vec<_> = spec.init_containers.iter().flatten().map(crate::config::requested).collect();
+    let v = pod_values(&app, &init, None);
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    SandboxConfig {
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        name: name.clone(),
+        namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        hostname: name,
+        host_network: spec.host_network.unwrap_or(false),
+        host_pid: spec.host_pid.unwrap_or(false),
+        host_ipc: spec.host_ipc.unwrap_or(false),
+        share_process_namespace: spec.share_process_namespace.unwrap_or(false),
+        cgroup: SandboxCgroup { cpu_shares: v.cpu_shares, cpu_quota: v.cpu_quota, memory_limit: v.memory_limit },
+    }
+}
+
+/// One step toward the desired state. Errors become waiting reasons and
+/// events; the next step retries.
+async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let Some(spec) = pod.spec.clone() else { return };
+    let all: Vec<Container> = spec.init_containers.iter().flatten().chain(spec.containers.iter()).cloned().collect();
+
+    // Adopt or make the sandbox.
+    if obs.state.is_none() {
+        let rt = node.runtime.clone();
+        let u = uid.clone();
+        if let Some(Ok(state)) = blocking(move || rt.sandbox_state(&u)).await {
+            obs.state = Some(state);
+        }
+    }
+    if let Some(st) = &obs.state {
+        if st.infra_exit.is_some() {
+            node.events.record(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.");
+            let rt = node.runtime.clone();
+            let u = uid.clone();
+            blocking(move || rt.remove_sandbox(&u)).await;
+            obs.state = None;
+        }
+    }
+    if obs.state.is_none() {
+        // Images must be present (pulling arrives with the image store).
+        let mut missing = false;
+        for c in &all {
+            let image = c.image.clone().unwrap_or_default();
+            match node.images.get(&image) {
+                Ok(Some(rec)) => {
+                    obs.image_ids.insert(c.name.clone(), format!("{}@{}", rec.name, rec.digest));
+                    if obs.waiting.get(&c.name).map(|w| w.0.starts_with("ErrImage")).unwrap_or(false) {
+                        obs.waiting.remove(&c.name);
+                    }
+                }
+                _ => {
+                    missing = true;
+                    let never = c.image_pull_policy.as_deref() == Some("Never");
+                    let (reason, msg) = if never {
+                        ("ErrImageNeverPull", format!("Container image \"{image}\" is not present with pull policy of Never"))
+                    } else {
+                        (
+                            "ErrImagePull",
+                            format!("image \"{image}\" is not present on this node and registry pulls are not supported yet; import it with `peapod image import`"),
+                        )
+                    };
+                    if obs.waiting.get(&c.name).map(|w| w.0.as_str()) != Some(reason) {
+                        node.events.record(pod, "Warning", "Failed", format!("Failed to pull image \"{image}\": {msg}"));
+                    }
+                    obs.waiting.insert(c.name.clone(), (reason.into(), msg));
+                }
+            }
+        }
+        if missing {
+            return;
+        }
+        for c in &all {
+            node.events.record(pod, "Normal", "Pulled", format!("Container image \"{}\" already present on machine", c.image.clone().unwrap_or_default()));
+        }
+        let rt = node.runtime.clone();
+        let cfg = sandbox_config(pod);
+        let u = uid.clone();
+        let leftovers = rt.paths.sandbox_state(&u).exists() || rt.paths.sandbox_data(&u).exists();
+        if leftovers {
+            let rt2 = rt.clone();
+            let u2 = u.clone();
+            blocking(move || rt2.remove_sandbox(&u2)).await;
+        }
+        match blocking(move || rt.run_sandbox(&cfg).and_then(|_| rt.sandbox_state(&u))).await {
+            Some(Ok(state)) => obs.state = Some(state),
+            Some(Err(e)) => {
+                node.events.record(pod, "Warning", "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
+                return;
+            }
+            None => return,
+        }
+    }
+
+    // Volumes (idempotent: existing ones are reused).
+    let rt = node.runtime.clone();
+    let p = pod.clone();
+    let u = uid.clone();
+    let prepared = match blocking(move || volumes::prepare(&p, &rt.paths.volumes_dir(&u))).await {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            for c in &all {
+                obs.waiting.insert(c.name.clone(), ("CreateContainerConfigError".into(), e.to_string()));
+            }
+            node.events.record(pod, "Warning", "FailedMount", e.to_string());
+            return;
+        }
+        None => return,
+    };
+
+    // Init containers, one at a time; sidecars start and stay.
+    let inits = spec.init_containers.clone().unwrap_or_default();
+    for (i, c) in inits.iter().enumerate() {
+        let field = format!("spec.initContainers[{i}]");
+        let st = obs.state.as_ref().and_then(|s| s.containers.get(&c.name)).map(|c| (c.status, c.exit.as_ref().map(|e| e.code)));
+        match st {
+            None | Some((ContainerStatus::Created, _)) => {
+                if !start(node, pod, c, &field, &prepared, obs).await || !is_sidecar(c) {
+                    return;
+                }
+            }
+            Some((ContainerStatus::Running, _)) if is_sidecar(c) => {}
+            Some((ContainerStatus::Running, _)) => return,
+            Some((ContainerStatus::Exited, Some(0))) => {}
+            Some((ContainerStatus::Exited, _)) if is_sidecar(c) => {}
+            Some((ContainerStatus::Exited, _)) => return,
+        }
+    }
+    for (i, c) in spec.containers.iter().enumerate() {
+        let field = format!("spec.containers[{i}]");
+        let st = obs.state.as_ref().and_then(|s| s.containers.get(&c.name)).map(|c| c.status);
+        if matches!(st, None | Some(ContainerStatus::Created)) {
+            start(node, pod, c, &field, &prepared, obs).await;
+        }
+    }
+}
+
+/// Create (if needed) and start one container; false on failure.
+async fn start(node: &Arc<Node>, pod: &Pod, c: &Container, field: &str, prepared: &volumes::Prepared, obs: &mut Observed) -> bool {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let mounts = match volumes::container_mounts(c, prepared, field) {
+        Ok(m) => m,
+        Err(e) => {
+            obs.waiting.insert(c.name.clone(), ("CreateContainerConfigError".into(), e.to_string()));
+            node.events.record(pod, "Warning", "Failed", format!("Error: {e}"));
+            return false;
+        }
+    };
+    let cfg = container_config(pod, c, mounts);
+    let exists = obs.state.as_ref().map(|s| s.containers.contains_key(&c.name)).unwrap_or(false);
+    let rt = node.runtime.clone();
+    let u = uid.clone();
+    let name = c.name.clone();
+    let res = blocking(move || -> Result<_, RuntimeError> {
+        let created = if exists { false } else {
+            rt.create_container(&u, &cfg)?;
+            true
+        };
+        rt.start_container(&u, &name)?;
+        Ok((created, rt.sandbox_state(&u)?))
+    })
+    .await;
+    match res {
+        Some(Ok((created, state))) => {
+            if created {
+                node.events.record(pod, "Normal", "Created", format!("Created container {}", c.name));
+            }
+            node.events.record(pod, "Normal", "Started", format!("Started container {}", c.name));
+            obs.waiting.remove(&c.name);
+            obs.state = Some(state);
+            true
+        }
+        Some(Err(e)) => {
+            let reason = match e {
+                RuntimeError::ContainerConfig { .. } => "CreateContainerConfigError",
+                _ => "CreateContainerError",
+            };
+            obs.waiting.insert(c.name.clone(), (reason.into(), e.to_string()));
+            node.events.record(pod, "Warning", "Failed", format!("Error: {e}"));
+            // A half-made container is removed so the next try starts clean.
+            let rt = node.runtime.clone();
+            let name = c.name.clone();
+            blocking(move || {
+                if let Ok(s) = rt.sandbox_state(&uid) {
+                    if s.containers.get(&name).map(|c| c.status == ContainerStatus::Created).unwrap_or(false) {
+                        let _ = rt.remove_container(&uid, &name);
+                    }
+                }
+            })
+            .await;
+            if let Some(Ok(s)) = { let rt = node.runtime.clone(); let u = pod.metadata.uid.clone().unwrap_or_default(); blocking(move || rt.sandbox_state(&u)).await } {
+                obs.state = Some(s);
+            }
+            false
+        }
+        None => false,
+    }
+}
+
+/// Graceful termination: SIGTERM to every container, SIGKILL after the
+/// grace period, then the sandbox and everything it made is removed.
+async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let grace = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or(pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30)
+        .max(0) as u64;
+    let names: Vec<String> = obs
+        .state
+        .as_ref()
+        .map(|s| s.containers.iter().filter(|(_, c)| c.status != ContainerStatus::Exited).map(|(n, _)| n.clone()).collect())
+        .unwrap_or_default();
+    let mut tasks = Vec::new();
+    for n in names {
+        node.events.record(pod, "Normal", "Killing", format!("Stopping container {n}"));
+        let rt = node.runtime.clone();
+        let u = uid.clone();
+        tasks.push(tokio::task::spawn_blocking(move || rt.stop_container(&u, &n, Duration::from_secs(grace))));
+    }
+    for t in tasks {
+        if let Ok(Err(e)) = t.await {
+            tracing::warn!(%uid, "stop: {e}");
+        }
+    }
+    let rt = node.runtime.clone();
+    let u = uid.clone();
+    if let Some(Err(e)) = blocking(move || rt.stop_sandbox(&u).and_then(|_| rt.remove_sandbox(&u))).await {
+        tracing::error!(%uid, "remove sandbox: {e}");
+    }
+}

@@ -1,0 +1,324 @@
+//! Test harness: each test gets its own daemon with its own --root,
+//! --state, --cgroup-parent and socket, and a drop guard that deletes its
+//! pods, stops the daemon and checks nothing is left behind.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BUSYBOX: &str = "localhost/peapod/busybox:latest";
+pub const HTTPD: &str = "localhost/peapod/httpd:latest";
+
+pub fn exe() -> &'static str {
+    env!("CARGO_BIN_EXE_peapod")
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The test images, built once per test binary.
+pub fn images_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join("target/test-images");
+        if !dir.join("busybox.tar").exists() || !dir.join("httpd.tar").exists() {
+            let st = Command::new(workspace().join("scripts/build-test-images.sh")).arg(&dir).status().expect("run build-test-images.sh");
+            assert!(st.success(), "building test images failed");
+        }
+        dir
+    })
+}
+
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub state: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup_parent: String,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+fn short_id() -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{:x}{:x}", std::process::id() & 0xfff, n & 0xffffff)
+}
+
+impl Daemon {
+    /// Start a daemon and import both test images.
+    pub fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Daemon {
+        let id = short_id();
+        // Short paths: shim sockets live under --state (108-byte limit).
+        let dir = PathBuf::from(format!("/tmp/pp-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Daemon {
+            root: dir.join("root"),
+            state: dir.join("s"),
+            socket: dir.join("s/peapod.sock"),
+            cgroup_parent: format!("peapod-test-{id}"),
+            log: dir.join("daemon.log"),
+            dir,
+            child: None,
+        };
+        d.spawn(extra);
+        for img in ["busybox.tar", "httpd.tar"] {
+            let out = d.peapod(&["image", "import", images_dir().join(img).to_str().unwrap()]);
+            assert!(out.status.success(), "import {img}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        d
+    }
+
+    pub fn spawn(&mut self, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(exe())
+            .arg("serve")
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--state")
+            .arg(&self.state)
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start peapod serve");
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                panic!("daemon did not come up: {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL the daemon (pods must keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn peapod(&self, args: &[&str]) -> Output {
+        Command::new(exe()).arg("--socket").arg(&self.socket).args(args).output().expect("run peapod")
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.peapod(args);
+        assert!(
+            out.status.success(),
+            "peapod {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn apply(&self, yaml: &str) -> Output {
+        let path = self.dir.join(format!("m-{}.yaml", short_id()));
+        std::fs::write(&path, yaml).unwrap();
+        self.peapod(&["apply", "-f", path.to_str().unwrap()])
+    }
+
+    pub fn apply_ok(&self, yaml: &str) -> String {
+        let out = self.apply(yaml);
+        assert!(out.status.success(), "apply failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn pod(&self, name: &str) -> Value {
+        let out = self.ok(&["get", "pod", name, "-o", "json"]);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// Wait until `f(pod)` holds, or panic with the pod and daemon log.
+    pub fn wait_pod(&self, name: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let out = self.peapod(&["get", "pod", name, "-o", "json"]);
+            if out.status.success() {
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                if f(&v) {
+                    return v;
+                }
+                if start.elapsed() > Duration::from_secs(60) {
+                    panic!(
+                        "pod {name} never became {what}: {}\n--- daemon log ---\n{}",
+                        serde_json::to_string_pretty(&v["status"]).unwrap(),
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
+                }
+            } else if start.elapsed() > Duration::from_secs(60) {
+                panic!("pod {name}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn wait_running(&self, name: &str) -> Value {
+        self.wait_pod(name, "Running with all containers ready", |p| {
+            p["status"]["phase"] == "Running"
+                && p["status"]["containerStatuses"].as_array().map(|a| a.iter().all(|c| c["ready"] == true)).unwrap_or(false)
+        })
+    }
+
+    pub fn inspect(&self, name: &str) -> Value {
+        serde_json::from_str(&self.ok(&["inspect", "pod", name, "-o", "json"])).unwrap()
+    }
+
+    /// Pid of a container's main process (from inspect).
+    pub fn pid(&self, pod: &str, container: &str) -> i32 {
+        let i = self.inspect(pod);
+        i["processes"].as_array().unwrap().iter().find(|p| p["name"] == container).unwrap()["pid"].as_i64().unwrap() as i32
+    }
+
+    pub fn exec(&self, pod: &str, container: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["exec", pod, "-c", container, "--"];
+        args.extend_from_slice(cmd);
+        self.peapod(&args)
+    }
+
+    pub fn exec_ok(&self, pod: &str, container: &str, cmd: &[&str]) -> String {
+        let out = self.exec(pod, container, cmd);
+        assert!(out.status.success(), "exec {cmd:?} in {pod}/{container}: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn pod_names(&self) -> Vec<String> {
+        let out = self.peapod(&["get", "pods", "-A", "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["items"].as_array().map(|a| a.iter().filter_map(|p| p["metadata"]["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+    }
+
+    /// Everything peapod left on the machine for this daemon.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for l in info.lines() {
+            if let Some(mp) = l.split(' ').nth(4) {
+                if mp.starts_with(self.dir.to_str().unwrap()) {
+                    out.push(format!("mount {mp}"));
+                }
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let p = e.path().join(&self.cgroup_parent);
+                if let Ok(children) = std::fs::read_dir(&p) {
+                    for c in children.flatten() {
+                        if c.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                            out.push(format!("cgroup {}", c.path().display()));
+                        }
+                    }
+                }
+            }
+        }
+        for sub in ["root/pods", "s/pods"] {
+            if let Ok(rd) = std::fs::read_dir(self.dir.join(sub)) {
+                for e in rd.flatten() {
+                    out.push(format!("file {}", e.path().display()));
+                }
+            }
+        }
+        for pid in pids_mentioning(self.dir.to_str().unwrap()) {
+            out.push(format!("process {pid}"));
+        }
+        out
+    }
+}
+
+/// Processes whose command line mentions `s` (shims of this daemon).
+pub fn pids_mentioning(s: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            if pid == me {
+                continue;
+            }
+            if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                if String::from_utf8_lossy(&cmd).contains(s) {
+                    // Zombies waiting for a reaper do not count.
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    if !stat.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false) {
+                        out.push(pid);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            for name in self.pod_names() {
+                let _ = self.peapod(&["delete", "pod", &name, "--grace-period=0"]);
+            }
+            if let Some(mut c) = self.child.take() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+                let _ = c.wait();
+            }
+        }
+        // Last resort so one failing test does not leak into others.
+        for pid in pids_mentioning(self.dir.to_str().unwrap_or("/nonexistent")) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<&str> = info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(self.dir.to_str().unwrap_or("/nonexistent"))).collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                remove_cgroup_tree(&e.path().join(&self.cgroup_parent));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn remove_cgroup_tree(p: &Path) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(p);
+}
+
+/// Inode of /proc/PID/ns/KIND as seen from the host.
+pub fn ns_inode(pid: i32, kind: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).map(|m| m.ino()).unwrap_or_else(|e| panic!("ns {kind} of {pid}: {e}"))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
