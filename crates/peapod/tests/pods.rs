@@ -326,7 +326,7 @@ spec:
 fn bad_manifests_are_refused_naming_the_field() {
     let d = Daemon::start();
     let cases = [
-        (format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: noimage}}\nspec:\n  containers:\n  - name: c\n"), "spec.containers[0].image"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: noimage}\nspec:\n  containers:\n  - name: c\n".to_string(), "spec.containers[0].image"),
         (
             format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: dup}}\nspec:\n  containers:\n  - {{name: c, image: {BUSYBOX}}}\n  - {{name: c, image: {BUSYBOX}}}\n"),
             "spec.containers[1].name",

@@ -194,10 +194,17 @@ pub fn build(input: &SpecInput) -> Value {
         }
     }
 
+    let mut spec_process_nnp = None;
+    if input.no_new_privileges {
+        // Only ever `true` or absent: libcontainer treats a present `false`
+        // like `true` when ordering seccomp after the capability drop, and
+        // the filter then fails to load without CAP_SYS_ADMIN.
+        spec_process_nnp = Some(true);
+    }
     let annotations: serde_json::Map<String, Value> =
         input.annotations.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
 
-    json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": input.terminal,
@@ -206,14 +213,17 @@ pub fn build(input: &SpecInput) -> Value {
             "env": input.env,
             "cwd": input.cwd,
             "capabilities": capabilities,
-            "noNewPrivileges": input.no_new_privileges,
         },
         "root": { "path": input.rootfs, "readonly": input.readonly_rootfs },
         "hostname": input.hostname,
         "mounts": mounts,
         "annotations": annotations,
         "linux": linux,
-    })
+    });
+    if let Some(nnp) = spec_process_nnp {
+        spec["process"]["noNewPrivileges"] = json!(nnp);
+    }
+    spec
 }
 
 #[cfg(test)]
@@ -264,6 +274,10 @@ mod tests {
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], json!(1 << 25));
         assert!(v["linux"]["seccomp"]["syscalls"].is_array());
         assert_eq!(v["root"]["readonly"], json!(true));
+        assert_eq!(v["process"]["noNewPrivileges"], json!(true));
+        let mut i = input();
+        i.no_new_privileges = false;
+        assert!(build(&i)["process"].get("noNewPrivileges").is_none());
         let data = spec.mounts().as_ref().unwrap().iter().find(|m| m.destination().to_str() == Some("/data")).unwrap();
         assert!(data.options().as_ref().unwrap().contains(&"ro".to_string()));
     }

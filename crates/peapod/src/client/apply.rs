@@ -1,0 +1,134 @@
+//! `peapod apply -f FILE`.
+
+use std::io::Read;
+
+use anyhow::{anyhow, bail, Result};
+use hyper::Method;
+use peapod_api::{Object, Pod};
+
+use super::transport::{pod_path, Client};
+
+/// The header with which the daemon says a PUT changed nothing.
+pub const RESULT_HEADER: &str = "X-Peapod-Result";
+
+/// Reads a manifest from `file` (`-` is stdin).
+pub fn read_manifest(file: &str) -> Result<String> {
+    if file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow!("error: reading the manifest from stdin: {e}"))?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow!("error: the path \"{file}\" does not exist")
+            } else {
+                anyhow!("error: reading {file}: {e}")
+            }
+        })
+    }
+}
+
+/// Decodes a manifest and returns its pods and the decoder's warnings; any
+/// other kind of object is an error naming it. `verb` is the command
+/// (`apply`, `delete`).
+pub fn decode_pods(file: &str, text: &str, verb: &str) -> Result<(Vec<Pod>, Vec<String>)> {
+    let verbs = match verb {
+        "apply" => "applies".to_string(),
+        other => format!("{other}s"),
+    };
+    let decoded = peapod_api::decode(text).map_err(|e| {
+        let source = if file == "-" { "STDIN" } else { file };
+        anyhow!("error: error parsing {source}: {e}")
+    })?;
+    let mut pods = Vec::new();
+    let mut unsupported = Vec::new();
+    for object in decoded.objects {
+        match object {
+            Object::Pod(pod) => pods.push(*pod),
+            Object::Other {
+                api_version,
+                kind,
+                name,
+            } => unsupported.push(format!(
+                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods only"
+            )),
+        }
+    }
+    if !unsupported.is_empty() {
+        bail!("{}", unsupported.join("\n"));
+    }
+    if pods.is_empty() {
+        bail!("error: no objects passed to {verb}");
+    }
+    Ok((pods, decoded.warnings))
+}
+
+/// The namespace of a manifest's pod: `metadata.namespace` or `default`.
+pub fn namespace_of(pod: &Pod) -> String {
+    pod.metadata
+        .namespace
+        .clone()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| peapod_api::DEFAULT_NAMESPACE.to_string())
+}
+
+/// `peapod apply -f FILE`: decodes the manifest (warnings on stderr),
+/// refuses anything but Pods, validates every pod before sending any, then
+/// PUTs each pod and prints `pod/NAME created|configured|unchanged`.
+pub async fn apply(client: &Client, file: &str) -> Result<()> {
+    let text = read_manifest(file)?;
+    let (pods, warnings) = decode_pods(file, &text, "apply")?;
+    for warning in &warnings {
+        eprintln!("Warning: {warning}");
+    }
+
+    let mut invalid = Vec::new();
+    for pod in &pods {
+        let mut defaulted = pod.clone();
+        peapod_api::default_pod(&mut defaulted);
+        if let Err(errors) = peapod_api::validate_pod(&defaulted) {
+            invalid.push(format!("The {errors}"));
+        }
+    }
+    if !invalid.is_empty() {
+        bail!("{}", invalid.join("\n"));
+    }
+
+    let mut failures = Vec::new();
+    for pod in &pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let namespace = namespace_of(pod);
+        let body = serde_json::to_vec(pod)
+            .map_err(|e| anyhow!("error: cannot encode pod {name:?}: {e}"))?;
+        let response = client
+            .request(
+                Method::PUT,
+                &pod_path(&namespace, &name),
+                Some(body),
+                Some("application/json"),
+            )
+            .await?;
+        if !response.is_success() {
+            failures.push(response.error().to_string());
+            continue;
+        }
+        let result = if response.status == 201 {
+            "created"
+        } else {
+            match response.header(RESULT_HEADER) {
+                Some(result) if !result.is_empty() => result,
+                _ => "configured",
+            }
+        };
+        println!("pod/{name} {result}");
+    }
+    // Like kubectl, the successes are printed as they happen and every
+    // failure once at the end.
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("{}", failures.join("\n")))
+    }
+}

@@ -1,0 +1,442 @@
+//! `peapod get pods`.
+
+use std::io::Write;
+use std::str::FromStr;
+
+use anyhow::{anyhow, bail, Result};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::Value;
+
+use super::status::summarize;
+use super::table::{age, Table};
+use super::transport::{encode, pod_path, Client};
+
+/// `-o` of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// The kubectl table.
+    #[default]
+    Default,
+    /// The table with IP, NODE, NOMINATED NODE, READINESS GATES.
+    Wide,
+    /// The objects as YAML.
+    Yaml,
+    /// The objects as JSON.
+    Json,
+    /// `pod/NAME`.
+    Name,
+}
+
+impl Output {
+    /// Parses `-o` when given (`None` = the default table).
+    pub fn parse(output: Option<&str>) -> Result<Self> {
+        output.map_or(Ok(Output::Default), str::parse)
+    }
+}
+
+impl FromStr for Output {
+    type Err = anyhow::Error;
+
+    /// Parses `-o`: `wide`, `yaml`, `json`, `name` (empty = default).
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "" => Ok(Output::Default),
+            "wide" => Ok(Output::Wide),
+            "yaml" => Ok(Output::Yaml),
+            "json" => Ok(Output::Json),
+            "name" => Ok(Output::Name),
+            other => bail!(
+                "error: unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,wide,yaml"
+            ),
+        }
+    }
+}
+
+/// What `peapod get pods` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct GetArgs {
+    /// One pod, or all pods of the namespace.
+    pub name: Option<String>,
+    /// The namespace (ignored with `all_namespaces`).
+    pub namespace: String,
+    /// `-A`.
+    pub all_namespaces: bool,
+    /// `-o`.
+    pub output: Output,
+    /// `-w`.
+    pub watch: bool,
+}
+
+/// `peapod get pods [NAME] [-n NS | -A] [-o wide|yaml|json|name] [-w]`.
+pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
+    if args.watch {
+        return watch(client, &args).await;
+    }
+    let mut printer = Printer::new(&args);
+    let mut out = String::new();
+    match &args.name {
+        Some(name) => {
+            let value: Value = client.get_json(&pod_path(&args.namespace, name)).await?;
+            let pod = to_pod(&value)?;
+            out.push_str(&printer.print(&[(value, pod)], true)?);
+        }
+        None => {
+            let path = if args.all_namespaces {
+                "/api/v1/pods".to_string()
+            } else {
+                format!("/api/v1/namespaces/{}/pods", encode(&args.namespace))
+            };
+            let list: Value = client.get_json(&path).await?;
+            let items = match list.get("items") {
+                Some(Value::Array(items)) => items.clone(),
+                Some(Value::Null) | None => Vec::new(),
+                Some(_) => bail!("error: the daemon's PodList has no items array"),
+            };
+            if items.is_empty() && !matches!(args.output, Output::Json | Output::Yaml) {
+                if args.all_namespaces {
+                    eprintln!("No resources found");
+                } else {
+                    eprintln!("No resources found in {} namespace.", args.namespace);
+                }
+                return Ok(());
+            }
+            let mut pods = Vec::with_capacity(items.len());
+            for item in items {
+                let pod = to_pod(&item)?;
+                pods.push((item, pod));
+            }
+            out.push_str(&printer.print(&pods, false)?);
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// `get -w`: one row (or object) per watch event.
+async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
+    let mut path = if args.all_namespaces {
+        "/api/v1/pods?watch=1".to_string()
+    } else {
+        format!(
+            "/api/v1/namespaces/{}/pods?watch=1",
+            encode(&args.namespace)
+        )
+    };
+    if let Some(name) = &args.name {
+        path.push_str(&format!(
+            "&fieldSelector={}",
+            encode(&format!("metadata.name={name}"))
+        ));
+    }
+    let mut stream = client.stream(&path).await?;
+    let mut printer = Printer::new(args);
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut first = true;
+    while let Some(chunk) = stream.next().await {
+        buffer.extend_from_slice(&chunk?);
+        while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let event: Value = serde_json::from_str(line)
+                .map_err(|e| anyhow!("error: bad watch event from the daemon: {e}"))?;
+            let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
+            let object = event.get("object").cloned().unwrap_or(Value::Null);
+            if kind == "ERROR" {
+                return Err(super::transport::status_error(
+                    500,
+                    object.to_string().as_bytes(),
+                ));
+            }
+            if kind == "BOOKMARK" {
+                continue;
+            }
+            let pod = to_pod(&object)?;
+            if let Some(name) = &args.name {
+                if pod.metadata.name.as_deref() != Some(name.as_str()) {
+                    continue;
+                }
+            }
+            let text = printer.print_watch(object, pod, first)?;
+            first = false;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(())
+}
+
+fn to_pod(value: &Value) -> Result<Pod> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| anyhow!("error: the daemon returned a pod that does not decode: {e}"))
+}
+
+/// Prints pods in the chosen output format.
+struct Printer {
+    output: Output,
+    all_namespaces: bool,
+    table: Table,
+    hostname: String,
+    now: DateTime<Utc>,
+}
+
+impl Printer {
+    fn new(args: &GetArgs) -> Self {
+        let hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "<none>".to_string());
+        Printer {
+            output: args.output,
+            all_namespaces: args.all_namespaces,
+            table: Table::kubectl(),
+            hostname,
+            now: Utc::now(),
+        }
+    }
+
+    /// Prints pods; `single` when one pod was asked for by name (JSON and
+    /// YAML then print the object rather than a `List`).
+    fn print(&mut self, pods: &[(Value, Pod)], single: bool) -> Result<String> {
+        match self.output {
+            Output::Json | Output::Yaml => {
+                let value = match (single, pods) {
+                    (true, [(value, _)]) => value.clone(),
+                    _ => list(pods.iter().map(|(v, _)| v.clone()).collect()),
+                };
+                self.encode(&value)
+            }
+            Output::Name => Ok(pods
+                .iter()
+                .map(|(_, pod)| format!("pod/{}\n", pod.metadata.name.as_deref().unwrap_or("")))
+                .collect()),
+            Output::Default | Output::Wide => {
+                let mut rows = vec![self.header()];
+                rows.extend(pods.iter().map(|(_, pod)| self.row(pod)));
+                Ok(self.table.render(&rows))
+            }
+        }
+    }
+
+    fn print_watch(&mut self, value: Value, pod: Pod, first: bool) -> Result<String> {
+        self.now = Utc::now();
+        match self.output {
+            Output::Json | Output::Yaml => {
+                let text = self.encode(&value)?;
+                // kubectl separates watched YAML objects with `---`.
+                if self.output == Output::Yaml {
+                    Ok(format!("---\n{text}"))
+                } else {
+                    Ok(text)
+                }
+            }
+            Output::Name => self.print(&[(value, pod)], true),
+            Output::Default | Output::Wide => {
+                let mut rows = Vec::new();
+                if first {
+                    rows.push(self.header());
+                }
+                rows.push(self.row(&pod));
+                Ok(self.table.render(&rows))
+            }
+        }
+    }
+
+    fn encode(&self, value: &Value) -> Result<String> {
+        match self.output {
+            Output::Yaml => serde_yaml_ng::to_string(value)
+                .map_err(|e| anyhow!("error: cannot print YAML: {e}")),
+            _ => Ok(format!("{}\n", to_json_pretty(value)?)),
+        }
+    }
+
+    fn header(&self) -> Vec<String> {
+        let mut header = Vec::new();
+        if self.all_namespaces {
+            header.push("NAMESPACE");
+        }
+        header.extend(["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+        if self.output == Output::Wide {
+            header.extend(["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
+        }
+        header.into_iter().map(String::from).collect()
+    }
+
+    fn row(&self, pod: &Pod) -> Vec<String> {
+        pod_row(
+            pod,
+            self.all_namespaces,
+            self.output == Output::Wide,
+            &self.hostname,
+            self.now,
+        )
+    }
+}
+
+/// One row of `get pods`.
+pub fn pod_row(
+    pod: &Pod,
+    all_namespaces: bool,
+    wide: bool,
+    hostname: &str,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let summary = summarize(pod);
+    let mut row = Vec::new();
+    if all_namespaces {
+        row.push(pod.metadata.namespace.clone().unwrap_or_default());
+    }
+    row.push(pod.metadata.name.clone().unwrap_or_default());
+    row.push(format!("{}/{}", summary.ready, summary.total));
+    row.push(summary.reason.clone());
+    row.push(summary.restarts_column(now));
+    row.push(age(pod.metadata.creation_timestamp.as_ref(), now));
+    if wide {
+        let status = pod.status.as_ref();
+        let spec = pod.spec.as_ref();
+        let none = || "<none>".to_string();
+        row.push(
+            status
+                .and_then(|s| s.pod_ip.clone())
+                .filter(|ip| !ip.is_empty())
+                .unwrap_or_else(none),
+        );
+        row.push(
+            spec.and_then(|s| s.node_name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| hostname.to_string()),
+        );
+        row.push(
+            status
+                .and_then(|s| s.nominated_node_name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(none),
+        );
+        let gates = spec
+            .and_then(|s| s.readiness_gates.as_deref())
+            .unwrap_or(&[]);
+        if gates.is_empty() {
+            row.push(none());
+        } else {
+            let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
+            let ready = gates
+                .iter()
+                .filter(|g| {
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == g.condition_type && c.status == "True")
+                })
+                .count();
+            row.push(format!("{ready}/{}", gates.len()));
+        }
+    }
+    row
+}
+
+/// kubectl's `List` wrapper for several objects.
+fn list(items: Vec<Value>) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "items": items,
+        "kind": "List",
+        "metadata": {"resourceVersion": ""},
+    })
+}
+
+/// JSON indented by four spaces, as kubectl prints it.
+pub fn to_json_pretty(value: &Value) -> Result<String> {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    value
+        .serialize(&mut serializer)
+        .map_err(|e| anyhow!("error: cannot print JSON: {e}"))?;
+    String::from_utf8(out).map_err(|e| anyhow!("error: cannot print JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn pod(name: &str, ns: &str) -> Pod {
+        let value = json!({
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "c", "image": "x"}]},
+            "status": {"phase": "Running", "podIP": "10.88.0.7", "containerStatuses": [
+                {"name": "c", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"running": {}}}
+            ]}
+        });
+        match serde_json::from_value(value) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn rows_and_table() {
+        let now = at("2024-01-01T00:02:03Z");
+        let mut table = Table::kubectl();
+        let header: Vec<String> = ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let rows = vec![
+            header,
+            pod_row(&pod("web", "default"), true, false, "host", now),
+            pod_row(&pod("database-0", "prod"), true, false, "host", now),
+        ];
+        assert_eq!(
+            table.render(&rows),
+            "NAMESPACE   NAME         READY   STATUS    RESTARTS   AGE\n\
+             default     web          1/1     Running   0          2m3s\n\
+             prod        database-0   1/1     Running   0          2m3s\n"
+        );
+        let wide = pod_row(&pod("web", "default"), false, true, "host", now);
+        assert_eq!(
+            wide,
+            vec![
+                "web",
+                "1/1",
+                "Running",
+                "0",
+                "2m3s",
+                "10.88.0.7",
+                "host",
+                "<none>",
+                "<none>"
+            ]
+        );
+    }
+
+    #[test]
+    fn output_formats() {
+        assert_eq!("wide".parse::<Output>().ok(), Some(Output::Wide));
+        assert_eq!("".parse::<Output>().ok(), Some(Output::Default));
+        assert!("xml".parse::<Output>().is_err());
+        assert_eq!(Output::parse(None).ok(), Some(Output::Default));
+        assert_eq!(Output::parse(Some("json")).ok(), Some(Output::Json));
+        let text = match to_json_pretty(&list(vec![json!({"a": 1})])) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(text.starts_with("{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n        {"));
+    }
+}

@@ -1,0 +1,219 @@
+//! `peapod inspect pod`: which namespaces a pod's processes share, and its
+//! cgroups with their limits.
+
+use std::io::Write;
+
+use anyhow::{anyhow, Result};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::get::to_json_pretty;
+use super::table::{tabwrite, Table};
+use super::transport::{encode, Client};
+
+/// The namespace kinds shown, in column order.
+const KINDS: [&str; 7] = ["net", "ipc", "uts", "pid", "mnt", "cgroup", "user"];
+
+/// The daemon's answer to `GET /peapod/v1/namespaces/NS/pods/NAME/inspect`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PodInspect {
+    #[serde(default)]
+    pub pod: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub uid: String,
+    #[serde(default)]
+    pub shim_pid: i64,
+    #[serde(default)]
+    pub cgroup_version: u8,
+    #[serde(default)]
+    pub processes: Vec<ProcessInfo>,
+    #[serde(default)]
+    pub cgroups: Vec<CgroupInfo>,
+    #[serde(default)]
+    pub pinned: Vec<(String, Option<u64>)>,
+}
+
+/// One process: the infra process or a container's init.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProcessInfo {
+    pub name: String,
+    #[serde(default)]
+    pub pid: i64,
+    /// `(kind, inode)`; the inode is `null` when it could not be read.
+    #[serde(default)]
+    pub namespaces: Vec<(String, Option<u64>)>,
+}
+
+/// One cgroup and its limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CgroupInfo {
+    pub path: String,
+    #[serde(default)]
+    pub limits: Vec<(String, String)>,
+}
+
+/// `peapod inspect pod NAME [-n NS] [--json]`.
+pub async fn inspect(client: &Client, namespace: &str, name: &str, json: bool) -> Result<()> {
+    let path = format!(
+        "/peapod/v1/namespaces/{}/pods/{}/inspect",
+        encode(namespace),
+        encode(name)
+    );
+    let value: Value = client.get_json(&path).await?;
+    let text = if json {
+        format!("{}\n", to_json_pretty(&value)?)
+    } else {
+        let info: PodInspect = serde_json::from_value(value)
+            .map_err(|e| anyhow!("error: cannot decode the daemon's inspect answer: {e}"))?;
+        render(&info)
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// The inode of namespace `kind` in `namespaces`.
+fn inode(namespaces: &[(String, Option<u64>)], kind: &str) -> Option<u64> {
+    namespaces
+        .iter()
+        .find(|(k, _)| k == kind)
+        .and_then(|(_, inode)| *inode)
+}
+
+/// The text of `peapod inspect pod`: a summary line, the process table
+/// (a `*` marks a namespace shared with the infra process), the pinned
+/// namespaces and the cgroups with their limits.
+pub fn render(info: &PodInspect) -> String {
+    let mut out = String::new();
+    let summary = format!(
+        "Pod:\t{}/{}\nUID:\t{}\nShim PID:\t{}\nCgroups:\tv{}\n",
+        info.namespace, info.pod, info.uid, info.shim_pid, info.cgroup_version
+    );
+    out.push_str(&tabwrite(&summary, 0, 2));
+    out.push('\n');
+
+    let infra = info.processes.iter().find(|p| p.name == "infra");
+    let mut rows = vec![["PROCESS", "PID"]
+        .into_iter()
+        .chain(KINDS.iter().map(|k| match *k {
+            "net" => "NET",
+            "ipc" => "IPC",
+            "uts" => "UTS",
+            "pid" => "PID",
+            "mnt" => "MNT",
+            "cgroup" => "CGROUP",
+            _ => "USER",
+        }))
+        .map(String::from)
+        .collect::<Vec<_>>()];
+    for process in &info.processes {
+        let mut row = vec![
+            process.name.clone(),
+            if process.pid > 0 {
+                process.pid.to_string()
+            } else {
+                "-".to_string()
+            },
+        ];
+        let is_infra = infra.is_some_and(|i| std::ptr::eq(i, process));
+        for kind in KINDS {
+            let cell = match inode(&process.namespaces, kind) {
+                None => "-".to_string(),
+                Some(ino) => {
+                    let shared =
+                        !is_infra && infra.and_then(|i| inode(&i.namespaces, kind)) == Some(ino);
+                    if shared {
+                        format!("{ino}*")
+                    } else {
+                        ino.to_string()
+                    }
+                }
+            };
+            row.push(cell);
+        }
+        rows.push(row);
+    }
+    out.push_str(&Table::kubectl().render(&rows));
+    out.push_str("(* = shared with the infra process)\n");
+
+    if !info.pinned.is_empty() {
+        let pinned: Vec<String> = info
+            .pinned
+            .iter()
+            .map(|(kind, inode)| match inode {
+                Some(i) => format!("{kind}={i}"),
+                None => format!("{kind}=-"),
+            })
+            .collect();
+        out.push_str(&format!("\nPINNED   {}\n", pinned.join(" ")));
+    }
+
+    if !info.cgroups.is_empty() {
+        out.push('\n');
+        let mut rows = vec![vec!["CGROUP".to_string(), "LIMITS".to_string()]];
+        for cgroup in &info.cgroups {
+            let limits = if cgroup.limits.is_empty() {
+                "<none>".to_string()
+            } else {
+                cgroup
+                    .limits
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            rows.push(vec![cgroup.path.clone(), limits]);
+        }
+        out.push_str(&Table::kubectl().render(&rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_shared_namespaces() {
+        let info: PodInspect = match serde_json::from_value(json!({
+            "pod": "web", "namespace": "default", "uid": "u-1", "shim_pid": 100, "cgroup_version": 1,
+            "processes": [
+                {"name": "infra", "pid": 10, "namespaces": [["net", 1], ["ipc", 2], ["uts", 3], ["pid", 4], ["mnt", 5], ["cgroup", 6], ["user", 7]]},
+                {"name": "web", "pid": 11, "namespaces": [["net", 1], ["ipc", 2], ["uts", 3], ["pid", 14], ["mnt", 15], ["cgroup", 16], ["user", 7]]},
+                {"name": "done", "pid": 0, "namespaces": []}
+            ],
+            "cgroups": [
+                {"path": "peapod/podu-1", "limits": [["cpu.shares", "2"]]},
+                {"path": "peapod/podu-1/web", "limits": [["cpu.shares", "2"], ["memory.limit_in_bytes", "33554432"]]}
+            ],
+            "pinned": [["net", 1], ["ipc", null]]
+        })) {
+            Ok(i) => i,
+            Err(e) => panic!("{e}"),
+        };
+        let text = render(&info);
+        let want = "\
+Pod:       default/web
+UID:       u-1
+Shim PID:  100
+Cgroups:   v1
+
+PROCESS   PID   NET   IPC   UTS   PID   MNT   CGROUP   USER
+infra     10    1     2     3     4     5     6        7
+web       11    1*    2*    3*    14    15    16       7*
+done      -     -     -     -     -     -     -        -
+(* = shared with the infra process)
+
+PINNED   net=1 ipc=-
+
+CGROUP              LIMITS
+peapod/podu-1       cpu.shares=2
+peapod/podu-1/web   cpu.shares=2 memory.limit_in_bytes=33554432
+";
+        assert_eq!(text, want);
+    }
+}

@@ -1,0 +1,35 @@
+//! The client side of the `peapod` CLI: every verb but `serve` talks to the
+//! daemon over its unix socket, with Kubernetes-shaped paths and JSON, and
+//! prints what kubectl would.
+//!
+//! Errors are returned as `anyhow` errors whose message is the complete
+//! text to print on stderr (no further prefix): daemon errors read
+//! `Error from server (NotFound): pods "web" not found`, local ones start
+//! with `error: ` (or `The Pod "x" is invalid: …` for validation), and one
+//! error may span several lines. `Warning` headers and manifest warnings are
+//! printed to stderr as they come.
+
+mod apply;
+mod delete;
+mod describe;
+mod exec;
+mod get;
+mod images;
+mod inspect;
+mod logs;
+mod status;
+mod table;
+mod transport;
+
+pub use apply::apply;
+pub use delete::{delete, delete_targets_from_file};
+pub use describe::describe;
+pub use exec::exec;
+pub use get::{get, GetArgs, Output};
+pub use images::{image_import, images};
+pub use inspect::inspect;
+pub use logs::logs;
+// kubectl's READY and STATUS columns, for whoever needs them besides `get`.
+#[allow(unused_imports)]
+pub use status::{pod_ready, pod_status_reason};
+pub use transport::Client;
