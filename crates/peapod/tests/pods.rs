@@ -353,7 +353,7 @@ fn bad_manifests_are_refused_naming_the_field() {
 fn unsupported_fields_are_warned_not_ignored() {
     let d = Daemon::start();
     let out = d.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    livenessProbe:\n      exec: {{command: [true]}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    livenessProbe:\n      exec: {{command: ['true']}}\n"
     ));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -364,7 +364,7 @@ fn unsupported_fields_are_warned_not_ignored() {
     assert!(stdout(&out).contains("pod/probe created"));
     d.wait_running("probe");
     let again = d.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    livenessProbe:\n      exec: {{command: [true]}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    livenessProbe:\n      exec: {{command: ['true']}}\n"
     ));
     assert!(stdout(&again).contains("pod/probe unchanged"), "{}", stdout(&again));
 }
@@ -373,7 +373,7 @@ fn unsupported_fields_are_warned_not_ignored() {
 fn failing_init_container_blocks_app_containers() {
     let d = Daemon::start();
     d.apply_ok(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: badinit}}\nspec:\n  restartPolicy: Never\n  initContainers:\n  - name: ok\n    image: {BUSYBOX}\n    command: [true]\n  - name: fails\n    image: {BUSYBOX}\n    command: [sh, -c, 'exit 3']\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: badinit}}\nspec:\n  restartPolicy: Never\n  initContainers:\n  - name: ok\n    image: {BUSYBOX}\n    command: ['true']\n  - name: fails\n    image: {BUSYBOX}\n    command: [sh, -c, 'exit 3']\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
     ));
     let pod = d.wait_pod("badinit", "failed", |p| p["status"]["phase"] == "Failed");
     let s = &pod["status"]["initContainerStatuses"][1]["state"]["terminated"];

@@ -215,11 +215,15 @@ pub fn build(input: &SpecInput) -> Value {
             "capabilities": capabilities,
         },
         "root": { "path": input.rootfs, "readonly": input.readonly_rootfs },
-        "hostname": input.hostname,
         "mounts": mounts,
         "annotations": annotations,
         "linux": linux,
     });
+    // A hostname may only be set in a private UTS namespace; with the
+    // host's (hostNetwork) the container sees the host's name.
+    if input.namespaces.uts.is_some() {
+        spec["hostname"] = json!(input.hostname);
+    }
     if let Some(nnp) = spec_process_nnp {
         spec["process"]["noNewPrivileges"] = json!(nnp);
     }

@@ -237,7 +237,11 @@ impl Daemon {
                 }
             }
         }
+        let daemon = self.child.as_ref().map(|c| c.id() as i32);
         for pid in pids_mentioning(self.dir.to_str().unwrap()) {
+            if Some(pid) == daemon {
+                continue;
+            }
             out.push(format!("process {pid}"));
         }
         out
