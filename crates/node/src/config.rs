@@ -4,7 +4,11 @@ use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements};
 use peapod_runtime::cgroups::resources::Requested;
 use peapod_runtime::{ContainerConfig, SeccompConfig, SecurityConfig, VolumeMount};
 
-fn quantity(r: Option<&ResourceRequirements>, which: &str, res: &str) -> Option<peapod_api::Quantity> {
+fn quantity(
+    r: Option<&ResourceRequirements>,
+    which: &str,
+    res: &str,
+) -> Option<peapod_api::Quantity> {
     let map = match which {
         "limits" => r?.limits.as_ref()?,
         _ => r?.requests.as_ref()?,
@@ -36,13 +40,22 @@ pub fn container_config(pod: &Pod, c: &Container, mounts: Vec<VolumeMount>) -> C
     let sc = c.security_context.as_ref();
     let caps = sc.and_then(|s| s.capabilities.as_ref());
     let security = SecurityConfig {
-        run_as_user: sc.and_then(|s| s.run_as_user).or(psc.and_then(|p| p.run_as_user)),
-        run_as_group: sc.and_then(|s| s.run_as_group).or(psc.and_then(|p| p.run_as_group)),
-        run_as_non_root: sc.and_then(|s| s.run_as_non_root).or(psc.and_then(|p| p.run_as_non_root)).unwrap_or(false),
+        run_as_user: sc
+            .and_then(|s| s.run_as_user)
+            .or(psc.and_then(|p| p.run_as_user)),
+        run_as_group: sc
+            .and_then(|s| s.run_as_group)
+            .or(psc.and_then(|p| p.run_as_group)),
+        run_as_non_root: sc
+            .and_then(|s| s.run_as_non_root)
+            .or(psc.and_then(|p| p.run_as_non_root))
+            .unwrap_or(false),
         privileged: sc.and_then(|s| s.privileged).unwrap_or(false),
         add_caps: caps.and_then(|c| c.add.clone()).unwrap_or_default(),
         drop_caps: caps.and_then(|c| c.drop.clone()).unwrap_or_default(),
-        readonly_rootfs: sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false),
+        readonly_rootfs: sc
+            .and_then(|s| s.read_only_root_filesystem)
+            .unwrap_or(false),
         allow_privilege_escalation: sc.and_then(|s| s.allow_privilege_escalation),
         seccomp: seccomp(sc.and_then(|s| s.seccomp_profile.as_ref()))
             .or_else(|| seccomp(psc.and_then(|p| p.seccomp_profile.as_ref())))

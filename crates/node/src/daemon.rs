@@ -21,7 +21,10 @@ pub struct DaemonOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("another peapod daemon already owns --root {root} (pid {pid}); stop it or use another --root")]
     Locked { root: PathBuf, pid: String },
     #[error(transparent)]
@@ -33,18 +36,33 @@ pub enum DaemonError {
 }
 
 fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
-    move |source| DaemonError::Io { path: path.to_path_buf(), source }
+    move |source| DaemonError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Take the root's lock, so two daemons never share one root.
 fn lock_root(root: &std::path::Path) -> Result<std::fs::File, DaemonError> {
     let path = root.join("peapod.lock");
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io(&path))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
     // SAFETY: flock on a descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        let pid = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
-        return Err(DaemonError::Locked { root: root.to_path_buf(), pid });
+        let pid = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        return Err(DaemonError::Locked {
+            root: root.to_path_buf(),
+            pid,
+        });
     }
     file.set_len(0).map_err(io(&path))?;
     std::fs::write(&path, std::process::id().to_string()).map_err(io(&path))?;
@@ -96,7 +114,10 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     let app = crate::server::router(node.clone());
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return std::future::pending::<()>().await;
         };
         tokio::select! {
@@ -105,7 +126,9 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         }
         eprintln!("peapod: daemon stopping; pods keep running");
     };
-    let res = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let res = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     let _ = std::fs::remove_file(&opts.socket);
     res.map_err(io(&opts.socket))
 }

@@ -17,14 +17,22 @@ impl Events {
     /// Record an event; a repeat of the last one bumps its count.
     pub fn record(&self, pod: &Pod, typ: &str, reason: &str, message: impl Into<String>) {
         let message = message.into();
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let now = crate::time::now();
-        let Ok(mut map) = self.by_pod.lock() else { return };
+        let Ok(mut map) = self.by_pod.lock() else {
+            return;
+        };
         let list = map.entry(uid.clone()).or_default();
         if let Some(last) = list.last_mut() {
-            if last.reason.as_deref() == Some(reason) && last.message.as_deref() == Some(message.as_str()) {
+            if last.reason.as_deref() == Some(reason)
+                && last.message.as_deref() == Some(message.as_str())
+            {
                 last.count = Some(last.count.unwrap_or(1) + 1);
                 last.last_timestamp = Some(now);
                 return;
@@ -32,7 +40,11 @@ impl Events {
         }
         let seq = list.len();
         list.push(Event {
-            metadata: ObjectMeta { name: Some(format!("{name}.{seq:x}")), namespace: Some(ns.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(format!("{name}.{seq:x}")),
+                namespace: Some(ns.clone()),
+                ..Default::default()
+            },
             involved_object: ObjectReference {
                 kind: Some("Pod".into()),
                 api_version: Some("v1".into()),
@@ -47,7 +59,10 @@ impl Events {
             count: Some(1),
             first_timestamp: Some(now.clone()),
             last_timestamp: Some(now),
-            source: Some(k8s_openapi::api::core::v1::EventSource { component: Some("kubelet".into()), host: None }),
+            source: Some(k8s_openapi::api::core::v1::EventSource {
+                component: Some("kubelet".into()),
+                host: None,
+            }),
             ..Default::default()
         });
         if list.len() > PER_POD {
@@ -57,7 +72,9 @@ impl Events {
 
     /// Events of pods named `name` in `ns` (all pods if `name` is None).
     pub fn list(&self, ns: &str, name: Option<&str>) -> Vec<Event> {
-        let Ok(map) = self.by_pod.lock() else { return Vec::new() };
+        let Ok(map) = self.by_pod.lock() else {
+            return Vec::new();
+        };
         let mut out: Vec<Event> = map
             .values()
             .flatten()

@@ -25,8 +25,18 @@ pub fn pod_key(ns: &str, name: &str) -> String {
 
 impl Node {
     pub fn new(store: Store, runtime: Arc<Runtime>, images: Arc<ImageStore>) -> Self {
-        let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into());
-        Self { store, runtime, images, events: Events::default(), workers: Mutex::new(HashMap::new()), hostname }
+        let hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into());
+        Self {
+            store,
+            runtime,
+            images,
+            events: Events::default(),
+            workers: Mutex::new(HashMap::new()),
+            hostname,
+        }
     }
 
     pub fn get_pod(&self, ns: &str, name: &str) -> Result<Option<Pod>, StoreError> {
@@ -48,10 +58,18 @@ impl Node {
 
     /// Start the worker of `pod` unless it runs; otherwise wake it.
     pub fn ensure_worker(self: &Arc<Self>, pod: &Pod) {
-        let Some(uid) = pod.metadata.uid.clone() else { return };
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let Ok(mut workers) = self.workers.lock() else { return };
+        let Ok(mut workers) = self.workers.lock() else {
+            return;
+        };
         if let Some(n) = workers.get(&uid) {
             n.notify_one();
             return;
@@ -68,6 +86,9 @@ impl Node {
     }
 
     pub fn has_worker(&self, uid: &str) -> bool {
-        self.workers.lock().map(|w| w.contains_key(uid)).unwrap_or(false)
+        self.workers
+            .lock()
+            .map(|w| w.contains_key(uid))
+            .unwrap_or(false)
     }
 }

@@ -38,13 +38,24 @@ fn is_sidecar(c: &Container) -> bool {
     c.restart_policy.as_deref() == Some("Always")
 }
 
-fn container_status(uid: &str, c: &Container, s: Option<&ContainerState>, obs: &Observed, default_wait: &str) -> Value {
+fn container_status(
+    uid: &str,
+    c: &Container,
+    s: Option<&ContainerState>,
+    obs: &Observed,
+    default_wait: &str,
+) -> Value {
     let id = format!("peapod://{uid}/{}", c.name);
     let image_id = obs.image_ids.get(&c.name).cloned().unwrap_or_default();
     let (state, ready, started, cid) = match s {
         Some(s) if s.status == ContainerStatus::Running => {
             let started_at = secs(s.started_at.as_deref().unwrap_or(&s.created_at));
-            (json!({ "running": { "startedAt": started_at } }), true, true, Some(id))
+            (
+                json!({ "running": { "startedAt": started_at } }),
+                true,
+                true,
+                Some(id),
+            )
         }
         Some(s) if s.status == ContainerStatus::Exited => {
             let exit = s.exit.clone();
@@ -102,7 +113,9 @@ fn container_status(uid: &str, c: &Container, s: Option<&ContainerState>, obs: &
 /// Compute a pod's status.
 pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let Some(spec) = pod.spec.as_ref() else { return PodStatus::default() };
+    let Some(spec) = pod.spec.as_ref() else {
+        return PodStatus::default();
+    };
     let empty = ShimState::default();
     let st = obs.state.as_ref().unwrap_or(&empty);
     let get = |name: &str| st.containers.get(name);
@@ -118,10 +131,15 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
         init_statuses.push(container_status(&uid, c, s, obs, "PodInitializing"));
         let ok = match s {
             Some(s) if is_sidecar(c) => s.status == ContainerStatus::Running,
-            Some(s) => s.status == ContainerStatus::Exited && s.exit.as_ref().map(|e| e.code) == Some(0),
+            Some(s) => {
+                s.status == ContainerStatus::Exited && s.exit.as_ref().map(|e| e.code) == Some(0)
+            }
             None => false,
         };
-        if s.map(|s| s.status == ContainerStatus::Exited && s.exit.as_ref().map(|e| e.code) != Some(0)).unwrap_or(false)
+        if s.map(|s| {
+            s.status == ContainerStatus::Exited && s.exit.as_ref().map(|e| e.code) != Some(0)
+        })
+        .unwrap_or(false)
             && !is_sidecar(c)
         {
             init_failed = true;
@@ -130,21 +148,42 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
             init_done = false;
         }
     }
-    let app_wait = if init_done { "ContainerCreating" } else { "PodInitializing" };
-    let app_statuses: Vec<Value> =
-        spec.containers.iter().map(|c| container_status(&uid, c, get(&c.name), obs, app_wait)).collect();
+    let app_wait = if init_done {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
+    let app_statuses: Vec<Value> = spec
+        .containers
+        .iter()
+        .map(|c| container_status(&uid, c, get(&c.name), obs, app_wait))
+        .collect();
 
-    let app_states: Vec<Option<&ContainerState>> = spec.containers.iter().map(|c| get(&c.name)).collect();
-    let running = app_states.iter().filter(|s| s.map(|s| s.status == ContainerStatus::Running).unwrap_or(false)).count();
-    let exited: Vec<&ContainerState> =
-        app_states.iter().flatten().filter(|s| s.status == ContainerStatus::Exited).copied().collect();
+    let app_states: Vec<Option<&ContainerState>> =
+        spec.containers.iter().map(|c| get(&c.name)).collect();
+    let running = app_states
+        .iter()
+        .filter(|s| {
+            s.map(|s| s.status == ContainerStatus::Running)
+                .unwrap_or(false)
+        })
+        .count();
+    let exited: Vec<&ContainerState> = app_states
+        .iter()
+        .flatten()
+        .filter(|s| s.status == ContainerStatus::Exited)
+        .copied()
+        .collect();
     let all_exited = exited.len() == spec.containers.len() && !spec.containers.is_empty();
     let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
 
     let phase = if init_failed && restart_policy == "Never" {
         "Failed"
     } else if all_exited {
-        if exited.iter().all(|s| s.exit.as_ref().map(|e| e.code) == Some(0)) {
+        if exited
+            .iter()
+            .all(|s| s.exit.as_ref().map(|e| e.code) == Some(0))
+        {
             "Succeeded"
         } else {
             "Failed"
@@ -156,7 +195,11 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
     };
 
     let ready = init_done && running == spec.containers.len() && !obs.terminating;
-    let sandbox_ready = obs.state.as_ref().map(|s| s.infra_exit.is_none()).unwrap_or(false);
+    let sandbox_ready = obs
+        .state
+        .as_ref()
+        .map(|s| s.infra_exit.is_none())
+        .unwrap_or(false);
     let t = now();
     let cond = |typ: &str, ok: bool, reason: Option<&str>| {
         let mut c = json!({ "type": typ, "status": if ok { "True" } else { "False" }, "lastTransitionTime": t });
@@ -168,8 +211,24 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
     let conditions = vec![
         cond("PodReadyToStartContainers", sandbox_ready, None),
         cond("Initialized", init_done, Some("ContainersNotInitialized")),
-        cond("Ready", ready, Some(if phase == "Succeeded" || phase == "Failed" { "PodCompleted" } else { "ContainersNotReady" })),
-        cond("ContainersReady", ready, Some(if phase == "Succeeded" || phase == "Failed" { "PodCompleted" } else { "ContainersNotReady" })),
+        cond(
+            "Ready",
+            ready,
+            Some(if phase == "Succeeded" || phase == "Failed" {
+                "PodCompleted"
+            } else {
+                "ContainersNotReady"
+            }),
+        ),
+        cond(
+            "ContainersReady",
+            ready,
+            Some(if phase == "Succeeded" || phase == "Failed" {
+                "PodCompleted"
+            } else {
+                "ContainersNotReady"
+            }),
+        ),
         cond("PodScheduled", true, None),
     ];
     let mut status = json!({
@@ -197,15 +256,23 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
 
 /// Kubernetes QoS class from requests and limits.
 pub fn qos_class(pod: &Pod) -> &'static str {
-    let Some(spec) = &pod.spec else { return "BestEffort" };
-    let all: Vec<&Container> = spec.containers.iter().chain(spec.init_containers.iter().flatten()).collect();
+    let Some(spec) = &pod.spec else {
+        return "BestEffort";
+    };
+    let all: Vec<&Container> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .collect();
     let mut any = false;
     let mut guaranteed = true;
     for c in &all {
         let r = c.resources.as_ref();
         let limits = r.and_then(|r| r.limits.as_ref());
         let requests = r.and_then(|r| r.requests.as_ref());
-        if limits.map(|l| !l.is_empty()).unwrap_or(false) || requests.map(|l| !l.is_empty()).unwrap_or(false) {
+        if limits.map(|l| !l.is_empty()).unwrap_or(false)
+            || requests.map(|l| !l.is_empty()).unwrap_or(false)
+        {
             any = true;
         }
         for res in ["cpu", "memory"] {
@@ -234,7 +301,11 @@ mod tests {
         serde_yaml_ng::from_str(yaml).unwrap()
     }
 
-    fn cs(id: &str, status: ContainerStatus, exit: Option<(i32, bool)>) -> (String, ContainerState) {
+    fn cs(
+        id: &str,
+        status: ContainerStatus,
+        exit: Option<(i32, bool)>,
+    ) -> (String, ContainerState) {
         (
             id.to_string(),
             ContainerState {
@@ -243,7 +314,12 @@ mod tests {
                 status,
                 created_at: "2024-01-01T00:00:00Z".into(),
                 started_at: Some("2024-01-01T00:00:01.5Z".into()),
-                exit: exit.map(|(code, oom)| ExitInfo { code, signal: None, finished_at: "2024-01-01T00:00:02Z".into(), oom_killed: oom }),
+                exit: exit.map(|(code, oom)| ExitInfo {
+                    code,
+                    signal: None,
+                    finished_at: "2024-01-01T00:00:02Z".into(),
+                    oom_killed: oom,
+                }),
                 log_path: "/x".into(),
             },
         )
@@ -254,11 +330,27 @@ mod tests {
     #[test]
     fn init_running_keeps_pending() {
         let p = pod(POD);
-        let obs = Observed { state: Some(ShimState { containers: [cs("init", ContainerStatus::Running, None)].into(), ..Default::default() }), ..Default::default() };
+        let obs = Observed {
+            state: Some(ShimState {
+                containers: [cs("init", ContainerStatus::Running, None)].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         let s = compute(&p, &obs);
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         let a = &s.container_statuses.as_ref().unwrap()[0];
-        assert_eq!(a.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(), Some("PodInitializing"));
+        assert_eq!(
+            a.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("PodInitializing")
+        );
     }
 
     #[test]
@@ -283,23 +375,52 @@ mod tests {
         assert_eq!(t.reason.as_deref(), Some("OOMKilled"));
         assert_eq!(t.exit_code, 137);
         let init = &s.init_container_statuses.as_ref().unwrap()[0];
-        assert_eq!(init.state.as_ref().unwrap().terminated.as_ref().unwrap().reason.as_deref(), Some("Completed"));
+        assert_eq!(
+            init.state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("Completed")
+        );
     }
 
     #[test]
     fn failed_init_with_never() {
         let mut p = pod(POD);
         p.spec.as_mut().unwrap().restart_policy = Some("Never".into());
-        let obs = Observed { state: Some(ShimState { containers: [cs("init", ContainerStatus::Exited, Some((3, false)))].into(), ..Default::default() }), ..Default::default() };
+        let obs = Observed {
+            state: Some(ShimState {
+                containers: [cs("init", ContainerStatus::Exited, Some((3, false)))].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         let s = compute(&p, &obs);
         assert_eq!(s.phase.as_deref(), Some("Failed"));
         let init = &s.init_container_statuses.as_ref().unwrap()[0];
-        assert_eq!(init.state.as_ref().unwrap().terminated.as_ref().unwrap().reason.as_deref(), Some("Error"));
+        assert_eq!(
+            init.state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("Error")
+        );
     }
 
     #[test]
     fn qos() {
-        assert_eq!(qos_class(&pod("metadata: {name: p}\nspec: {containers: [{name: a}]}")), "BestEffort");
+        assert_eq!(
+            qos_class(&pod("metadata: {name: p}\nspec: {containers: [{name: a}]}")),
+            "BestEffort"
+        );
         assert_eq!(
             qos_class(&pod("metadata: {name: p}\nspec: {containers: [{name: a, resources: {limits: {cpu: 1, memory: 1Gi}}}]}")),
             "Guaranteed"

@@ -15,7 +15,10 @@ pub enum StoreError {
     #[error("object store: {0}")]
     Db(String),
     #[error("object store: {key}: {source}")]
-    Decode { key: String, source: serde_json::Error },
+    Decode {
+        key: String,
+        source: serde_json::Error,
+    },
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -43,7 +46,10 @@ pub fn key(kind: &str, namespace: &str, name: &str) -> String {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
+        let db = Database::create(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(OBJECTS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
@@ -61,7 +67,10 @@ impl Store {
         match table.get(key).map_err(db_err)? {
             Some(v) => serde_json::from_slice(v.value())
                 .map(Some)
-                .map_err(|source| StoreError::Decode { key: key.into(), source }),
+                .map_err(|source| StoreError::Decode {
+                    key: key.into(),
+                    source,
+                }),
             None => Ok(None),
         }
     }
@@ -77,15 +86,25 @@ impl Store {
                 break;
             }
             out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|source| StoreError::Decode { key: k.value().to_string(), source })?,
+                serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
+                    key: k.value().to_string(),
+                    source,
+                })?,
             );
         }
         Ok(out)
     }
 
-    pub fn put<T: Serialize>(&self, kind: &'static str, key: &str, obj: &T) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(obj).map_err(|source| StoreError::Decode { key: key.into(), source })?;
+    pub fn put<T: Serialize>(
+        &self,
+        kind: &'static str,
+        key: &str,
+        obj: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(obj).map_err(|source| StoreError::Decode {
+            key: key.into(),
+            source,
+        })?;
         let txn = self.db.begin_write().map_err(db_err)?;
         let existed = {
             let mut table = txn.open_table(OBJECTS).map_err(db_err)?;
@@ -94,7 +113,12 @@ impl Store {
         };
         txn.commit().map_err(db_err)?;
         let object = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        let _ = self.changes.send(Change { kind, key: key.into(), event: if existed { "MODIFIED" } else { "ADDED" }, object });
+        let _ = self.changes.send(Change {
+            kind,
+            key: key.into(),
+            event: if existed { "MODIFIED" } else { "ADDED" },
+            object,
+        });
         Ok(())
     }
 
@@ -108,7 +132,12 @@ impl Store {
         txn.commit().map_err(db_err)?;
         if let Some(bytes) = &old {
             let object = serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
-            let _ = self.changes.send(Change { kind, key: key.into(), event: "DELETED", object });
+            let _ = self.changes.send(Change {
+                kind,
+                key: key.into(),
+                event: "DELETED",
+                object,
+            });
         }
         Ok(old.is_some())
     }
@@ -123,12 +152,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
         let mut rx = s.subscribe();
-        s.put("pods", &key("pods", "default", "a"), &serde_json::json!({"n": 1})).unwrap();
-        s.put("pods", &key("pods", "default", "b"), &serde_json::json!({"n": 2})).unwrap();
-        s.put("pods", &key("pods", "other", "c"), &serde_json::json!({"n": 3})).unwrap();
-        s.put("pods", &key("pods", "default", "a"), &serde_json::json!({"n": 4})).unwrap();
+        s.put(
+            "pods",
+            &key("pods", "default", "a"),
+            &serde_json::json!({"n": 1}),
+        )
+        .unwrap();
+        s.put(
+            "pods",
+            &key("pods", "default", "b"),
+            &serde_json::json!({"n": 2}),
+        )
+        .unwrap();
+        s.put(
+            "pods",
+            &key("pods", "other", "c"),
+            &serde_json::json!({"n": 3}),
+        )
+        .unwrap();
+        s.put(
+            "pods",
+            &key("pods", "default", "a"),
+            &serde_json::json!({"n": 4}),
+        )
+        .unwrap();
         let l: Vec<serde_json::Value> = s.list("pods/default/").unwrap();
-        assert_eq!(l, vec![serde_json::json!({"n": 4}), serde_json::json!({"n": 2})]);
+        assert_eq!(
+            l,
+            vec![serde_json::json!({"n": 4}), serde_json::json!({"n": 2})]
+        );
         assert_eq!(rx.try_recv().unwrap().event, "ADDED");
         assert!(s.delete("pods", "pods/default/a").unwrap());
         assert!(!s.delete("pods", "pods/default/a").unwrap());

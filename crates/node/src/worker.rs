@@ -27,7 +27,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify: Arc<Notify>) {
-    let mut obs = Observed { start_time: Some(now()), host_ip: Some(host_ip()), ..Default::default() };
+    let mut obs = Observed {
+        start_time: Some(now()),
+        host_ip: Some(host_ip()),
+        ..Default::default()
+    };
     loop {
         let pod = match node.get_pod(&ns, &name) {
             Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => p,
@@ -55,7 +59,11 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             return;
         }
         if obs.start_time.is_none() {
-            obs.start_time = pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0.to_string());
+            obs.start_time = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0.to_string());
         }
         sync(&node, &pod, &mut obs).await;
         write_status(&node, &pod, &obs);
@@ -91,9 +99,14 @@ fn host_ip() -> String {
 
 /// Keep a condition's lastTransitionTime while its status stays the same.
 fn keep_transition_times(new: &mut PodStatus, old: Option<&PodStatus>) {
-    let Some(old) = old.and_then(|o| o.conditions.as_ref()) else { return };
+    let Some(old) = old.and_then(|o| o.conditions.as_ref()) else {
+        return;
+    };
     for c in new.conditions.iter_mut().flatten() {
-        if let Some(o) = old.iter().find(|o| o.type_ == c.type_ && o.status == c.status) {
+        if let Some(o) = old
+            .iter()
+            .find(|o| o.type_ == c.type_ && o.status == c.status)
+        {
             c.last_transition_time = o.last_transition_time.clone();
         }
     }
@@ -125,20 +138,37 @@ fn is_sidecar(c: &Container) -> bool {
 
 fn sandbox_config(pod: &Pod) -> SandboxConfig {
     let spec = pod.spec.clone().unwrap_or_default();
-    let app: Vec<_> = spec.containers.iter().map(crate::config::requested).collect();
-    let init: Vec<_> = spec.init_containers.iter().flatten().map(crate::config::requested).collect();
+    let app: Vec<_> = spec
+        .containers
+        .iter()
+        .map(crate::config::requested)
+        .collect();
+    let init: Vec<_> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(crate::config::requested)
+        .collect();
     let v = pod_values(&app, &init, None);
     let name = pod.metadata.name.clone().unwrap_or_default();
     SandboxConfig {
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         name: name.clone(),
-        namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        namespace: pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
         hostname: name,
         host_network: spec.host_network.unwrap_or(false),
         host_pid: spec.host_pid.unwrap_or(false),
         host_ipc: spec.host_ipc.unwrap_or(false),
         share_process_namespace: spec.share_process_namespace.unwrap_or(false),
-        cgroup: SandboxCgroup { cpu_shares: v.cpu_shares, cpu_quota: v.cpu_quota, memory_limit: v.memory_limit },
+        cgroup: SandboxCgroup {
+            cpu_shares: v.cpu_shares,
+            cpu_quota: v.cpu_quota,
+            memory_limit: v.memory_limit,
+        },
     }
 }
 
@@ -147,7 +177,13 @@ fn sandbox_config(pod: &Pod) -> SandboxConfig {
 async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let Some(spec) = pod.spec.clone() else { return };
-    let all: Vec<Container> = spec.init_containers.iter().flatten().chain(spec.containers.iter()).cloned().collect();
+    let all: Vec<Container> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .cloned()
+        .collect();
 
     // Adopt or make the sandbox.
     if obs.state.is_none() {
@@ -159,7 +195,12 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     }
     if let Some(st) = &obs.state {
         if st.infra_exit.is_some() {
-            node.events.record(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.");
+            node.events.record(
+                pod,
+                "Normal",
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.",
+            );
             let rt = node.runtime.clone();
             let u = uid.clone();
             blocking(move || rt.remove_sandbox(&u)).await;
@@ -173,8 +214,14 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
             let image = c.image.clone().unwrap_or_default();
             match node.images.get(&image) {
                 Ok(Some(rec)) => {
-                    obs.image_ids.insert(c.name.clone(), format!("{}@{}", rec.name, rec.digest));
-                    if obs.waiting.get(&c.name).map(|w| w.0.starts_with("ErrImage")).unwrap_or(false) {
+                    obs.image_ids
+                        .insert(c.name.clone(), format!("{}@{}", rec.name, rec.digest));
+                    if obs
+                        .waiting
+                        .get(&c.name)
+                        .map(|w| w.0.starts_with("ErrImage"))
+                        .unwrap_or(false)
+                    {
                         obs.waiting.remove(&c.name);
                     }
                 }
@@ -190,7 +237,12 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
                         )
                     };
                     if obs.waiting.get(&c.name).map(|w| w.0.as_str()) != Some(reason) {
-                        node.events.record(pod, "Warning", "Failed", format!("Failed to pull image \"{image}\": {msg}"));
+                        node.events.record(
+                            pod,
+                            "Warning",
+                            "Failed",
+                            format!("Failed to pull image \"{image}\": {msg}"),
+                        );
                     }
                     obs.waiting.insert(c.name.clone(), (reason.into(), msg));
                 }
@@ -200,7 +252,15 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
             return;
         }
         for c in &all {
-            node.events.record(pod, "Normal", "Pulled", format!("Container image \"{}\" already present on machine", c.image.clone().unwrap_or_default()));
+            node.events.record(
+                pod,
+                "Normal",
+                "Pulled",
+                format!(
+                    "Container image \"{}\" already present on machine",
+                    c.image.clone().unwrap_or_default()
+                ),
+            );
         }
         let rt = node.runtime.clone();
         let cfg = sandbox_config(pod);
@@ -214,7 +274,12 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
         match blocking(move || rt.run_sandbox(&cfg).and_then(|_| rt.sandbox_state(&u))).await {
             Some(Ok(state)) => obs.state = Some(state),
             Some(Err(e)) => {
-                node.events.record(pod, "Warning", "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
+                node.events.record(
+                    pod,
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                );
                 return;
             }
             None => return,
@@ -229,9 +294,13 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
         Some(Ok(v)) => v,
         Some(Err(e)) => {
             for c in &all {
-                obs.waiting.insert(c.name.clone(), ("CreateContainerConfigError".into(), e.to_string()));
+                obs.waiting.insert(
+                    c.name.clone(),
+                    ("CreateContainerConfigError".into(), e.to_string()),
+                );
             }
-            node.events.record(pod, "Warning", "FailedMount", e.to_string());
+            node.events
+                .record(pod, "Warning", "FailedMount", e.to_string());
             return;
         }
         None => return,
@@ -241,7 +310,11 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     let inits = spec.init_containers.clone().unwrap_or_default();
     for (i, c) in inits.iter().enumerate() {
         let field = format!("spec.initContainers[{i}]");
-        let st = obs.state.as_ref().and_then(|s| s.containers.get(&c.name)).map(|c| (c.status, c.exit.as_ref().map(|e| e.code)));
+        let st = obs
+            .state
+            .as_ref()
+            .and_then(|s| s.containers.get(&c.name))
+            .map(|c| (c.status, c.exit.as_ref().map(|e| e.code)));
         match st {
             None | Some((ContainerStatus::Created, _)) => {
                 if !start(node, pod, c, &field, &prepared, obs).await || !is_sidecar(c) {
@@ -257,7 +330,11 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     }
     for (i, c) in spec.containers.iter().enumerate() {
         let field = format!("spec.containers[{i}]");
-        let st = obs.state.as_ref().and_then(|s| s.containers.get(&c.name)).map(|c| c.status);
+        let st = obs
+            .state
+            .as_ref()
+            .and_then(|s| s.containers.get(&c.name))
+            .map(|c| c.status);
         if matches!(st, None | Some(ContainerStatus::Created)) {
             start(node, pod, c, &field, &prepared, obs).await;
         }
@@ -265,23 +342,40 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
 }
 
 /// Create (if needed) and start one container; false on failure.
-async fn start(node: &Arc<Node>, pod: &Pod, c: &Container, field: &str, prepared: &volumes::Prepared, obs: &mut Observed) -> bool {
+async fn start(
+    node: &Arc<Node>,
+    pod: &Pod,
+    c: &Container,
+    field: &str,
+    prepared: &volumes::Prepared,
+    obs: &mut Observed,
+) -> bool {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mounts = match volumes::container_mounts(c, prepared, field) {
         Ok(m) => m,
         Err(e) => {
-            obs.waiting.insert(c.name.clone(), ("CreateContainerConfigError".into(), e.to_string()));
-            node.events.record(pod, "Warning", "Failed", format!("Error: {e}"));
+            obs.waiting.insert(
+                c.name.clone(),
+                ("CreateContainerConfigError".into(), e.to_string()),
+            );
+            node.events
+                .record(pod, "Warning", "Failed", format!("Error: {e}"));
             return false;
         }
     };
     let cfg = container_config(pod, c, mounts);
-    let exists = obs.state.as_ref().map(|s| s.containers.contains_key(&c.name)).unwrap_or(false);
+    let exists = obs
+        .state
+        .as_ref()
+        .map(|s| s.containers.contains_key(&c.name))
+        .unwrap_or(false);
     let rt = node.runtime.clone();
     let u = uid.clone();
     let name = c.name.clone();
     let res = blocking(move || -> Result<_, RuntimeError> {
-        let created = if exists { false } else {
+        let created = if exists {
+            false
+        } else {
             rt.create_container(&u, &cfg)?;
             true
         };
@@ -292,9 +386,19 @@ async fn start(node: &Arc<Node>, pod: &Pod, c: &Container, field: &str, prepared
     match res {
         Some(Ok((created, state))) => {
             if created {
-                node.events.record(pod, "Normal", "Created", format!("Created container {}", c.name));
+                node.events.record(
+                    pod,
+                    "Normal",
+                    "Created",
+                    format!("Created container {}", c.name),
+                );
             }
-            node.events.record(pod, "Normal", "Started", format!("Started container {}", c.name));
+            node.events.record(
+                pod,
+                "Normal",
+                "Started",
+                format!("Started container {}", c.name),
+            );
             obs.waiting.remove(&c.name);
             obs.state = Some(state);
             true
@@ -304,20 +408,30 @@ async fn start(node: &Arc<Node>, pod: &Pod, c: &Container, field: &str, prepared
                 RuntimeError::ContainerConfig { .. } => "CreateContainerConfigError",
                 _ => "CreateContainerError",
             };
-            obs.waiting.insert(c.name.clone(), (reason.into(), e.to_string()));
-            node.events.record(pod, "Warning", "Failed", format!("Error: {e}"));
+            obs.waiting
+                .insert(c.name.clone(), (reason.into(), e.to_string()));
+            node.events
+                .record(pod, "Warning", "Failed", format!("Error: {e}"));
             // A half-made container is removed so the next try starts clean.
             let rt = node.runtime.clone();
             let name = c.name.clone();
             blocking(move || {
                 if let Ok(s) = rt.sandbox_state(&uid) {
-                    if s.containers.get(&name).map(|c| c.status == ContainerStatus::Created).unwrap_or(false) {
+                    if s.containers
+                        .get(&name)
+                        .map(|c| c.status == ContainerStatus::Created)
+                        .unwrap_or(false)
+                    {
                         let _ = rt.remove_container(&uid, &name);
                     }
                 }
             })
             .await;
-            if let Some(Ok(s)) = { let rt = node.runtime.clone(); let u = pod.metadata.uid.clone().unwrap_or_default(); blocking(move || rt.sandbox_state(&u)).await } {
+            if let Some(Ok(s)) = {
+                let rt = node.runtime.clone();
+                let u = pod.metadata.uid.clone().unwrap_or_default();
+                blocking(move || rt.sandbox_state(&u)).await
+            } {
                 obs.state = Some(s);
             }
             false
@@ -333,20 +447,32 @@ async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     let grace = pod
         .metadata
         .deletion_grace_period_seconds
-        .or(pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .or(pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds))
         .unwrap_or(30)
         .max(0) as u64;
     let names: Vec<String> = obs
         .state
         .as_ref()
-        .map(|s| s.containers.iter().filter(|(_, c)| c.status != ContainerStatus::Exited).map(|(n, _)| n.clone()).collect())
+        .map(|s| {
+            s.containers
+                .iter()
+                .filter(|(_, c)| c.status != ContainerStatus::Exited)
+                .map(|(n, _)| n.clone())
+                .collect()
+        })
         .unwrap_or_default();
     let mut tasks = Vec::new();
     for n in names {
-        node.events.record(pod, "Normal", "Killing", format!("Stopping container {n}"));
+        node.events
+            .record(pod, "Normal", "Killing", format!("Stopping container {n}"));
         let rt = node.runtime.clone();
         let u = uid.clone();
-        tasks.push(tokio::task::spawn_blocking(move || rt.stop_container(&u, &n, Duration::from_secs(grace))));
+        tasks.push(tokio::task::spawn_blocking(move || {
+            rt.stop_container(&u, &n, Duration::from_secs(grace))
+        }));
     }
     for t in tasks {
         if let Ok(Err(e)) = t.await {
@@ -355,7 +481,9 @@ async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     }
     let rt = node.runtime.clone();
     let u = uid.clone();
-    if let Some(Err(e)) = blocking(move || rt.stop_sandbox(&u).and_then(|_| rt.remove_sandbox(&u))).await {
+    if let Some(Err(e)) =
+        blocking(move || rt.stop_sandbox(&u).and_then(|_| rt.remove_sandbox(&u))).await
+    {
         tracing::error!(%uid, "remove sandbox: {e}");
     }
 }

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 const DEFAULT_SOCKET: &str = "/run/peapod/peapod.sock";
 
 #[derive(Parser)]
-#[command(name = "peapod", version, about = "Kubernetes Pods on one Linux machine")]
+#[command(
+    name = "peapod",
+    version,
+    about = "Kubernetes Pods on one Linux machine"
+)]
 struct Cli {
     /// The daemon's socket.
     #[arg(long, env = "PEAPOD_SOCKET", global = true, default_value = DEFAULT_SOCKET)]
@@ -163,7 +167,9 @@ enum ImageCmd {
 fn check_pod_resource(r: &str) -> anyhow::Result<()> {
     match r {
         "pod" | "pods" | "po" => Ok(()),
-        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods)"),
+        other => anyhow::bail!(
+            "error: the server doesn't have a resource type \"{other}\" (peapod serves pods)"
+        ),
     }
 }
 
@@ -192,7 +198,9 @@ fn delete_targets(targets: &[String], ns: &str) -> anyhow::Result<Vec<(String, S
 }
 
 fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let c = client::Client::new(socket.clone());
         match cmd {
@@ -255,13 +263,19 @@ fn main() {
             if matches!(cmd, Cmd::Serve { .. }) {
                 let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-                tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+                tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_writer(std::io::stderr)
+                    .init();
             }
             match tokio_main(cli.socket, cmd) {
                 Ok(code) => code,
                 Err(e) => {
                     let msg = e.to_string();
-                    if msg.starts_with("error:") || msg.starts_with("Error from server") || msg.starts_with("The ") {
+                    if msg.starts_with("error:")
+                        || msg.starts_with("Error from server")
+                        || msg.starts_with("The ")
+                    {
                         eprintln!("{msg}");
                     } else {
                         eprintln!("error: {msg}");

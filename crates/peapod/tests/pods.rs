@@ -19,7 +19,10 @@ fn two_containers_share_net_ipc_uts_but_not_mnt_pid() {
             "  - name: server\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo hi-from-server > /tmp/index.html; shmhelper create 4242; exec httpd -f -p 127.0.0.1:8080 -h /tmp']\n  - name: client\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
         ),
     ));
-    d.apply_ok(&busybox_pod("other", &format!("  - name: solo\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n")));
+    d.apply_ok(&busybox_pod(
+        "other",
+        &format!("  - name: solo\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"),
+    ));
     d.wait_running("duo");
     d.wait_running("other");
 
@@ -27,11 +30,23 @@ fn two_containers_share_net_ipc_uts_but_not_mnt_pid() {
     let (server, client) = (d.pid("duo", "server"), d.pid("duo", "client"));
     assert_ne!(server, client);
     for kind in ["net", "ipc", "uts"] {
-        assert_eq!(ns_inode(server, kind), ns_inode(client, kind), "{kind} must be shared");
-        assert_ne!(ns_inode(server, kind), ns_inode(std::process::id() as i32, kind), "{kind} must not be the host's");
+        assert_eq!(
+            ns_inode(server, kind),
+            ns_inode(client, kind),
+            "{kind} must be shared"
+        );
+        assert_ne!(
+            ns_inode(server, kind),
+            ns_inode(std::process::id() as i32, kind),
+            "{kind} must not be the host's"
+        );
     }
     for kind in ["mnt", "pid"] {
-        assert_ne!(ns_inode(server, kind), ns_inode(client, kind), "{kind} must not be shared");
+        assert_ne!(
+            ns_inode(server, kind),
+            ns_inode(client, kind),
+            "{kind} must not be shared"
+        );
     }
     let other = d.pid("other", "solo");
     assert_ne!(ns_inode(other, "net"), ns_inode(server, "net"));
@@ -50,27 +65,64 @@ fn two_containers_share_net_ipc_uts_but_not_mnt_pid() {
 
     // SysV shm made in `server` is visible in `client`, not in `other`.
     let shm = d.exec_ok("duo", "client", &["cat", "/proc/sysvipc/shm"]);
-    assert!(shm.lines().skip(1).any(|l| l.split_whitespace().next() == Some("4242")), "{shm}");
-    assert_eq!(d.exec_ok("duo", "client", &["shmhelper", "read", "4242"]).trim(), "peapod");
+    assert!(
+        shm.lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().next() == Some("4242")),
+        "{shm}"
+    );
+    assert_eq!(
+        d.exec_ok("duo", "client", &["shmhelper", "read", "4242"])
+            .trim(),
+        "peapod"
+    );
     let shm_other = d.exec_ok("other", "solo", &["cat", "/proc/sysvipc/shm"]);
-    assert!(!shm_other.lines().skip(1).any(|l| l.split_whitespace().next() == Some("4242")), "{shm_other}");
+    assert!(
+        !shm_other
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().next() == Some("4242")),
+        "{shm_other}"
+    );
 
     // Same hostname (the pod's name); different files.
     assert_eq!(d.exec_ok("duo", "server", &["hostname"]).trim(), "duo");
     assert_eq!(d.exec_ok("duo", "client", &["hostname"]).trim(), "duo");
-    assert!(!d.exec("duo", "client", &["test", "-e", "/tmp/index.html"]).status.success());
+    assert!(!d
+        .exec("duo", "client", &["test", "-e", "/tmp/index.html"])
+        .status
+        .success());
     // Processes: each container sees only its own.
     let ps = d.exec_ok("duo", "client", &["ps", "-o", "args"]);
     assert!(!ps.contains("httpd"), "{ps}");
     // /etc/hosts is kubelet's.
-    assert!(d.exec_ok("duo", "client", &["cat", "/etc/hosts"]).contains("Kubernetes-managed hosts file"));
+    assert!(d
+        .exec_ok("duo", "client", &["cat", "/etc/hosts"])
+        .contains("Kubernetes-managed hosts file"));
 
     // get/describe/inspect show what a user expects.
     let table = d.ok(&["get", "pods"]);
-    assert!(table.lines().next().unwrap().split_whitespace().collect::<Vec<_>>() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{table}");
-    assert!(table.lines().any(|l| l.starts_with("duo") && l.contains("2/2") && l.contains("Running")), "{table}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("duo") && l.contains("2/2") && l.contains("Running")),
+        "{table}"
+    );
     let inspect = d.ok(&["inspect", "pod", "duo"]);
-    assert!(inspect.contains("infra") && inspect.contains("server") && inspect.contains("client"), "{inspect}");
+    assert!(
+        inspect.contains("infra") && inspect.contains("server") && inspect.contains("client"),
+        "{inspect}"
+    );
     let describe = d.ok(&["describe", "pod", "duo"]);
     assert!(describe.contains("Started"), "{describe}");
 }
@@ -112,7 +164,10 @@ spec:
         if logs.contains("delivered-by-init") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "checker never fetched the page: {logs:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "checker never fetched the page: {logs:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // readOnly volumeMount.
@@ -150,13 +205,17 @@ spec:
         if out.contains("app-line-3") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "collector logs: {out:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "collector logs: {out:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // Logs are CRI-format files on disk.
     let pod = d.pod("logs");
     let uid = pod["metadata"]["uid"].as_str().unwrap();
-    let file = std::fs::read_to_string(d.root.join(format!("pods/{uid}/logs/collector/0.log"))).unwrap();
+    let file =
+        std::fs::read_to_string(d.root.join(format!("pods/{uid}/logs/collector/0.log"))).unwrap();
     let first = file.lines().next().unwrap();
     let parts: Vec<&str> = first.splitn(4, ' ').collect();
     assert!(parts[0].ends_with('Z') && parts[0].contains('T'), "{first}");
@@ -174,9 +233,19 @@ fn share_process_namespace_infra_is_pid_1() {
     d.wait_running("shared");
     let ps = d.exec_ok("shared", "b", &["ps", "-o", "pid,args"]);
     assert!(ps.contains("sleep 3601"), "{ps}");
-    let pid1 = ps.lines().find(|l| l.split_whitespace().next() == Some("1")).unwrap_or_default().to_string();
-    assert!(pid1.contains("infra"), "PID 1 must be the infra process: {ps}");
-    assert_eq!(ns_inode(d.pid("shared", "a"), "pid"), ns_inode(d.pid("shared", "b"), "pid"));
+    let pid1 = ps
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        pid1.contains("infra"),
+        "PID 1 must be the infra process: {ps}"
+    );
+    assert_eq!(
+        ns_inode(d.pid("shared", "a"), "pid"),
+        ns_inode(d.pid("shared", "b"), "pid")
+    );
 }
 
 #[test]
@@ -210,12 +279,17 @@ spec:
       limits: {{memory: 32Mi, cpu: 500m}}
 "#
     ));
-    let pod = d.wait_pod("oom", "terminated", |p| !p["status"]["containerStatuses"][0]["state"]["terminated"].is_null());
+    let pod = d.wait_pod("oom", "terminated", |p| {
+        !p["status"]["containerStatuses"][0]["state"]["terminated"].is_null()
+    });
     let t = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(t["reason"], "OOMKilled", "{t}");
     assert_eq!(t["exitCode"], 137);
     assert_eq!(pod["status"]["phase"], "Failed");
-    assert!(d.ok(&["get", "pods"]).lines().any(|l| l.starts_with("oom") && l.contains("OOMKilled")));
+    assert!(d
+        .ok(&["get", "pods"])
+        .lines()
+        .any(|l| l.starts_with("oom") && l.contains("OOMKilled")));
 
     d.apply_ok(&format!(
         r#"apiVersion: v1
@@ -235,18 +309,37 @@ spec:
     let pod = d.wait_running("limits");
     let uid = pod["metadata"]["uid"].as_str().unwrap();
     let cg = |ctrl: &str, rel: &str, file: &str| {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}/{}/pod{uid}/{rel}{file}", d.cgroup_parent)).unwrap().trim().to_string()
+        std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/{ctrl}/{}/pod{uid}/{rel}{file}",
+            d.cgroup_parent
+        ))
+        .unwrap()
+        .trim()
+        .to_string()
     };
     assert_eq!(cg("cpu", "c/", "cpu.cfs_quota_us"), "50000");
     assert_eq!(cg("cpu", "c/", "cpu.cfs_period_us"), "100000");
     assert_eq!(cg("cpu", "c/", "cpu.shares"), "256");
-    assert_eq!(cg("memory", "c/", "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    assert_eq!(
+        cg("memory", "c/", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
     assert_eq!(cg("pids", "", "pids.max"), "100");
-    assert_eq!(cg("memory", "", "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    assert_eq!(
+        cg("memory", "", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
     // The container's process is in its cgroup.
     let pid = d.pid("limits", "c");
-    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{}/pod{uid}/c/cgroup.procs", d.cgroup_parent)).unwrap();
-    assert!(procs.lines().any(|l| l.trim() == pid.to_string()), "{procs}");
+    let procs = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/{}/pod{uid}/c/cgroup.procs",
+        d.cgroup_parent
+    ))
+    .unwrap();
+    assert!(
+        procs.lines().any(|l| l.trim() == pid.to_string()),
+        "{procs}"
+    );
 }
 
 #[test]
@@ -263,14 +356,24 @@ fn daemon_sigkill_leaves_pods_running_and_restart_adopts_them() {
     d.kill9();
     std::thread::sleep(Duration::from_millis(300));
     for p in &pids {
-        assert!(std::path::Path::new(&format!("/proc/{p}")).exists(), "container {p} died with the daemon");
+        assert!(
+            std::path::Path::new(&format!("/proc/{p}")).exists(),
+            "container {p} died with the daemon"
+        );
     }
     d.spawn(&[]);
     for (i, n) in ["p1", "p2", "p3"].iter().enumerate() {
         d.wait_running(n);
-        assert_eq!(d.pid(n, "c"), pids[i], "{n} was recreated instead of adopted");
+        assert_eq!(
+            d.pid(n, "c"),
+            pids[i],
+            "{n} was recreated instead of adopted"
+        );
         assert!(d.ok(&["logs", n]).contains(&format!("started-{n}")));
-        assert_eq!(d.exec_ok(n, "c", &["echo", "still-here"]).trim(), "still-here");
+        assert_eq!(
+            d.exec_ok(n, "c", &["echo", "still-here"]).trim(),
+            "still-here"
+        );
     }
     for n in ["p1", "p2", "p3"] {
         d.ok(&["delete", "pod", n]);
@@ -310,15 +413,26 @@ spec:
     ));
     d.wait_running("full");
     assert_eq!(d.exec_ok("full", "a", &["cat", "/mem/x"]).trim(), "ok");
-    assert!(!d.leftovers().is_empty(), "a running pod should have mounts and cgroups");
+    assert!(
+        !d.leftovers().is_empty(),
+        "a running pod should have mounts and cgroups"
+    );
     let start = std::time::Instant::now();
     let out = d.ok(&["delete", "pod/full"]);
     assert!(out.contains("pod \"full\" deleted"), "{out}");
     // `a` exits on SIGTERM: no need to wait out the grace period.
-    assert!(start.elapsed() < Duration::from_secs(5), "graceful stop took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "graceful stop took {:?}",
+        start.elapsed()
+    );
     let out = d.peapod(&["get", "pod", "full"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("pods \"full\" not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pods \"full\" not found"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(d.leftovers(), Vec::<String>::new());
 }
 
@@ -340,10 +454,18 @@ fn bad_manifests_are_refused_naming_the_field() {
     for (yaml, field) in &cases {
         let out = d.apply(yaml);
         assert!(!out.status.success(), "accepted: {yaml}");
-        assert!(stderr(&out).contains(field), "error for {field}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(field),
+            "error for {field}: {}",
+            stderr(&out)
+        );
     }
     // A valid pod before an invalid one in the same file: nothing created.
-    let mixed = format!("{}---\n{}", busybox_pod("good", &format!("  - {{name: c, image: {BUSYBOX}}}\n")), cases[0].0);
+    let mixed = format!(
+        "{}---\n{}",
+        busybox_pod("good", &format!("  - {{name: c, image: {BUSYBOX}}}\n")),
+        cases[0].0
+    );
     assert!(!d.apply(&mixed).status.success());
     assert!(d.pod_names().is_empty());
     assert_eq!(d.leftovers(), Vec::<String>::new());
@@ -357,7 +479,9 @@ fn unsupported_fields_are_warned_not_ignored() {
     ));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("Warning: spec.containers[0].livenessProbe is not supported yet and is ignored"),
+        stderr(&out).contains(
+            "Warning: spec.containers[0].livenessProbe is not supported yet and is ignored"
+        ),
         "{}",
         stderr(&out)
     );
@@ -366,7 +490,11 @@ fn unsupported_fields_are_warned_not_ignored() {
     let again = d.apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    livenessProbe:\n      exec: {{command: ['true']}}\n"
     ));
-    assert!(stdout(&again).contains("pod/probe unchanged"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("pod/probe unchanged"),
+        "{}",
+        stdout(&again)
+    );
 }
 
 #[test]
@@ -381,10 +509,22 @@ fn failing_init_container_blocks_app_containers() {
     assert_eq!(s["reason"], "Error");
     assert!(pod["status"]["containerStatuses"][0]["state"]["running"].is_null());
     let table = d.ok(&["get", "pods"]);
-    assert!(table.lines().any(|l| l.starts_with("badinit") && l.contains("Init:Error")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("badinit") && l.contains("Init:Error")),
+        "{table}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let inspect = d.inspect("badinit");
-    assert!(!inspect["processes"].as_array().unwrap().iter().any(|p| p["name"] == "app"), "{inspect}");
+    assert!(
+        !inspect["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "app"),
+        "{inspect}"
+    );
 }
 
 #[test]
@@ -392,21 +532,47 @@ fn exec_with_tty_stdin_and_exit_codes() {
     let d = Daemon::start();
     d.apply_ok(&busybox_pod("ex", &format!("  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    securityContext: {{runAsUser: 1000, readOnlyRootFilesystem: true}}\n")));
     d.wait_running("ex");
-    let out = d.peapod(&["exec", "-t", "ex", "--", "sh", "-c", "test -t 0 && echo is-a-tty; id -u"]);
-    assert!(stdout(&out).contains("is-a-tty"), "{} {}", stdout(&out), stderr(&out));
+    let out = d.peapod(&[
+        "exec",
+        "-t",
+        "ex",
+        "--",
+        "sh",
+        "-c",
+        "test -t 0 && echo is-a-tty; id -u",
+    ]);
+    assert!(
+        stdout(&out).contains("is-a-tty"),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("1000"));
     let out = d.exec("ex", "c", &["sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
     let out = d.exec("ex", "c", &["touch", "/file"]);
     assert!(!out.status.success(), "read-only rootfs accepted a write");
     let mut child = std::process::Command::new(exe())
-        .args(["--socket", d.socket.to_str().unwrap(), "exec", "-i", "ex", "--", "cat"])
+        .args([
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "exec",
+            "-i",
+            "ex",
+            "--",
+            "cat",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"through-stdin\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through-stdin\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(stdout(&out), "through-stdin\n");
     // Default capabilities are containerd's, not all.

@@ -58,7 +58,12 @@ pub enum SeccompConfig {
 }
 
 /// The Kubernetes rules for command/args over the image's Entrypoint/Cmd.
-pub fn merge_command(command: &[String], args: &[String], entrypoint: &[String], cmd: &[String]) -> Vec<String> {
+pub fn merge_command(
+    command: &[String],
+    args: &[String],
+    entrypoint: &[String],
+    cmd: &[String],
+) -> Vec<String> {
     match (command.is_empty(), args.is_empty()) {
         (false, _) => command.iter().chain(args).cloned().collect(),
         (true, false) => entrypoint.iter().chain(args).cloned().collect(),
@@ -78,7 +83,10 @@ pub fn merge_env(image_env: &[String], env: &[(String, String)], hostname: &str)
         }
     };
     if !image_env.iter().any(|e| e.starts_with("PATH=")) {
-        set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        set(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        );
     }
     set("HOSTNAME", hostname);
     for e in image_env {
@@ -94,7 +102,11 @@ pub fn merge_env(image_env: &[String], env: &[(String, String)], hostname: &str)
 impl Runtime {
     /// Create a container in sandbox `uid`; returns its id. On failure
     /// nothing of it is left behind.
-    pub fn create_container(&self, uid: &str, cfg: &ContainerConfig) -> Result<String, RuntimeError> {
+    pub fn create_container(
+        &self,
+        uid: &str,
+        cfg: &ContainerConfig,
+    ) -> Result<String, RuntimeError> {
         let id = cfg.name.clone();
         let dir = self.paths.container_dir(uid, &id);
         match self.create_container_inner(uid, &id, cfg) {
@@ -107,9 +119,20 @@ impl Runtime {
         }
     }
 
-    fn create_container_inner(&self, uid: &str, id: &str, cfg: &ContainerConfig) -> Result<(), RuntimeError> {
-        let cerr = |message: String| RuntimeError::Container { name: cfg.name.clone(), message };
-        let config_err = |message: String| RuntimeError::ContainerConfig { name: cfg.name.clone(), message };
+    fn create_container_inner(
+        &self,
+        uid: &str,
+        id: &str,
+        cfg: &ContainerConfig,
+    ) -> Result<(), RuntimeError> {
+        let cerr = |message: String| RuntimeError::Container {
+            name: cfg.name.clone(),
+            message,
+        };
+        let config_err = |message: String| RuntimeError::ContainerConfig {
+            name: cfg.name.clone(),
+            message,
+        };
         let sandbox = self.sandbox_config(uid)?;
         let image = self
             .images
@@ -130,14 +153,25 @@ impl Runtime {
         peapod_image::mount_rootfs(&layers, &rw, &rootfs)?;
 
         // The process.
-        let args = merge_command(&cfg.command, &cfg.args, &image_cfg.entrypoint, &image_cfg.cmd);
+        let args = merge_command(
+            &cfg.command,
+            &cfg.args,
+            &image_cfg.entrypoint,
+            &image_cfg.cmd,
+        );
         if args.is_empty() {
-            return Err(config_err("no command: the pod gives no command and the image has no Entrypoint or Cmd".into()));
+            return Err(config_err(
+                "no command: the pod gives no command and the image has no Entrypoint or Cmd"
+                    .into(),
+            ));
         }
         let sec = &cfg.security;
         let to_u32 = |v: Option<i64>, what: &str| -> Result<Option<u32>, RuntimeError> {
-            v.map(|n| u32::try_from(n).map_err(|_| config_err(format!("securityContext.{what}: {n} is out of range"))))
-                .transpose()
+            v.map(|n| {
+                u32::try_from(n)
+                    .map_err(|_| config_err(format!("securityContext.{what}: {n} is out of range")))
+            })
+            .transpose()
         };
         let resolved = user::resolve(
             &rootfs,
@@ -163,21 +197,48 @@ impl Runtime {
         // then volumes.
         let etc = self.paths.etc_dir(uid);
         let mut binds = vec![
-            BindMount { destination: "/etc/hosts".into(), source: etc.join("hosts"), readonly: false },
-            BindMount { destination: "/etc/hostname".into(), source: etc.join("hostname"), readonly: false },
-            BindMount { destination: "/etc/resolv.conf".into(), source: etc.join("resolv.conf"), readonly: false },
+            BindMount {
+                destination: "/etc/hosts".into(),
+                source: etc.join("hosts"),
+                readonly: false,
+            },
+            BindMount {
+                destination: "/etc/hostname".into(),
+                source: etc.join("hostname"),
+                readonly: false,
+            },
+            BindMount {
+                destination: "/etc/resolv.conf".into(),
+                source: etc.join("resolv.conf"),
+                readonly: false,
+            },
             BindMount {
                 destination: "/dev/shm".into(),
-                source: if sandbox.host_ipc { PathBuf::from("/dev/shm") } else { self.paths.shm_dir(uid) },
+                source: if sandbox.host_ipc {
+                    PathBuf::from("/dev/shm")
+                } else {
+                    self.paths.shm_dir(uid)
+                },
                 readonly: false,
             },
         ];
-        let term_path = cfg.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+        let term_path = cfg
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| "/dev/termination-log".into());
         let term_file = dir.join("termination-log");
         std::fs::write(&term_file, b"").map_err(RuntimeError::io(&term_file))?;
-        binds.push(BindMount { destination: term_path, source: term_file, readonly: false });
+        binds.push(BindMount {
+            destination: term_path,
+            source: term_file,
+            readonly: false,
+        });
         for m in &cfg.mounts {
-            binds.push(BindMount { destination: m.container_path.clone(), source: m.host_path.clone(), readonly: m.readonly });
+            binds.push(BindMount {
+                destination: m.container_path.clone(),
+                source: m.host_path.clone(),
+                readonly: m.readonly,
+            });
         }
 
         let caps = security::capabilities(sec.privileged, &sec.add_caps, &sec.drop_caps);
@@ -188,10 +249,21 @@ impl Runtime {
                 let base = self.paths.root().join("seccomp");
                 let p = base.join(rel);
                 if !p.starts_with(&base) || rel.split('/').any(|c| c == "..") {
-                    return Err(config_err(format!("seccompProfile.localhostProfile {rel:?} must stay under {}", base.display())));
+                    return Err(config_err(format!(
+                        "seccompProfile.localhostProfile {rel:?} must stay under {}",
+                        base.display()
+                    )));
                 }
-                let b = std::fs::read(&p).map_err(|e| config_err(format!("seccompProfile.localhostProfile {}: {e}", p.display())))?;
-                Seccomp::Profile(serde_json::from_slice(&b).map_err(|e| config_err(format!("seccomp profile {}: {e}", p.display())))?)
+                let b = std::fs::read(&p).map_err(|e| {
+                    config_err(format!(
+                        "seccompProfile.localhostProfile {}: {e}",
+                        p.display()
+                    ))
+                })?;
+                Seccomp::Profile(
+                    serde_json::from_slice(&b)
+                        .map_err(|e| config_err(format!("seccomp profile {}: {e}", p.display())))?,
+                )
             }
         };
         let cgroup_rel = self.paths.container_cgroup(uid, id);
@@ -218,16 +290,20 @@ impl Runtime {
             annotations: vec![
                 ("io.kubernetes.pod.uid".into(), uid.to_string()),
                 ("io.kubernetes.pod.name".into(), sandbox.name.clone()),
-                ("io.kubernetes.pod.namespace".into(), sandbox.namespace.clone()),
+                (
+                    "io.kubernetes.pod.namespace".into(),
+                    sandbox.namespace.clone(),
+                ),
                 ("io.kubernetes.container.name".into(), cfg.name.clone()),
             ],
         };
         let spec_json = spec::build(&input);
         // Round-trip through oci-spec so what libcontainer reads is checked.
-        let oci: oci_spec::runtime::Spec =
-            serde_json::from_value(spec_json).map_err(|e| cerr(format!("invalid OCI spec: {e}")))?;
+        let oci: oci_spec::runtime::Spec = serde_json::from_value(spec_json)
+            .map_err(|e| cerr(format!("invalid OCI spec: {e}")))?;
         let config_path = dir.join("config.json");
-        oci.save(&config_path).map_err(|e| cerr(format!("{}: {e}", config_path.display())))?;
+        oci.save(&config_path)
+            .map_err(|e| cerr(format!("{}: {e}", config_path.display())))?;
 
         let log_path = self.paths.log_path(uid, &cfg.name, 0);
         if let Some(parent) = log_path.parent() {
@@ -263,12 +339,19 @@ mod tests {
         assert_eq!(merge_command(&[], &[], &ep, &cmd), v(&["/ep", "a"]));
         assert_eq!(merge_command(&[], &v(&["b"]), &ep, &cmd), v(&["/ep", "b"]));
         assert_eq!(merge_command(&v(&["sh"]), &[], &ep, &cmd), v(&["sh"]));
-        assert_eq!(merge_command(&v(&["sh"]), &v(&["-c", "x"]), &ep, &cmd), v(&["sh", "-c", "x"]));
+        assert_eq!(
+            merge_command(&v(&["sh"]), &v(&["-c", "x"]), &ep, &cmd),
+            v(&["sh", "-c", "x"])
+        );
     }
 
     #[test]
     fn env_overrides_in_place() {
-        let env = merge_env(&v(&["PATH=/bin", "A=1"]), &[("A".into(), "2".into()), ("B".into(), "3".into())], "pod");
+        let env = merge_env(
+            &v(&["PATH=/bin", "A=1"]),
+            &[("A".into(), "2".into()), ("B".into(), "3".into())],
+            "pod",
+        );
         assert_eq!(env, v(&["HOSTNAME=pod", "PATH=/bin", "A=2", "B=3"]));
     }
 }

@@ -19,15 +19,29 @@ pub struct ExecSession {
 }
 
 impl Runtime {
-    pub fn exec(&self, uid: &str, id: &str, command: &[String], tty: bool, stdin: bool) -> Result<ExecSession, RuntimeError> {
-        let cerr = |message: String| RuntimeError::Container { name: id.into(), message };
+    pub fn exec(
+        &self,
+        uid: &str,
+        id: &str,
+        command: &[String],
+        tty: bool,
+        stdin: bool,
+    ) -> Result<ExecSession, RuntimeError> {
+        let cerr = |message: String| RuntimeError::Container {
+            name: id.into(),
+            message,
+        };
         if command.is_empty() {
             return Err(cerr("exec needs a command".into()));
         }
         let dir = self.paths.container_dir(uid, id);
         let spec_path = dir.join("config.json");
-        let spec = oci_spec::runtime::Spec::load(&spec_path).map_err(|e| cerr(format!("{}: {e}", spec_path.display())))?;
-        let mut process = spec.process().clone().ok_or_else(|| cerr("spec has no process".into()))?;
+        let spec = oci_spec::runtime::Spec::load(&spec_path)
+            .map_err(|e| cerr(format!("{}: {e}", spec_path.display())))?;
+        let mut process = spec
+            .process()
+            .clone()
+            .ok_or_else(|| cerr("spec has no process".into()))?;
         process.set_args(Some(command.to_vec()));
         process.set_terminal(Some(tty));
         if tty {
@@ -41,16 +55,29 @@ impl Runtime {
         let process_json = dir.join(format!("exec-{}-{n}.json", std::process::id()));
         let body = serde_json::to_vec(&process).map_err(|e| cerr(e.to_string()))?;
         std::fs::write(&process_json, body).map_err(RuntimeError::io(&process_json))?;
-        let req = Request::Exec(ExecRequest { id: id.to_string(), process_json: process_json.clone(), tty, stdin });
+        let req = Request::Exec(ExecRequest {
+            id: id.to_string(),
+            process_json: process_json.clone(),
+            tty,
+            stdin,
+        });
         let result = self.shim(uid).call_with_fds(&req, None);
         let _ = std::fs::remove_file(&process_json);
         let (resp, fds) = result?;
         match resp {
-            Response::ExecStarted { exec_id, pid, fds: names } => {
+            Response::ExecStarted {
+                exec_id,
+                pid,
+                fds: names,
+            } => {
                 if names.len() != fds.len() {
                     return Err(cerr(format!("shim sent {} fds for {names:?}", fds.len())));
                 }
-                Ok(ExecSession { exec_id, pid, fds: names.into_iter().zip(fds).collect() })
+                Ok(ExecSession {
+                    exec_id,
+                    pid,
+                    fds: names.into_iter().zip(fds).collect(),
+                })
             }
             other => Err(cerr(format!("unexpected shim response {other:?}"))),
         }
@@ -58,9 +85,14 @@ impl Runtime {
 
     /// Block until an exec'd process exits.
     pub fn wait_exec(&self, uid: &str, exec_id: &str) -> Result<ExitInfo, RuntimeError> {
-        match self.shim(uid).call(&Request::WaitExec { exec_id: exec_id.to_string() })? {
+        match self.shim(uid).call(&Request::WaitExec {
+            exec_id: exec_id.to_string(),
+        })? {
             Response::Exited(info) => Ok(info),
-            other => Err(RuntimeError::Sandbox { uid: uid.into(), message: format!("unexpected shim response {other:?}") }),
+            other => Err(RuntimeError::Sandbox {
+                uid: uid.into(),
+                message: format!("unexpected shim response {other:?}"),
+            }),
         }
     }
 }

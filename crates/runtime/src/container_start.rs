@@ -6,7 +6,8 @@ use peapod_shim::Request;
 
 impl Runtime {
     pub fn start_container(&self, uid: &str, id: &str) -> Result<(), RuntimeError> {
-        self.shim(uid).expect_ok(&Request::Start { id: id.to_string() })?;
+        self.shim(uid)
+            .expect_ok(&Request::Start { id: id.to_string() })?;
         Ok(())
     }
 }

@@ -30,12 +30,19 @@ pub fn write(dir: &Path, hostname: &str, host_network: bool) -> Result<(), Runti
         hosts_file(hostname, None)
     };
     let name = if host_network {
-        nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default()
     } else {
         hostname.to_string()
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    for (file, content) in [("hosts", hosts), ("hostname", format!("{name}\n")), ("resolv.conf", resolv)] {
+    for (file, content) in [
+        ("hosts", hosts),
+        ("hostname", format!("{name}\n")),
+        ("resolv.conf", resolv),
+    ] {
         let p = dir.join(file);
         std::fs::write(&p, content).map_err(RuntimeError::io(&p))?;
     }

@@ -39,22 +39,40 @@ impl Runtime {
         }];
         let pod_cg = self.paths.pod_cgroup(uid);
         let mut cgroups = vec![
-            CgroupInfo { path: pod_cg.clone(), limits: self.cgroups.read_limits(&pod_cg) },
-            CgroupInfo { path: self.paths.infra_cgroup(uid), limits: self.cgroups.read_limits(&self.paths.infra_cgroup(uid)) },
+            CgroupInfo {
+                path: pod_cg.clone(),
+                limits: self.cgroups.read_limits(&pod_cg),
+            },
+            CgroupInfo {
+                path: self.paths.infra_cgroup(uid),
+                limits: self.cgroups.read_limits(&self.paths.infra_cgroup(uid)),
+            },
         ];
         for (id, c) in &state.containers {
             let running = c.status == peapod_shim::ContainerStatus::Running;
             processes.push(ProcessInfo {
                 name: id.clone(),
                 pid: if running { c.pid } else { 0 },
-                namespaces: if running { namespaces::process_inodes(c.pid) } else { Vec::new() },
+                namespaces: if running {
+                    namespaces::process_inodes(c.pid)
+                } else {
+                    Vec::new()
+                },
             });
             let rel = self.paths.container_cgroup(uid, id);
-            cgroups.push(CgroupInfo { path: rel.clone(), limits: self.cgroups.read_limits(&rel) });
+            cgroups.push(CgroupInfo {
+                path: rel.clone(),
+                limits: self.cgroups.read_limits(&rel),
+            });
         }
         let pinned = ["net", "ipc", "uts", "pid"]
             .iter()
-            .map(|k| (k.to_string(), namespaces::inode(&self.pinned_namespace(uid, k))))
+            .map(|k| {
+                (
+                    k.to_string(),
+                    namespaces::inode(&self.pinned_namespace(uid, k)),
+                )
+            })
             .filter(|(_, i)| i.is_some())
             .collect();
         Ok(SandboxInspect {

@@ -24,7 +24,7 @@ pub mod security;
 pub mod spec;
 pub mod user;
 
-pub use container_create::{ContainerConfig, SecurityConfig, SeccompConfig, VolumeMount};
+pub use container_create::{ContainerConfig, SeccompConfig, SecurityConfig, VolumeMount};
 pub use container_exec::ExecSession;
 pub use error::RuntimeError;
 pub use paths::Paths;
@@ -62,9 +62,15 @@ impl Runtime {
     pub fn new(opts: RuntimeOptions, images: Arc<ImageStore>) -> Result<Self, RuntimeError> {
         let cgroups = Cgroups::detect()?;
         let paths = Paths::new(&opts.root, &opts.state, &opts.cgroup_parent);
-        std::fs::create_dir_all(paths.pods_state()).map_err(RuntimeError::io(paths.pods_state()))?;
+        std::fs::create_dir_all(paths.pods_state())
+            .map_err(RuntimeError::io(paths.pods_state()))?;
         std::fs::create_dir_all(paths.pods_data()).map_err(RuntimeError::io(paths.pods_data()))?;
-        Ok(Self { opts, paths, cgroups, images })
+        Ok(Self {
+            opts,
+            paths,
+            cgroups,
+            images,
+        })
     }
 
     pub fn shim(&self, uid: &str) -> ShimClient {
@@ -77,7 +83,12 @@ impl Runtime {
     }
 
     /// Wait (up to `timeout`) for the sandbox state to change after `since`.
-    pub fn wait_change(&self, uid: &str, since: u64, timeout: Duration) -> Result<ShimState, RuntimeError> {
+    pub fn wait_change(
+        &self,
+        uid: &str,
+        since: u64,
+        timeout: Duration,
+    ) -> Result<ShimState, RuntimeError> {
         Ok(self.shim(uid).wait_change(since, timeout)?)
     }
 

@@ -20,7 +20,10 @@ pub fn mount_shm(dir: &Path, size: u64) -> Result<(), RuntimeError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some(opts.as_str()),
     )
-    .map_err(|e| RuntimeError::Io { path: dir.to_path_buf(), source: e.into() })
+    .map_err(|e| RuntimeError::Io {
+        path: dir.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 /// Decode the octal escapes of a mountinfo path field.
@@ -67,7 +70,12 @@ pub fn unmount_all_under(dir: &Path) -> Result<(), RuntimeError> {
         for m in mounts {
             match umount2(&m, MntFlags::MNT_DETACH) {
                 Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-                Err(e) => return Err(RuntimeError::Io { path: m, source: e.into() }),
+                Err(e) => {
+                    return Err(RuntimeError::Io {
+                        path: m,
+                        source: e.into(),
+                    })
+                }
             }
         }
     }

@@ -18,8 +18,16 @@ pub fn pin(pid: i32, kind: &str, dir: &Path) -> Result<PathBuf, RuntimeError> {
         std::fs::File::create(&target).map_err(RuntimeError::io(&target))?;
     }
     let source = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
-    mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
-        RuntimeError::Io { path: target.clone(), source: std::io::Error::from(e) }
+    mount(
+        Some(&source),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| RuntimeError::Io {
+        path: target.clone(),
+        source: std::io::Error::from(e),
     })?;
     Ok(target)
 }
@@ -33,7 +41,12 @@ pub fn inode(path: &Path) -> Option<u64> {
 pub fn process_inodes(pid: i32) -> Vec<(String, Option<u64>)> {
     KINDS
         .iter()
-        .map(|k| (k.to_string(), inode(Path::new(&format!("/proc/{pid}/ns/{k}")))))
+        .map(|k| {
+            (
+                k.to_string(),
+                inode(Path::new(&format!("/proc/{pid}/ns/{k}"))),
+            )
+        })
         .collect()
 }
 

@@ -46,7 +46,8 @@ impl Paths {
         self.pods_data().join(uid)
     }
     pub fn shim_socket(&self, uid: &str) -> PathBuf {
-        self.sandbox_state(uid).join(peapod_shim::server::SOCKET_NAME)
+        self.sandbox_state(uid)
+            .join(peapod_shim::server::SOCKET_NAME)
     }
     pub fn ns_dir(&self, uid: &str) -> PathBuf {
         self.sandbox_state(uid).join("ns")
@@ -67,7 +68,10 @@ impl Paths {
         self.sandbox_data(uid).join("c").join(id)
     }
     pub fn log_path(&self, uid: &str, container: &str, restart: u32) -> PathBuf {
-        self.sandbox_data(uid).join("logs").join(container).join(format!("{restart}.log"))
+        self.sandbox_data(uid)
+            .join("logs")
+            .join(container)
+            .join(format!("{restart}.log"))
     }
     pub fn cgroup_parent(&self) -> &str {
         &self.cgroup_parent

@@ -15,7 +15,12 @@ fn alive(pid: i32) -> bool {
     }
     // A zombie has exited; its parent just has not reaped it yet.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().map(|r| !r.trim_start().starts_with('Z')).unwrap_or(true))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| !r.trim_start().starts_with('Z'))
+                .unwrap_or(true)
+        })
         .unwrap_or(false)
 }
 
@@ -27,7 +32,11 @@ impl Runtime {
         if let Ok(state) = shim.state() {
             for (id, c) in &state.containers {
                 if c.status != ContainerStatus::Exited {
-                    let _ = shim.expect_ok(&Request::Kill { id: id.clone(), signal: libc::SIGKILL, all: true });
+                    let _ = shim.expect_ok(&Request::Kill {
+                        id: id.clone(),
+                        signal: libc::SIGKILL,
+                        all: true,
+                    });
                 }
             }
             let _ = shim.expect_ok(&Request::Shutdown);
@@ -42,7 +51,11 @@ impl Runtime {
         if let Ok(state) = shim.state() {
             for (id, c) in &state.containers {
                 if c.status != ContainerStatus::Exited {
-                    let _ = shim.expect_ok(&Request::Kill { id: id.clone(), signal: libc::SIGKILL, all: true });
+                    let _ = shim.expect_ok(&Request::Kill {
+                        id: id.clone(),
+                        signal: libc::SIGKILL,
+                        all: true,
+                    });
                 }
             }
             // Give the shim a moment to reap, then let libcontainer delete.
@@ -55,7 +68,10 @@ impl Runtime {
             let _ = shim.expect_ok(&Request::Shutdown);
         }
         let state_dir = self.paths.sandbox_state(uid);
-        if let Some(pid) = std::fs::read_to_string(state_dir.join("shim.pid")).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+        if let Some(pid) = std::fs::read_to_string(state_dir.join("shim.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
             let start = Instant::now();
             while alive(pid) && start.elapsed() < Duration::from_secs(5) {
                 std::thread::sleep(Duration::from_millis(10));
@@ -87,7 +103,12 @@ impl Runtime {
             match std::fs::remove_dir_all(d) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(RuntimeError::Io { path: d.clone(), source: e }),
+                Err(e) => {
+                    return Err(RuntimeError::Io {
+                        path: d.clone(),
+                        source: e,
+                    })
+                }
             }
         }
         Ok(())

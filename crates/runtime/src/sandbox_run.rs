@@ -41,7 +41,10 @@ impl Runtime {
     pub fn sandbox_config(&self, uid: &str) -> Result<SandboxConfig, RuntimeError> {
         let p = self.paths.sandbox_data(uid).join(META);
         let b = std::fs::read(&p).map_err(RuntimeError::io(&p))?;
-        serde_json::from_slice(&b).map_err(|e| RuntimeError::Sandbox { uid: uid.into(), message: format!("{}: {e}", p.display()) })
+        serde_json::from_slice(&b).map_err(|e| RuntimeError::Sandbox {
+            uid: uid.into(),
+            message: format!("{}: {e}", p.display()),
+        })
     }
 
     /// Paths of the sandbox namespaces a container joins.
@@ -91,20 +94,29 @@ impl Runtime {
             std::fs::create_dir_all(d).map_err(RuntimeError::io(d))?;
         }
         let meta = data_dir.join(META);
-        std::fs::write(&meta, serde_json::to_vec_pretty(cfg).map_err(|e| RuntimeError::Config(e.to_string()))?)
-            .map_err(RuntimeError::io(&meta))?;
+        std::fs::write(
+            &meta,
+            serde_json::to_vec_pretty(cfg).map_err(|e| RuntimeError::Config(e.to_string()))?,
+        )
+        .map_err(RuntimeError::io(&meta))?;
 
         // Cgroups: pod (with the pod's limits), its infra child, the shim's.
         let pod_values = CgroupValues {
             cpu_shares: cfg.cgroup.cpu_shares,
             cpu_quota: cfg.cgroup.cpu_quota,
-            cpu_period: cfg.cgroup.cpu_quota.map(|_| crate::cgroups::resources::QUOTA_PERIOD),
+            cpu_period: cfg
+                .cgroup
+                .cpu_quota
+                .map(|_| crate::cgroups::resources::QUOTA_PERIOD),
             memory_limit: cfg.cgroup.memory_limit,
             pids_limit: self.opts.pod_max_pids,
         };
-        self.cgroups.create(&self.paths.pod_cgroup(uid), &pod_values)?;
-        self.cgroups.create(&self.paths.infra_cgroup(uid), &CgroupValues::default())?;
-        self.cgroups.create(&self.paths.shim_cgroup(uid), &CgroupValues::default())?;
+        self.cgroups
+            .create(&self.paths.pod_cgroup(uid), &pod_values)?;
+        self.cgroups
+            .create(&self.paths.infra_cgroup(uid), &CgroupValues::default())?;
+        self.cgroups
+            .create(&self.paths.shim_cgroup(uid), &CgroupValues::default())?;
 
         let shim_cfg = peapod_shim::SandboxConfig {
             uid: uid.to_string(),
@@ -118,8 +130,12 @@ impl Runtime {
             container_root: self.paths.container_root(uid),
         };
         let shim_json = state_dir.join(peapod_shim::server::CONFIG_NAME);
-        std::fs::write(&shim_json, serde_json::to_vec_pretty(&shim_cfg).map_err(|e| RuntimeError::Config(e.to_string()))?)
-            .map_err(RuntimeError::io(&shim_json))?;
+        std::fs::write(
+            &shim_json,
+            serde_json::to_vec_pretty(&shim_cfg)
+                .map_err(|e| RuntimeError::Config(e.to_string()))?,
+        )
+        .map_err(RuntimeError::io(&shim_json))?;
 
         self.spawn_shim(uid)?;
         let state = self.wait_for_shim(uid)?;
@@ -152,7 +168,11 @@ impl Runtime {
     fn spawn_shim(&self, uid: &str) -> Result<(), RuntimeError> {
         let dir = self.paths.sandbox_state(uid);
         let log_path = dir.join("shim.log");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(RuntimeError::io(&log_path))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(RuntimeError::io(&log_path))?;
         let log2 = log.try_clone().map_err(RuntimeError::io(&log_path))?;
         let mut cmd = Command::new(&self.opts.exe);
         cmd.arg("shim")
@@ -190,7 +210,9 @@ impl Runtime {
             match client.state() {
                 Ok(s) => return Ok(s),
                 Err(e) if start.elapsed() > Duration::from_secs(10) => {
-                    let log = std::fs::read_to_string(self.paths.sandbox_state(uid).join("shim.log")).unwrap_or_default();
+                    let log =
+                        std::fs::read_to_string(self.paths.sandbox_state(uid).join("shim.log"))
+                            .unwrap_or_default();
                     return Err(RuntimeError::Sandbox {
                         uid: uid.into(),
                         message: format!("shim did not come up: {e}; shim log: {}", log.trim()),

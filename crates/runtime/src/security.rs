@@ -79,8 +79,13 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-pub const READONLY_PATHS: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Normalise a Kubernetes capability name (`NET_ADMIN`, `CAP_NET_ADMIN`,
 /// `ALL`) to the OCI form.
@@ -199,14 +204,21 @@ mod tests {
 
     #[test]
     fn add_and_drop() {
-        let caps = capabilities(false, &["NET_ADMIN".into()], &["NET_RAW".into(), "kill".into()]);
+        let caps = capabilities(
+            false,
+            &["NET_ADMIN".into()],
+            &["NET_RAW".into(), "kill".into()],
+        );
         assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
         assert!(!caps.contains(&"CAP_NET_RAW".to_string()));
         assert!(!caps.contains(&"CAP_KILL".to_string()));
         assert!(caps.contains(&"CAP_CHOWN".to_string()));
         let none = capabilities(false, &["NET_BIND_SERVICE".into()], &["ALL".into()]);
         assert_eq!(none, vec!["CAP_NET_BIND_SERVICE".to_string()]);
-        assert_eq!(capabilities(true, &[], &["ALL".into()]).len(), ALL_CAPS.len());
+        assert_eq!(
+            capabilities(true, &[], &["ALL".into()]).len(),
+            ALL_CAPS.len()
+        );
     }
 
     #[test]

@@ -99,16 +99,38 @@ pub fn build(input: &SpecInput) -> Value {
     };
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         ),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
         mount("/sys", "sysfs", "sysfs", sys_opts),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"]),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
     ];
     for b in &input.binds {
         let mut opts = vec!["rbind", "rprivate"];
@@ -155,7 +177,10 @@ pub fn build(input: &SpecInput) -> Value {
     if !input.privileged {
         resources.insert("devices".into(), device_rules());
     } else {
-        resources.insert("devices".into(), json!([{ "allow": true, "access": "rwm" }]));
+        resources.insert(
+            "devices".into(),
+            json!([{ "allow": true, "access": "rwm" }]),
+        );
     }
     let mut cpu = serde_json::Map::new();
     if let Some(s) = input.cgroup.cpu_shares {
@@ -201,8 +226,11 @@ pub fn build(input: &SpecInput) -> Value {
         // the filter then fails to load without CAP_SYS_ADMIN.
         spec_process_nnp = Some(true);
     }
-    let annotations: serde_json::Map<String, Value> =
-        input.annotations.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let annotations: serde_json::Map<String, Value> = input
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
 
     let mut spec = json!({
         "ociVersion": "1.0.2",
@@ -253,9 +281,17 @@ mod tests {
                 pid: PidMode::Pod("/run/x/ns/pid".into()),
             },
             cgroups_path: "/peapod/podx/web".into(),
-            cgroup: CgroupValues { cpu_shares: Some(2), memory_limit: Some(1 << 25), ..Default::default() },
+            cgroup: CgroupValues {
+                cpu_shares: Some(2),
+                memory_limit: Some(1 << 25),
+                ..Default::default()
+            },
             cgroup_v2: false,
-            binds: vec![BindMount { destination: "/data".into(), source: "/v".into(), readonly: true }],
+            binds: vec![BindMount {
+                destination: "/data".into(),
+                source: "/v".into(),
+                readonly: true,
+            }],
             capabilities: vec!["CAP_CHOWN".into()],
             privileged: false,
             no_new_privileges: true,
@@ -268,13 +304,27 @@ mod tests {
     fn spec_is_valid_oci_and_joins_by_path() {
         let v = build(&input());
         let spec: oci_spec::runtime::Spec = serde_json::from_value(v.clone()).unwrap();
-        let ns = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
-        let net = ns.iter().find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network).unwrap();
+        let ns = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap();
+        let net = ns
+            .iter()
+            .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+            .unwrap();
         assert_eq!(net.path().as_ref().unwrap().to_str(), Some("/run/x/ns/net"));
-        assert!(!ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts));
+        assert!(!ns
+            .iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts));
         // A non-root user gets no effective capabilities.
         assert_eq!(v["process"]["capabilities"]["effective"], json!([]));
-        assert_eq!(v["process"]["capabilities"]["bounding"], json!(["CAP_CHOWN"]));
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"],
+            json!(["CAP_CHOWN"])
+        );
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], json!(1 << 25));
         assert!(v["linux"]["seccomp"]["syscalls"].is_array());
         assert_eq!(v["root"]["readonly"], json!(true));
@@ -282,7 +332,13 @@ mod tests {
         let mut i = input();
         i.no_new_privileges = false;
         assert!(build(&i)["process"].get("noNewPrivileges").is_none());
-        let data = spec.mounts().as_ref().unwrap().iter().find(|m| m.destination().to_str() == Some("/data")).unwrap();
+        let data = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination().to_str() == Some("/data"))
+            .unwrap();
         assert!(data.options().as_ref().unwrap().contains(&"ro".to_string()));
     }
 

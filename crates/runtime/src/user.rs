@@ -27,7 +27,12 @@ fn read_db(rootfs: &Path, file: &str) -> Vec<Vec<String>> {
 
 /// Resolve an image `User` (`uid`, `name`, `uid:gid`, `name:group`) with
 /// Kubernetes overrides. Returns an error message naming what is missing.
-pub fn resolve(rootfs: &Path, image_user: Option<&str>, run_as_user: Option<u32>, run_as_group: Option<u32>) -> Result<ResolvedUser, String> {
+pub fn resolve(
+    rootfs: &Path,
+    image_user: Option<&str>,
+    run_as_user: Option<u32>,
+    run_as_group: Option<u32>,
+) -> Result<ResolvedUser, String> {
     let passwd = read_db(rootfs, "passwd");
     let group = read_db(rootfs, "group");
     let spec = image_user.unwrap_or("").trim();
@@ -39,18 +44,23 @@ pub fn resolve(rootfs: &Path, image_user: Option<&str>, run_as_user: Option<u32>
     if !user_part.is_empty() {
         if let Ok(n) = user_part.parse::<u32>() {
             uid = n;
-            if let Some(e) = passwd.iter().find(|e| e.get(2).and_then(|v| v.parse::<u32>().ok()) == Some(n)) {
+            if let Some(e) = passwd
+                .iter()
+                .find(|e| e.get(2).and_then(|v| v.parse::<u32>().ok()) == Some(n))
+            {
                 gid = e.get(3).and_then(|v| v.parse().ok()).unwrap_or(0);
                 name = e[0].clone();
             } else {
                 name.clear();
             }
         } else {
-            let e = passwd
-                .iter()
-                .find(|e| e[0] == user_part)
-                .ok_or_else(|| format!("image user {user_part:?} not found in the image's /etc/passwd"))?;
-            uid = e.get(2).and_then(|v| v.parse().ok()).ok_or("bad /etc/passwd entry")?;
+            let e = passwd.iter().find(|e| e[0] == user_part).ok_or_else(|| {
+                format!("image user {user_part:?} not found in the image's /etc/passwd")
+            })?;
+            uid = e
+                .get(2)
+                .and_then(|v| v.parse().ok())
+                .ok_or("bad /etc/passwd entry")?;
             gid = e.get(3).and_then(|v| v.parse().ok()).unwrap_or(0);
             name = user_part.to_string();
         }
@@ -90,12 +100,20 @@ pub fn resolve(rootfs: &Path, image_user: Option<&str>, run_as_user: Option<u32>
     } else {
         group
             .iter()
-            .filter(|e| e.get(3).map(|m| m.split(',').any(|x| x == name)).unwrap_or(false))
+            .filter(|e| {
+                e.get(3)
+                    .map(|m| m.split(',').any(|x| x == name))
+                    .unwrap_or(false)
+            })
             .filter_map(|e| e.get(2).and_then(|v| v.parse().ok()))
             .filter(|g| *g != gid)
             .collect()
     };
-    Ok(ResolvedUser { uid, gid, additional_gids })
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids,
+    })
 }
 
 #[cfg(test)]
@@ -105,18 +123,50 @@ mod tests {
     fn rootfs() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("etc")).unwrap();
-        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n").unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\napp:x:1000:\nwheel:x:10:app\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
+        )
+        .unwrap();
         d
     }
 
     #[test]
     fn resolves_names_and_overrides() {
         let d = rootfs();
-        assert_eq!(resolve(d.path(), None, None, None).unwrap(), ResolvedUser { uid: 0, gid: 0, additional_gids: vec![] });
-        assert_eq!(resolve(d.path(), Some("app"), None, None).unwrap(), ResolvedUser { uid: 1000, gid: 1000, additional_gids: vec![10] });
-        assert_eq!(resolve(d.path(), Some("app:root"), None, None).unwrap().gid, 0);
-        assert_eq!(resolve(d.path(), Some("app"), Some(1234), None).unwrap(), ResolvedUser { uid: 1234, gid: 0, additional_gids: vec![] });
+        assert_eq!(
+            resolve(d.path(), None, None, None).unwrap(),
+            ResolvedUser {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![]
+            }
+        );
+        assert_eq!(
+            resolve(d.path(), Some("app"), None, None).unwrap(),
+            ResolvedUser {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![10]
+            }
+        );
+        assert_eq!(
+            resolve(d.path(), Some("app:root"), None, None).unwrap().gid,
+            0
+        );
+        assert_eq!(
+            resolve(d.path(), Some("app"), Some(1234), None).unwrap(),
+            ResolvedUser {
+                uid: 1234,
+                gid: 0,
+                additional_gids: vec![]
+            }
+        );
         assert_eq!(resolve(d.path(), None, Some(1000), Some(5)).unwrap().gid, 5);
         assert!(resolve(d.path(), Some("nobody"), None, None).is_err());
     }

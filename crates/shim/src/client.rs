@@ -12,9 +12,15 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
     #[error("shim at {path}: cannot connect: {source}")]
-    Connect { path: PathBuf, source: std::io::Error },
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("shim at {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("shim at {path}: bad response: {message}")]
     Protocol { path: PathBuf, message: String },
     #[error("{0}")]
@@ -28,7 +34,9 @@ pub struct ShimClient {
 
 impl ShimClient {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        Self { socket: socket.into() }
+        Self {
+            socket: socket.into(),
+        }
     }
 
     pub fn socket(&self) -> &Path {
@@ -36,10 +44,20 @@ impl ShimClient {
     }
 
     /// Send one request; returns the response and any fds that came with it.
-    pub fn call_with_fds(&self, req: &Request, timeout: Option<Duration>) -> Result<(Response, Vec<OwnedFd>), ShimError> {
-        let io = |source| ShimError::Io { path: self.socket.clone(), source };
-        let mut stream = UnixStream::connect(&self.socket)
-            .map_err(|source| ShimError::Connect { path: self.socket.clone(), source })?;
+    pub fn call_with_fds(
+        &self,
+        req: &Request,
+        timeout: Option<Duration>,
+    ) -> Result<(Response, Vec<OwnedFd>), ShimError> {
+        let io = |source| ShimError::Io {
+            path: self.socket.clone(),
+            source,
+        };
+        let mut stream =
+            UnixStream::connect(&self.socket).map_err(|source| ShimError::Connect {
+                path: self.socket.clone(),
+                source,
+            })?;
         stream.set_read_timeout(timeout).map_err(io)?;
         let mut line = serde_json::to_vec(req).map_err(|e| ShimError::Protocol {
             path: self.socket.clone(),
@@ -76,15 +94,24 @@ impl ShimClient {
     }
 
     pub fn state(&self) -> Result<ShimState, ShimError> {
-        match self.call_with_fds(&Request::State, Some(Duration::from_secs(10)))?.0 {
+        match self
+            .call_with_fds(&Request::State, Some(Duration::from_secs(10)))?
+            .0
+        {
             Response::State(s) => Ok(s),
             other => Err(self.unexpected(other)),
         }
     }
 
     pub fn wait_change(&self, since: u64, timeout: Duration) -> Result<ShimState, ShimError> {
-        let req = Request::WaitChange { since, timeout_ms: timeout.as_millis() as u64 };
-        match self.call_with_fds(&req, Some(timeout + Duration::from_secs(10)))?.0 {
+        let req = Request::WaitChange {
+            since,
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        match self
+            .call_with_fds(&req, Some(timeout + Duration::from_secs(10)))?
+            .0
+        {
             Response::State(s) => Ok(s),
             other => Err(self.unexpected(other)),
         }
@@ -98,6 +125,9 @@ impl ShimClient {
     }
 
     fn unexpected(&self, r: Response) -> ShimError {
-        ShimError::Protocol { path: self.socket.clone(), message: format!("unexpected response {r:?}") }
+        ShimError::Protocol {
+            path: self.socket.clone(),
+            message: format!("unexpected response {r:?}"),
+        }
     }
 }

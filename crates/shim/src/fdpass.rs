@@ -12,10 +12,18 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> std::io::Result
 }
 
 /// Receive into `buf`, collecting any fds that come along.
-pub fn recv_with_fds(sock: &impl AsRawFd, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+pub fn recv_with_fds(
+    sock: &impl AsRawFd,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Vec<OwnedFd>)> {
     let mut iov = [IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([RawFd; 8]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
     let mut fds = Vec::new();
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(raw) = c {

@@ -22,7 +22,9 @@ pub fn run(action_json: &str) -> i32 {
             Ok(pid) => HelperResult::Ok { pid },
             Err(message) => HelperResult::Error { message },
         },
-        Err(e) => HelperResult::Error { message: format!("bad helper request: {e}") },
+        Err(e) => HelperResult::Error {
+            message: format!("bad helper request: {e}"),
+        },
     };
     let code = matches!(result, HelperResult::Error { .. }) as i32;
     match serde_json::to_string(&result) {
@@ -45,7 +47,12 @@ fn load(root: &Path, id: &str) -> Result<Container, String> {
 
 fn perform(action: HelperAction) -> Result<Option<i32>, String> {
     match action {
-        HelperAction::Create { root, id, bundle, console_socket } => {
+        HelperAction::Create {
+            root,
+            id,
+            bundle,
+            console_socket,
+        } => {
             let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
                 .with_root_path(&root)
                 .map_err(|e| format!("container {id}: state root {}: {e}", root.display()))?
@@ -68,10 +75,16 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
         }
         HelperAction::Start { root, id } => {
             let mut c = load(&root, &id)?;
-            c.start().map_err(|e| format!("container {id}: start failed: {e}"))?;
+            c.start()
+                .map_err(|e| format!("container {id}: start failed: {e}"))?;
             Ok(c.pid().map(|p| p.as_raw()))
         }
-        HelperAction::Exec { root, id, process_json, console_socket } => {
+        HelperAction::Exec {
+            root,
+            id,
+            process_json,
+            console_socket,
+        } => {
             let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
                 .with_root_path(&root)
                 .map_err(|e| format!("container {id}: state root {}: {e}", root.display()))?
@@ -90,10 +103,16 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
                 .map_err(|e| format!("container {id}: exec failed: {e}"))?;
             Ok(Some(pid.as_raw()))
         }
-        HelperAction::Kill { root, id, signal, all } => {
+        HelperAction::Kill {
+            root,
+            id,
+            signal,
+            all,
+        } => {
             let mut c = load(&root, &id)?;
             let sig = Signal::try_from(signal).map_err(|e| format!("signal {signal}: {e}"))?;
-            c.kill(sig, all).map_err(|e| format!("container {id}: kill failed: {e}"))?;
+            c.kill(sig, all)
+                .map_err(|e| format!("container {id}: kill failed: {e}"))?;
             Ok(None)
         }
         HelperAction::Delete { root, id } => {
@@ -101,7 +120,8 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
                 return Ok(None);
             }
             let mut c = load(&root, &id)?;
-            c.delete(true).map_err(|e| format!("container {id}: delete failed: {e}"))?;
+            c.delete(true)
+                .map_err(|e| format!("container {id}: delete failed: {e}"))?;
             Ok(None)
         }
     }

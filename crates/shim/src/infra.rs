@@ -35,7 +35,12 @@ pub fn spawn(cfg: &SandboxConfig) -> std::io::Result<Pid> {
     let arg1 = CString::new("infra").map_err(std::io::Error::other)?;
     let arg2 = CString::new(if cfg.new_net { "--lo-up" } else { "--no-lo" })
         .map_err(std::io::Error::other)?;
-    let argv = [arg0.as_ptr(), arg1.as_ptr(), arg2.as_ptr(), std::ptr::null()];
+    let argv = [
+        arg0.as_ptr(),
+        arg1.as_ptr(),
+        arg2.as_ptr(),
+        std::ptr::null(),
+    ];
     let hostname = CString::new(cfg.hostname.as_str()).map_err(std::io::Error::other)?;
     let set_hostname = cfg.new_uts;
     let mut stack = vec![0u8; 64 * 1024];
@@ -44,8 +49,7 @@ pub fn spawn(cfg: &SandboxConfig) -> std::io::Result<Pid> {
         // argv array is NULL-terminated and its strings outlive this call.
         unsafe {
             libc::setsid();
-            if set_hostname
-                && libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()) != 0
+            if set_hostname && libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()) != 0
             {
                 libc::_exit(120);
             }

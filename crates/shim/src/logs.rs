@@ -54,7 +54,11 @@ pub fn take_records(stream: &str, buf: &mut Vec<u8>, eof: bool) -> Vec<u8> {
 /// Blocking: the shim runs one small thread per stream (a pty master is not
 /// a FIFO, so tokio's pipe type does not take it).
 pub fn pump(mut reader: impl Read, stream: &'static str, path: &Path) {
-    let mut file = match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    let mut file = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(path = %path.display(), "cannot open log file: {e}");
@@ -105,7 +109,12 @@ pub fn parse_record(line: &[u8]) -> Option<Record<'_>> {
     let stream = std::str::from_utf8(parts.next()?).ok()?;
     let tag = parts.next()?;
     let content = parts.next().unwrap_or(b"");
-    Some(Record { time, stream, partial: tag == b"P", content })
+    Some(Record {
+        time,
+        stream,
+        partial: tag == b"P",
+        content,
+    })
 }
 
 #[cfg(test)]
@@ -133,7 +142,10 @@ mod tests {
         buf.push(b'\n');
         let out = take_records("stderr", &mut buf, false);
         let text = String::from_utf8(out).unwrap();
-        let recs: Vec<Record> = text.lines().filter_map(|l| parse_record(l.as_bytes())).collect();
+        let recs: Vec<Record> = text
+            .lines()
+            .filter_map(|l| parse_record(l.as_bytes()))
+            .collect();
         assert_eq!(recs.len(), 2);
         assert!(recs[0].partial);
         assert_eq!(recs[0].content.len(), MAX_LINE);

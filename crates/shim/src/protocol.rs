@@ -38,18 +38,31 @@ pub enum Request {
     State,
     /// Like `State`, but waits until the state generation is greater than
     /// `since` (or `timeout_ms` passes).
-    WaitChange { since: u64, timeout_ms: u64 },
+    WaitChange {
+        since: u64,
+        timeout_ms: u64,
+    },
     /// Create a container from an OCI bundle (its init waits for `Start`).
     Create(CreateRequest),
-    Start { id: String },
+    Start {
+        id: String,
+    },
     /// Signal a container (all: every process of its cgroup).
-    Kill { id: String, signal: i32, all: bool },
+    Kill {
+        id: String,
+        signal: i32,
+        all: bool,
+    },
     /// Remove a container's state and cgroup; it must have exited.
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
     /// Run a process in a running container.
     Exec(ExecRequest),
     /// Wait for an exec'd process to exit.
-    WaitExec { exec_id: String },
+    WaitExec {
+        exec_id: String,
+    },
     /// Kill the infra process, answer, and exit.
     Shutdown,
 }
@@ -83,12 +96,20 @@ pub struct ExecRequest {
 pub enum Response {
     Ok,
     State(ShimState),
-    Created { pid: i32 },
+    Created {
+        pid: i32,
+    },
     /// The exec started; its stdio fds follow as SCM_RIGHTS, in the order
     /// given by `fds` ("stdin", "stdout", "stderr" or "pty").
-    ExecStarted { exec_id: String, pid: i32, fds: Vec<String> },
+    ExecStarted {
+        exec_id: String,
+        pid: i32,
+        fds: Vec<String>,
+    },
     Exited(ExitInfo),
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -137,11 +158,32 @@ pub struct ExitInfo {
 pub enum HelperAction {
     /// Create a container. Its stdio are the helper's fds 3, 4, 5 unless
     /// `console_socket` is set.
-    Create { root: PathBuf, id: String, bundle: PathBuf, console_socket: Option<PathBuf> },
-    Start { root: PathBuf, id: String },
-    Exec { root: PathBuf, id: String, process_json: PathBuf, console_socket: Option<PathBuf> },
-    Kill { root: PathBuf, id: String, signal: i32, all: bool },
-    Delete { root: PathBuf, id: String },
+    Create {
+        root: PathBuf,
+        id: String,
+        bundle: PathBuf,
+        console_socket: Option<PathBuf>,
+    },
+    Start {
+        root: PathBuf,
+        id: String,
+    },
+    Exec {
+        root: PathBuf,
+        id: String,
+        process_json: PathBuf,
+        console_socket: Option<PathBuf>,
+    },
+    Kill {
+        root: PathBuf,
+        id: String,
+        signal: i32,
+        all: bool,
+    },
+    Delete {
+        root: PathBuf,
+        id: String,
+    },
 }
 
 /// What a helper prints on its stdout.

@@ -88,7 +88,10 @@ pub fn main(dir: &Path) -> i32 {
         eprintln!("peapod shim: cannot become child subreaper: {e}");
         return 1;
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("peapod shim: tokio: {e}");
@@ -186,7 +189,12 @@ fn exit_info(status: WaitStatus, oom_file: Option<&Path>) -> ExitInfo {
         _ => (255, None),
     };
     let oom_killed = oom_file.map(oom_kills).unwrap_or(0) > 0;
-    ExitInfo { code, signal, finished_at: now(), oom_killed }
+    ExitInfo {
+        code,
+        signal,
+        finished_at: now(),
+        oom_killed,
+    }
 }
 
 /// The `oom_kill` counter of a v1 `memory.oom_control` or v2 `memory.events`.
@@ -195,7 +203,8 @@ pub fn oom_kills(path: &Path) -> u64 {
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| {
-                l.strip_prefix("oom_kill ").and_then(|v| v.trim().parse::<u64>().ok())
+                l.strip_prefix("oom_kill ")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
             })
         })
         .unwrap_or(0)
@@ -203,7 +212,10 @@ pub fn oom_kills(path: &Path) -> u64 {
 
 fn reap(inner: &Shared) {
     loop {
-        let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+        let status = match waitpid(
+            Pid::from_raw(-1),
+            Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+        ) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(s) => s,
         };
@@ -261,7 +273,11 @@ fn register(inner: &Shared, pid: i32, proc_: Proc) {
     }
 }
 
-async fn handle_conn(inner: Shared, stream: UnixStream, stop: watch::Sender<bool>) -> std::io::Result<()> {
+async fn handle_conn(
+    inner: Shared,
+    stream: UnixStream,
+    stop: watch::Sender<bool>,
+) -> std::io::Result<()> {
     let mut reader = tokio::io::BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).await?;
@@ -269,7 +285,9 @@ async fn handle_conn(inner: Shared, stream: UnixStream, stop: watch::Sender<bool
     let req: Request = match serde_json::from_str(&line) {
         Ok(r) => r,
         Err(e) => {
-            let resp = Response::Error { message: format!("bad request: {e}") };
+            let resp = Response::Error {
+                message: format!("bad request: {e}"),
+            };
             return write_response(&mut stream, &resp, Vec::new()).await;
         }
     };
@@ -285,7 +303,11 @@ async fn handle_conn(inner: Shared, stream: UnixStream, stop: watch::Sender<bool
     Ok(())
 }
 
-async fn write_response(stream: &mut UnixStream, resp: &Response, fds: Vec<OwnedFd>) -> std::io::Result<()> {
+async fn write_response(
+    stream: &mut UnixStream,
+    resp: &Response,
+    fds: Vec<OwnedFd>,
+) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(resp).map_err(std::io::Error::other)?;
     line.push(b'\n');
     if fds.is_empty() {
@@ -343,7 +365,15 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
                     None => return Err(format!("container {id} not found")),
                 }
             }
-            run_helper(inner, &HelperAction::Start { root, id: id.clone() }, None).await?;
+            run_helper(
+                inner,
+                &HelperAction::Start {
+                    root,
+                    id: id.clone(),
+                },
+                None,
+            )
+            .await?;
             let mut g = inner.borrow_mut();
             if let Some(c) = g.state.containers.get_mut(&id) {
                 if c.status == ContainerStatus::Created {
@@ -357,14 +387,32 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
         Request::Kill { id, signal, all } => {
             let (root, pid, exited) = {
                 let g = inner.borrow();
-                let c = g.state.containers.get(&id).ok_or_else(|| format!("container {id} not found"))?;
-                (g.cfg.container_root.clone(), c.pid, c.status == ContainerStatus::Exited)
+                let c = g
+                    .state
+                    .containers
+                    .get(&id)
+                    .ok_or_else(|| format!("container {id} not found"))?;
+                (
+                    g.cfg.container_root.clone(),
+                    c.pid,
+                    c.status == ContainerStatus::Exited,
+                )
             };
             if exited {
                 return Ok((Response::Ok, Vec::new()));
             }
             if all {
-                run_helper(inner, &HelperAction::Kill { root, id, signal, all }, None).await?;
+                run_helper(
+                    inner,
+                    &HelperAction::Kill {
+                        root,
+                        id,
+                        signal,
+                        all,
+                    },
+                    None,
+                )
+                .await?;
             } else {
                 let sig = Signal::try_from(signal).map_err(|e| format!("signal {signal}: {e}"))?;
                 match kill(Pid::from_raw(pid), sig) {
@@ -376,7 +424,15 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
         }
         Request::Delete { id } => {
             let root = inner.borrow().cfg.container_root.clone();
-            run_helper(inner, &HelperAction::Delete { root, id: id.clone() }, None).await?;
+            run_helper(
+                inner,
+                &HelperAction::Delete {
+                    root,
+                    id: id.clone(),
+                },
+                None,
+            )
+            .await?;
             let mut g = inner.borrow_mut();
             g.state.containers.remove(&id);
             g.oom_files.remove(&id);
@@ -431,7 +487,11 @@ fn make_stdio(dir: &Path, tag: &str, tty: bool, stdin: bool) -> Result<Stdio3, S
         let _ = std::fs::remove_file(&path);
         let l = std::os::unix::net::UnixListener::bind(&path)
             .map_err(|e| format!("console socket {}: {e}", path.display()))?;
-        return Ok(Stdio3 { child: None, ours: Vec::new(), console: Some((path, l)) });
+        return Ok(Stdio3 {
+            child: None,
+            ours: Vec::new(),
+            console: Some((path, l)),
+        });
     }
     let p = |what: &str| pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("{what} pipe: {e}"));
     let mut ours = Vec::new();
@@ -446,12 +506,18 @@ fn make_stdio(dir: &Path, tag: &str, tty: bool, stdin: bool) -> Result<Stdio3, S
     let (err_r, err_w) = p("stderr")?;
     ours.push(("stdout", out_r));
     ours.push(("stderr", err_r));
-    Ok(Stdio3 { child: Some([stdin_child, out_w, err_w]), ours, console: None })
+    Ok(Stdio3 {
+        child: Some([stdin_child, out_w, err_w]),
+        ours,
+        console: None,
+    })
 }
 
 /// Accept the console socket connection and receive the pty master.
 fn receive_pty(listener: std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
-    let (conn, _) = listener.accept().map_err(|e| format!("console socket accept: {e}"))?;
+    let (conn, _) = listener
+        .accept()
+        .map_err(|e| format!("console socket accept: {e}"))?;
     let mut fds = fdpass::recv_fds(&conn).map_err(|e| format!("console socket: {e}"))?;
     let pty = fds.drain(..).next();
     pty.ok_or_else(|| "console socket: no pty".to_string())
@@ -467,7 +533,11 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
     };
     let mut stdio = make_stdio(&dir, &c.id, c.tty, c.stdin)?;
     let console = stdio.console.take();
-    let pty_task = console.as_ref().map(|(_, l)| l.try_clone()).transpose().map_err(|e| e.to_string())?
+    let pty_task = console
+        .as_ref()
+        .map(|(_, l)| l.try_clone())
+        .transpose()
+        .map_err(|e| e.to_string())?
         .map(|l| tokio::task::spawn_blocking(move || receive_pty(l)));
     let action = HelperAction::Create {
         root,
@@ -530,11 +600,19 @@ async fn exec(inner: &Shared, e: ExecRequest) -> Handled {
             None => return Err(format!("container {} not found", e.id)),
         }
         g.next_exec += 1;
-        (g.dir.clone(), g.cfg.container_root.clone(), format!("{}-x{}", e.id, g.next_exec))
+        (
+            g.dir.clone(),
+            g.cfg.container_root.clone(),
+            format!("{}-x{}", e.id, g.next_exec),
+        )
     };
     let mut stdio = make_stdio(&dir, &exec_id, e.tty, e.stdin)?;
     let console = stdio.console.take();
-    let pty_task = console.as_ref().map(|(_, l)| l.try_clone()).transpose().map_err(|e| e.to_string())?
+    let pty_task = console
+        .as_ref()
+        .map(|(_, l)| l.try_clone())
+        .transpose()
+        .map_err(|e| e.to_string())?
         .map(|l| tokio::task::spawn_blocking(move || receive_pty(l)));
     let action = HelperAction::Exec {
         root,
@@ -551,23 +629,38 @@ async fn exec(inner: &Shared, e: ExecRequest) -> Handled {
     if let Some(task) = pty_task {
         ours.push(("pty", task.await.map_err(|e| e.to_string())??));
     }
-    inner.borrow_mut().execs.insert(exec_id.clone(), ExecEntry { exit: None });
+    inner
+        .borrow_mut()
+        .execs
+        .insert(exec_id.clone(), ExecEntry { exit: None });
     register(inner, pid, Proc::Exec(exec_id.clone()));
     let names = ours.iter().map(|(n, _)| n.to_string()).collect();
     let fds = ours.into_iter().map(|(_, f)| f).collect();
-    Ok((Response::ExecStarted { exec_id, pid, fds: names }, fds))
+    Ok((
+        Response::ExecStarted {
+            exec_id,
+            pid,
+            fds: names,
+        },
+        fds,
+    ))
 }
 
 /// Move an fd above the stdio range so the helper's dup2 to 3..=5 cannot
 /// clobber another source fd.
 fn lift(fd: &OwnedFd) -> Result<OwnedFd, String> {
-    let raw = fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| format!("dup: {e}"))?;
+    let raw =
+        fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| format!("dup: {e}"))?;
     // SAFETY: fcntl just returned this new descriptor; we own it alone.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// Run `peapod shim-helper` for one action and return the pid it reports.
-async fn run_helper(inner: &Shared, action: &HelperAction, stdio: Option<[OwnedFd; 3]>) -> Result<Option<i32>, String> {
+async fn run_helper(
+    inner: &Shared,
+    action: &HelperAction,
+    stdio: Option<[OwnedFd; 3]>,
+) -> Result<Option<i32>, String> {
     let json = serde_json::to_string(action).map_err(|e| e.to_string())?;
     let dir = inner.borrow().dir.clone();
     let log = std::fs::OpenOptions::new()
@@ -601,7 +694,9 @@ async fn run_helper(inner: &Shared, action: &HelperAction, stdio: Option<[OwnedF
         });
     }
     let (tx, rx) = oneshot::channel();
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start helper: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start helper: {e}"))?;
     register(inner, child.id() as i32, Proc::Helper(tx));
     drop(lifted);
     drop(stdio);

@@ -7,12 +7,22 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use std::sync::Arc;
 
-pub async fn list(State(node): State<Arc<Node>>, Path(ns): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let q = query_map(q.as_deref());
     let name = q
         .get("fieldSelector")
-        .and_then(|s| s.split(',').find_map(|p| p.strip_prefix("involvedObject.name=")))
+        .and_then(|s| {
+            s.split(',')
+                .find_map(|p| p.strip_prefix("involvedObject.name="))
+        })
         .map(str::to_string);
     let items = node.events.list(&ns, name.as_deref());
-    json_response(StatusCode::OK, &serde_json::json!({ "kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items }))
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items }),
+    )
 }

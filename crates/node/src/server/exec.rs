@@ -29,7 +29,12 @@ struct ExecArgs {
 }
 
 fn parse(q: Option<&str>) -> ExecArgs {
-    let mut a = ExecArgs { command: Vec::new(), container: None, stdin: false, tty: false };
+    let mut a = ExecArgs {
+        command: Vec::new(),
+        container: None,
+        stdin: false,
+        tty: false,
+    };
     for (k, v) in query_params(q) {
         match k.as_str() {
             "command" => a.command.push(v),
@@ -55,7 +60,11 @@ pub async fn exec(
         Err(e) => return internal(e),
     };
     if args.command.is_empty() {
-        return status_error(StatusCode::BAD_REQUEST, "BadRequest", "you must specify at least one command for the container");
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "you must specify at least one command for the container",
+        );
     }
     let container = match pick_container(&pod, args.container.as_ref()) {
         Ok(c) => c,
@@ -68,7 +77,11 @@ pub async fn exec(
         .await
         .ok()
         .and_then(|r| r.ok())
-        .and_then(|s| s.containers.get(&container).map(|c| c.status == ContainerStatus::Running))
+        .and_then(|s| {
+            s.containers
+                .get(&container)
+                .map(|c| c.status == ContainerStatus::Running)
+        })
         .unwrap_or(false);
     if !running {
         return status_error(
@@ -78,7 +91,10 @@ pub async fn exec(
         );
     }
     let ws = ws.protocols(PROTOCOLS);
-    let v5 = ws.selected_protocol().map(|p| p.as_bytes() == PROTOCOLS[0].as_bytes()).unwrap_or(false);
+    let v5 = ws
+        .selected_protocol()
+        .map(|p| p.as_bytes() == PROTOCOLS[0].as_bytes())
+        .unwrap_or(false);
     ws.on_upgrade(move |socket| session(node, uid, container, args, socket, v5))
 }
 
@@ -91,7 +107,9 @@ fn status_json(code: Result<i32, String>) -> Vec<u8> {
             "reason": "NonZeroExitCode",
             "details": { "causes": [{ "reason": "ExitCode", "message": c.to_string() }] },
         }),
-        Err(m) => serde_json::json!({ "metadata": {}, "status": "Failure", "message": m, "reason": "InternalError" }),
+        Err(m) => {
+            serde_json::json!({ "metadata": {}, "status": "Failure", "message": m, "reason": "InternalError" })
+        }
     };
     let mut out = vec![3u8];
     out.extend(serde_json::to_vec(&v).unwrap_or_default());
@@ -107,7 +125,12 @@ fn set_winsize(fd: &OwnedFd, data: &[u8]) {
         height: u16,
     }
     if let Ok(s) = serde_json::from_slice::<Size>(data) {
-        let ws = libc::winsize { ws_row: s.height, ws_col: s.width, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: s.height,
+            ws_col: s.width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCSWINSZ reads a `winsize` we own from a valid pty fd.
         unsafe {
             libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws);
@@ -115,7 +138,14 @@ fn set_winsize(fd: &OwnedFd, data: &[u8]) {
     }
 }
 
-async fn session(node: Arc<Node>, uid: String, container: String, args: ExecArgs, socket: WebSocket, v5: bool) {
+async fn session(
+    node: Arc<Node>,
+    uid: String,
+    container: String,
+    args: ExecArgs,
+    socket: WebSocket,
+    v5: bool,
+) {
     let (mut sink, mut source) = socket.split();
     let rt = node.runtime.clone();
     let (u, c, cmd) = (uid.clone(), container.clone(), args.command.clone());
@@ -124,12 +154,20 @@ async fn session(node: Arc<Node>, uid: String, container: String, args: ExecArgs
     let session = match started {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            let _ = sink.send(Message::Binary(Bytes::from(status_json(Err(e.to_string()))))).await;
+            let _ = sink
+                .send(Message::Binary(Bytes::from(status_json(
+                    Err(e.to_string()),
+                ))))
+                .await;
             let _ = sink.close().await;
             return;
         }
         Err(e) => {
-            let _ = sink.send(Message::Binary(Bytes::from(status_json(Err(e.to_string()))))).await;
+            let _ = sink
+                .send(Message::Binary(Bytes::from(status_json(
+                    Err(e.to_string()),
+                ))))
+                .await;
             return;
         }
     };
@@ -200,7 +238,9 @@ async fn session(node: Arc<Node>, uid: String, container: String, args: ExecArgs
                 Message::Close(_) => break,
                 _ => continue,
             };
-            let Some((&ch, rest)) = data.split_first() else { continue };
+            let Some((&ch, rest)) = data.split_first() else {
+                continue;
+            };
             match ch {
                 0 => {
                     let _ = in_tx.send(Some(rest.to_vec()));
@@ -254,7 +294,9 @@ async fn session(node: Arc<Node>, uid: String, container: String, args: ExecArgs
             Err(e) => Err(e.to_string()),
         },
     };
-    let _ = sink.send(Message::Binary(Bytes::from(status_json(code)))).await;
+    let _ = sink
+        .send(Message::Binary(Bytes::from(status_json(code))))
+        .await;
     let _ = sink.close().await;
     reader_task.abort();
     for r in readers {

@@ -42,10 +42,16 @@ pub async fn import(State(node): State<Arc<Node>>, RawQuery(q): RawQuery, body: 
     };
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let res = chunk.map_err(|e| e.to_string()).and_then(|c| file.write_all(&c).map_err(|e| e.to_string()));
+        let res = chunk
+            .map_err(|e| e.to_string())
+            .and_then(|c| file.write_all(&c).map_err(|e| e.to_string()));
         if let Err(e) = res {
             let _ = std::fs::remove_file(&path);
-            return status_error(StatusCode::BAD_REQUEST, "BadRequest", &format!("upload failed: {e}"));
+            return status_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("upload failed: {e}"),
+            );
         }
     }
     drop(file);
@@ -53,13 +59,18 @@ pub async fn import(State(node): State<Arc<Node>>, RawQuery(q): RawQuery, body: 
     let p = path.clone();
     let res = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&p)?;
-        images.import(std::io::BufReader::new(f), name.as_deref()).map_err(std::io::Error::other)
+        images
+            .import(std::io::BufReader::new(f), name.as_deref())
+            .map_err(std::io::Error::other)
     })
     .await;
     let _ = std::fs::remove_file(&path);
     match res {
         Ok(Ok(recs)) => {
-            let items: Vec<_> = recs.iter().map(|r| serde_json::json!({ "name": r.name, "digest": r.digest })).collect();
+            let items: Vec<_> = recs
+                .iter()
+                .map(|r| serde_json::json!({ "name": r.name, "digest": r.digest }))
+                .collect();
             // Pods waiting for these images look again.
             if let Ok(pods) = node.list_pods(None) {
                 for p in pods {
@@ -68,7 +79,11 @@ pub async fn import(State(node): State<Arc<Node>>, RawQuery(q): RawQuery, body: 
             }
             json_response(StatusCode::OK, &items)
         }
-        Ok(Err(e)) => status_error(StatusCode::BAD_REQUEST, "BadRequest", &format!("image import: {e}")),
+        Ok(Err(e)) => status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("image import: {e}"),
+        ),
         Err(e) => internal(e),
     }
 }

@@ -8,7 +8,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use std::sync::Arc;
 
-pub async fn inspect(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String, String)>) -> Response {
+pub async fn inspect(
+    State(node): State<Arc<Node>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
     let pod = match node.get_pod(&ns, &name) {
         Ok(Some(p)) => p,
         Ok(None) => return pod_not_found(&name),
@@ -23,7 +26,11 @@ pub async fn inspect(State(node): State<Arc<Node>>, Path((ns, name)): Path<(Stri
             v["namespace"] = serde_json::json!(ns);
             json_response(StatusCode::OK, &v)
         }
-        Ok(Err(e)) => status_error(StatusCode::CONFLICT, "Conflict", &format!("pod \"{name}\" has no running sandbox: {e}")),
+        Ok(Err(e)) => status_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            &format!("pod \"{name}\" has no running sandbox: {e}"),
+        ),
         Err(e) => internal(e),
     }
 }

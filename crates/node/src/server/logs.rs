@@ -18,7 +18,13 @@ use std::time::Duration;
 pub fn pick_container(pod: &Pod, name: Option<&String>) -> Result<String, Response> {
     let spec = pod.spec.clone().unwrap_or_default();
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
-    let all: Vec<String> = spec.init_containers.iter().flatten().chain(spec.containers.iter()).map(|c| c.name.clone()).collect();
+    let all: Vec<String> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .map(|c| c.name.clone())
+        .collect();
     match name.filter(|n| !n.is_empty()) {
         Some(n) if all.contains(n) => Ok(n.clone()),
         Some(n) => Err(status_error(
@@ -32,7 +38,10 @@ pub fn pick_container(pod: &Pod, name: Option<&String>) -> Result<String, Respon
             Err(status_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
-                &format!("a container name must be specified for pod {pod_name}, choose one of: [{}]", names.join(" ")),
+                &format!(
+                    "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+                    names.join(" ")
+                ),
             ))
         }
     }
@@ -56,7 +65,11 @@ fn render(buf: &[u8], timestamps: bool) -> Vec<u8> {
     out
 }
 
-pub async fn log(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> Response {
+pub async fn log(
+    State(node): State<Arc<Node>>,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let q = query_map(q.as_deref());
     let pod = match node.get_pod(&ns, &name) {
         Ok(Some(p)) => p,
@@ -73,7 +86,14 @@ pub async fn log(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String, 
         let reason = pod
             .status
             .as_ref()
-            .and_then(|s| s.container_statuses.iter().flatten().chain(s.init_container_statuses.iter().flatten()).find(|c| c.name == container).cloned())
+            .and_then(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+                    .find(|c| c.name == container)
+                    .cloned()
+            })
             .and_then(|c| c.state)
             .and_then(|s| s.waiting)
             .and_then(|w| w.reason)
@@ -86,41 +106,73 @@ pub async fn log(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String, 
     }
     let follow = truthy(q.get("follow"));
     let timestamps = truthy(q.get("timestamps"));
-    let tail: Option<usize> = q.get("tailLines").and_then(|t| t.parse::<i64>().ok()).filter(|t| *t >= 0).map(|t| t as usize);
+    let tail: Option<usize> = q
+        .get("tailLines")
+        .and_then(|t| t.parse::<i64>().ok())
+        .filter(|t| *t >= 0)
+        .map(|t| t as usize);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let rt = node.runtime.clone();
     tokio::task::spawn_blocking(move || {
-        let Ok(mut f) = std::fs::File::open(&path) else { return };
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            return;
+        };
         let mut data = Vec::new();
         if f.read_to_end(&mut data).is_err() {
             return;
         }
         let mut pos = data.len() as u64;
         // Only whole records; a partial last line waits for the next read.
-        let cut = data.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
+        let cut = data
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(0);
         pos -= (data.len() - cut) as u64;
         data.truncate(cut);
         if let Some(n) = tail {
-            let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+            let lines: Vec<&[u8]> = data
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
             let start = lines.len().saturating_sub(n);
             data = lines[start..].join(&b'\n');
             data.push(b'\n');
         }
-        if tx.blocking_send(Ok(Bytes::from(render(&data, timestamps)))).is_err() || !follow {
+        if tx
+            .blocking_send(Ok(Bytes::from(render(&data, timestamps))))
+            .is_err()
+            || !follow
+        {
             return;
         }
         let mut idle_after_exit = 0;
         loop {
             let exited = match rt.sandbox_state(&uid) {
-                Ok(s) => s.containers.get(&container).map(|c| c.status == ContainerStatus::Exited).unwrap_or(true),
+                Ok(s) => s
+                    .containers
+                    .get(&container)
+                    .map(|c| c.status == ContainerStatus::Exited)
+                    .unwrap_or(true),
                 Err(_) => true,
             };
             let mut chunk = Vec::new();
-            if f.seek(SeekFrom::Start(pos)).is_ok() && f.read_to_end(&mut chunk).is_ok() && !chunk.is_empty() {
-                let cut = chunk.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
+            if f.seek(SeekFrom::Start(pos)).is_ok()
+                && f.read_to_end(&mut chunk).is_ok()
+                && !chunk.is_empty()
+            {
+                let cut = chunk
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map(|p| p + 1)
+                    .unwrap_or(0);
                 chunk.truncate(cut);
                 pos += cut as u64;
-                if !chunk.is_empty() && tx.blocking_send(Ok(Bytes::from(render(&chunk, timestamps)))).is_err() {
+                if !chunk.is_empty()
+                    && tx
+                        .blocking_send(Ok(Bytes::from(render(&chunk, timestamps))))
+                        .is_err()
+                {
                     return;
                 }
                 continue;
@@ -138,7 +190,9 @@ pub async fn log(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String, 
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     Response::builder()
         .header("content-type", "text/plain")
         .body(Body::from_stream(stream))

@@ -24,12 +24,24 @@ use std::sync::Arc;
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/api/v1/pods", get(pods::list_all))
-        .route("/api/v1/namespaces/{ns}/pods", get(pods::list).post(pods::create))
-        .route("/api/v1/namespaces/{ns}/pods/{name}", get(pods::get).put(pods::apply).delete(pods::delete))
+        .route(
+            "/api/v1/namespaces/{ns}/pods",
+            get(pods::list).post(pods::create),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}",
+            get(pods::get).put(pods::apply).delete(pods::delete),
+        )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(logs::log))
-        .route("/api/v1/namespaces/{ns}/pods/{name}/exec", get(exec::exec).post(exec::exec))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/exec",
+            get(exec::exec).post(exec::exec),
+        )
         .route("/api/v1/namespaces/{ns}/events", get(events::list))
-        .route("/peapod/v1/namespaces/{ns}/pods/{name}/inspect", get(inspect::inspect))
+        .route(
+            "/peapod/v1/namespaces/{ns}/pods/{name}/inspect",
+            get(inspect::inspect),
+        )
         .route("/peapod/v1/images", get(images::list))
         .route("/peapod/v1/images/import", post(images::import))
         .route("/version", get(version))
@@ -38,11 +50,18 @@ pub fn router(node: Arc<Node>) -> Router {
 }
 
 async fn version() -> Response {
-    json_response(StatusCode::OK, &serde_json::json!({ "gitVersion": concat!("v", env!("CARGO_PKG_VERSION")), "platform": "linux/amd64", "peapod": true }))
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "gitVersion": concat!("v", env!("CARGO_PKG_VERSION")), "platform": "linux/amd64", "peapod": true }),
+    )
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    status_error(StatusCode::NOT_FOUND, "NotFound", &format!("the server could not find the requested resource ({uri})"))
+    status_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("the server could not find the requested resource ({uri})"),
+    )
 }
 
 /// A Kubernetes `Status` failure.
@@ -78,12 +97,17 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
 }
 
 pub fn internal(e: impl std::fmt::Display) -> Response {
-    status_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string())
+    status_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        &e.to_string(),
+    )
 }
 
 /// Query parameters, keeping repeats (`command=a&command=b`).
 pub fn query_params(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
 }
 
 pub fn query_map(raw: Option<&str>) -> HashMap<String, String> {
@@ -95,5 +119,9 @@ pub fn truthy(v: Option<&String>) -> bool {
 }
 
 pub fn pod_not_found(name: &str) -> Response {
-    status_error(StatusCode::NOT_FOUND, "NotFound", &format!("pods \"{name}\" not found"))
+    status_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("pods \"{name}\" not found"),
+    )
 }

@@ -1,6 +1,8 @@
 //! Pods: list (and watch), get, create, apply, delete.
 
-use super::{internal, json_response, pod_not_found, query_map, status_error, truthy, with_warnings};
+use super::{
+    internal, json_response, pod_not_found, query_map, status_error, truthy, with_warnings,
+};
 use crate::node::Node;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -13,7 +15,11 @@ pub async fn list_all(State(node): State<Arc<Node>>, RawQuery(q): RawQuery) -> R
     list_in(node, None, q).await
 }
 
-pub async fn list(State(node): State<Arc<Node>>, Path(ns): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     list_in(node, Some(ns), q).await
 }
 
@@ -58,14 +64,19 @@ async fn list_in(node: Arc<Node>, ns: Option<String>, q: Option<String>) -> Resp
             }
         }
     });
-    let stream = futures_util::stream::unfold(out, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures_util::stream::unfold(out, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     Response::builder()
         .header("content-type", "application/json")
         .body(Body::from_stream(stream))
         .unwrap_or_else(internal)
 }
 
-pub async fn get(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String, String)>) -> Response {
+pub async fn get(
+    State(node): State<Arc<Node>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
     match node.get_pod(&ns, &name) {
         Ok(Some(p)) => json_response(StatusCode::OK, &p),
         Ok(None) => pod_not_found(&name),
@@ -75,8 +86,13 @@ pub async fn get(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String, 
 
 /// Decode, default and validate a pod sent for namespace `ns`.
 fn admit(ns: &str, body: &[u8]) -> Result<(Pod, Vec<String>), Response> {
-    let mut pod: Pod = serde_json::from_slice(body)
-        .map_err(|e| status_error(StatusCode::BAD_REQUEST, "BadRequest", &format!("the request body is not a valid Pod: {e}")))?;
+    let mut pod: Pod = serde_json::from_slice(body).map_err(|e| {
+        status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("the request body is not a valid Pod: {e}"),
+        )
+    })?;
     match pod.metadata.namespace.as_deref() {
         None | Some("") => pod.metadata.namespace = Some(ns.to_string()),
         Some(other) if other != ns => {
@@ -112,28 +128,55 @@ fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
     pod.metadata.creation_timestamp = Some(crate::time::now());
     pod.metadata.resource_version = Some("1".into());
     pod.metadata.generation = Some(1);
-    if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+    if pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_ref())
+        .is_none()
+    {
         if let Some(s) = pod.spec.as_mut() {
             s.node_name = Some(node.hostname.clone());
         }
     }
-    pod.status = Some(k8s_openapi::api::core::v1::PodStatus { phase: Some("Pending".into()), qos_class: Some(crate::status::qos_class(&pod).into()), ..Default::default() });
+    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+        phase: Some("Pending".into()),
+        qos_class: Some(crate::status::qos_class(&pod).into()),
+        ..Default::default()
+    });
     if let Err(e) = node.put_pod(&pod) {
         return internal(e);
     }
-    node.events.record(&pod, "Normal", "Scheduled", format!("Successfully assigned {}/{} to {}", pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default(), node.hostname));
+    node.events.record(
+        &pod,
+        "Normal",
+        "Scheduled",
+        format!(
+            "Successfully assigned {}/{} to {}",
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            pod.metadata.name.clone().unwrap_or_default(),
+            node.hostname
+        ),
+    );
     node.ensure_worker(&pod);
     with_warnings(json_response(StatusCode::CREATED, &pod), warnings)
 }
 
-pub async fn create(State(node): State<Arc<Node>>, Path(ns): Path<String>, body: Bytes) -> Response {
+pub async fn create(
+    State(node): State<Arc<Node>>,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> Response {
     let (pod, warnings) = match admit(&ns, &body) {
         Ok(x) => x,
         Err(r) => return r,
     };
     let name = pod.metadata.name.clone().unwrap_or_default();
     match node.get_pod(&ns, &name) {
-        Ok(Some(_)) => status_error(StatusCode::CONFLICT, "AlreadyExists", &format!("pods \"{name}\" already exists")),
+        Ok(Some(_)) => status_error(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            &format!("pods \"{name}\" already exists"),
+        ),
         Ok(None) => create_new(&node, pod, &warnings),
         Err(e) => internal(e),
     }
@@ -142,13 +185,21 @@ pub async fn create(State(node): State<Arc<Node>>, Path(ns): Path<String>, body:
 /// PUT: create, or report `unchanged` for the same spec. Pods are
 /// immutable here beyond that (Kubernetes allows an image change, which
 /// arrives with the lifecycle work).
-pub async fn apply(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String, String)>, body: Bytes) -> Response {
+pub async fn apply(
+    State(node): State<Arc<Node>>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     let (pod, warnings) = match admit(&ns, &body) {
         Ok(x) => x,
         Err(r) => return r,
     };
     if pod.metadata.name.as_deref() != Some(name.as_str()) {
-        return status_error(StatusCode::BAD_REQUEST, "BadRequest", "the name of the object does not match the name on the URL");
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the name of the object does not match the name on the URL",
+        );
     }
     match node.get_pod(&ns, &name) {
         Ok(Some(cur)) => {
@@ -167,7 +218,10 @@ pub async fn apply(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String
             }
             if cur_spec == pod.spec && cur.metadata.labels == pod.metadata.labels {
                 let mut r = with_warnings(json_response(StatusCode::OK, &cur), &warnings);
-                r.headers_mut().insert("x-peapod-result", axum::http::HeaderValue::from_static("unchanged"));
+                r.headers_mut().insert(
+                    "x-peapod-result",
+                    axum::http::HeaderValue::from_static("unchanged"),
+                );
                 r
             } else {
                 status_error(
@@ -182,7 +236,11 @@ pub async fn apply(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String
     }
 }
 
-pub async fn delete(State(node): State<Arc<Node>>, Path((ns, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> Response {
+pub async fn delete(
+    State(node): State<Arc<Node>>,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let q = query_map(q.as_deref());
     let mut pod = match node.get_pod(&ns, &name) {
         Ok(Some(p)) => p,
@@ -191,12 +249,27 @@ pub async fn delete(State(node): State<Arc<Node>>, Path((ns, name)): Path<(Strin
     };
     let grace = match q.get("gracePeriodSeconds").map(|g| g.parse::<i64>()) {
         Some(Ok(g)) if g >= 0 => Some(g),
-        Some(_) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", "gracePeriodSeconds must be a non-negative integer"),
+        Some(_) => {
+            return status_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "gracePeriodSeconds must be a non-negative integer",
+            )
+        }
         None => None,
     };
     if pod.metadata.deletion_timestamp.is_none() || grace.is_some() {
-        let grace = grace.or(pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds)).unwrap_or(30);
-        let shorter = pod.metadata.deletion_grace_period_seconds.map(|g| grace < g).unwrap_or(true);
+        let grace = grace
+            .or(pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30);
+        let shorter = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .map(|g| grace < g)
+            .unwrap_or(true);
         if shorter {
             pod.metadata.deletion_grace_period_seconds = Some(grace);
         }

@@ -26,7 +26,10 @@ pub fn images_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = workspace().join("target/test-images");
         if !dir.join("busybox.tar").exists() || !dir.join("httpd.tar").exists() {
-            let st = Command::new(workspace().join("scripts/build-test-images.sh")).arg(&dir).status().expect("run build-test-images.sh");
+            let st = Command::new(workspace().join("scripts/build-test-images.sh"))
+                .arg(&dir)
+                .status()
+                .expect("run build-test-images.sh");
             assert!(st.success(), "building test images failed");
         }
         dir
@@ -44,7 +47,10 @@ pub struct Daemon {
 }
 
 fn short_id() -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("{:x}{:x}", std::process::id() & 0xfff, n & 0xffffff)
 }
 
@@ -71,13 +77,21 @@ impl Daemon {
         d.spawn(extra);
         for img in ["busybox.tar", "httpd.tar"] {
             let out = d.peapod(&["image", "import", images_dir().join(img).to_str().unwrap()]);
-            assert!(out.status.success(), "import {img}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "import {img}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         d
     }
 
     pub fn spawn(&mut self, extra: &[&str]) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(exe())
             .arg("serve")
             .arg("--root")
@@ -101,7 +115,10 @@ impl Daemon {
                 break;
             }
             if start.elapsed() > Duration::from_secs(20) {
-                panic!("daemon did not come up: {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                panic!(
+                    "daemon did not come up: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -116,7 +133,12 @@ impl Daemon {
     }
 
     pub fn peapod(&self, args: &[&str]) -> Output {
-        Command::new(exe()).arg("--socket").arg(&self.socket).args(args).output().expect("run peapod")
+        Command::new(exe())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run peapod")
     }
 
     /// Run and require success; returns stdout.
@@ -139,7 +161,11 @@ impl Daemon {
 
     pub fn apply_ok(&self, yaml: &str) -> String {
         let out = self.apply(yaml);
-        assert!(out.status.success(), "apply failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -175,7 +201,10 @@ impl Daemon {
     pub fn wait_running(&self, name: &str) -> Value {
         self.wait_pod(name, "Running with all containers ready", |p| {
             p["status"]["phase"] == "Running"
-                && p["status"]["containerStatuses"].as_array().map(|a| a.iter().all(|c| c["ready"] == true)).unwrap_or(false)
+                && p["status"]["containerStatuses"]
+                    .as_array()
+                    .map(|a| a.iter().all(|c| c["ready"] == true))
+                    .unwrap_or(false)
         })
     }
 
@@ -186,7 +215,14 @@ impl Daemon {
     /// Pid of a container's main process (from inspect).
     pub fn pid(&self, pod: &str, container: &str) -> i32 {
         let i = self.inspect(pod);
-        i["processes"].as_array().unwrap().iter().find(|p| p["name"] == container).unwrap()["pid"].as_i64().unwrap() as i32
+        i["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == container)
+            .unwrap()["pid"]
+            .as_i64()
+            .unwrap() as i32
     }
 
     pub fn exec(&self, pod: &str, container: &str, cmd: &[&str]) -> Output {
@@ -197,14 +233,26 @@ impl Daemon {
 
     pub fn exec_ok(&self, pod: &str, container: &str, cmd: &[&str]) -> String {
         let out = self.exec(pod, container, cmd);
-        assert!(out.status.success(), "exec {cmd:?} in {pod}/{container}: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "exec {cmd:?} in {pod}/{container}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn pod_names(&self) -> Vec<String> {
         let out = self.peapod(&["get", "pods", "-A", "-o", "json"]);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        v["items"].as_array().map(|a| a.iter().filter_map(|p| p["metadata"]["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+        v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Everything peapod left on the machine for this daemon.
@@ -254,15 +302,23 @@ pub fn pids_mentioning(s: &str) -> Vec<i32> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
             if pid == me {
                 continue;
             }
             if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
                 if String::from_utf8_lossy(&cmd).contains(s) {
                     // Zombies waiting for a reaper do not count.
-                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                    if !stat.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false) {
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    if !stat
+                        .rsplit(')')
+                        .next()
+                        .map(|r| r.trim_start().starts_with('Z'))
+                        .unwrap_or(false)
+                    {
                         out.push(pid);
                     }
                 }
@@ -279,16 +335,26 @@ impl Drop for Daemon {
                 let _ = self.peapod(&["delete", "pod", &name, "--grace-period=0"]);
             }
             if let Some(mut c) = self.child.take() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(c.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
                 let _ = c.wait();
             }
         }
         // Last resort so one failing test does not leak into others.
         for pid in pids_mentioning(self.dir.to_str().unwrap_or("/nonexistent")) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut mounts: Vec<&str> = info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(self.dir.to_str().unwrap_or("/nonexistent"))).collect();
+        let mut mounts: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(self.dir.to_str().unwrap_or("/nonexistent")))
+            .collect();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
             let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
@@ -316,7 +382,9 @@ fn remove_cgroup_tree(p: &Path) {
 /// Inode of /proc/PID/ns/KIND as seen from the host.
 pub fn ns_inode(pid: i32, kind: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).map(|m| m.ino()).unwrap_or_else(|e| panic!("ns {kind} of {pid}: {e}"))
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .map(|m| m.ino())
+        .unwrap_or_else(|e| panic!("ns {kind} of {pid}: {e}"))
 }
 
 pub fn stdout(o: &Output) -> String {

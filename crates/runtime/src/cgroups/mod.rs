@@ -17,19 +17,28 @@ pub const V1_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "memory", "pids", "cpuse
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("cgroup {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no cgroup controllers found under {0}")]
     NoControllers(PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
-    move |source| CgroupError::Io { path: path.to_path_buf(), source }
+    move |source| CgroupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cgroups {
     /// One hierarchy per controller at `<root>/<controller>`.
-    V1 { root: PathBuf, controllers: Vec<String> },
+    V1 {
+        root: PathBuf,
+        controllers: Vec<String>,
+    },
     /// The unified hierarchy at `root`.
     V2 { root: PathBuf },
 }
@@ -47,7 +56,9 @@ impl Cgroups {
             .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
             .unwrap_or(false);
         if is_v2 {
-            return Ok(Cgroups::V2 { root: root.to_path_buf() });
+            return Ok(Cgroups::V2 {
+                root: root.to_path_buf(),
+            });
         }
         let controllers: Vec<String> = V1_CONTROLLERS
             .iter()
@@ -57,7 +68,10 @@ impl Cgroups {
         if controllers.is_empty() {
             return Err(CgroupError::NoControllers(root.to_path_buf()));
         }
-        Ok(Cgroups::V1 { root: root.to_path_buf(), controllers })
+        Ok(Cgroups::V1 {
+            root: root.to_path_buf(),
+            controllers,
+        })
     }
 
     pub fn version(&self) -> u8 {
@@ -71,9 +85,10 @@ impl Cgroups {
     pub fn dirs(&self, rel: &str) -> Vec<(String, PathBuf)> {
         let rel = rel.trim_start_matches('/');
         match self {
-            Cgroups::V1 { root, controllers } => {
-                controllers.iter().map(|c| (c.clone(), root.join(c).join(rel))).collect()
-            }
+            Cgroups::V1 { root, controllers } => controllers
+                .iter()
+                .map(|c| (c.clone(), root.join(c).join(rel)))
+                .collect(),
             Cgroups::V2 { root } => vec![("unified".into(), root.join(rel))],
         }
     }
@@ -94,7 +109,11 @@ impl Cgroups {
             Cgroups::V2 { root } => {
                 // Enable the controllers we use on every ancestor.
                 let mut cur = root.clone();
-                for part in rel.trim_start_matches('/').split('/').filter(|p| !p.is_empty()) {
+                for part in rel
+                    .trim_start_matches('/')
+                    .split('/')
+                    .filter(|p| !p.is_empty())
+                {
                     enable_v2_controllers(&cur);
                     cur = cur.join(part);
                     if !cur.exists() {
@@ -155,7 +174,10 @@ impl Cgroups {
 
     /// `cgroup.procs` files of cgroup `rel`, to move a process in.
     pub fn procs_files(&self, rel: &str) -> Vec<PathBuf> {
-        self.dirs(rel).into_iter().map(|(_, d)| d.join("cgroup.procs")).collect()
+        self.dirs(rel)
+            .into_iter()
+            .map(|(_, d)| d.join("cgroup.procs"))
+            .collect()
     }
 
     /// Move `pid` into cgroup `rel`.
@@ -168,11 +190,13 @@ impl Cgroups {
 
     /// The file holding the OOM kill counter of cgroup `rel`.
     pub fn oom_events_file(&self, rel: &str) -> Option<PathBuf> {
-        self.dirs(rel).into_iter().find_map(|(c, d)| match c.as_str() {
-            "memory" => Some(d.join("memory.oom_control")),
-            "unified" => Some(d.join("memory.events")),
-            _ => None,
-        })
+        self.dirs(rel)
+            .into_iter()
+            .find_map(|(c, d)| match c.as_str() {
+                "memory" => Some(d.join("memory.oom_control")),
+                "unified" => Some(d.join("memory.events")),
+                _ => None,
+            })
     }
 
     /// Limit files of cgroup `rel` and their values, for `inspect`.
@@ -273,7 +297,11 @@ fn enable_v2_controllers(dir: &Path) {
 /// copy each new level's values from its parent.
 fn create_cpuset_chain(root: &Path, rel: &str) -> Result<(), CgroupError> {
     let mut cur = root.to_path_buf();
-    for part in rel.trim_start_matches('/').split('/').filter(|p| !p.is_empty()) {
+    for part in rel
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+    {
         let parent = cur.clone();
         cur = cur.join(part);
         if !cur.exists() {
@@ -282,7 +310,8 @@ fn create_cpuset_chain(root: &Path, rel: &str) -> Result<(), CgroupError> {
         for f in ["cpuset.cpus", "cpuset.mems"] {
             let mine = std::fs::read_to_string(cur.join(f)).unwrap_or_default();
             if mine.trim().is_empty() {
-                let theirs = std::fs::read_to_string(parent.join(f)).map_err(io(&parent.join(f)))?;
+                let theirs =
+                    std::fs::read_to_string(parent.join(f)).map_err(io(&parent.join(f)))?;
                 write(&cur.join(f), theirs.trim())?;
             }
         }
@@ -312,7 +341,10 @@ fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     match last {
-        Some(e) => Err(CgroupError::Io { path: dir.to_path_buf(), source: e }),
+        Some(e) => Err(CgroupError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
         None => Ok(()),
     }
 }
@@ -326,7 +358,11 @@ mod tests {
     /// kernel would provide.
     fn fake_v2() -> (tempfile::TempDir, Cgroups) {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("cgroup.controllers"), "cpuset cpu io memory pids").unwrap();
+        std::fs::write(
+            dir.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("cgroup.subtree_control"), "").unwrap();
         let root = dir.path().to_path_buf();
         (dir, Cgroups::V2 { root })
@@ -344,16 +380,34 @@ mod tests {
         };
         cg.create("peapod/podabc", &v).unwrap();
         let pod = dir.path().join("peapod/podabc");
-        assert_eq!(std::fs::read_to_string(pod.join("cpu.weight")).unwrap(), "20");
-        assert_eq!(std::fs::read_to_string(pod.join("cpu.max")).unwrap(), "50000 100000");
-        assert_eq!(std::fs::read_to_string(pod.join("memory.max")).unwrap(), (64u64 << 20).to_string());
-        assert_eq!(std::fs::read_to_string(pod.join("pids.max")).unwrap(), "100");
+        assert_eq!(
+            std::fs::read_to_string(pod.join("cpu.weight")).unwrap(),
+            "20"
+        );
+        assert_eq!(
+            std::fs::read_to_string(pod.join("cpu.max")).unwrap(),
+            "50000 100000"
+        );
+        assert_eq!(
+            std::fs::read_to_string(pod.join("memory.max")).unwrap(),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(
+            std::fs::read_to_string(pod.join("pids.max")).unwrap(),
+            "100"
+        );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("cgroup.subtree_control")).unwrap(),
             "+cpu +memory +pids"
         );
-        assert_eq!(cg.procs_files("peapod/podabc"), vec![pod.join("cgroup.procs")]);
-        assert_eq!(cg.oom_events_file("peapod/podabc"), Some(pod.join("memory.events")));
+        assert_eq!(
+            cg.procs_files("peapod/podabc"),
+            vec![pod.join("cgroup.procs")]
+        );
+        assert_eq!(
+            cg.oom_events_file("peapod/podabc"),
+            Some(pod.join("memory.events"))
+        );
         let limits = cg.read_limits("peapod/podabc");
         assert!(limits.contains(&("memory.max".into(), (64u64 << 20).to_string())));
         // A fake tree holds regular files, so remove them before the rmdir
@@ -374,13 +428,23 @@ mod tests {
         }
         let cg = Cgroups::detect_at(dir.path()).unwrap();
         assert_eq!(cg.version(), 1);
-        let v = CgroupValues { cpu_shares: Some(512), memory_limit: Some(1 << 20), ..Default::default() };
+        let v = CgroupValues {
+            cpu_shares: Some(512),
+            memory_limit: Some(1 << 20),
+            ..Default::default()
+        };
         cg.create("p/x", &v).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("cpu/p/x/cpu.shares")).unwrap(), "512");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cpu/p/x/cpu.shares")).unwrap(),
+            "512"
+        );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("memory/p/x/memory.limit_in_bytes")).unwrap(),
             "1048576"
         );
-        assert_eq!(cg.oom_events_file("p/x"), Some(dir.path().join("memory/p/x/memory.oom_control")));
+        assert_eq!(
+            cg.oom_events_file("p/x"),
+            Some(dir.path().join("memory/p/x/memory.oom_control"))
+        );
     }
 }

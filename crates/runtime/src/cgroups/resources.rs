@@ -85,7 +85,9 @@ pub fn pod_values(app: &[Requested], init: &[Requested], pids_limit: Option<i64>
             Some(app.iter().filter_map(f).sum())
         };
         let init_max: Option<i64> = if all {
-            init.iter().map(f).try_fold(0i64, |acc, v| v.map(|v| acc.max(v)))
+            init.iter()
+                .map(f)
+                .try_fold(0i64, |acc, v| v.map(|v| acc.max(v)))
         } else {
             init.iter().filter_map(f).max().or(Some(0))
         };
@@ -125,7 +127,11 @@ mod tests {
 
     #[test]
     fn container_request_defaults_to_limit() {
-        let v = container_values(&Requested { cpu_limit_milli: Some(500), memory_limit: Some(32 << 20), ..Default::default() });
+        let v = container_values(&Requested {
+            cpu_limit_milli: Some(500),
+            memory_limit: Some(32 << 20),
+            ..Default::default()
+        });
         assert_eq!(v.cpu_shares, Some(512));
         assert_eq!(v.cpu_quota, Some(50_000));
         assert_eq!(v.cpu_period, Some(100_000));
@@ -134,14 +140,26 @@ mod tests {
 
     #[test]
     fn pod_limits_only_when_all_have_them() {
-        let a = Requested { cpu_request_milli: Some(100), cpu_limit_milli: Some(200), memory_limit: Some(100) };
-        let b = Requested { cpu_request_milli: Some(300), cpu_limit_milli: None, memory_limit: Some(50) };
+        let a = Requested {
+            cpu_request_milli: Some(100),
+            cpu_limit_milli: Some(200),
+            memory_limit: Some(100),
+        };
+        let b = Requested {
+            cpu_request_milli: Some(300),
+            cpu_limit_milli: None,
+            memory_limit: Some(50),
+        };
         let v = pod_values(&[a, b], &[], Some(1024));
         assert_eq!(v.cpu_shares, Some(milli_to_shares(400)));
         assert_eq!(v.cpu_quota, None);
         assert_eq!(v.memory_limit, Some(150));
         assert_eq!(v.pids_limit, Some(1024));
-        let init = Requested { cpu_request_milli: Some(1000), cpu_limit_milli: Some(1000), memory_limit: Some(1000) };
+        let init = Requested {
+            cpu_request_milli: Some(1000),
+            cpu_limit_milli: Some(1000),
+            memory_limit: Some(1000),
+        };
         let v = pod_values(&[a], &[init], None);
         assert_eq!(v.memory_limit, Some(1000));
         assert_eq!(v.cpu_quota, Some(milli_to_quota(1000)));
