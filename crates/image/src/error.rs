@@ -101,12 +101,40 @@ pub enum ImageError {
         source: nix::Error,
     },
 
+    #[error("image {reference} ({digest}) is in use by a container; delete the pod first")]
+    InUse { reference: String, digest: String },
+
     #[error("unmount {}: {source}", target.display())]
     Unmount {
         target: PathBuf,
         #[source]
         source: nix::Error,
     },
+
+    /// A registry refused or failed a request of a pull (or could not be
+    /// reached). `registry` is the endpoint that was asked (a mirror or the
+    /// upstream), `status` the HTTP status if there was a response, `message`
+    /// the registry's own error message (or the transport error).
+    #[error("pulling {reference} from {registry}: {message}{}", fmt_http_status(.status))]
+    Registry {
+        registry: String,
+        reference: String,
+        status: Option<u16>,
+        message: String,
+    },
+
+    #[error("registry config {}: {message}", path.display())]
+    RegistryConfig { path: PathBuf, message: String },
+
+    #[error("image pull secret: {0}")]
+    PullSecret(String),
+}
+
+fn fmt_http_status(status: &Option<u16>) -> String {
+    match status {
+        Some(s) => format!(" (HTTP {s})"),
+        None => String::new(),
+    }
 }
 
 impl ImageError {

@@ -13,17 +13,30 @@
 //!   container's root file system as an overlay of the unpacked layers.
 
 mod error;
+mod export;
+mod gc;
 mod import;
 mod mount;
+mod pull;
 mod reference;
+mod registry;
 mod store;
 mod unpack;
 
 pub use error::ImageError;
+pub use export::ExportFormat;
+pub use gc::{GcLock, GcReport, PruneReport, TMP_MAX_AGE};
 pub use mount::{mount_rootfs, mount_rootfs_readonly, overlay_options, unmount};
+pub use pull::{PullEvent, Puller};
 pub use reference::Reference;
+pub use registry::{
+    credentials_from_dockerconfigjson, find_credential, is_loopback, Credential, Endpoint,
+    RegistryConfig, RegistryHostConfig,
+};
 pub use store::{ImageConfig, ImageRecord, ImageStore};
 pub use unpack::{unpack_layer, Compression, UnpackedLayer};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gc;

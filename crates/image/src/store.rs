@@ -685,3 +685,23 @@ pub(crate) fn write_atomic(store: &ImageStore, dst: &Path, data: &[u8]) -> Resul
     guard.keep();
     Ok(())
 }
+
+// ----- helpers for gc.rs / export.rs ------------------------------------------
+
+impl ImageStore {
+    /// Every record `reference` designates (see [`ImageStore::get`]): one for
+    /// a name, every name of the image for a digest or id.
+    pub(crate) fn resolve_all(&self, reference: &str) -> Result<Vec<ImageRecord>, ImageError> {
+        self.resolve(reference)
+    }
+
+    /// Remove exactly the record named `name` (no lookup rules); absent is fine.
+    pub(crate) fn remove_record(&self, name: &str) -> Result<(), ImageError> {
+        let path = self.record_path(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ImageError::io(format!("removing {}", path.display()), e)),
+        }
+    }
+}

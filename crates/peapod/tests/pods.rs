@@ -579,3 +579,153 @@ fn exec_with_tty_stdin_and_exit_codes() {
     let caps = d.exec_ok("ex", "c", &["grep", "CapBnd", "/proc/self/status"]);
     assert!(caps.contains("00000000a80425fb"), "{caps}");
 }
+
+#[test]
+fn infra_death_recreates_the_sandbox() {
+    let d = Daemon::start();
+    d.apply_ok(&busybox_pod(
+        "phoenix",
+        &format!("  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"),
+    ));
+    d.wait_running("phoenix");
+    let infra = d.pid("phoenix", "infra");
+    let old = d.pid("phoenix", "c");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(infra),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let i = d.peapod(&["inspect", "pod", "phoenix", "-o", "json"]);
+        if i.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+            let procs = v["processes"].as_array().unwrap();
+            let pid_of = |n: &str| {
+                procs
+                    .iter()
+                    .find(|p| p["name"] == n)
+                    .and_then(|p| p["pid"].as_i64())
+                    .unwrap_or(0) as i32
+            };
+            if pid_of("infra") != infra
+                && pid_of("infra") > 0
+                && pid_of("c") > 0
+                && pid_of("c") != old
+            {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "sandbox was not recreated"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.wait_running("phoenix");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{old}")).exists(),
+        "the old container must be gone"
+    );
+    let describe = d.ok(&["describe", "pod", "phoenix"]);
+    assert!(describe.contains("SandboxChanged"), "{describe}");
+}
+
+#[test]
+fn second_daemon_on_same_root_is_refused_and_logs_follow() {
+    let d = Daemon::start();
+    let out = std::process::Command::new(exe())
+        .args([
+            "serve",
+            "--root",
+            d.root.to_str().unwrap(),
+            "--state",
+            d.dir.join("s2").to_str().unwrap(),
+            "--socket",
+            d.dir.join("s2.sock").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("another peapod daemon already owns --root"),
+        "{}",
+        stderr(&out)
+    );
+
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: counter}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'for i in 1 2 3 4 5; do echo line-$i; sleep 0.3; done']\n"
+    ));
+    d.wait_pod("counter", "started", |p| p["status"]["phase"] != "Pending");
+    // -f follows the log until the container exits, then returns.
+    let out = d.ok(&["logs", "-f", "counter"]);
+    assert_eq!(out, "line-1\nline-2\nline-3\nline-4\nline-5\n");
+    let out = d.ok(&["logs", "counter", "--tail", "2"]);
+    assert_eq!(out, "line-4\nline-5\n");
+    let p = d.wait_pod("counter", "Succeeded", |p| {
+        p["status"]["phase"] == "Succeeded"
+    });
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    assert!(d
+        .ok(&["get", "pods"])
+        .lines()
+        .any(|l| l.starts_with("counter") && l.contains("Completed")));
+}
+
+#[test]
+fn run_as_non_root_with_root_image_is_a_config_error() {
+    let d = Daemon::start();
+    d.apply_ok(&busybox_pod(
+        "nonroot",
+        &format!("  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    securityContext: {{runAsNonRoot: true}}\n"),
+    ));
+    let p = d.wait_pod("nonroot", "config error", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            == "CreateContainerConfigError"
+    });
+    let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("runAsNonRoot"), "{msg}");
+    assert!(d
+        .ok(&["get", "pods"])
+        .contains("CreateContainerConfigError"));
+    // The RuntimeDefault seccomp profile applies to a container by default.
+    d.apply_ok(&busybox_pod(
+        "sec",
+        &format!("  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"),
+    ));
+    d.wait_running("sec");
+    let pid = d.pid("sec", "c");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Seccomp:") && l.ends_with('2')),
+        "{status}"
+    );
+    // ... and to processes exec'd into it.
+    let status = d.exec_ok("sec", "c", &["grep", "Seccomp:", "/proc/self/status"]);
+    assert!(status.trim().ends_with('2'), "{status}");
+    let out = d.exec("sec", "c", &["unshare", "-n", "true"]);
+    assert!(!out.status.success(), "unshare must be refused");
+    // Masked paths read empty in the container (they are not on the host).
+    for path in [
+        "/proc/timer_list",
+        "/proc/keys",
+        "/proc/sched_debug",
+        "/proc/kcore",
+    ] {
+        if std::path::Path::new(path).exists() {
+            assert_eq!(
+                d.exec_ok("sec", "c", &["cat", path]),
+                "",
+                "{path} is not masked"
+            );
+        }
+    }
+}

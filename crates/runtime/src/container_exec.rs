@@ -44,6 +44,17 @@ impl Runtime {
             .ok_or_else(|| cerr("spec has no process".into()))?;
         process.set_args(Some(command.to_vec()));
         process.set_terminal(Some(tty));
+        // The container's seccomp profile is applied to the exec'd process
+        // after its capabilities are dropped (see peapod-shim's helper),
+        // which the kernel allows only with no_new_privs.
+        if spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .is_some()
+        {
+            process.set_no_new_privileges(Some(true));
+        }
         if tty {
             let mut env = process.env().clone().unwrap_or_default();
             if !env.iter().any(|e| e.starts_with("TERM=")) {

@@ -10,8 +10,11 @@
 use crate::protocol::{HelperAction, HelperResult};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
+use libcontainer::oci_spec::runtime::{LinuxSeccomp, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 
@@ -43,6 +46,36 @@ fn inherited(fd: i32) -> OwnedFd {
 
 fn load(root: &Path, id: &str) -> Result<Container, String> {
     Container::load(root.join(id)).map_err(|e| format!("container {id}: cannot load state: {e}"))
+}
+
+/// Applies the container's seccomp profile to an exec'd process right
+/// before it execs. libcontainer 0.7 rebuilds the `linux` section for
+/// tenant (exec) processes without the container's seccomp profile; runc
+/// applies it, and so does peapod, here. This runs after capabilities are
+/// dropped, so the process spec carries no_new_privs (set by the runtime).
+#[derive(Clone)]
+struct SeccompExecutor {
+    profile: LinuxSeccomp,
+}
+
+impl Executor for SeccompExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        libcontainer::seccomp::initialize_seccomp(&self.profile).map_err(|e| {
+            ExecutorError::Other(format!("cannot apply the container's seccomp profile: {e}"))
+        })?;
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
+fn container_seccomp(root: &Path, id: &str) -> Result<Option<LinuxSeccomp>, String> {
+    let c = load(root, id)?;
+    let path = c.bundle().join("config.json");
+    let spec = Spec::load(&path).map_err(|e| format!("container {id}: {}: {e}", path.display()))?;
+    Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
 }
 
 fn perform(action: HelperAction) -> Result<Option<i32>, String> {
@@ -85,6 +118,7 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
             process_json,
             console_socket,
         } => {
+            let seccomp = container_seccomp(&root, &id)?;
             let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
                 .with_root_path(&root)
                 .map_err(|e| format!("container {id}: state root {}: {e}", root.display()))?
@@ -94,6 +128,9 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
                     .with_stdin(inherited(3))
                     .with_stdout(inherited(4))
                     .with_stderr(inherited(5));
+            }
+            if let Some(profile) = seccomp {
+                builder = builder.with_executor(SeccompExecutor { profile });
             }
             let pid = builder
                 .as_tenant()

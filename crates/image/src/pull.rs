@@ -1,0 +1,996 @@
+//! Registry pulls over the OCI distribution protocol (with `oci-client`).
+//!
+//! A pull resolves the reference to a manifest on the first endpoint that
+//! has it (mirrors in order, then the upstream registry), resolves image
+//! indexes / manifest lists to this host's platform (linux/amd64 here),
+//! then fetches the config and the layers with oci-client's blob *streaming*
+//! call into a file under the store's `tmp/`, hashing and counting on the
+//! way. A blob is moved into the store only when its sha256 and size match
+//! its descriptor; each layer is then unpacked (once per diff id) while the
+//! other layers download. The manifest blob and the image record are written
+//! last, so a failed pull leaves no image record and no partial blob (blobs
+//! that were complete and verified stay, for the next try, until GC).
+//!
+//! Blobs already in the store are not downloaded again, and concurrent pulls
+//! through one [`Puller`] download each blob once: every blob is fetched
+//! and unpacked under a per-digest lock, and whoever gets the lock second
+//! finds it in the store.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::Client;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::error::{io_ctx, ImageError};
+use crate::reference::{validate_digest, Reference};
+use crate::registry::{find_credential, Credential, Endpoint, RegistryConfig};
+use crate::store::{sha256_hex, ImageRecord, ImageStore, TmpGuard, META_LIMIT};
+
+const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const MEDIA_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const MEDIA_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+const ACCEPT: &[&str] = &[
+    MEDIA_OCI_INDEX,
+    MEDIA_DOCKER_LIST,
+    MEDIA_OCI_MANIFEST,
+    MEDIA_DOCKER_MANIFEST,
+];
+
+/// Layers downloaded (and unpacked) at once per pull, as containerd does.
+const MAX_CONCURRENT_LAYERS: usize = 3;
+/// A `Layer` progress event at most every this many bytes.
+const PROGRESS_STEP: u64 = 1 << 20;
+/// Chunks queued between the network and the file writer.
+const WRITE_QUEUE: usize = 32;
+
+/// What a pull reports while it works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullEvent {
+    /// Asking the registry what `reference` names.
+    Resolving { reference: String },
+    /// The image manifest `digest` and its layers (digest, compressed size).
+    Resolved {
+        digest: String,
+        layers: Vec<(String, u64)>,
+    },
+    /// Download progress of one layer.
+    Layer {
+        digest: String,
+        done: u64,
+        total: u64,
+    },
+    /// A layer is in the store and unpacked; `cached`: it was already there
+    /// (or another pull brought it meanwhile) and was not downloaded.
+    LayerDone { digest: String, cached: bool },
+    /// The image is registered.
+    Done { digest: String },
+}
+
+/// Pulls images from registries into an [`ImageStore`].
+pub struct Puller {
+    store: Arc<ImageStore>,
+    config: RegistryConfig,
+    /// One oci-client per endpoint and credential (each keeps its tokens).
+    clients: Mutex<HashMap<ClientKey, Client>>,
+    /// Per-blob locks: single flight for downloads and unpacks.
+    inflight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    endpoint: Endpoint,
+    user: Option<(String, String)>,
+}
+
+/// The endpoint a pull talks to, with its client and auth.
+struct Target {
+    endpoint: Endpoint,
+    client: Client,
+    oref: oci_client::Reference,
+    auth: RegistryAuth,
+    /// The normalised reference, for messages.
+    reference: String,
+}
+
+/// A manifest as the registry sent it.
+struct Resolved {
+    target: Target,
+    /// The image manifest's digest and bytes (after index resolution).
+    digest: String,
+    bytes: Vec<u8>,
+    manifest: RawManifest,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawManifest {
+    #[serde(default)]
+    schema_version: Option<u32>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    config: Option<RawDescriptor>,
+    #[serde(default)]
+    layers: Option<Vec<RawDescriptor>>,
+    #[serde(default)]
+    manifests: Option<Vec<RawIndexEntry>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct RawDescriptor {
+    media_type: String,
+    digest: String,
+    size: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawIndexEntry {
+    #[serde(default)]
+    media_type: Option<String>,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    platform: Option<RawPlatform>,
+}
+
+#[derive(Deserialize)]
+struct RawPlatform {
+    architecture: String,
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    rootfs: RawRootfs,
+}
+
+#[derive(Deserialize)]
+struct RawRootfs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+/// The OCI architecture name of this host.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// reqwest (through oci-client) needs a process-wide rustls crypto provider.
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means one is installed already, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Removes the per-blob lock entry when the last user is done.
+struct FlightGuard {
+    map: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    key: String,
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else { return };
+        if let Ok(mut map) = self.map.lock() {
+            // One reference in the map, one here: nobody else waits.
+            if Arc::strong_count(&lock) <= 2 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl Puller {
+    pub fn new(store: Arc<ImageStore>, config: RegistryConfig) -> Self {
+        install_crypto_provider();
+        Puller {
+            store,
+            config,
+            clients: Mutex::new(HashMap::new()),
+            inflight: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<ImageStore> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// Pull `reference` (`busybox`, `host:5000/a/b:tag`, `…@sha256:…`) into
+    /// the store and register it under its normalised name. `creds` are
+    /// tried by registry host (and repository prefix); the registry config's
+    /// own credentials are used when none matches. Progress goes to
+    /// `progress`, if given (a closed receiver is ignored).
+    pub async fn pull(
+        &self,
+        reference: &str,
+        creds: &[Credential],
+        progress: Option<UnboundedSender<PullEvent>>,
+    ) -> Result<ImageRecord, ImageError> {
+        let r = Reference::parse(reference)?;
+        let send = |ev: PullEvent| {
+            if let Some(tx) = &progress {
+                let _ = tx.send(ev);
+            }
+        };
+        send(PullEvent::Resolving {
+            reference: r.to_string(),
+        });
+        let resolved = self.resolve(&r, creds).await?;
+        let target = &resolved.target;
+        let m = &resolved.manifest;
+        let mctx = format!("manifest {} of {}", resolved.digest, target.reference);
+        let config = m.config.clone().ok_or_else(|| {
+            ImageError::InvalidArchive(format!("{mctx} has no config descriptor"))
+        })?;
+        if config.media_type != MEDIA_OCI_CONFIG && config.media_type != MEDIA_DOCKER_CONFIG {
+            return Err(ImageError::Unsupported(format!(
+                "{mctx} is not a container image: config media type {}",
+                config.media_type
+            )));
+        }
+        if config.size > META_LIMIT {
+            return Err(ImageError::InvalidArchive(format!(
+                "{mctx}: config {} is {} bytes, more than the {META_LIMIT} allowed",
+                config.digest, config.size
+            )));
+        }
+        let layers = m.layers.clone().unwrap_or_default();
+        for l in std::iter::once(&config).chain(&layers) {
+            validate_digest(&l.digest)?;
+        }
+        for l in &layers {
+            if !l.media_type.contains("tar") {
+                return Err(ImageError::Unsupported(format!(
+                    "{mctx}: layer {} has media type {}, not a tar layer",
+                    l.digest, l.media_type
+                )));
+            }
+        }
+        send(PullEvent::Resolved {
+            digest: resolved.digest.clone(),
+            layers: layers.iter().map(|l| (l.digest.clone(), l.size)).collect(),
+        });
+
+        // Garbage collection must not run between "blob stored" and "record
+        // written": hold the store's shared GC lock until the record is in.
+        let gc_store = self.store.clone();
+        let _gc = blocking(move || gc_store.gc_lock()).await?;
+
+        // The config first: it names the diff ids the layers unpack to.
+        self.fetch_blob(target, &config, None, None).await?;
+        let config_bytes = self.store.read_blob(&config.digest)?;
+        let raw: RawConfig = serde_json::from_slice(&config_bytes)
+            .map_err(|e| ImageError::json(format!("parsing config {}", config.digest), e))?;
+        let diff_ids = raw.rootfs.diff_ids;
+        if diff_ids.len() != layers.len() {
+            return Err(ImageError::InvalidArchive(format!(
+                "{mctx} lists {} layers but config {} lists {} diff ids",
+                layers.len(),
+                config.digest,
+                diff_ids.len()
+            )));
+        }
+        for d in &diff_ids {
+            validate_digest(d)?;
+        }
+
+        futures_util::stream::iter(layers.iter().zip(&diff_ids))
+            .map(|(layer, diff_id)| {
+                let progress = progress.clone();
+                async move {
+                    let cached = self
+                        .fetch_blob(target, layer, Some(diff_id), progress.as_ref())
+                        .await?;
+                    if let Some(tx) = &progress {
+                        let _ = tx.send(PullEvent::LayerDone {
+                            digest: layer.digest.clone(),
+                            cached,
+                        });
+                    }
+                    Ok::<(), ImageError>(())
+                }
+            })
+            .buffer_unordered(MAX_CONCURRENT_LAYERS)
+            .try_collect::<Vec<()>>()
+            .await?;
+
+        // Everything is here: the manifest, then the record.
+        let store = self.store.clone();
+        let digest = resolved.digest.clone();
+        let bytes = resolved.bytes;
+        let name = r.clone();
+        let records = blocking(move || {
+            store.put_blob(&digest, Some(bytes.len() as u64), &bytes[..])?;
+            store.add_image(&digest, &[name])
+        })
+        .await?;
+        let record = records.into_iter().next().ok_or_else(|| {
+            ImageError::InvalidArchive(format!("{mctx}: the store registered no record"))
+        })?;
+        send(PullEvent::Done {
+            digest: record.digest.clone(),
+        });
+        Ok(record)
+    }
+
+    /// The digest of the image manifest `reference` names now on its
+    /// registry (for an index: of this platform's manifest), i.e. the
+    /// [`ImageRecord::digest`] a pull would produce. Compare it with the
+    /// stored record to skip a pull that would change nothing.
+    pub async fn resolve_digest(
+        &self,
+        reference: &str,
+        creds: &[Credential],
+    ) -> Result<String, ImageError> {
+        let r = Reference::parse(reference)?;
+        Ok(self.resolve(&r, creds).await?.digest)
+    }
+
+    // ----- resolution ----------------------------------------------------
+
+    /// Try each endpoint in order; the first that serves the manifest wins.
+    async fn resolve(&self, r: &Reference, creds: &[Credential]) -> Result<Resolved, ImageError> {
+        let endpoints = self.config.endpoints(&r.registry);
+        let mut failures: Vec<(Endpoint, ImageError)> = Vec::new();
+        for ep in endpoints {
+            let target = match self.target(&ep, r, creds) {
+                Ok(t) => t,
+                Err(e) => {
+                    failures.push((ep, e));
+                    continue;
+                }
+            };
+            match self.resolve_at(target).await {
+                Ok(res) => {
+                    if !failures.is_empty() {
+                        tracing::info!(reference = %r, endpoint = %ep, "resolved after earlier endpoints failed");
+                    }
+                    return Ok(res);
+                }
+                Err(e) => {
+                    tracing::warn!(reference = %r, endpoint = %ep, error = %e, "endpoint failed");
+                    failures.push((ep, e));
+                }
+            }
+        }
+        let Some((_, mut last)) = failures.pop() else {
+            return Err(ImageError::Registry {
+                registry: r.registry.clone(),
+                reference: r.to_string(),
+                status: None,
+                message: "no endpoint to ask (registry config lists none)".into(),
+            });
+        };
+        if !failures.is_empty() {
+            if let ImageError::Registry { message, .. } = &mut last {
+                let earlier: Vec<String> = failures
+                    .iter()
+                    .map(|(ep, e)| format!("{ep}: {}", short_error(e)))
+                    .collect();
+                message.push_str(&format!("; also tried {}", earlier.join("; ")));
+            }
+        }
+        Err(last)
+    }
+
+    async fn resolve_at(&self, target: Target) -> Result<Resolved, ImageError> {
+        let (bytes, digest) = self.fetch_manifest(&target, &target.oref).await?;
+        let manifest = parse_manifest(&bytes, &digest, &target.reference)?;
+        if !is_index(&manifest) {
+            return Ok(Resolved {
+                target,
+                digest,
+                bytes,
+                manifest,
+            });
+        }
+        let (os, arch) = ("linux", host_arch());
+        let entries = manifest.manifests.unwrap_or_default();
+        let entry = entries
+            .iter()
+            .find(|e| {
+                e.platform.as_ref().is_some_and(|p| {
+                    p.os == os
+                        && p.architecture == arch
+                        && (arch != "arm64" || p.variant.as_deref().is_none_or(|v| v == "v8"))
+                })
+            })
+            .ok_or_else(|| {
+                let have: Vec<String> = entries
+                    .iter()
+                    .filter_map(|e| e.platform.as_ref())
+                    .map(|p| match &p.variant {
+                        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+                        None => format!("{}/{}", p.os, p.architecture),
+                    })
+                    .collect();
+                ImageError::Unsupported(format!(
+                    "{} (index {digest}) has no {os}/{arch} image; it has: {}",
+                    target.reference,
+                    if have.is_empty() {
+                        "no platform entries".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                ))
+            })?;
+        validate_digest(&entry.digest)?;
+        if let Some(mt) = &entry.media_type {
+            if mt != MEDIA_OCI_MANIFEST && mt != MEDIA_DOCKER_MANIFEST {
+                return Err(ImageError::Unsupported(format!(
+                    "{} (index {digest}): the {os}/{arch} entry {} has media type {mt}, not an image manifest",
+                    target.reference, entry.digest
+                )));
+            }
+        }
+        let child_ref = target.oref.clone_with_digest(entry.digest.clone());
+        let (child_bytes, child_digest) = self.fetch_manifest(&target, &child_ref).await?;
+        if child_bytes.len() as u64 != entry.size {
+            return Err(ImageError::SizeMismatch {
+                what: format!("manifest {} of {}", entry.digest, target.reference),
+                expected: entry.size,
+                actual: child_bytes.len() as u64,
+            });
+        }
+        let child = parse_manifest(&child_bytes, &child_digest, &target.reference)?;
+        if is_index(&child) {
+            return Err(ImageError::Unsupported(format!(
+                "{}: index {digest} points at another index {child_digest} for {os}/{arch}",
+                target.reference
+            )));
+        }
+        Ok(Resolved {
+            target,
+            digest: child_digest,
+            bytes: child_bytes,
+            manifest: child,
+        })
+    }
+
+    /// GET a manifest; its digest is computed from the bytes and checked
+    /// against the reference's digest, if it has one.
+    async fn fetch_manifest(
+        &self,
+        target: &Target,
+        oref: &oci_client::Reference,
+    ) -> Result<(Vec<u8>, String), ImageError> {
+        let (bytes, _) = target
+            .client
+            .pull_manifest_raw(oref, &target.auth, ACCEPT)
+            .await
+            .map_err(|e| self.registry_error(target, e))?;
+        if bytes.len() as u64 > META_LIMIT {
+            return Err(ImageError::InvalidArchive(format!(
+                "manifest of {} is {} bytes, more than the {META_LIMIT} allowed",
+                target.reference,
+                bytes.len()
+            )));
+        }
+        let digest = format!("sha256:{}", sha256_hex(&bytes));
+        if let Some(want) = oref.digest() {
+            if want != digest {
+                return Err(ImageError::DigestMismatch {
+                    what: format!("manifest of {} from {}", target.reference, target.endpoint),
+                    expected: want.to_string(),
+                    actual: digest,
+                });
+            }
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// The client, reference and auth to ask `ep` for `r`.
+    fn target(
+        &self,
+        ep: &Endpoint,
+        r: &Reference,
+        creds: &[Credential],
+    ) -> Result<Target, ImageError> {
+        // A secret for the endpoint's host wins; for the upstream also one
+        // for the image's registry name. Upstream credentials are never sent
+        // to a mirror.
+        let cred = find_credential(creds, &ep.host, &r.repository)
+            .cloned()
+            .or_else(|| {
+                (!ep.mirror)
+                    .then(|| find_credential(creds, &r.registry, &r.repository).cloned())
+                    .flatten()
+            })
+            .or_else(|| self.config.credential(&ep.host));
+        let user = cred.map(|c| (c.username, c.password));
+        let auth = match &user {
+            Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+            None => RegistryAuth::Anonymous,
+        };
+        let client = self.client(ep, user)?;
+        let mut oref = match (&r.digest, &r.tag) {
+            (Some(d), _) => oci_client::Reference::with_digest(
+                r.registry.clone(),
+                r.repository.clone(),
+                d.clone(),
+            ),
+            (None, Some(t)) => {
+                oci_client::Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone())
+            }
+            (None, None) => oci_client::Reference::with_tag(
+                r.registry.clone(),
+                r.repository.clone(),
+                crate::reference::DEFAULT_TAG.to_string(),
+            ),
+        };
+        if ep.mirror || ep.host != r.registry {
+            // Same repository path on another host (`?ns=` names the
+            // upstream, as containerd does).
+            oref.set_mirror_registry(ep.host.clone());
+        }
+        Ok(Target {
+            endpoint: ep.clone(),
+            client,
+            oref,
+            auth,
+            reference: r.to_string(),
+        })
+    }
+
+    fn client(&self, ep: &Endpoint, user: Option<(String, String)>) -> Result<Client, ImageError> {
+        let key = ClientKey {
+            endpoint: ep.clone(),
+            user,
+        };
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| ImageError::Unsupported("registry client cache poisoned".into()))?;
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut cfg = ClientConfig {
+            protocol: if ep.plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            accept_invalid_certificates: ep.skip_verify,
+            platform_resolver: None,
+            connect_timeout: Some(Duration::from_secs(30)),
+            read_timeout: Some(Duration::from_secs(120)),
+            ..ClientConfig::default()
+        };
+        if let Some(ca) = &ep.ca_file {
+            let data = std::fs::read(ca).map_err(io_ctx("reading CA file", ca))?;
+            cfg.extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
+        }
+        let client = Client::try_from(cfg).map_err(|e| ImageError::Registry {
+            registry: ep.url(),
+            reference: String::new(),
+            status: None,
+            message: format!("cannot set up an HTTP client: {}", error_chain(&e)),
+        })?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    // ----- blobs ---------------------------------------------------------
+
+    /// Make `desc` present in the store (downloading it unless it is there)
+    /// and, for a layer (`diff_id`), unpacked. Returns whether it was there
+    /// already.
+    async fn fetch_blob(
+        &self,
+        target: &Target,
+        desc: &RawDescriptor,
+        diff_id: Option<&String>,
+        progress: Option<&UnboundedSender<PullEvent>>,
+    ) -> Result<bool, ImageError> {
+        let lock = {
+            let mut map = self
+                .inflight
+                .lock()
+                .map_err(|_| ImageError::Unsupported("pull lock table poisoned".into()))?;
+            map.entry(desc.digest.clone()).or_default().clone()
+        };
+        let guard = FlightGuard {
+            map: self.inflight.clone(),
+            key: desc.digest.clone(),
+            lock: Some(lock.clone()),
+        };
+        let _held = lock.lock().await;
+
+        let cached = self.store.has_blob(&desc.digest);
+        if !cached {
+            self.download(target, desc, progress).await?;
+        }
+        if let Some(diff_id) = diff_id {
+            let store = self.store.clone();
+            let digest = desc.digest.clone();
+            let diff_id = diff_id.clone();
+            blocking(move || store.ensure_layer(&digest, &diff_id)).await?;
+        }
+        drop(_held);
+        drop(guard);
+        Ok(cached)
+    }
+
+    /// Stream one blob into `tmp/`, verify its size and digest, move it into
+    /// the store.
+    async fn download(
+        &self,
+        target: &Target,
+        desc: &RawDescriptor,
+        progress: Option<&UnboundedSender<PullEvent>>,
+    ) -> Result<(), ImageError> {
+        let what = format!(
+            "blob {} of {} from {}",
+            desc.digest, target.reference, target.endpoint
+        );
+        let report = |done: u64| {
+            if let Some(tx) = progress {
+                let _ = tx.send(PullEvent::Layer {
+                    digest: desc.digest.clone(),
+                    done,
+                    total: desc.size,
+                });
+            }
+        };
+        let mut stream = target
+            .client
+            .pull_blob_stream(&target.oref, desc.digest.as_str())
+            .await
+            .map_err(|e| self.registry_error(target, e))?;
+        if let Some(len) = stream.content_length {
+            if len != desc.size {
+                return Err(ImageError::SizeMismatch {
+                    what,
+                    expected: desc.size,
+                    actual: len,
+                });
+            }
+        }
+        report(0);
+
+        let tmp = TmpGuard::new(self.store.tmp_path("pull"));
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(WRITE_QUEUE);
+        let path = tmp.path().to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || write_chunks(path, rx));
+
+        let mut done: u64 = 0;
+        let mut reported: u64 = 0;
+        let mut stream_error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => {
+                    done += chunk.len() as u64;
+                    if done > desc.size {
+                        stream_error = Some(ImageError::SizeMismatch {
+                            what: what.clone(),
+                            expected: desc.size,
+                            actual: done,
+                        });
+                        break;
+                    }
+                    if tx.send(chunk).await.is_err() {
+                        // The writer stopped: its result says why.
+                        break;
+                    }
+                    if done - reported >= PROGRESS_STEP {
+                        reported = done;
+                        report(done);
+                    }
+                }
+                Err(e) => {
+                    stream_error = Some(ImageError::Registry {
+                        registry: target.endpoint.url(),
+                        reference: target.reference.clone(),
+                        status: None,
+                        message: format!("reading blob {}: {}", desc.digest, error_chain(&e)),
+                    });
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| ImageError::io("blob writer", std::io::Error::other(e)))?;
+        if let Some(e @ ImageError::SizeMismatch { .. }) = stream_error {
+            return Err(e);
+        }
+        let (actual, n) = written?;
+        // oci-client reports a digest mismatch as a stream error after the
+        // last byte: say it the store's way when every byte arrived.
+        if n == desc.size && actual != desc.digest {
+            return Err(ImageError::DigestMismatch {
+                what,
+                expected: desc.digest.clone(),
+                actual,
+            });
+        }
+        if let Some(e) = stream_error {
+            return Err(e);
+        }
+        if n != desc.size {
+            return Err(ImageError::SizeMismatch {
+                what,
+                expected: desc.size,
+                actual: n,
+            });
+        }
+        if actual != desc.digest {
+            return Err(ImageError::DigestMismatch {
+                what,
+                expected: desc.digest.clone(),
+                actual,
+            });
+        }
+        if reported != n {
+            report(n);
+        }
+        let store = self.store.clone();
+        let digest = desc.digest.clone();
+        blocking(move || {
+            store.adopt_blob(tmp.path(), &digest)?;
+            tmp.keep();
+            Ok(())
+        })
+        .await
+    }
+
+    // ----- errors --------------------------------------------------------
+
+    fn registry_error(&self, target: &Target, e: OciDistributionError) -> ImageError {
+        let registry = target.endpoint.url();
+        let reference = target.reference.clone();
+        let host = target.endpoint.host.clone();
+        let auth_hint = |status: Option<u16>, what: String| {
+            let message = match &target.auth {
+                RegistryAuth::Basic(user, _) => format!(
+                    "{what}: the registry rejected the credentials of user {user:?} for {host}"
+                ),
+                _ => format!(
+                    "{what}: no credentials for {host}; give the pod an imagePullSecret \
+                     (type kubernetes.io/dockerconfigjson) for {host}, or set username and \
+                     password under [registry.{host:?}] in the registry config"
+                ),
+            };
+            ImageError::Registry {
+                registry: registry.clone(),
+                reference: reference.clone(),
+                status,
+                message,
+            }
+        };
+        match e {
+            OciDistributionError::UnauthorizedError { url } => {
+                auth_hint(Some(401), format!("authentication required at {url}"))
+            }
+            OciDistributionError::AuthenticationFailure(reason) => auth_hint(
+                None,
+                format!("the token server refused a token: {}", reason.trim()),
+            ),
+            OciDistributionError::RegistryError { envelope, url } => {
+                let mut status = None;
+                let msgs: Vec<String> = envelope
+                    .errors
+                    .iter()
+                    .map(|err| {
+                        let code = serde_json::to_value(&err.code)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_else(|| format!("{:?}", err.code));
+                        status = status.or(match code.as_str() {
+                            "UNAUTHORIZED" => Some(401),
+                            "DENIED" => Some(403),
+                            "TOOMANYREQUESTS" => Some(429),
+                            "MANIFEST_UNKNOWN" | "BLOB_UNKNOWN" | "NAME_UNKNOWN" | "NOT_FOUND" => {
+                                Some(404)
+                            }
+                            _ => None,
+                        });
+                        if err.message.is_empty() {
+                            code
+                        } else {
+                            format!("{code}: {}", err.message)
+                        }
+                    })
+                    .collect();
+                let message = format!("{} (at {url})", msgs.join("; "));
+                if matches!(status, Some(401) | Some(403)) {
+                    auth_hint(status, message)
+                } else {
+                    ImageError::Registry {
+                        registry,
+                        reference,
+                        status,
+                        message,
+                    }
+                }
+            }
+            OciDistributionError::ServerError { code, url, message } => ImageError::Registry {
+                registry,
+                reference,
+                status: Some(code),
+                message: format!("{} (at {url})", message.trim()),
+            },
+            OciDistributionError::RequestError(err) => ImageError::Registry {
+                registry,
+                reference,
+                status: err.status().map(|s| s.as_u16()),
+                message: error_chain(&err),
+            },
+            other => ImageError::Registry {
+                registry,
+                reference,
+                status: None,
+                message: error_chain(&other),
+            },
+        }
+    }
+}
+
+fn is_index(m: &RawManifest) -> bool {
+    match m.media_type.as_deref() {
+        Some(MEDIA_OCI_INDEX) | Some(MEDIA_DOCKER_LIST) => true,
+        Some(_) => false,
+        None => m.manifests.is_some() && m.layers.is_none(),
+    }
+}
+
+fn parse_manifest(bytes: &[u8], digest: &str, reference: &str) -> Result<RawManifest, ImageError> {
+    let m: RawManifest = serde_json::from_slice(bytes)
+        .map_err(|e| ImageError::json(format!("manifest {digest} of {reference}"), e))?;
+    if m.schema_version == Some(1) {
+        return Err(ImageError::Unsupported(format!(
+            "{reference}: Docker image manifest schema 1 ({digest}) is not supported; \
+             push the image again with a current client"
+        )));
+    }
+    match m.media_type.as_deref() {
+        None
+        | Some(MEDIA_OCI_INDEX)
+        | Some(MEDIA_DOCKER_LIST)
+        | Some(MEDIA_OCI_MANIFEST)
+        | Some(MEDIA_DOCKER_MANIFEST) => Ok(m),
+        Some(other) => Err(ImageError::Unsupported(format!(
+            "{reference}: manifest {digest} has media type {other}, not an image manifest or index"
+        ))),
+    }
+}
+
+/// Write queued chunks to `path`, hashing them; fsync at the end.
+fn write_chunks(
+    path: PathBuf,
+    mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) -> Result<(String, u64), ImageError> {
+    let file = File::create(&path).map_err(io_ctx("creating", &path))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut hasher = Sha256::new();
+    let mut n: u64 = 0;
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+        out.write_all(&chunk).map_err(io_ctx("writing", &path))?;
+        n += chunk.len() as u64;
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| ImageError::io(format!("writing {}", path.display()), e.into_error()))?;
+    file.sync_all().map_err(io_ctx("syncing", &path))?;
+    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), n))
+}
+
+/// Run blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
+) -> Result<T, ImageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ImageError::io("store task", std::io::Error::other(e)))?
+}
+
+/// An error and its sources, `: `-joined (reqwest hides the interesting
+/// part, like "connection refused", in its sources).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        let text = src.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cur = src.source();
+    }
+    s
+}
+
+fn short_error(e: &ImageError) -> String {
+    match e {
+        ImageError::Registry {
+            status, message, ..
+        } => match status {
+            Some(s) => format!("{message} (HTTP {s})"),
+            None => message.clone(),
+        },
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_kinds() {
+        let index = br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:00","size":1}]}"#;
+        let m = parse_manifest(index, "d", "r").expect("index");
+        assert!(is_index(&m));
+        let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+            "config":{"mediaType":"x","digest":"sha256:00","size":1},"layers":[]}"#;
+        assert!(!is_index(&parse_manifest(image, "d", "r").expect("image")));
+        let v1 = br#"{"schemaVersion":1,"name":"x"}"#;
+        assert!(matches!(
+            parse_manifest(v1, "d", "r"),
+            Err(ImageError::Unsupported(m)) if m.contains("schema 1")
+        ));
+        let other = br#"{"schemaVersion":2,"mediaType":"application/vnd.cncf.helm.chart"}"#;
+        assert!(matches!(
+            parse_manifest(other, "d", "r"),
+            Err(ImageError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn chains_errors() {
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let outer = ImageError::io("connecting", inner);
+        assert_eq!(error_chain(&outer), "connecting: refused");
+    }
+
+    #[test]
+    fn registry_error_message() {
+        let e = ImageError::Registry {
+            registry: "http://127.0.0.1:5000".into(),
+            reference: "127.0.0.1:5000/a:b".into(),
+            status: Some(404),
+            message: "MANIFEST_UNKNOWN: manifest unknown".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "pulling 127.0.0.1:5000/a:b from http://127.0.0.1:5000: MANIFEST_UNKNOWN: manifest unknown (HTTP 404)"
+        );
+    }
+}
