@@ -22,6 +22,8 @@ use crate::path::FieldPath;
 pub enum Object {
     /// A core/v1 Pod.
     Pod(Box<Pod>),
+    /// A core/v1 Secret (image pull secrets).
+    Secret(Box<k8s_openapi::api::core::v1::Secret>),
     /// Any other kind of object, not decoded further.
     Other {
         /// `apiVersion`, e.g. `apps/v1`.
@@ -89,6 +91,9 @@ pub fn decode(input: &str) -> Result<Decoded, DecodeError> {
             let label = match &object {
                 Object::Pod(pod) => {
                     format!("Pod {:?}", pod.metadata.name.as_deref().unwrap_or(""))
+                }
+                Object::Secret(s) => {
+                    format!("Secret {:?}", s.metadata.name.as_deref().unwrap_or(""))
                 }
                 Object::Other { kind, name, .. } => format!("{kind} {name:?}"),
             };
@@ -246,6 +251,12 @@ fn decode_value(
         out.push((Object::Pod(Box::new(pod)), warnings));
         return Ok(());
     }
+    if api_version == "v1" && kind == "Secret" {
+        let secret: k8s_openapi::api::core::v1::Secret = typed(&value, location)?;
+        let warnings = unknown_fields(&value, &secret, location)?;
+        out.push((Object::Secret(Box::new(secret)), warnings));
+        return Ok(());
+    }
 
     let name = map
         .get("metadata")
@@ -391,6 +402,9 @@ mod tests {
             .iter()
             .map(|o| match o {
                 Object::Pod(p) => format!("Pod/{}", p.metadata.name.as_deref().unwrap_or("")),
+                Object::Secret(s) => {
+                    format!("Secret/{}", s.metadata.name.as_deref().unwrap_or(""))
+                }
                 Object::Other { kind, name, .. } => format!("{kind}/{name}"),
             })
             .collect()

@@ -29,6 +29,7 @@ mod decode;
 mod defaults;
 mod path;
 mod quantity;
+mod secret;
 mod unsupported;
 mod validate;
 
@@ -39,5 +40,8 @@ pub use defaults::{
 };
 pub use k8s_openapi::api::core::v1::Pod;
 pub use quantity::{parse_quantity, Quantity};
+pub use secret::{
+    default_secret, validate_secret, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,
+};
 pub use unsupported::unsupported_fields;
 pub use validate::{validate_pod, FieldError, ValidationErrors};

@@ -115,7 +115,7 @@ pub enum ImageError {
     /// reached). `registry` is the endpoint that was asked (a mirror or the
     /// upstream), `status` the HTTP status if there was a response, `message`
     /// the registry's own error message (or the transport error).
-    #[error("pulling {reference} from {registry}: {message}{}", fmt_http_status(.status))]
+    #[error("pulling {reference} from {registry}{}: {message}", fmt_http_status(.status))]
     Registry {
         registry: String,
         reference: String,

@@ -19,11 +19,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
@@ -306,25 +306,47 @@ impl Puller {
             validate_digest(d)?;
         }
 
-        futures_util::stream::iter(layers.iter().zip(&diff_ids))
-            .map(|(layer, diff_id)| {
-                let progress = progress.clone();
-                async move {
-                    let cached = self
-                        .fetch_blob(target, layer, Some(diff_id), progress.as_ref())
-                        .await?;
-                    if let Some(tx) = &progress {
-                        let _ = tx.send(PullEvent::LayerDone {
-                            digest: layer.digest.clone(),
-                            cached,
-                        });
+        // On the first error, layers not started yet are skipped, and those
+        // in flight finish (their files are cleaned up or complete) before
+        // the error is returned.
+        let failed = AtomicBool::new(false);
+        let results: Vec<Result<(), ImageError>> =
+            // Owned items: a closure over borrowed pairs makes this future
+            // not `Send` for every lifetime, and the daemon spawns pulls.
+            futures_util::stream::iter(layers.iter().cloned().zip(diff_ids.iter().cloned()))
+                .map(|(layer, diff_id)| {
+                    let progress = progress.clone();
+                    let failed = &failed;
+                    async move {
+                        if failed.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        let res = self
+                            .fetch_blob(target, &layer, Some(&diff_id), progress.as_ref())
+                            .await;
+                        match res {
+                            Ok(cached) => {
+                                if let Some(tx) = &progress {
+                                    let _ = tx.send(PullEvent::LayerDone {
+                                        digest: layer.digest.clone(),
+                                        cached,
+                                    });
+                                }
+                                Ok(())
+                            }
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                Err(e)
+                            }
+                        }
                     }
-                    Ok::<(), ImageError>(())
-                }
-            })
-            .buffer_unordered(MAX_CONCURRENT_LAYERS)
-            .try_collect::<Vec<()>>()
-            .await?;
+                })
+                .buffer_unordered(MAX_CONCURRENT_LAYERS)
+                .collect()
+                .await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, ImageError>>()?;
 
         // Everything is here: the manifest, then the record.
         let store = self.store.clone();
@@ -683,10 +705,11 @@ impl Puller {
         }
         report(0);
 
+        // The writer thread owns the staging file: if this future is dropped
+        // mid-download, the thread still removes it when the channel closes.
         let tmp = TmpGuard::new(self.store.tmp_path("pull"));
         let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(WRITE_QUEUE);
-        let path = tmp.path().to_path_buf();
-        let writer = tokio::task::spawn_blocking(move || write_chunks(path, rx));
+        let writer = tokio::task::spawn_blocking(move || write_chunks(tmp, rx));
 
         let mut done: u64 = 0;
         let mut reported: u64 = 0;
@@ -730,7 +753,7 @@ impl Puller {
         if let Some(e @ ImageError::SizeMismatch { .. }) = stream_error {
             return Err(e);
         }
-        let (actual, n) = written?;
+        let (tmp, actual, n) = written?;
         // oci-client reports a digest mismatch as a stream error after the
         // last byte: say it the store's way when every byte arrived.
         if n == desc.size && actual != desc.digest {
@@ -891,11 +914,13 @@ fn parse_manifest(bytes: &[u8], digest: &str, reference: &str) -> Result<RawMani
     }
 }
 
-/// Write queued chunks to `path`, hashing them; fsync at the end.
+/// Write queued chunks to the staging file `tmp`, hashing them; fsync at
+/// the end. The file is removed (by the guard) unless the caller keeps it.
 fn write_chunks(
-    path: PathBuf,
+    tmp: TmpGuard,
     mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-) -> Result<(String, u64), ImageError> {
+) -> Result<(TmpGuard, String, u64), ImageError> {
+    let path = tmp.path().to_path_buf();
     let file = File::create(&path).map_err(io_ctx("creating", &path))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
@@ -909,7 +934,7 @@ fn write_chunks(
         .into_inner()
         .map_err(|e| ImageError::io(format!("writing {}", path.display()), e.into_error()))?;
     file.sync_all().map_err(io_ctx("syncing", &path))?;
-    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), n))
+    Ok((tmp, format!("sha256:{}", hex::encode(hasher.finalize())), n))
 }
 
 /// Run blocking store work off the async threads.
@@ -942,7 +967,7 @@ fn short_error(e: &ImageError) -> String {
         ImageError::Registry {
             status, message, ..
         } => match status {
-            Some(s) => format!("{message} (HTTP {s})"),
+            Some(s) => format!("(HTTP {s}) {message}"),
             None => message.clone(),
         },
         other => other.to_string(),
@@ -990,7 +1015,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "pulling 127.0.0.1:5000/a:b from http://127.0.0.1:5000: MANIFEST_UNKNOWN: manifest unknown (HTTP 404)"
+            "pulling 127.0.0.1:5000/a:b from http://127.0.0.1:5000 (HTTP 404): MANIFEST_UNKNOWN: manifest unknown"
         );
     }
 }

@@ -206,6 +206,7 @@ async fn pulls_by_tag_and_by_digest() {
     match puller.pull(&missing, &[], None).await {
         Err(e @ ImageError::Registry { .. }) => {
             let msg = e.to_string();
+            eprintln!("error: {msg}");
             assert!(msg.contains("MANIFEST_UNKNOWN"), "{msg}");
             assert!(msg.contains("HTTP 404"), "{msg}");
             assert!(msg.contains(&missing), "{msg}");
@@ -216,6 +217,7 @@ async fn pulls_by_tag_and_by_digest() {
     let dead = format!("127.0.0.1:{}/x/y:z", support::free_port());
     let err = puller.pull(&dead, &[], None).await.expect_err("dead port");
     let msg = err.to_string();
+    eprintln!("error: {msg}");
     assert!(msg.contains("onnection refused"), "{msg}");
     assert!(tmp_entries(&store).is_empty());
 }
@@ -377,6 +379,7 @@ async fn multi_arch_index_resolves_to_amd64() {
         .await
         .expect_err("no amd64");
     let msg = err.to_string();
+    eprintln!("error: {msg}");
     assert!(msg.contains("no linux/amd64 image"), "{msg}");
     assert!(msg.contains("linux/arm64/v8"), "{msg}");
 }
@@ -400,6 +403,7 @@ async fn basic_auth_registry() {
             },
         ) => {
             let msg = e.to_string();
+            eprintln!("error: {msg}");
             assert!(msg.contains("no credentials for"), "{msg}");
             assert!(msg.contains("imagePullSecret"), "{msg}");
             assert!(msg.contains(&reg.host()), "{msg}");
@@ -416,6 +420,7 @@ async fn basic_auth_registry() {
             },
         ) => {
             let msg = e.to_string();
+            eprintln!("error: {msg}");
             assert!(
                 msg.contains("rejected the credentials of user \"alice\""),
                 "{msg}"
@@ -477,6 +482,7 @@ async fn bearer_token_realm() {
         .await
         .expect_err("no credentials");
     let msg = err.to_string();
+    eprintln!("error: {msg}");
     assert!(msg.contains("HTTP 401") || msg.contains("token"), "{msg}");
     assert!(msg.contains("no credentials for"), "{msg}");
 
@@ -557,6 +563,7 @@ async fn corrupted_blob_is_refused() {
     std::fs::write(&file, &data[..mid]).expect("truncate blob");
     let err = puller.pull(&reference, &[], None).await.expect_err("size");
     let msg = err.to_string();
+    eprintln!("error: {msg}");
     assert!(msg.contains(&top), "{msg}");
     assert!(msg.contains("size mismatch"), "{msg}");
     assert!(store.list().expect("list").is_empty());
@@ -598,6 +605,7 @@ async fn mirror_serves_docker_io() {
         .await
         .expect_err("not mirrored");
     let msg = err.to_string();
+    eprintln!("error: {msg}");
     assert!(
         msg.contains("MANIFEST_UNKNOWN") || msg.contains("NAME_UNKNOWN"),
         "{msg}"

@@ -16,6 +16,9 @@ pub struct DaemonOptions {
     pub socket: PathBuf,
     pub pod_max_pids: Option<i64>,
     pub exe: PathBuf,
+    /// Configuration directory: `registries.toml` (mirrors, insecure
+    /// registries, CAs, credentials).
+    pub config_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +89,9 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         images.clone(),
     )?);
     let store = Store::open(&opts.root.join("peapod.redb"))?;
-    let node = Arc::new(Node::new(store, runtime.clone(), images));
+    let registries = peapod_image::RegistryConfig::load(&opts.config_dir.join("registries.toml"))?;
+    let puller = Arc::new(peapod_image::Puller::new(images.clone(), registries));
+    let node = Arc::new(Node::new(store, runtime.clone(), images, puller));
 
     // Reconcile: every stored pod gets a worker (which adopts a running
     // sandbox); a sandbox no stored pod owns is removed.

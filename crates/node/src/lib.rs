@@ -9,6 +9,7 @@
 pub mod config;
 pub mod daemon;
 pub mod events;
+pub mod image_pull;
 pub mod node;
 pub mod server;
 pub mod status;

@@ -13,6 +13,7 @@ pub struct Node {
     pub store: Store,
     pub runtime: Arc<Runtime>,
     pub images: Arc<ImageStore>,
+    pub puller: Arc<peapod_image::Puller>,
     pub events: Events,
     /// Running pod workers by pod UID; notifying one makes it look again.
     workers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -24,7 +25,12 @@ pub fn pod_key(ns: &str, name: &str) -> String {
 }
 
 impl Node {
-    pub fn new(store: Store, runtime: Arc<Runtime>, images: Arc<ImageStore>) -> Self {
+    pub fn new(
+        store: Store,
+        runtime: Arc<Runtime>,
+        images: Arc<ImageStore>,
+        puller: Arc<peapod_image::Puller>,
+    ) -> Self {
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -33,6 +39,7 @@ impl Node {
             store,
             runtime,
             images,
+            puller,
             events: Events::default(),
             workers: Mutex::new(HashMap::new()),
             hostname,
@@ -90,5 +97,37 @@ impl Node {
             .lock()
             .map(|w| w.contains_key(uid))
             .unwrap_or(false)
+    }
+}
+
+impl Node {
+    /// Digests of the images that containers of stored pods use: those
+    /// images cannot be removed.
+    pub fn images_in_use(&self) -> std::collections::HashSet<String> {
+        let mut out = std::collections::HashSet::new();
+        for pod in self.list_pods(None).unwrap_or_default() {
+            let Some(spec) = &pod.spec else { continue };
+            for c in spec
+                .init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+            {
+                if let Some(Ok(Some(rec))) = c.image.as_deref().map(|i| self.images.get(i)) {
+                    out.insert(rec.digest);
+                }
+            }
+            for cs in pod.status.iter().flat_map(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+            }) {
+                if let Some((_, digest)) = cs.image_id.rsplit_once('@') {
+                    out.insert(digest.to_string());
+                }
+            }
+        }
+        out
     }
 }

@@ -21,6 +21,10 @@ pub struct Observed {
     pub image_ids: HashMap<String, String>,
     /// The pod is being deleted: running containers show as terminating.
     pub terminating: bool,
+    /// Image pull back-off per image.
+    pub pull_backoff: crate::image_pull::PullBackoff,
+    /// Containers whose "image present" event was recorded.
+    pub pulled_noted: std::collections::HashSet<String>,
 }
 
 /// Seconds precision, as the API server stores times.

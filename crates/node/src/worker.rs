@@ -208,59 +208,48 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
         }
     }
     if obs.state.is_none() {
-        // Images must be present (pulling arrives with the image store).
+        // Images, per imagePullPolicy (pulls with the pod's pull secrets).
+        let creds = crate::image_pull::pull_credentials(node, pod);
         let mut missing = false;
         for c in &all {
             let image = c.image.clone().unwrap_or_default();
-            match node.images.get(&image) {
-                Ok(Some(rec)) => {
+            match crate::image_pull::ensure(node, pod, c, &creds, &mut obs.pull_backoff).await {
+                crate::image_pull::Ensured::Present(rec) => {
                     obs.image_ids
                         .insert(c.name.clone(), format!("{}@{}", rec.name, rec.digest));
                     if obs
                         .waiting
                         .get(&c.name)
-                        .map(|w| w.0.starts_with("ErrImage"))
+                        .map(|w| w.0.contains("Image"))
                         .unwrap_or(false)
                     {
                         obs.waiting.remove(&c.name);
                     }
-                }
-                _ => {
-                    missing = true;
-                    let never = c.image_pull_policy.as_deref() == Some("Never");
-                    let (reason, msg) = if never {
-                        ("ErrImageNeverPull", format!("Container image \"{image}\" is not present with pull policy of Never"))
-                    } else {
-                        (
-                            "ErrImagePull",
-                            format!("image \"{image}\" is not present on this node and registry pulls are not supported yet; import it with `peapod image import`"),
-                        )
-                    };
-                    if obs.waiting.get(&c.name).map(|w| w.0.as_str()) != Some(reason) {
+                    if !obs.pulled_noted.contains(&c.name) {
+                        obs.pulled_noted.insert(c.name.clone());
                         node.events.record(
                             pod,
-                            "Warning",
-                            "Failed",
-                            format!("Failed to pull image \"{image}\": {msg}"),
+                            "Normal",
+                            "Pulled",
+                            format!("Container image \"{image}\" already present on machine"),
                         );
                     }
-                    obs.waiting.insert(c.name.clone(), (reason.into(), msg));
+                }
+                crate::image_pull::Ensured::Waiting(reason, msg) => {
+                    missing = true;
+                    if reason == "ErrImageNeverPull"
+                        && obs.waiting.get(&c.name).map(|w| w.0.as_str())
+                            != Some("ErrImageNeverPull")
+                    {
+                        node.events
+                            .record(pod, "Warning", "ErrImageNeverPull", msg.clone());
+                    }
+                    obs.waiting.insert(c.name.clone(), (reason, msg));
                 }
             }
         }
         if missing {
             return;
-        }
-        for c in &all {
-            node.events.record(
-                pod,
-                "Normal",
-                "Pulled",
-                format!(
-                    "Container image \"{}\" already present on machine",
-                    c.image.clone().unwrap_or_default()
-                ),
-            );
         }
         let rt = node.runtime.clone();
         let cfg = sandbox_config(pod);

@@ -47,6 +47,10 @@ enum Cmd {
         /// pids limit of each pod cgroup.
         #[arg(long)]
         pod_max_pids: Option<i64>,
+        /// Configuration: `registries.toml` (mirrors, insecure registries,
+        /// CAs, credentials).
+        #[arg(long, default_value = "/etc/peapod")]
+        config_dir: PathBuf,
     },
     /// Create pods from a manifest file (or - for stdin).
     Apply {
@@ -130,6 +134,15 @@ enum Cmd {
     },
     /// List images.
     Images,
+    /// Pull an image from its registry.
+    Pull {
+        reference: String,
+        /// Use the credentials of this kubernetes.io/dockerconfigjson Secret.
+        #[arg(long)]
+        secret: Option<String>,
+        #[command(flatten)]
+        ns: NsArg,
+    },
     /// Manage images.
     Image {
         #[command(subcommand)]
@@ -162,6 +175,22 @@ enum ImageCmd {
     },
     /// List images.
     Ls,
+    /// Remove images (untag a name, or remove an id); refused while a pod uses one.
+    Rm { references: Vec<String> },
+    /// Remove unused data: with -a, every image no pod uses.
+    Prune {
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+    },
+    /// Write images to an OCI layout tarball or a `docker save` archive.
+    Export {
+        references: Vec<String>,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// oci | docker
+        #[arg(long, default_value = "oci")]
+        format: String,
+    },
 }
 
 fn check_pod_resource(r: &str) -> anyhow::Result<()> {
@@ -173,15 +202,24 @@ fn check_pod_resource(r: &str) -> anyhow::Result<()> {
     }
 }
 
-fn delete_targets(targets: &[String], ns: &str) -> anyhow::Result<Vec<(String, String)>> {
+/// The API resource for a kind the CLI names (`pod`, `secret`...).
+fn resource_of(r: &str) -> anyhow::Result<&'static str> {
+    match r {
+        "pod" | "pods" | "po" => Ok("pods"),
+        "secret" | "secrets" => Ok("secrets"),
+        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods and secrets)"),
+    }
+}
+
+fn delete_targets(targets: &[String], ns: &str) -> anyhow::Result<Vec<(String, String, String)>> {
     let mut out = Vec::new();
     let mut it = targets.iter().peekable();
     if let Some(first) = it.peek() {
         if !first.contains('/') {
-            check_pod_resource(first)?;
+            let resource = resource_of(first)?;
             it.next();
             for n in it {
-                out.push((ns.to_string(), n.clone()));
+                out.push((resource.to_string(), ns.to_string(), n.clone()));
             }
             if out.is_empty() {
                 anyhow::bail!("error: resource(s) were provided, but no name was specified");
@@ -191,8 +229,7 @@ fn delete_targets(targets: &[String], ns: &str) -> anyhow::Result<Vec<(String, S
     }
     for t in it {
         let (r, n) = t.split_once('/').unwrap_or(("", t));
-        check_pod_resource(r)?;
-        out.push((ns.to_string(), n.to_string()));
+        out.push((resource_of(r)?.to_string(), ns.to_string(), n.to_string()));
     }
     Ok(out)
 }
@@ -204,10 +241,10 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
     rt.block_on(async move {
         let c = client::Client::new(socket.clone());
         match cmd {
-            Cmd::Serve { root, state, cgroup_parent, pod_max_pids } => {
+            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir } => {
                 let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
                 let exe = std::fs::read_link("/proc/self/exe")?;
-                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe })
+                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir })
                     .await
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
                 Ok(0)
@@ -245,7 +282,13 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 client::inspect(&c, &ns.namespace, &name, output.as_deref() == Some("json")).await.map(|_| 0)
             }
             Cmd::Images | Cmd::Image { cmd: ImageCmd::Ls } => client::images(&c).await.map(|_| 0),
+            Cmd::Pull { reference, secret, ns } => client::pull(&c, &reference, secret.as_deref(), &ns.namespace).await.map(|_| 0),
             Cmd::Image { cmd: ImageCmd::Import { file, name } } => client::image_import(&c, &file, name).await.map(|_| 0),
+            Cmd::Image { cmd: ImageCmd::Rm { references } } => client::image_rm(&c, &references).await.map(|_| 0),
+            Cmd::Image { cmd: ImageCmd::Prune { all } } => client::image_prune(&c, all).await.map(|_| 0),
+            Cmd::Image { cmd: ImageCmd::Export { references, output, format } } => {
+                client::image_export(&c, &references, &output, &format).await.map(|_| 0)
+            }
             Cmd::Shim { .. } | Cmd::ShimHelper { .. } | Cmd::Infra { .. } => Ok(0),
         }
     })

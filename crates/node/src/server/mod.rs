@@ -12,6 +12,7 @@ mod images;
 mod inspect;
 mod logs;
 mod pods;
+pub mod secrets;
 
 use crate::node::Node;
 use axum::http::{HeaderValue, StatusCode};
@@ -38,12 +39,23 @@ pub fn router(node: Arc<Node>) -> Router {
             get(exec::exec).post(exec::exec),
         )
         .route("/api/v1/namespaces/{ns}/events", get(events::list))
+        .route("/api/v1/namespaces/{ns}/secrets", get(secrets::list))
+        .route(
+            "/api/v1/namespaces/{ns}/secrets/{name}",
+            get(secrets::get)
+                .put(secrets::apply)
+                .delete(secrets::delete),
+        )
         .route(
             "/peapod/v1/namespaces/{ns}/pods/{name}/inspect",
             get(inspect::inspect),
         )
         .route("/peapod/v1/images", get(images::list))
         .route("/peapod/v1/images/import", post(images::import))
+        .route("/peapod/v1/images/remove", post(images::remove))
+        .route("/peapod/v1/images/pull", post(images::pull))
+        .route("/peapod/v1/images/prune", post(images::prune))
+        .route("/peapod/v1/images/export", get(images::export))
         .route("/version", get(version))
         .fallback(not_found)
         .with_state(node)

@@ -4,9 +4,10 @@ use std::io::Read;
 
 use anyhow::{anyhow, bail, Result};
 use hyper::Method;
+use k8s_openapi::api::core::v1::Secret;
 use peapod_api::{Object, Pod};
 
-use super::transport::{pod_path, Client};
+use super::transport::{object_path, pod_path, Client};
 
 /// The header with which the daemon says a PUT changed nothing.
 pub const RESULT_HEADER: &str = "X-Peapod-Result";
@@ -30,10 +31,13 @@ pub fn read_manifest(file: &str) -> Result<String> {
     }
 }
 
-/// Decodes a manifest and returns its pods and the decoder's warnings; any
-/// other kind of object is an error naming it. `verb` is the command
-/// (`apply`, `delete`).
-pub fn decode_pods(file: &str, text: &str, verb: &str) -> Result<(Vec<Pod>, Vec<String>)> {
+/// Decodes a manifest into its pods and secrets (the kinds peapod serves)
+/// and the decoder's warnings; any other kind is an error naming it.
+pub fn decode_objects(
+    file: &str,
+    text: &str,
+    verb: &str,
+) -> Result<(Vec<Pod>, Vec<Secret>, Vec<String>)> {
     let verbs = match verb {
         "apply" => "applies".to_string(),
         other => format!("{other}s"),
@@ -43,26 +47,28 @@ pub fn decode_pods(file: &str, text: &str, verb: &str) -> Result<(Vec<Pod>, Vec<
         anyhow!("error: error parsing {source}: {e}")
     })?;
     let mut pods = Vec::new();
+    let mut secrets = Vec::new();
     let mut unsupported = Vec::new();
     for object in decoded.objects {
         match object {
             Object::Pod(pod) => pods.push(*pod),
+            Object::Secret(secret) => secrets.push(*secret),
             Object::Other {
                 api_version,
                 kind,
                 name,
             } => unsupported.push(format!(
-                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods only"
+                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods and Secrets only"
             )),
         }
     }
     if !unsupported.is_empty() {
         bail!("{}", unsupported.join("\n"));
     }
-    if pods.is_empty() {
+    if pods.is_empty() && secrets.is_empty() {
         bail!("error: no objects passed to {verb}");
     }
-    Ok((pods, decoded.warnings))
+    Ok((pods, secrets, decoded.warnings))
 }
 
 /// The namespace of a manifest's pod: `metadata.namespace` or `default`.
@@ -79,7 +85,7 @@ pub fn namespace_of(pod: &Pod) -> String {
 /// PUTs each pod and prints `pod/NAME created|configured|unchanged`.
 pub async fn apply(client: &Client, file: &str) -> Result<()> {
     let text = read_manifest(file)?;
-    let (pods, warnings) = decode_pods(file, &text, "apply")?;
+    let (pods, secrets, warnings) = decode_objects(file, &text, "apply")?;
     for warning in &warnings {
         eprintln!("Warning: {warning}");
     }
@@ -92,11 +98,50 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
             invalid.push(format!("The {errors}"));
         }
     }
+    let mut secrets = secrets;
+    for secret in &mut secrets {
+        peapod_api::default_secret(secret);
+        if let Err(e) = peapod_api::validate_secret(secret) {
+            invalid.push(format!("The {e}"));
+        }
+    }
     if !invalid.is_empty() {
         bail!("{}", invalid.join("\n"));
     }
 
     let mut failures = Vec::new();
+    // Secrets first: pods may name them in imagePullSecrets.
+    for secret in &secrets {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let namespace = secret
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let body = serde_json::to_vec(secret)
+            .map_err(|e| anyhow!("error: cannot encode secret {name:?}: {e}"))?;
+        let response = client
+            .request(
+                Method::PUT,
+                &object_path("secrets", &namespace, &name),
+                Some(body),
+                Some("application/json"),
+            )
+            .await?;
+        if !response.is_success() {
+            failures.push(response.error().to_string());
+            continue;
+        }
+        let result = if response.status == 201 {
+            "created"
+        } else {
+            match response.header(RESULT_HEADER) {
+                Some(result) if !result.is_empty() => result,
+                _ => "configured",
+            }
+        };
+        println!("secret/{name} {result}");
+    }
     for pod in &pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let namespace = namespace_of(pod);

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use hyper::Method;
 
-use super::apply::{decode_pods, namespace_of, read_manifest};
-use super::transport::{pod_path, Client};
+use super::apply::{decode_objects, namespace_of, read_manifest};
+use super::transport::{object_path, pod_path, Client};
 
 /// `peapod delete pod NAME... [--wait] [--grace-period N]`: deletes each
 /// target and prints `pod "NAME" deleted`; with `wait`, returns once every
@@ -14,21 +14,24 @@ use super::transport::{pod_path, Client};
 /// (`Error from server (NotFound): pods "x" not found`) as the error.
 pub async fn delete(
     client: &Client,
-    targets: Vec<(String, String)>,
+    targets: Vec<(String, String, String)>,
     wait: bool,
     grace_period: Option<i64>,
 ) -> Result<()> {
     let mut failures = Vec::new();
     let mut deleted = Vec::new();
-    for (namespace, name) in targets {
-        let mut path = pod_path(&namespace, &name);
+    for (resource, namespace, name) in targets {
+        let mut path = object_path(&resource, &namespace, &name);
         if let Some(seconds) = grace_period.filter(|s| *s >= 0) {
             path.push_str(&format!("?gracePeriodSeconds={seconds}"));
         }
         let response = client.request(Method::DELETE, &path, None, None).await?;
         if response.is_success() {
-            println!("pod \"{name}\" deleted");
-            deleted.push((namespace, name));
+            let kind = resource.trim_end_matches('s');
+            println!("{kind} \"{name}\" deleted");
+            if resource == "pods" {
+                deleted.push((namespace, name));
+            }
         } else {
             failures.push(response.error().to_string());
         }
@@ -60,16 +63,29 @@ async fn wait_gone(client: &Client, namespace: &str, name: &str) -> Result<()> {
 
 /// The `(namespace, name)` of every pod in a manifest (`-` is stdin), for
 /// `peapod delete -f FILE`. Objects other than Pods are an error.
-pub fn delete_targets_from_file(path: &str) -> Result<Vec<(String, String)>> {
+pub fn delete_targets_from_file(path: &str) -> Result<Vec<(String, String, String)>> {
     let text = read_manifest(path)?;
-    let (pods, _warnings) = decode_pods(path, &text, "delete")?;
-    Ok(pods
+    let (pods, secrets, _warnings) = decode_objects(path, &text, "delete")?;
+    let mut out: Vec<(String, String, String)> = pods
         .iter()
         .map(|pod| {
             (
+                "pods".to_string(),
                 namespace_of(pod),
                 pod.metadata.name.clone().unwrap_or_default(),
             )
         })
-        .collect())
+        .collect();
+    out.extend(secrets.iter().map(|s| {
+        (
+            "secrets".to_string(),
+            s.metadata
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            s.metadata.name.clone().unwrap_or_default(),
+        )
+    }));
+    Ok(out)
 }

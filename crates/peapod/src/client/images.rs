@@ -166,3 +166,87 @@ mod tests {
         );
     }
 }
+
+/// `peapod image rm REF...`: untag or remove, then collect what nothing
+/// references. Refused while a pod uses the image.
+pub async fn image_rm(client: &Client, refs: &[String]) -> Result<()> {
+    let query: Vec<String> = refs.iter().map(|r| format!("ref={}", encode(r))).collect();
+    let response = client
+        .call(
+            Method::POST,
+            &format!("/peapod/v1/images/remove?{}", query.join("&")),
+            None,
+            None,
+        )
+        .await?;
+    let v: serde_json::Value = response.json()?;
+    for r in v["removed"].as_array().into_iter().flatten() {
+        println!("Untagged: {}", r["name"].as_str().unwrap_or_default());
+        println!("Deleted: {}", r["digest"].as_str().unwrap_or_default());
+    }
+    print_gc(&v["gc"]);
+    Ok(())
+}
+
+fn print_gc(gc: &serde_json::Value) {
+    let n = |k: &str| gc[k].as_u64().unwrap_or(0);
+    let bytes = n("blob_bytes") + n("layer_bytes") + n("tmp_bytes");
+    println!(
+        "Garbage collected {} blobs and {} unpacked layers: {} freed",
+        n("blobs_removed"),
+        n("layers_removed"),
+        human_size(bytes)
+    );
+}
+
+/// `peapod image prune [-a]`.
+pub async fn image_prune(client: &Client, all: bool) -> Result<()> {
+    let path = if all {
+        "/peapod/v1/images/prune?all=true"
+    } else {
+        "/peapod/v1/images/prune"
+    };
+    let v: serde_json::Value = client.call(Method::POST, path, None, None).await?.json()?;
+    for r in v["removed"].as_array().into_iter().flatten() {
+        println!(
+            "Deleted: {}@{}",
+            r["name"].as_str().unwrap_or_default(),
+            r["digest"].as_str().unwrap_or_default()
+        );
+    }
+    print_gc(&v["gc"]);
+    Ok(())
+}
+
+/// `peapod image export REF... -o FILE [--format oci|docker]`.
+pub async fn image_export(
+    client: &Client,
+    refs: &[String],
+    output: &Path,
+    format: &str,
+) -> Result<()> {
+    use futures_util::StreamExt;
+    let mut query: Vec<String> = refs.iter().map(|r| format!("ref={}", encode(r))).collect();
+    query.push(format!("format={}", encode(format)));
+    let mut stream = client
+        .stream(&format!("/peapod/v1/images/export?{}", query.join("&")))
+        .await?;
+    let tmp = output.with_extension("partial");
+    let mut file =
+        std::fs::File::create(&tmp).map_err(|e| anyhow!("error: {}: {e}", tmp.display()))?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        file.write_all(&chunk)
+            .map_err(|e| anyhow!("error: {}: {e}", tmp.display()))?;
+    }
+    file.sync_all()
+        .map_err(|e| anyhow!("error: {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, output).map_err(|e| anyhow!("error: {}: {e}", output.display()))?;
+    Ok(())
+}

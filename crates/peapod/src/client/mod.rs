@@ -17,6 +17,7 @@ mod get;
 mod images;
 mod inspect;
 mod logs;
+mod pull;
 mod status;
 mod table;
 mod transport;
@@ -26,9 +27,10 @@ pub use delete::{delete, delete_targets_from_file};
 pub use describe::describe;
 pub use exec::exec;
 pub use get::{get, GetArgs, Output};
-pub use images::{image_import, images};
+pub use images::{image_export, image_import, image_prune, image_rm, images};
 pub use inspect::inspect;
 pub use logs::logs;
+pub use pull::pull;
 // kubectl's READY and STATUS columns, for whoever needs them besides `get`.
 #[allow(unused_imports)]
 pub use status::{pod_ready, pod_status_reason};

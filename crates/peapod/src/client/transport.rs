@@ -131,7 +131,12 @@ impl Client {
     /// GETs `path` and returns the body as a stream of chunks, as they
     /// arrive. A non-2xx response is an error.
     pub async fn stream(&self, path: &str) -> Result<BodyStream> {
-        let response = self.send(Method::GET, path, full(None), None, None).await?;
+        self.stream_method(Method::GET, path).await
+    }
+
+    /// Like [`Client::stream`], with another method (a streaming POST).
+    pub async fn stream_method(&self, method: Method, path: &str) -> Result<BodyStream> {
+        let response = self.send(method, path, full(None), None, None).await?;
         if !response.status().is_success() {
             return Err(collect(response).await?.error());
         }
@@ -376,6 +381,15 @@ pub fn encode(value: &str) -> String {
 }
 
 /// The path of a namespaced pod: `/api/v1/namespaces/NS/pods/NAME`.
+/// `/api/v1/namespaces/NS/RESOURCE/NAME` (RESOURCE: `pods`, `secrets`).
+pub fn object_path(resource: &str, namespace: &str, name: &str) -> String {
+    format!(
+        "/api/v1/namespaces/{}/{resource}/{}",
+        encode(namespace),
+        encode(name)
+    )
+}
+
 pub fn pod_path(namespace: &str, name: &str) -> String {
     format!(
         "/api/v1/namespaces/{}/pods/{}",

@@ -9,8 +9,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const BUSYBOX: &str = "localhost/peapod/busybox:latest";
-pub const HTTPD: &str = "localhost/peapod/httpd:latest";
+/// Test images carry a non-`latest` tag so the default pull policy is
+/// IfNotPresent (with `:latest` Kubernetes defaults to Always, which would
+/// ask a registry).
+pub const BUSYBOX: &str = "localhost/peapod/busybox:test";
+pub const HTTPD: &str = "localhost/peapod/httpd:test";
 
 pub fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_peapod")
@@ -75,8 +78,14 @@ impl Daemon {
             child: None,
         };
         d.spawn(extra);
-        for img in ["busybox.tar", "httpd.tar"] {
-            let out = d.peapod(&["image", "import", images_dir().join(img).to_str().unwrap()]);
+        for (img, name) in [("busybox.tar", BUSYBOX), ("httpd.tar", HTTPD)] {
+            let out = d.peapod(&[
+                "image",
+                "import",
+                images_dir().join(img).to_str().unwrap(),
+                "--name",
+                name,
+            ]);
             assert!(
                 out.status.success(),
                 "import {img}: {}",
