@@ -135,7 +135,7 @@ run_peapod() {
     t0=$(now)
     "$pull_bin" "$ref" "$root" >/dev/null
     t1=$(now)
-    echo "$t1 - $t0" | bc -l
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
     rm -rf "$root"
 }
 
@@ -156,7 +156,7 @@ print("\n".join(l["digest"].split(":")[1] for l in m["layers"]))' "$out/manifest
         tar -xzf "$out/$digest" -C "$rootfs/$n"
     done
     t1=$(now)
-    echo "$t1 - $t0" | bc -l
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
     rm -rf "$out" "$rootfs"
 }
 
@@ -168,14 +168,9 @@ run_podman() {
     podman --root "$root" --runroot "$runroot" --storage-driver overlay \
         pull --quiet --tls-verify=false "$ref" >/dev/null
     t1=$(now)
-    echo "$t1 - $t0" | bc -l
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
     podman --root "$root" --runroot "$runroot" --storage-driver overlay rmi -a -f >/dev/null 2>&1 || true
     rm -rf "$root" "$runroot"
-}
-
-command -v bc >/dev/null || {
-    echo "$0: bc not found (apt-get install bc)" >&2
-    exit 1
 }
 
 declare -A results

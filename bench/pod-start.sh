@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-20}
 [ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; exit 1; }
 
-cargo build --release -q
-P=$PWD/target/release/peapod
+# PEAPOD_PROFILE=debug measures the debug build (quicker to build).
+PROFILE=${PEAPOD_PROFILE:-release}
+if [ "$PROFILE" = release ]; then cargo build --release -q; else cargo build -q; fi
+P=$PWD/target/$PROFILE/peapod
 scripts/build-test-images.sh target/test-images >/dev/null
 
 D=$(mktemp -d /tmp/ppb-XXXX)
@@ -55,7 +57,7 @@ times=()
 for i in $(seq "$RUNS"); do
     manifest "b$i" > "$D/m.yaml"
     t0=$(ms)
-    $P apply -f "$D/m.yaml" >/dev/null
+    $P apply -f "$D/m.yaml" >/dev/null 2>&1
     until $P get pod "b$i" 2>/dev/null | awk 'NR==2 {exit !($2=="2/2" && $3=="Running")}'; do sleep 0.005; done
     t1=$(ms)
     times+=("$(( (t1 - t0) / 100000 ))")
@@ -64,7 +66,7 @@ done
 start_med=$(printf '%s\n' "${times[@]}" | awk '{print $1/10}' | median)
 start_p90=$(printf '%s\n' "${times[@]}" | awk '{print $1/10}' | p90)
 
-for i in $(seq 10); do manifest "m$i" | $P apply -f - >/dev/null; done
+for i in $(seq 10); do manifest "m$i" | $P apply -f - >/dev/null 2>&1; done
 for i in $(seq 10); do
     until $P get pod "m$i" 2>/dev/null | awk 'NR==2 {exit !($2=="2/2" && $3=="Running")}'; do sleep 0.05; done
 done

@@ -23,6 +23,9 @@ pub struct Observed {
     pub terminating: bool,
     /// Image pull back-off per image.
     pub pull_backoff: crate::image_pull::PullBackoff,
+    /// The last sync step created or started something: look again at once
+    /// instead of waiting for a change (the change may already be in).
+    pub progressed: bool,
     /// Containers whose "image present" event was recorded.
     pub pulled_noted: std::collections::HashSet<String>,
 }

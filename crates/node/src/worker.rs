@@ -65,8 +65,17 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
                 .and_then(|s| s.start_time.as_ref())
                 .map(|t| t.0.to_string());
         }
+        obs.progressed = false;
         sync(&node, &pod, &mut obs).await;
         write_status(&node, &pod, &obs);
+        if obs.progressed {
+            let rt = node.runtime.clone();
+            let u = uid.clone();
+            if let Some(Ok(s)) = blocking(move || rt.sandbox_state(&u)).await {
+                obs.state = Some(s);
+            }
+            continue;
+        }
 
         let generation = obs.state.as_ref().map(|s| s.generation);
         let rt = node.runtime.clone();
@@ -260,7 +269,10 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
             let u2 = u.clone();
             blocking(move || rt2.remove_sandbox(&u2)).await;
         }
-        match blocking(move || rt.run_sandbox(&cfg).and_then(|_| rt.sandbox_state(&u))).await {
+        let t0 = std::time::Instant::now();
+        let res = blocking(move || rt.run_sandbox(&cfg).and_then(|_| rt.sandbox_state(&u))).await;
+        tracing::debug!(pod = ?pod.metadata.name, elapsed = ?t0.elapsed(), "run sandbox");
+        match res {
             Some(Ok(state)) => obs.state = Some(state),
             Some(Err(e)) => {
                 node.events.record(
@@ -317,16 +329,19 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
             Some((ContainerStatus::Exited, _)) => return,
         }
     }
+    let mut to_start = Vec::new();
     for (i, c) in spec.containers.iter().enumerate() {
-        let field = format!("spec.containers[{i}]");
         let st = obs
             .state
             .as_ref()
             .and_then(|s| s.containers.get(&c.name))
             .map(|c| c.status);
         if matches!(st, None | Some(ContainerStatus::Created)) {
-            start(node, pod, c, &field, &prepared, obs).await;
+            to_start.push((c, format!("spec.containers[{i}]")));
         }
+    }
+    if !to_start.is_empty() {
+        start_many(node, pod, &to_start, &prepared, obs).await;
     }
 }
 
@@ -339,94 +354,114 @@ async fn start(
     prepared: &volumes::Prepared,
     obs: &mut Observed,
 ) -> bool {
+    start_many(node, pod, &[(c, field.to_string())], prepared, obs).await
+}
+
+/// Create (if needed) and start containers concurrently (each is a few
+/// helper runs and an overlay mount); true when all started.
+async fn start_many(
+    node: &Arc<Node>,
+    pod: &Pod,
+    items: &[(&Container, String)],
+    prepared: &volumes::Prepared,
+    obs: &mut Observed,
+) -> bool {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let mounts = match volumes::container_mounts(c, prepared, field) {
-        Ok(m) => m,
-        Err(e) => {
-            obs.waiting.insert(
-                c.name.clone(),
-                ("CreateContainerConfigError".into(), e.to_string()),
-            );
-            node.events
-                .record(pod, "Warning", "Failed", format!("Error: {e}"));
-            return false;
-        }
-    };
-    let cfg = container_config(pod, c, mounts);
-    let exists = obs
-        .state
-        .as_ref()
-        .map(|s| s.containers.contains_key(&c.name))
-        .unwrap_or(false);
-    let rt = node.runtime.clone();
-    let u = uid.clone();
-    let name = c.name.clone();
-    let res = blocking(move || -> Result<_, RuntimeError> {
-        let created = if exists {
-            false
-        } else {
-            rt.create_container(&u, &cfg)?;
-            true
+    let mut all_ok = true;
+    let mut tasks = Vec::new();
+    for (c, field) in items {
+        let mounts = match volumes::container_mounts(c, prepared, field) {
+            Ok(m) => m,
+            Err(e) => {
+                obs.waiting.insert(
+                    c.name.clone(),
+                    ("CreateContainerConfigError".into(), e.to_string()),
+                );
+                node.events
+                    .record(pod, "Warning", "Failed", format!("Error: {e}"));
+                all_ok = false;
+                continue;
+            }
         };
-        rt.start_container(&u, &name)?;
-        Ok((created, rt.sandbox_state(&u)?))
-    })
-    .await;
-    match res {
-        Some(Ok((created, state))) => {
-            if created {
+        let cfg = container_config(pod, c, mounts);
+        let exists = obs
+            .state
+            .as_ref()
+            .map(|s| s.containers.contains_key(&c.name))
+            .unwrap_or(false);
+        let rt = node.runtime.clone();
+        let u = uid.clone();
+        let name = c.name.clone();
+        let t0 = std::time::Instant::now();
+        let task = tokio::task::spawn_blocking(move || -> Result<bool, RuntimeError> {
+            let created = if exists {
+                false
+            } else {
+                rt.create_container(&u, &cfg)?;
+                true
+            };
+            rt.start_container(&u, &name)?;
+            Ok(created)
+        });
+        tasks.push(((*c).clone(), t0, task));
+    }
+    for (c, t0, task) in tasks {
+        let res = task.await;
+        tracing::debug!(pod = ?pod.metadata.name, container = %c.name, elapsed = ?t0.elapsed(), "create+start container");
+        match res {
+            Ok(Ok(created)) => {
+                if created {
+                    node.events.record(
+                        pod,
+                        "Normal",
+                        "Created",
+                        format!("Created container {}", c.name),
+                    );
+                }
                 node.events.record(
                     pod,
                     "Normal",
-                    "Created",
-                    format!("Created container {}", c.name),
+                    "Started",
+                    format!("Started container {}", c.name),
                 );
+                obs.waiting.remove(&c.name);
+                obs.progressed = true;
             }
-            node.events.record(
-                pod,
-                "Normal",
-                "Started",
-                format!("Started container {}", c.name),
-            );
-            obs.waiting.remove(&c.name);
-            obs.state = Some(state);
-            true
-        }
-        Some(Err(e)) => {
-            let reason = match e {
-                RuntimeError::ContainerConfig { .. } => "CreateContainerConfigError",
-                _ => "CreateContainerError",
-            };
-            obs.waiting
-                .insert(c.name.clone(), (reason.into(), e.to_string()));
-            node.events
-                .record(pod, "Warning", "Failed", format!("Error: {e}"));
-            // A half-made container is removed so the next try starts clean.
-            let rt = node.runtime.clone();
-            let name = c.name.clone();
-            blocking(move || {
-                if let Ok(s) = rt.sandbox_state(&uid) {
-                    if s.containers
-                        .get(&name)
-                        .map(|c| c.status == ContainerStatus::Created)
-                        .unwrap_or(false)
-                    {
-                        let _ = rt.remove_container(&uid, &name);
-                    }
-                }
-            })
-            .await;
-            if let Some(Ok(s)) = {
+            Ok(Err(e)) => {
+                all_ok = false;
+                let reason = match e {
+                    RuntimeError::ContainerConfig { .. } => "CreateContainerConfigError",
+                    _ => "CreateContainerError",
+                };
+                obs.waiting
+                    .insert(c.name.clone(), (reason.into(), e.to_string()));
+                node.events
+                    .record(pod, "Warning", "Failed", format!("Error: {e}"));
+                // A half-made container is removed so the next try starts clean.
                 let rt = node.runtime.clone();
-                let u = pod.metadata.uid.clone().unwrap_or_default();
-                blocking(move || rt.sandbox_state(&u)).await
-            } {
-                obs.state = Some(s);
+                let name = c.name.clone();
+                let u = uid.clone();
+                blocking(move || {
+                    if let Ok(s) = rt.sandbox_state(&u) {
+                        if s.containers
+                            .get(&name)
+                            .map(|c| c.status == ContainerStatus::Created)
+                            .unwrap_or(false)
+                        {
+                            let _ = rt.remove_container(&u, &name);
+                        }
+                    }
+                })
+                .await;
             }
-            false
+            Err(_) => all_ok = false,
         }
-        None => false,
     }
+    let rt = node.runtime.clone();
+    if let Some(Ok(s)) = blocking(move || rt.sandbox_state(&uid)).await {
+        obs.state = Some(s);
+    }
+    all_ok
 }
 
 /// Graceful termination: SIGTERM to every container, SIGKILL after the
