@@ -109,64 +109,6 @@ pub fn render_images(images: &[ImageInfo], now: DateTime<Utc>) -> String {
     Table::new(10, 3).render(&rows)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references() {
-        let split = |s: &str| split_reference(s);
-        assert_eq!(
-            split("localhost/peapod/busybox:latest"),
-            ("localhost/peapod/busybox".into(), "latest".into())
-        );
-        assert_eq!(
-            split("localhost:5000/app"),
-            ("localhost:5000/app".into(), "<none>".into())
-        );
-        assert_eq!(
-            split("localhost:5000/app:v1"),
-            ("localhost:5000/app".into(), "v1".into())
-        );
-        assert_eq!(
-            split("docker.io/library/nginx@sha256:abc"),
-            ("docker.io/library/nginx".into(), "<none>".into())
-        );
-        assert_eq!(
-            split("nginx:1.25@sha256:abc"),
-            ("nginx".into(), "1.25".into())
-        );
-    }
-
-    #[test]
-    fn table() {
-        let now = match DateTime::parse_from_rfc3339("2024-01-01T02:00:00Z") {
-            Ok(t) => t.with_timezone(&Utc),
-            Err(e) => panic!("{e}"),
-        };
-        let images = vec![
-            ImageInfo {
-                name: "localhost/peapod/busybox:latest".into(),
-                digest: "sha256:0123456789abcdef0123".into(),
-                size: 4_261_000,
-                created: Some("2024-01-01T00:00:00Z".into()),
-            },
-            ImageInfo {
-                name: "app".into(),
-                digest: "sha256:fedcba9876543210".into(),
-                size: 123,
-                created: None,
-            },
-        ];
-        assert_eq!(
-            render_images(&images, now),
-            "REPOSITORY                 TAG       IMAGE ID       CREATED       SIZE\n\
-             localhost/peapod/busybox   latest    0123456789ab   2 hours ago   4.26MB\n\
-             app                        <none>    fedcba987654   N/A           123B\n"
-        );
-    }
-}
-
 /// `peapod image rm REF...`: untag or remove, then collect what nothing
 /// references. Refused while a pod uses the image.
 pub async fn image_rm(client: &Client, refs: &[String]) -> Result<()> {
@@ -249,4 +191,62 @@ pub async fn image_export(
         .map_err(|e| anyhow!("error: {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, output).map_err(|e| anyhow!("error: {}: {e}", output.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        let split = |s: &str| split_reference(s);
+        assert_eq!(
+            split("localhost/peapod/busybox:latest"),
+            ("localhost/peapod/busybox".into(), "latest".into())
+        );
+        assert_eq!(
+            split("localhost:5000/app"),
+            ("localhost:5000/app".into(), "<none>".into())
+        );
+        assert_eq!(
+            split("localhost:5000/app:v1"),
+            ("localhost:5000/app".into(), "v1".into())
+        );
+        assert_eq!(
+            split("docker.io/library/nginx@sha256:abc"),
+            ("docker.io/library/nginx".into(), "<none>".into())
+        );
+        assert_eq!(
+            split("nginx:1.25@sha256:abc"),
+            ("nginx".into(), "1.25".into())
+        );
+    }
+
+    #[test]
+    fn table() {
+        let now = match DateTime::parse_from_rfc3339("2024-01-01T02:00:00Z") {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(e) => panic!("{e}"),
+        };
+        let images = vec![
+            ImageInfo {
+                name: "localhost/peapod/busybox:latest".into(),
+                digest: "sha256:0123456789abcdef0123".into(),
+                size: 4_261_000,
+                created: Some("2024-01-01T00:00:00Z".into()),
+            },
+            ImageInfo {
+                name: "app".into(),
+                digest: "sha256:fedcba9876543210".into(),
+                size: 123,
+                created: None,
+            },
+        ];
+        assert_eq!(
+            render_images(&images, now),
+            "REPOSITORY                 TAG       IMAGE ID       CREATED       SIZE\n\
+             localhost/peapod/busybox   latest    0123456789ab   2 hours ago   4.26MB\n\
+             app                        <none>    fedcba987654   N/A           123B\n"
+        );
+    }
 }

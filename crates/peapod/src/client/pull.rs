@@ -49,10 +49,8 @@ pub async fn pull(
             };
             let digest = v["digest"].as_str().unwrap_or_default().to_string();
             match v["event"].as_str().unwrap_or_default() {
-                "resolving" => {
-                    if !tty {
-                        println!("Resolving {}", v["reference"].as_str().unwrap_or(reference));
-                    }
+                "resolving" if !tty => {
+                    println!("Resolving {}", v["reference"].as_str().unwrap_or(reference));
                 }
                 "resolved" => {
                     if !tty {
