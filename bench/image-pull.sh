@@ -74,7 +74,7 @@ for i in $(seq 1 "$LAYERS"); do
     digest=$(sha "$work/layer.tar.gz")
     lsize=$(size "$work/layer.tar.gz")
     mv "$work/layer.tar.gz" "$layout/blobs/sha256/$digest"
-    rm -rf "$work/layer.tar" "$root"
+    rm -f "$work/layer.tar"
     layers_json="$layers_json${layers_json:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$digest\",\"size\":$lsize}"
     diff_ids_json="$diff_ids_json${diff_ids_json:+,}\"sha256:$diff\""
 done
@@ -121,27 +121,30 @@ for _ in $(seq 1 100); do
 done
 ref=127.0.0.1:$port/bench/big:v1
 skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$layout:v1" "docker://$ref"
-rm -rf "$layout"
 
 # ----- timing --------------------------------------------------------------------
+#
+# Every run writes into a directory of its own, and nothing is deleted until
+# the end: ext4 scans past inodes freed in the last seconds when it
+# allocates new ones (`recently_deleted`), which makes file creation right
+# after a big `rm -rf` several times slower and would skew whichever tool
+# runs next. Runs of the tools alternate.
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
 
 run_peapod() {
-    local root=$work/peapod-root
-    rm -rf "$root"
+    local root=$work/out/peapod-$1
     local t0 t1
     t0=$(now)
     "$pull_bin" "$ref" "$root" >/dev/null
     t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
-    rm -rf "$root"
+    elapsed "$t0" "$t1"
 }
 
 run_skopeo_tar() {
-    local out=$work/skopeo-dir rootfs=$work/skopeo-rootfs
-    rm -rf "$out" "$rootfs"
+    local out=$work/out/skopeo-$1 rootfs=$work/out/skopeo-rootfs-$1
     local t0 t1
     t0=$(now)
     skopeo --insecure-policy copy --quiet --src-tls-verify=false "docker://$ref" "dir:$out"
@@ -156,48 +159,47 @@ print("\n".join(l["digest"].split(":")[1] for l in m["layers"]))' "$out/manifest
         tar -xzf "$out/$digest" -C "$rootfs/$n"
     done
     t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
-    rm -rf "$out" "$rootfs"
+    elapsed "$t0" "$t1"
 }
 
 run_podman() {
-    local root=$work/podman-root runroot=$work/podman-run
-    rm -rf "$root" "$runroot"
+    local root=$work/out/podman-$1 runroot=$work/out/podman-run-$1
     local t0 t1
     t0=$(now)
     podman --root "$root" --runroot "$runroot" --storage-driver overlay \
         pull --quiet --tls-verify=false "$ref" >/dev/null
     t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
-    podman --root "$root" --runroot "$runroot" --storage-driver overlay rmi -a -f >/dev/null 2>&1 || true
-    rm -rf "$root" "$runroot"
+    elapsed "$t0" "$t1"
+    podman --root "$root" --runroot "$runroot" --storage-driver overlay \
+        system reset --force >/dev/null 2>&1 || true
 }
 
-declare -A results
+mkdir -p "$work/out"
 names=(peapod "skopeo+tar")
 if command -v podman >/dev/null; then
     names+=(podman)
 fi
-for name in "${names[@]}"; do
-    times=()
-    for r in $(seq 1 "$RUNS"); do
+declare -A times
+for r in $(seq 1 "$RUNS"); do
+    for name in "${names[@]}"; do
         sync
         case "$name" in
-            peapod) t=$(run_peapod) ;;
-            skopeo+tar) t=$(run_skopeo_tar) ;;
-            podman) t=$(run_podman) ;;
+            peapod) t=$(run_peapod "$r") ;;
+            skopeo+tar) t=$(run_skopeo_tar "$r") ;;
+            podman) t=$(run_podman "$r") ;;
         esac
-        times+=("$t")
-        printf '  %-11s run %d: %.3fs\n' "$name" "$r" "$t" >&2
+        times[$name]="${times[$name]:-} $t"
+        printf '  %-11s run %d: %ss\n' "$name" "$r" "$t" >&2
     done
-    results[$name]=$(printf '%s\n' "${times[@]}" | median)
 done
 
 echo
 echo "pull + unpack of $ref: $LAYERS gzip layers, ${total_mb} MB of blobs, median of $RUNS"
-printf '%-24s %10s\n' "tool" "seconds"
+printf '%-24s %10s %s\n' "tool" "median s" "  runs"
 for name in "${names[@]}"; do
-    printf '%-24s %10.3f\n' "$name" "${results[$name]}"
+    # shellcheck disable=SC2086
+    med=$(printf '%s\n' ${times[$name]} | median)
+    printf '%-24s %10.3f   %s\n' "$name" "$med" "${times[$name]# }"
 done
 if ! command -v podman >/dev/null; then
     printf '%-24s %10s\n' "podman" "(not installed)"

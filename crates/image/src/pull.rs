@@ -978,6 +978,18 @@ fn short_error(e: &ImageError) -> String {
 mod tests {
     use super::*;
 
+    /// The daemon spawns pulls: the futures must be `Send + 'static` when
+    /// they own their inputs (checked at compile time).
+    #[allow(dead_code)]
+    fn pulls_can_be_spawned(p: Arc<Puller>, reference: String, creds: Vec<Credential>) {
+        fn spawnable<T: Send + 'static>(_: T) {}
+        let q = p.clone();
+        let r = reference.clone();
+        let c = creds.clone();
+        spawnable(async move { p.pull(&reference, &creds, None).await });
+        spawnable(async move { q.resolve_digest(&r, &c).await });
+    }
+
     #[test]
     fn manifest_kinds() {
         let index = br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:00","size":1}]}"#;

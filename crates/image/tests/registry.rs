@@ -643,3 +643,85 @@ async fn concurrent_pulls_fetch_each_blob_once() {
         .expect("pull again");
     assert_eq!(proxy.blob_gets(), want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_registry_with_ca_file_or_insecure() {
+    if support::missing_tools() {
+        return;
+    }
+    let reg = Registry::start_tls();
+    reg.push(&busybox_tar(), "peapod/busybox:v1", &[]);
+    let reference = format!("{}/peapod/busybox:v1", reg.host());
+    let host = reg.host();
+    let ca = reg.ca.clone().expect("registry CA");
+    let config = |body: &str| {
+        RegistryConfig::parse(
+            &format!("[registry.\"{host}\"]\n{body}\n"),
+            Path::new("registries.toml"),
+        )
+        .expect("config")
+    };
+
+    // Loopback without configuration: plain HTTP, which an HTTPS registry
+    // refuses.
+    let (_d, store) = new_store();
+    let err = Puller::new(store, RegistryConfig::default())
+        .pull(&reference, &[], None)
+        .await
+        .expect_err("plain http to an https registry");
+    let msg = err.to_string();
+    eprintln!("error: {msg}");
+    assert!(msg.contains("http://"), "{msg}");
+
+    // Its CA: verified HTTPS.
+    let (_d, store) = new_store();
+    let rec = Puller::new(
+        store.clone(),
+        config(&format!("ca_file = \"{}\"", ca.display())),
+    )
+    .pull(&reference, &[], None)
+    .await
+    .expect("pull over https with ca_file");
+    assert!(store.layer_dirs(&rec).expect("dirs")[0]
+        .join("bin/busybox")
+        .is_file());
+
+    // Another CA: the certificate is refused.
+    let other = tempfile::tempdir().expect("tempdir");
+    let (other_ca, _, _) = support::make_certs(other.path(), "other");
+    let (_d, store) = new_store();
+    let err = Puller::new(
+        store.clone(),
+        config(&format!("ca_file = \"{}\"", other_ca.display())),
+    )
+    .pull(&reference, &[], None)
+    .await
+    .expect_err("wrong CA");
+    let msg = err.to_string();
+    eprintln!("error: {msg}");
+    assert!(msg.contains("https://"), "{msg}");
+    assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+    assert!(store.list().expect("list").is_empty());
+
+    // insecure = true: HTTPS without verification.
+    let (_d, store) = new_store();
+    Puller::new(store, config("insecure = true"))
+        .pull(&reference, &[], None)
+        .await
+        .expect("pull with insecure = true");
+
+    // insecure = true on a plain-HTTP registry: HTTPS fails, plain HTTP
+    // follows.
+    let plain = Registry::start();
+    plain.push(&busybox_tar(), "peapod/busybox:v1", &[]);
+    let (_d, store) = new_store();
+    let config = RegistryConfig::parse(
+        &format!("[registry.\"{}\"]\ninsecure = true\n", plain.host()),
+        Path::new("registries.toml"),
+    )
+    .expect("config");
+    Puller::new(store, config)
+        .pull(&format!("{}/peapod/busybox:v1", plain.host()), &[], None)
+        .await
+        .expect("insecure registry falls back to plain http");
+}

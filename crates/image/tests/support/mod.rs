@@ -20,11 +20,16 @@ use tempfile::TempDir;
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
-/// Skip (return true, with a message) when the registry or skopeo is missing.
+/// Skip (return true, with a message) when the registry, skopeo or openssl
+/// is missing; under CI (`CI` set) a missing tool fails the test instead.
 pub fn missing_tools() -> bool {
-    for tool in [REGISTRY_BIN, "/usr/bin/skopeo"] {
+    for tool in [REGISTRY_BIN, "/usr/bin/skopeo", "/usr/bin/openssl"] {
         if !Path::new(tool).exists() {
-            eprintln!("skipping: {tool} missing (apt-get install docker-registry skopeo)");
+            let msg = format!("{tool} missing (apt-get install docker-registry skopeo openssl)");
+            if std::env::var_os("CI").is_some() {
+                panic!("{msg}");
+            }
+            eprintln!("skipping: {msg}");
             return true;
         }
     }
@@ -71,25 +76,45 @@ pub struct Registry {
     child: Option<Child>,
     /// `user:password` if the registry demands basic auth.
     pub creds: Option<(String, String)>,
+    /// The CA (PEM) that signed the registry's certificate, if it serves
+    /// HTTPS.
+    pub ca: Option<PathBuf>,
 }
 
 impl Registry {
     pub fn start() -> Registry {
-        Self::start_with(None)
+        Self::start_with(None, false)
     }
 
     /// A registry demanding HTTP basic auth (htpasswd with a bcrypt hash).
     pub fn start_basic_auth(user: &str, password: &str) -> Registry {
-        Self::start_with(Some((user.to_string(), password.to_string())))
+        Self::start_with(Some((user.to_string(), password.to_string())), false)
     }
 
-    fn start_with(creds: Option<(String, String)>) -> Registry {
+    /// A registry serving HTTPS with a certificate (for IP 127.0.0.1) signed
+    /// by a CA made for it ([`Registry::ca`]).
+    pub fn start_tls() -> Registry {
+        Self::start_with(None, true)
+    }
+
+    fn start_with(creds: Option<(String, String)>, tls: bool) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("peapod-registry-")
             .tempdir()
             .expect("registry tempdir");
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).expect("storage dir");
+        let mut tls_yaml = String::new();
+        let mut ca = None;
+        if tls {
+            let (ca_pem, cert, key) = make_certs(dir.path(), "ca");
+            tls_yaml = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+            ca = Some(ca_pem);
+        }
         let mut auth = String::new();
         if let Some((u, p)) = &creds {
             let hash = bcrypt::hash(p, 4).expect("bcrypt");
@@ -111,7 +136,7 @@ impl Registry {
                 format!(
                     "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: 127.0.0.1:{port}\n{auth}",
+                     http:\n  addr: 127.0.0.1:{port}\n{tls_yaml}{auth}",
                     storage.display()
                 ),
             )
@@ -132,6 +157,7 @@ impl Registry {
                     storage,
                     child: Some(child),
                     creds,
+                    ca,
                 };
             }
             let _ = child.kill();
@@ -208,13 +234,98 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
             return false;
         }
         if let Some(status) = http_status(port, "/v2/") {
-            if status == 200 || status == 401 {
+            // 400: an HTTPS registry answering plain HTTP.
+            if status == 200 || status == 401 || status == 400 {
                 return true;
             }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// A CA and a server certificate for IP 127.0.0.1 signed by it, made with
+/// the openssl command in `dir`, files named after `name`: (ca, cert, key).
+pub fn make_certs(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |f: &str| dir.join(format!("{name}-{f}"));
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |p: &PathBuf| p.display().to_string();
+    let (ca_key, ca, key, csr, cert, ext) = (
+        p("ca.key"),
+        p("ca.pem"),
+        p("server.key"),
+        p("server.csr"),
+        p("server.pem"),
+        p("ext.cnf"),
+    );
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &s(&ca_key),
+        "-out",
+        &s(&ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=peapod test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &s(&key),
+        "-out",
+        &s(&csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext.cnf");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&ca),
+        "-CAkey",
+        &s(&ca_key),
+        "-CAcreateserial",
+        "-out",
+        &s(&cert),
+        "-days",
+        "2",
+        "-extfile",
+        &s(&ext),
+    ]);
+    (ca, cert, key)
 }
 
 /// Status code of a plain HTTP/1.0 GET, or None if nobody answers.

@@ -64,20 +64,7 @@ impl Daemon {
     }
 
     pub fn start_with(extra: &[&str]) -> Daemon {
-        let id = short_id();
-        // Short paths: shim sockets live under --state (108-byte limit).
-        let dir = PathBuf::from(format!("/tmp/pp-{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut d = Daemon {
-            root: dir.join("root"),
-            state: dir.join("s"),
-            socket: dir.join("s/peapod.sock"),
-            cgroup_parent: format!("peapod-test-{id}"),
-            log: dir.join("daemon.log"),
-            dir,
-            child: None,
-        };
-        d.spawn(extra);
+        let d = Self::start_bare(extra);
         for (img, name) in [("busybox.tar", BUSYBOX), ("httpd.tar", HTTPD)] {
             let out = d.peapod(&[
                 "image",
@@ -92,6 +79,25 @@ impl Daemon {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        d
+    }
+
+    /// A daemon with an empty image store.
+    pub fn start_bare(extra: &[&str]) -> Daemon {
+        let id = short_id();
+        // Short paths: shim sockets live under --state (108-byte limit).
+        let dir = PathBuf::from(format!("/tmp/pp-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Daemon {
+            root: dir.join("root"),
+            state: dir.join("s"),
+            socket: dir.join("s/peapod.sock"),
+            cgroup_parent: format!("peapod-test-{id}"),
+            log: dir.join("daemon.log"),
+            dir,
+            child: None,
+        };
+        d.spawn(extra);
         d
     }
 
