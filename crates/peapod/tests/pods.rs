@@ -729,3 +729,41 @@ fn run_as_non_root_with_root_image_is_a_config_error() {
         }
     }
 }
+
+#[test]
+fn tty_container_logs_and_sigint_on_daemon_keeps_pods() {
+    let mut d = Daemon::start();
+    d.apply_ok(&busybox_pod(
+        "term",
+        &format!("  - name: c\n    image: {BUSYBOX}\n    tty: true\n    stdin: true\n    command: [sh, -c, 'tty; echo hello-tty; exec cat']\n"),
+    ));
+    d.wait_running("term");
+    let start = std::time::Instant::now();
+    loop {
+        let logs = d.ok(&["logs", "term"]);
+        if logs.contains("hello-tty") {
+            assert!(logs.contains("/dev/pts/"), "{logs}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{logs:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // `cat` on an open stdin keeps running: stdin: true holds it open.
+    let pid = d.pid("term", "c");
+    // Ctrl-C on a foreground daemon (SIGINT): the daemon stops, pods stay.
+    let daemon = d.daemon_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    d.wait_daemon_exit();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "container died with the daemon"
+    );
+    d.spawn(&[]);
+    d.wait_running("term");
+    assert_eq!(d.pid("term", "c"), pid);
+}

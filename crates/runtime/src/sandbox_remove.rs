@@ -24,21 +24,26 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// SIGKILL every process of every container that has not exited.
+fn kill_all(shim: &peapod_shim::ShimClient, state: &peapod_shim::ShimState) {
+    for (id, c) in &state.containers {
+        if c.status != ContainerStatus::Exited {
+            let _ = shim.expect_ok(&Request::Kill {
+                id: id.clone(),
+                signal: libc::SIGKILL,
+                all: true,
+            });
+        }
+    }
+}
+
 impl Runtime {
     /// Stop the sandbox: the infra process ends (containers are stopped by
     /// the caller first) and the shim exits.
     pub fn stop_sandbox(&self, uid: &str) -> Result<(), RuntimeError> {
         let shim = self.shim(uid);
         if let Ok(state) = shim.state() {
-            for (id, c) in &state.containers {
-                if c.status != ContainerStatus::Exited {
-                    let _ = shim.expect_ok(&Request::Kill {
-                        id: id.clone(),
-                        signal: libc::SIGKILL,
-                        all: true,
-                    });
-                }
-            }
+            kill_all(&shim, &state);
             let _ = shim.expect_ok(&Request::Shutdown);
         }
         Ok(())
@@ -49,15 +54,7 @@ impl Runtime {
     pub fn remove_sandbox(&self, uid: &str) -> Result<(), RuntimeError> {
         let shim = self.shim(uid);
         if let Ok(state) = shim.state() {
-            for (id, c) in &state.containers {
-                if c.status != ContainerStatus::Exited {
-                    let _ = shim.expect_ok(&Request::Kill {
-                        id: id.clone(),
-                        signal: libc::SIGKILL,
-                        all: true,
-                    });
-                }
-            }
+            kill_all(&shim, &state);
             // Give the shim a moment to reap, then let libcontainer delete.
             let _ = shim.wait_change(state.generation, Duration::from_millis(200));
             for id in state.containers.keys() {

@@ -44,6 +44,14 @@ fn inherited(fd: i32) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// Give the container the helper's fds 3, 4, 5 as stdin, stdout, stderr.
+fn with_inherited_stdio(builder: ContainerBuilder) -> ContainerBuilder {
+    builder
+        .with_stdin(inherited(3))
+        .with_stdout(inherited(4))
+        .with_stderr(inherited(5))
+}
+
 fn load(root: &Path, id: &str) -> Result<Container, String> {
     Container::load(root.join(id)).map_err(|e| format!("container {id}: cannot load state: {e}"))
 }
@@ -91,10 +99,7 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
                 .map_err(|e| format!("container {id}: state root {}: {e}", root.display()))?
                 .with_console_socket(console_socket.as_ref());
             if console_socket.is_none() {
-                builder = builder
-                    .with_stdin(inherited(3))
-                    .with_stdout(inherited(4))
-                    .with_stderr(inherited(5));
+                builder = with_inherited_stdio(builder);
             }
             let container = builder
                 .validate_id()
@@ -124,10 +129,7 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
                 .map_err(|e| format!("container {id}: state root {}: {e}", root.display()))?
                 .with_console_socket(console_socket.as_ref());
             if console_socket.is_none() {
-                builder = builder
-                    .with_stdin(inherited(3))
-                    .with_stdout(inherited(4))
-                    .with_stderr(inherited(5));
+                builder = with_inherited_stdio(builder);
             }
             if let Some(profile) = seccomp {
                 builder = builder.with_executor(SeccompExecutor { profile });

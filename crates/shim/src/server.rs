@@ -481,6 +481,14 @@ struct Stdio3 {
     console: Option<(PathBuf, std::os::unix::net::UnixListener)>,
 }
 
+/// A short unique tag for console socket names (a socket path must fit in
+/// 108 bytes, and container names may be 63).
+fn next_tag(inner: &Shared) -> String {
+    let mut g = inner.borrow_mut();
+    g.next_exec += 1;
+    format!("t{}", g.next_exec)
+}
+
 fn make_stdio(dir: &Path, tag: &str, tty: bool, stdin: bool) -> Result<Stdio3, String> {
     if tty {
         let path = dir.join(format!("c-{tag}.sock"));
@@ -523,6 +531,38 @@ fn receive_pty(listener: std::os::unix::net::UnixListener) -> Result<OwnedFd, St
     pty.ok_or_else(|| "console socket: no pty".to_string())
 }
 
+/// Run the helper `action` (given the console socket path, if any) with
+/// `stdio`; returns the pid it reports and our ends of the stdio, the pty
+/// master included.
+async fn run_with_stdio(
+    inner: &Shared,
+    mut stdio: Stdio3,
+    action: impl FnOnce(Option<PathBuf>) -> HelperAction,
+) -> Result<(Option<i32>, Vec<(&'static str, OwnedFd)>), String> {
+    let console = stdio.console.take();
+    let pty_task = console
+        .as_ref()
+        .map(|(_, l)| l.try_clone())
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .map(|l| tokio::task::spawn_blocking(move || receive_pty(l)));
+    let action = action(console.as_ref().map(|(p, _)| p.clone()));
+    let result = run_helper(inner, &action, stdio.child.take()).await;
+    if let Some((p, _)) = &console {
+        if result.is_err() {
+            // Unblock the accept of a helper that never connected.
+            let _ = std::os::unix::net::UnixStream::connect(p);
+        }
+        let _ = std::fs::remove_file(p);
+    }
+    let pid = result?;
+    let mut ours = stdio.ours;
+    if let Some(task) = pty_task {
+        ours.push(("pty", task.await.map_err(|e| e.to_string())??));
+    }
+    Ok((pid, ours))
+}
+
 async fn create(inner: &Shared, c: CreateRequest) -> Handled {
     let (dir, root) = {
         let g = inner.borrow();
@@ -531,34 +571,16 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
         }
         (g.dir.clone(), g.cfg.container_root.clone())
     };
-    let mut stdio = make_stdio(&dir, &c.id, c.tty, c.stdin)?;
-    let console = stdio.console.take();
-    let pty_task = console
-        .as_ref()
-        .map(|(_, l)| l.try_clone())
-        .transpose()
-        .map_err(|e| e.to_string())?
-        .map(|l| tokio::task::spawn_blocking(move || receive_pty(l)));
-    let action = HelperAction::Create {
+    let stdio = make_stdio(&dir, &next_tag(inner), c.tty, c.stdin)?;
+    let (id, bundle) = (c.id.clone(), c.bundle.clone());
+    let (pid, outputs) = run_with_stdio(inner, stdio, |console_socket| HelperAction::Create {
         root,
-        id: c.id.clone(),
-        bundle: c.bundle.clone(),
-        console_socket: console.as_ref().map(|(p, _)| p.clone()),
-    };
-    let result = run_helper(inner, &action, stdio.child.take()).await;
-    if let Some((p, _)) = &console {
-        let _ = std::fs::remove_file(p);
-    }
-    let pid = match result {
-        Ok(Some(pid)) => pid,
-        Ok(None) => return Err(format!("container {}: helper reported no pid", c.id)),
-        Err(e) => return Err(e),
-    };
-    let mut outputs = stdio.ours;
-    if let Some(task) = pty_task {
-        let pty = task.await.map_err(|e| e.to_string())??;
-        outputs.push(("stdout", pty));
-    }
+        id,
+        bundle,
+        console_socket,
+    })
+    .await?;
+    let pid = pid.ok_or_else(|| format!("container {}: helper reported no pid", c.id))?;
     for (name, fd) in outputs {
         if name == "stdin" {
             inner.borrow_mut().stdin_holders.insert(c.id.clone(), fd);
@@ -606,29 +628,16 @@ async fn exec(inner: &Shared, e: ExecRequest) -> Handled {
             format!("{}-x{}", e.id, g.next_exec),
         )
     };
-    let mut stdio = make_stdio(&dir, &exec_id, e.tty, e.stdin)?;
-    let console = stdio.console.take();
-    let pty_task = console
-        .as_ref()
-        .map(|(_, l)| l.try_clone())
-        .transpose()
-        .map_err(|e| e.to_string())?
-        .map(|l| tokio::task::spawn_blocking(move || receive_pty(l)));
-    let action = HelperAction::Exec {
+    let stdio = make_stdio(&dir, &next_tag(inner), e.tty, e.stdin)?;
+    let (id, process_json) = (e.id.clone(), e.process_json.clone());
+    let (pid, ours) = run_with_stdio(inner, stdio, |console_socket| HelperAction::Exec {
         root,
-        id: e.id.clone(),
-        process_json: e.process_json.clone(),
-        console_socket: console.as_ref().map(|(p, _)| p.clone()),
-    };
-    let result = run_helper(inner, &action, stdio.child.take()).await;
-    if let Some((p, _)) = &console {
-        let _ = std::fs::remove_file(p);
-    }
-    let pid = result?.ok_or_else(|| format!("exec in {}: helper reported no pid", e.id))?;
-    let mut ours = stdio.ours;
-    if let Some(task) = pty_task {
-        ours.push(("pty", task.await.map_err(|e| e.to_string())??));
-    }
+        id,
+        process_json,
+        console_socket,
+    })
+    .await?;
+    let pid = pid.ok_or_else(|| format!("exec in {}: helper reported no pid", e.id))?;
     inner
         .borrow_mut()
         .execs

@@ -80,6 +80,29 @@ pub fn namespace_of(pod: &Pod) -> String {
         .unwrap_or_else(|| peapod_api::DEFAULT_NAMESPACE.to_string())
 }
 
+/// PUT one object: `Ok(Ok("created"|"configured"|"unchanged"))`, or the
+/// server's error as `Ok(Err(message))` (reported with the others at the
+/// end, as kubectl does); transport errors end the apply.
+async fn put(
+    client: &Client,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<std::result::Result<String, String>> {
+    let response = client
+        .request(Method::PUT, path, Some(body), Some("application/json"))
+        .await?;
+    if !response.is_success() {
+        return Ok(Err(response.error().to_string()));
+    }
+    if response.status == 201 {
+        return Ok(Ok("created".into()));
+    }
+    Ok(Ok(match response.header(RESULT_HEADER) {
+        Some(result) if !result.is_empty() => result.to_string(),
+        _ => "configured".into(),
+    }))
+}
+
 /// `peapod apply -f FILE`: decodes the manifest (warnings on stderr),
 /// refuses anything but Pods, validates every pod before sending any, then
 /// PUTs each pod and prints `pod/NAME created|configured|unchanged`.
@@ -120,54 +143,20 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
             .unwrap_or_else(|| "default".into());
         let body = serde_json::to_vec(secret)
             .map_err(|e| anyhow!("error: cannot encode secret {name:?}: {e}"))?;
-        let response = client
-            .request(
-                Method::PUT,
-                &object_path("secrets", &namespace, &name),
-                Some(body),
-                Some("application/json"),
-            )
-            .await?;
-        if !response.is_success() {
-            failures.push(response.error().to_string());
-            continue;
+        match put(client, &object_path("secrets", &namespace, &name), body).await? {
+            Ok(result) => println!("secret/{name} {result}"),
+            Err(e) => failures.push(e),
         }
-        let result = if response.status == 201 {
-            "created"
-        } else {
-            match response.header(RESULT_HEADER) {
-                Some(result) if !result.is_empty() => result,
-                _ => "configured",
-            }
-        };
-        println!("secret/{name} {result}");
     }
     for pod in &pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let namespace = namespace_of(pod);
         let body = serde_json::to_vec(pod)
             .map_err(|e| anyhow!("error: cannot encode pod {name:?}: {e}"))?;
-        let response = client
-            .request(
-                Method::PUT,
-                &pod_path(&namespace, &name),
-                Some(body),
-                Some("application/json"),
-            )
-            .await?;
-        if !response.is_success() {
-            failures.push(response.error().to_string());
-            continue;
+        match put(client, &pod_path(&namespace, &name), body).await? {
+            Ok(result) => println!("pod/{name} {result}"),
+            Err(e) => failures.push(e),
         }
-        let result = if response.status == 201 {
-            "created"
-        } else {
-            match response.header(RESULT_HEADER) {
-                Some(result) if !result.is_empty() => result,
-                _ => "configured",
-            }
-        };
-        println!("pod/{name} {result}");
     }
     // Like kubectl, the successes are printed as they happen and every
     // failure once at the end.

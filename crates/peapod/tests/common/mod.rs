@@ -139,6 +139,17 @@ impl Daemon {
         }
     }
 
+    pub fn daemon_pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// Wait for the daemon process to exit (after a signal).
+    pub fn wait_daemon_exit(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
     /// SIGKILL the daemon (pods must keep running).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
