@@ -19,13 +19,14 @@ scripts/build-test-images.sh target/test-images >/dev/null
 
 D=$(mktemp -d /tmp/ppb-XXXX)
 export PEAPOD_SOCKET=$D/s/peapod.sock
-$P serve --root "$D/root" --state "$D/s" --cgroup-parent "peapod-bench-$$" >"$D/daemon.log" 2>&1 &
+RUST_LOG=${RUST_LOG:-info} $P serve --root "$D/root" --state "$D/s" --cgroup-parent "peapod-bench-$$" >"$D/daemon.log" 2>&1 &
 DAEMON=$!
 cleanup() {
     for p in $($P get pods -o name 2>/dev/null); do $P delete "$p" --grace-period=0 >/dev/null 2>&1 || true; done
     kill "$DAEMON" 2>/dev/null || true
     wait "$DAEMON" 2>/dev/null || true
     for c in /sys/fs/cgroup/*/peapod-bench-$$; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null; done
+    [ -n "${BENCH_KEEP:-}" ] && cp "$D/daemon.log" /tmp/bench-daemon.log
     rm -rf "$D"
 }
 trap cleanup EXIT
@@ -61,6 +62,7 @@ for i in $(seq "$RUNS"); do
     until $P get pod "b$i" 2>/dev/null | awk 'NR==2 {exit !($2=="2/2" && $3=="Running")}'; do sleep 0.005; done
     t1=$(ms)
     times+=("$(( (t1 - t0) / 100000 ))")
+    [ -n "${BENCH_VERBOSE:-}" ] && echo "run $i: $(( (t1 - t0) / 1000000 )) ms" >&2
     $P delete pod "b$i" --grace-period=0 >/dev/null
 done
 start_med=$(printf '%s\n' "${times[@]}" | awk '{print $1/10}' | median)
@@ -72,7 +74,7 @@ for i in $(seq 10); do
 done
 pss() { awk '/^Pss:/ {s+=$2} END {print s+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 shim_kb=0; infra_kb=0
-for pid in $(pgrep -f "peapod shim --dir $D/"); do shim_kb=$((shim_kb + $(pss "$pid"))); done
+for pid in $(pgrep -f "shim --dir $D/"); do shim_kb=$((shim_kb + $(pss "$pid"))); done
 for pid in $(pgrep -x -f "peapod infra --lo-up"); do
     # only this daemon's infra processes: their cgroup is under our parent
     grep -q "peapod-bench-$$" "/proc/$pid/cgroup" 2>/dev/null && infra_kb=$((infra_kb + $(pss "$pid")))

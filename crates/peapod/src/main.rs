@@ -243,7 +243,12 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
         match cmd {
             Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir } => {
                 let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
-                let exe = std::fs::read_link("/proc/self/exe")?;
+                // The per-pod processes run the small `peapod-shim` beside
+                // this binary when it is there, else this binary's hidden
+                // subcommands.
+                let me = std::fs::read_link("/proc/self/exe")?;
+                let exe = me.with_file_name("peapod-shim");
+                let exe = if exe.is_file() { exe } else { me };
                 peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir })
                     .await
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;

@@ -47,7 +47,8 @@ pub struct RuntimeOptions {
     pub cgroup_parent: String,
     /// `--pod-max-pids`.
     pub pod_max_pids: Option<i64>,
-    /// The peapod binary, run as `shim`, `shim-helper` and `infra`.
+    /// The binary run as `shim`, `shim-helper` and `infra` (`peapod-shim`,
+    /// or `peapod` itself).
     pub exe: PathBuf,
 }
 

@@ -63,7 +63,9 @@ type Shared = Rc<RefCell<Inner>>;
 impl Inner {
     fn bump(&mut self) {
         self.state.generation += 1;
-        let _ = self.changed.send(self.state.generation);
+        // send_replace: `send` drops the value when no receiver exists yet,
+        // and a later WaitChange would then miss this change.
+        self.changed.send_replace(self.state.generation);
     }
 }
 
