@@ -113,8 +113,13 @@ impl Runtime {
         };
         self.cgroups
             .create(&self.paths.pod_cgroup(uid), &pod_values)?;
+        // The pause process only waits: the least cpu weight.
+        let infra_values = CgroupValues {
+            cpu_shares: Some(crate::cgroups::resources::MIN_SHARES),
+            ..Default::default()
+        };
         self.cgroups
-            .create(&self.paths.infra_cgroup(uid), &CgroupValues::default())?;
+            .create(&self.paths.infra_cgroup(uid), &infra_values)?;
         self.cgroups
             .create(&self.paths.shim_cgroup(uid), &CgroupValues::default())?;
 
