@@ -295,7 +295,7 @@ impl ImageStore {
                     return Err(ImageError::Unsupported(format!(
                         "index {digest} has no image for {}/{}",
                         std::env::consts::OS,
-                        go_arch()
+                        host_arch()
                     )));
                 };
                 self.resolve_manifest(staging, moved, chosen, depth + 1)
@@ -515,7 +515,8 @@ fn has_explicit_tag(s: &str) -> bool {
     last.contains(':')
 }
 
-fn go_arch() -> &'static str {
+/// The OCI (Go) architecture name of this host.
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -528,7 +529,7 @@ fn go_arch() -> &'static str {
 
 /// The manifest of an index for this platform (linux/<arch>), else None.
 fn pick_platform(manifests: &[Descriptor]) -> Option<&Descriptor> {
-    let arch = go_arch();
+    let arch = host_arch();
     let found = manifests.iter().find(|d| match d.platform() {
         Some(p) => p.os().to_string() == "linux" && p.architecture().to_string() == arch,
         None => false,

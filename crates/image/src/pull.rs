@@ -168,18 +168,6 @@ struct RawRootfs {
     diff_ids: Vec<String>,
 }
 
-/// The OCI architecture name of this host.
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        "loongarch64" => "loong64",
-        other => other,
-    }
-}
-
 /// reqwest (through oci-client) needs a process-wide rustls crypto provider.
 fn install_crypto_provider() {
     static ONCE: Once = Once::new();
@@ -438,7 +426,7 @@ impl Puller {
                 manifest,
             });
         }
-        let (os, arch) = ("linux", host_arch());
+        let (os, arch) = ("linux", crate::import::host_arch());
         let entries = manifest.manifests.unwrap_or_default();
         let entry = entries
             .iter()
