@@ -17,11 +17,7 @@ impl Events {
     /// Record an event; a repeat of the last one bumps its count.
     pub fn record(&self, pod: &Pod, typ: &str, reason: &str, message: impl Into<String>) {
         let message = message.into();
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let ns = crate::node::namespace_of(&pod.metadata);
         let name = pod.metadata.name.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let now = crate::time::now();

@@ -49,14 +49,21 @@ pub enum Ensured {
     Waiting(String, String),
 }
 
+/// The registry credentials in Secret `name` (`kubernetes.io/dockerconfigjson`).
+pub fn secret_credentials(name: &str, s: &Secret) -> Result<Vec<Credential>, String> {
+    let key = peapod_api::DOCKER_CONFIG_JSON_KEY;
+    let data = s.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| {
+        format!(
+            "secret {name:?} has no {key} key: it is not of type kubernetes.io/dockerconfigjson"
+        )
+    })?;
+    peapod_image::credentials_from_dockerconfigjson(&data.0).map_err(|e| e.to_string())
+}
+
 /// Credentials of the pod's `imagePullSecrets` (missing secrets are
 /// skipped, as kubelet does, with a warning event).
 pub fn pull_credentials(node: &Node, pod: &Pod) -> Vec<Credential> {
-    let ns = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let ns = crate::node::namespace_of(&pod.metadata);
     let mut out = Vec::new();
     for r in pod
         .spec
@@ -65,14 +72,15 @@ pub fn pull_credentials(node: &Node, pod: &Pod) -> Vec<Credential> {
     {
         let key = crate::store::key("secrets", &ns, &r.name);
         match node.store.get::<Secret>(&key) {
-            Ok(Some(s)) => {
-                let data = s.data.as_ref().and_then(|d| d.get(peapod_api::DOCKER_CONFIG_JSON_KEY));
-                match data.map(|d| peapod_image::credentials_from_dockerconfigjson(&d.0)) {
-                    Some(Ok(c)) => out.extend(c),
-                    Some(Err(e)) => node.events.record(pod, "Warning", "FailedToRetrieveImagePullSecret", format!("Unable to read image pull secret \"{}\": {e}", r.name)),
-                    None => node.events.record(pod, "Warning", "FailedToRetrieveImagePullSecret", format!("Secret \"{}\" has no {} key", r.name, peapod_api::DOCKER_CONFIG_JSON_KEY)),
-                }
-            }
+            Ok(Some(s)) => match secret_credentials(&r.name, &s) {
+                Ok(c) => out.extend(c),
+                Err(e) => node.events.record(
+                    pod,
+                    "Warning",
+                    "FailedToRetrieveImagePullSecret",
+                    format!("Unable to read image pull secret \"{}\": {e}", r.name),
+                ),
+            },
             _ => node.events.record(
                 pod,
                 "Warning",

@@ -20,6 +20,15 @@ pub struct Node {
     pub hostname: String,
 }
 
+/// An object's namespace, `default` when unset (as the API server fills
+/// it in).
+pub fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| peapod_api::DEFAULT_NAMESPACE.to_string())
+}
+
 pub fn pod_key(ns: &str, name: &str) -> String {
     store::key("pods", ns, name)
 }
@@ -51,9 +60,9 @@ impl Node {
     }
 
     pub fn put_pod(&self, pod: &Pod) -> Result<(), StoreError> {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        self.store.put("pods", &pod_key(ns, name), pod)
+        self.store
+            .put("pods", &pod_key(&namespace_of(&pod.metadata), name), pod)
     }
 
     pub fn list_pods(&self, ns: Option<&str>) -> Result<Vec<Pod>, StoreError> {
@@ -68,11 +77,7 @@ impl Node {
         let Some(uid) = pod.metadata.uid.clone() else {
             return;
         };
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let ns = namespace_of(&pod.metadata);
         let name = pod.metadata.name.clone().unwrap_or_default();
         let Ok(mut workers) = self.workers.lock() else {
             return;
@@ -91,16 +96,18 @@ impl Node {
             }
         });
     }
-
-    pub fn has_worker(&self, uid: &str) -> bool {
-        self.workers
-            .lock()
-            .map(|w| w.contains_key(uid))
-            .unwrap_or(false)
-    }
 }
 
 impl Node {
+    /// Wake every pod's worker (pods waiting for an image look again).
+    pub fn wake_all(self: &Arc<Self>) {
+        if let Ok(pods) = self.list_pods(None) {
+            for p in pods {
+                self.ensure_worker(&p);
+            }
+        }
+    }
+
     /// Digests of the images that containers of stored pods use: those
     /// images cannot be removed.
     pub fn images_in_use(&self) -> std::collections::HashSet<String> {

@@ -128,9 +128,9 @@ fn write_status(node: &Node, pod: &Pod, obs: &Observed) {
         return;
     }
     // Re-read so a concurrent delete request is not overwritten.
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let ns = crate::node::namespace_of(&pod.metadata);
     let name = pod.metadata.name.as_deref().unwrap_or_default();
-    match node.get_pod(ns, name) {
+    match node.get_pod(&ns, name) {
         Ok(Some(mut cur)) if cur.metadata.uid == pod.metadata.uid => {
             cur.status = Some(st);
             if let Err(e) = node.put_pod(&cur) {
@@ -163,11 +163,7 @@ fn sandbox_config(pod: &Pod) -> SandboxConfig {
     SandboxConfig {
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         name: name.clone(),
-        namespace: pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
+        namespace: crate::node::namespace_of(&pod.metadata),
         hostname: name,
         host_network: spec.host_network.unwrap_or(false),
         host_pid: spec.host_pid.unwrap_or(false),

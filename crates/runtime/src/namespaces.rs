@@ -49,8 +49,3 @@ pub fn process_inodes(pid: i32) -> Vec<(String, Option<u64>)> {
         })
         .collect()
 }
-
-/// The daemon's own namespace of a kind: "the host's".
-pub fn host_ns(kind: &str) -> PathBuf {
-    PathBuf::from(format!("/proc/self/ns/{kind}"))
-}

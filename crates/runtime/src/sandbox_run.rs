@@ -228,11 +228,6 @@ impl Runtime {
         }
     }
 
-    /// Whether the sandbox's shim answers.
-    pub fn sandbox_alive(&self, uid: &str) -> bool {
-        self.shim(uid).state().is_ok()
-    }
-
     pub fn pinned_namespace(&self, uid: &str, kind: &str) -> PathBuf {
         self.paths.ns_dir(uid).join(kind)
     }

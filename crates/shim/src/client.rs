@@ -6,7 +6,7 @@ use crate::protocol::*;
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +37,6 @@ impl ShimClient {
         Self {
             socket: socket.into(),
         }
-    }
-
-    pub fn socket(&self) -> &Path {
-        &self.socket
     }
 
     /// Send one request; returns the response and any fds that came with it.

@@ -1,7 +1,7 @@
 //! Images: list, and import of an OCI layout or `docker save` archive sent
 //! as the request body.
 
-use super::{internal, json_response, query_map, status_error};
+use super::{internal, json_response, query_map, status_error, stream_response};
 use crate::node::Node;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -72,11 +72,7 @@ pub async fn import(State(node): State<Arc<Node>>, RawQuery(q): RawQuery, body: 
                 .map(|r| serde_json::json!({ "name": r.name, "digest": r.digest }))
                 .collect();
             // Pods waiting for these images look again.
-            if let Ok(pods) = node.list_pods(None) {
-                for p in pods {
-                    node.ensure_worker(&p);
-                }
-            }
+            node.wake_all();
             json_response(StatusCode::OK, &items)
         }
         Ok(Err(e)) => status_error(
@@ -220,13 +216,7 @@ pub async fn export(State(node): State<Arc<Node>>, RawQuery(q): RawQuery) -> Res
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .header("content-type", "application/x-tar")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(internal)
+    stream_response("application/x-tar", rx)
 }
 
 fn event_json(ev: &peapod_image::PullEvent) -> serde_json::Value {
@@ -273,32 +263,15 @@ pub async fn pull(State(node): State<Arc<Node>>, RawQuery(q): RawQuery) -> Respo
         let ns = q
             .get("namespace")
             .cloned()
-            .unwrap_or_else(|| "default".into());
+            .unwrap_or_else(|| peapod_api::DEFAULT_NAMESPACE.to_string());
         match node
             .store
             .get::<k8s_openapi::api::core::v1::Secret>(&super::secrets::secret_key(&ns, secret))
         {
-            Ok(Some(s)) => {
-                let data = s
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(peapod_api::DOCKER_CONFIG_JSON_KEY));
-                match data.map(|d| peapod_image::credentials_from_dockerconfigjson(&d.0)) {
-                    Some(Ok(c)) => creds = c,
-                    Some(Err(e)) => {
-                        return status_error(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string())
-                    }
-                    None => {
-                        return status_error(
-                            StatusCode::BAD_REQUEST,
-                            "BadRequest",
-                            &format!(
-                                "secret {secret:?} is not of type kubernetes.io/dockerconfigjson"
-                            ),
-                        )
-                    }
-                }
-            }
+            Ok(Some(s)) => match crate::image_pull::secret_credentials(secret, &s) {
+                Ok(c) => creds = c,
+                Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", &e),
+            },
             Ok(None) => {
                 return status_error(
                     StatusCode::NOT_FOUND,
@@ -332,11 +305,7 @@ pub async fn pull(State(node): State<Arc<Node>>, RawQuery(q): RawQuery) -> Respo
         let last = match result {
             Ok(rec) => {
                 // Pods waiting for this image look again.
-                if let Ok(pods) = node.list_pods(None) {
-                    for p in pods {
-                        node.ensure_worker(&p);
-                    }
-                }
+                node.wake_all();
                 serde_json::json!({ "event": "pulled", "name": rec.name, "digest": rec.digest })
             }
             Err(e) => serde_json::json!({ "event": "error", "message": e.to_string() }),
@@ -345,11 +314,5 @@ pub async fn pull(State(node): State<Arc<Node>>, RawQuery(q): RawQuery) -> Respo
             .send(Ok(axum::body::Bytes::from(format!("{last}\n"))))
             .await;
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(internal)
+    stream_response("application/json", rx)
 }

@@ -1,9 +1,9 @@
 //! GET .../pods/{name}/log: a container's CRI log as plain text, with
 //! `follow`, `timestamps` and `tailLines`.
 
-use super::{internal, pod_not_found, query_map, status_error, truthy};
+use super::{internal, pod_not_found, query_map, status_error, stream_response, truthy};
 use crate::node::Node;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -190,13 +190,7 @@ pub async fn log(
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .header("content-type", "text/plain")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(internal)
+    stream_response("text/plain", rx)
 }
 
 #[cfg(test)]

@@ -108,6 +108,21 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     resp
 }
 
+/// A response whose body streams what the channel yields (watch events,
+/// followed logs, pull progress, export tarballs).
+pub fn stream_response(
+    content_type: &'static str,
+    rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
+) -> Response {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .header("content-type", content_type)
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap_or_else(internal)
+}
+
 pub fn internal(e: impl std::fmt::Display) -> Response {
     status_error(
         StatusCode::INTERNAL_SERVER_ERROR,

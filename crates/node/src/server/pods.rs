@@ -1,10 +1,11 @@
 //! Pods: list (and watch), get, create, apply, delete.
 
 use super::{
-    internal, json_response, pod_not_found, query_map, status_error, truthy, with_warnings,
+    internal, json_response, pod_not_found, query_map, status_error, stream_response, truthy,
+    with_warnings,
 };
 use crate::node::Node;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -64,13 +65,7 @@ async fn list_in(node: Arc<Node>, ns: Option<String>, q: Option<String>) -> Resp
             }
         }
     });
-    let stream = futures_util::stream::unfold(out, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(internal)
+    stream_response("application/json", out)
 }
 
 pub async fn get(

@@ -180,14 +180,6 @@ impl Cgroups {
             .collect()
     }
 
-    /// Move `pid` into cgroup `rel`.
-    pub fn add_process(&self, rel: &str, pid: i32) -> Result<(), CgroupError> {
-        for f in self.procs_files(rel) {
-            write(&f, &pid.to_string())?;
-        }
-        Ok(())
-    }
-
     /// The file holding the OOM kill counter of cgroup `rel`.
     pub fn oom_events_file(&self, rel: &str) -> Option<PathBuf> {
         self.dirs(rel)
@@ -269,11 +261,6 @@ impl Cgroups {
         out.sort_unstable();
         out.dedup();
         out
-    }
-
-    /// Whether any directory of cgroup `rel` exists.
-    pub fn exists(&self, rel: &str) -> bool {
-        self.dirs(rel).iter().any(|(_, d)| d.exists())
     }
 }
 
