@@ -26,6 +26,8 @@ pub struct Observed {
     /// The last sync step created or started something: look again at once
     /// instead of waiting for a change (the change may already be in).
     pub progressed: bool,
+    /// The pod's volumes, prepared for the current sandbox.
+    pub volumes: Option<crate::volumes::Prepared>,
     /// Containers whose "image present" event was recorded.
     pub pulled_noted: std::collections::HashSet<String>,
 }

@@ -28,7 +28,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify: Arc<Notify>) {
     let mut obs = Observed {
-        start_time: Some(now()),
         host_ip: Some(host_ip()),
         ..Default::default()
     };
@@ -59,11 +58,15 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             return;
         }
         if obs.start_time.is_none() {
-            obs.start_time = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.start_time.as_ref())
-                .map(|t| t.0.to_string());
+            // Keep the recorded start time when a restarted daemon adopts
+            // the pod.
+            obs.start_time = Some(
+                pod.status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_else(now),
+            );
         }
         obs.progressed = false;
         sync(&node, &pod, &mut obs).await;
@@ -269,7 +272,10 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
         let res = blocking(move || rt.run_sandbox(&cfg).and_then(|_| rt.sandbox_state(&u))).await;
         tracing::debug!(pod = ?pod.metadata.name, elapsed = ?t0.elapsed(), "run sandbox");
         match res {
-            Some(Ok(state)) => obs.state = Some(state),
+            Some(Ok(state)) => {
+                obs.state = Some(state);
+                obs.volumes = None;
+            }
             Some(Err(e)) => {
                 node.events.record(
                     pod,
@@ -283,24 +289,32 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
         }
     }
 
-    // Volumes (idempotent: existing ones are reused).
-    let rt = node.runtime.clone();
-    let p = pod.clone();
-    let u = uid.clone();
-    let prepared = match blocking(move || volumes::prepare(&p, &rt.paths.volumes_dir(&u))).await {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => {
-            for c in &all {
-                obs.waiting.insert(
-                    c.name.clone(),
-                    ("CreateContainerConfigError".into(), e.to_string()),
-                );
+    // Volumes, once per sandbox (they live in its data directory).
+    let prepared = match obs.volumes.clone() {
+        Some(v) => v,
+        None => {
+            let rt = node.runtime.clone();
+            let p = pod.clone();
+            let u = uid.clone();
+            match blocking(move || volumes::prepare(&p, &rt.paths.volumes_dir(&u))).await {
+                Some(Ok(v)) => {
+                    obs.volumes = Some(v.clone());
+                    v
+                }
+                Some(Err(e)) => {
+                    for c in &all {
+                        obs.waiting.insert(
+                            c.name.clone(),
+                            ("CreateContainerConfigError".into(), e.to_string()),
+                        );
+                    }
+                    node.events
+                        .record(pod, "Warning", "FailedMount", e.to_string());
+                    return;
+                }
+                None => return,
             }
-            node.events
-                .record(pod, "Warning", "FailedMount", e.to_string());
-            return;
         }
-        None => return,
     };
 
     // Init containers, one at a time; sidecars start and stay.
