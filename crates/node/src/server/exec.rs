@@ -116,6 +116,17 @@ fn status_json(code: Result<i32, String>) -> Vec<u8> {
     out
 }
 
+/// The exit code of an exec'd process, or why it is unknown.
+fn exit_code(
+    r: Result<Result<peapod_shim::ExitInfo, peapod_runtime::RuntimeError>, tokio::task::JoinError>,
+) -> Result<i32, String> {
+    match r {
+        Ok(Ok(info)) => Ok(info.code),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn set_winsize(fd: &OwnedFd, data: &[u8]) {
     #[derive(serde::Deserialize)]
     struct Size {
@@ -261,20 +272,19 @@ async fn session(
     let rt = node.runtime.clone();
     let exec_id = session.exec_id.clone();
     let mut wait = tokio::task::spawn_blocking(move || rt.wait_exec(&uid, &exec_id));
-    let mut exit: Option<Result<i32, String>> = None;
     // Forward output until the process exits; then drain what is left.
-    loop {
+    let mut outputs_open = true;
+    let code = loop {
         tokio::select! {
-            msg = out_rx.recv() => match msg {
-                Some(m) => { if sink.send(Message::Binary(Bytes::from(m))).await.is_err() { break; } }
-                None => { if exit.is_some() { break; } else { tokio::time::sleep(Duration::from_millis(10)).await; } }
+            msg = out_rx.recv(), if outputs_open => match msg {
+                Some(m) => {
+                    if sink.send(Message::Binary(Bytes::from(m))).await.is_err() {
+                        break exit_code((&mut wait).await);
+                    }
+                }
+                None => outputs_open = false,
             },
-            r = &mut wait, if exit.is_none() => {
-                exit = Some(match r {
-                    Ok(Ok(info)) => Ok(info.code),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                });
+            r = &mut wait => {
                 // Output may still be in flight: drain for a short while.
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
                 while let Ok(Some(m)) = tokio::time::timeout_at(deadline, out_rx.recv()).await {
@@ -282,17 +292,9 @@ async fn session(
                         break;
                     }
                 }
-                break;
+                break exit_code(r);
             }
         }
-    }
-    let code = match exit {
-        Some(c) => c,
-        None => match wait.await {
-            Ok(Ok(info)) => Ok(info.code),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        },
     };
     let _ = sink
         .send(Message::Binary(Bytes::from(status_json(code))))
