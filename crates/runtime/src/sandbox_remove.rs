@@ -24,10 +24,13 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-/// SIGKILL every process of every container that has not exited.
-fn kill_all(shim: &peapod_shim::ShimClient, state: &peapod_shim::ShimState) {
+/// SIGKILL every process of every container that has not exited; true if
+/// any was signalled.
+fn kill_all(shim: &peapod_shim::ShimClient, state: &peapod_shim::ShimState) -> bool {
+    let mut killed = false;
     for (id, c) in &state.containers {
         if c.status != ContainerStatus::Exited {
+            killed = true;
             let _ = shim.expect_ok(&Request::Kill {
                 id: id.clone(),
                 signal: libc::SIGKILL,
@@ -35,6 +38,7 @@ fn kill_all(shim: &peapod_shim::ShimClient, state: &peapod_shim::ShimState) {
             });
         }
     }
+    killed
 }
 
 impl Runtime {
@@ -43,7 +47,7 @@ impl Runtime {
     pub fn stop_sandbox(&self, uid: &str) -> Result<(), RuntimeError> {
         let shim = self.shim(uid);
         if let Ok(state) = shim.state() {
-            kill_all(&shim, &state);
+            let _ = kill_all(&shim, &state);
             let _ = shim.expect_ok(&Request::Shutdown);
         }
         Ok(())
@@ -54,9 +58,10 @@ impl Runtime {
     pub fn remove_sandbox(&self, uid: &str) -> Result<(), RuntimeError> {
         let shim = self.shim(uid);
         if let Ok(state) = shim.state() {
-            kill_all(&shim, &state);
-            // Give the shim a moment to reap, then let libcontainer delete.
-            let _ = shim.wait_change(state.generation, Duration::from_millis(200));
+            if kill_all(&shim, &state) {
+                // Give the shim a moment to reap, then let libcontainer delete.
+                let _ = shim.wait_change(state.generation, Duration::from_millis(200));
+            }
             for id in state.containers.keys() {
                 if let Err(e) = shim.expect_ok(&Request::Delete { id: id.clone() }) {
                     tracing::warn!(uid, container = %id, "delete: {e}");
