@@ -111,18 +111,18 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("gzip")
 }
 
-fn sha(data: &[u8]) -> String {
+pub(crate) fn sha(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
 /// A layer as stored (maybe compressed) and its diff id.
-struct Layer {
-    blob: Vec<u8>,
-    diff_id: String,
-    media: &'static str,
+pub(crate) struct Layer {
+    pub(crate) blob: Vec<u8>,
+    pub(crate) diff_id: String,
+    pub(crate) media: &'static str,
 }
 
-fn plain(tar: Vec<u8>) -> Layer {
+pub(crate) fn plain(tar: Vec<u8>) -> Layer {
     Layer {
         diff_id: sha(&tar),
         blob: tar,
@@ -130,7 +130,7 @@ fn plain(tar: Vec<u8>) -> Layer {
     }
 }
 
-fn gz(tar: Vec<u8>) -> Layer {
+pub(crate) fn gz(tar: Vec<u8>) -> Layer {
     Layer {
         diff_id: sha(&tar),
         blob: gzip(&tar),
@@ -153,19 +153,19 @@ fn config_json(layers: &[&Layer], extra: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&c).expect("config json")
 }
 
-fn add_file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+pub(crate) fn add_file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
     let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
     b.append_data(&mut h, path, data).expect("append");
 }
 
-struct OciImage<'a> {
-    layers: Vec<&'a Layer>,
-    config: Vec<u8>,
-    annotations: BTreeMap<&'a str, &'a str>,
+pub(crate) struct OciImage<'a> {
+    pub(crate) layers: Vec<&'a Layer>,
+    pub(crate) config: Vec<u8>,
+    pub(crate) annotations: BTreeMap<&'a str, &'a str>,
 }
 
 /// Returns (archive, manifest digests).
-fn oci_archive(images: &[OciImage]) -> (Vec<u8>, Vec<String>) {
+pub(crate) fn oci_archive(images: &[OciImage]) -> (Vec<u8>, Vec<String>) {
     let mut b = tar::Builder::new(Vec::new());
     add_file(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -272,7 +272,7 @@ fn store() -> (tempfile::TempDir, ImageStore) {
     (dir, store)
 }
 
-fn annotations<'a>(pairs: &[(&'a str, &'a str)]) -> BTreeMap<&'a str, &'a str> {
+pub(crate) fn annotations<'a>(pairs: &[(&'a str, &'a str)]) -> BTreeMap<&'a str, &'a str> {
     pairs.iter().copied().collect()
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
+use crate::tests::{annotations, gz, oci_archive, plain, sha, Layer, OciImage};
 use crate::*;
 
 // ----- fixtures ----------------------------------------------------------------
@@ -40,34 +40,6 @@ fn layer_tar(entries: &[Ent]) -> Vec<u8> {
         b.append_data(&mut h, path, data).expect("append");
     }
     b.into_inner().expect("tar")
-}
-
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
-struct Layer {
-    blob: Vec<u8>,
-    diff_id: String,
-    media: &'static str,
-}
-
-fn plain(tar: Vec<u8>) -> Layer {
-    Layer {
-        diff_id: sha(&tar),
-        blob: tar,
-        media: "application/vnd.oci.image.layer.v1.tar",
-    }
-}
-
-fn gz(tar: Vec<u8>) -> Layer {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(&tar).expect("gzip");
-    Layer {
-        diff_id: sha(&tar),
-        blob: e.finish().expect("gzip"),
-        media: "application/vnd.oci.image.layer.v1.tar+gzip",
-    }
 }
 
 fn zst(tar: Vec<u8>) -> Layer {
@@ -112,68 +84,6 @@ fn config(layers: &[&Layer], cmd: &str) -> Vec<u8> {
     .expect("config")
 }
 
-struct Img<'a> {
-    layers: Vec<&'a Layer>,
-    config: Vec<u8>,
-    names: Vec<&'a str>,
-}
-
-fn add_file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o644);
-    h.set_size(data.len() as u64);
-    b.append_data(&mut h, path, data).expect("append");
-}
-
-/// An OCI archive; every name becomes an index entry. Returns the manifest
-/// digests.
-fn oci_archive(images: &[Img]) -> (Vec<u8>, Vec<String>) {
-    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut index = Vec::new();
-    let mut digests = Vec::new();
-    for img in images {
-        blobs.insert(sha(&img.config), img.config.clone());
-        let layers: Vec<Value> = img
-            .layers
-            .iter()
-            .map(|l| {
-                blobs.insert(sha(&l.blob), l.blob.clone());
-                json!({"mediaType": l.media, "digest": sha(&l.blob), "size": l.blob.len()})
-            })
-            .collect();
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": sha(&img.config), "size": img.config.len()},
-            "layers": layers,
-        }))
-        .expect("manifest");
-        let md = sha(&manifest);
-        for n in &img.names {
-            index.push(json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": md, "size": manifest.len(),
-                "annotations": {"io.containerd.image.name": n},
-            }));
-        }
-        digests.push(md.clone());
-        blobs.insert(md, manifest);
-    }
-    let mut b = tar::Builder::new(Vec::new());
-    add_file(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    let index = json!({"schemaVersion": 2, "manifests": index});
-    add_file(
-        &mut b,
-        "index.json",
-        &serde_json::to_vec(&index).expect("index"),
-    );
-    for (d, data) in &blobs {
-        add_file(&mut b, &format!("blobs/sha256/{}", &d[7..]), data);
-    }
-    (b.into_inner().expect("tar"), digests)
-}
-
 fn store_at(dir: &Path) -> ImageStore {
     ImageStore::open(&dir.join("store")).expect("open store")
 }
@@ -202,17 +112,18 @@ fn fixture() -> Fixture {
     let (base, a, b) = (base(), top_a(), top_b());
     let a_config = config(&[&base, &a], "a");
     let b_config = config(&[&base, &b], "b");
+    // Every name is an index entry; image b has two.
+    fn image<'a>(layers: Vec<&'a Layer>, config: &[u8], name: &'a str) -> OciImage<'a> {
+        OciImage {
+            layers,
+            config: config.to_vec(),
+            annotations: annotations(&[("io.containerd.image.name", name)]),
+        }
+    }
     let (archive, digests) = oci_archive(&[
-        Img {
-            layers: vec![&base, &a],
-            config: a_config.clone(),
-            names: vec!["localhost/t/a:1"],
-        },
-        Img {
-            layers: vec![&base, &b],
-            config: b_config.clone(),
-            names: vec!["localhost/t/b:1", "docker.io/library/tst:v1"],
-        },
+        image(vec![&base, &a], &a_config, "localhost/t/a:1"),
+        image(vec![&base, &b], &b_config, "localhost/t/b:1"),
+        image(vec![&base, &b], &b_config, "docker.io/library/tst:v1"),
     ]);
     store.import(&archive[..], None).expect("import");
     Fixture {
