@@ -34,8 +34,21 @@ fn seccomp(p: Option<&k8s_openapi::api::core::v1::SeccompProfile>) -> Option<Sec
     })
 }
 
-/// The runtime config of container `c` of `pod`, with its volume mounts.
-pub fn container_config(pod: &Pod, c: &Container, mounts: Vec<VolumeMount>) -> ContainerConfig {
+/// Labels the node puts on its sandboxes and containers, as kubelet does:
+/// how it finds a pod's sandboxes and containers in the runtime.
+pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
+pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
+pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+
+/// The runtime config of attempt `attempt` of container `c` of `pod`, with
+/// its volume mounts (the termination log among them).
+pub fn container_config(
+    pod: &Pod,
+    c: &Container,
+    attempt: u32,
+    mounts: Vec<VolumeMount>,
+) -> ContainerConfig {
     let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let sc = c.security_context.as_ref();
     let caps = sc.and_then(|s| s.capabilities.as_ref());
@@ -61,8 +74,28 @@ pub fn container_config(pod: &Pod, c: &Container, mounts: Vec<VolumeMount>) -> C
             .or_else(|| seccomp(psc.and_then(|p| p.seccomp_profile.as_ref())))
             .unwrap_or_default(),
     };
+    let labels = [
+        (LABEL_POD_UID, pod.metadata.uid.clone().unwrap_or_default()),
+        (
+            LABEL_POD_NAME,
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
+        (
+            LABEL_POD_NAMESPACE,
+            crate::node::namespace_of(&pod.metadata),
+        ),
+        (LABEL_CONTAINER_NAME, c.name.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     ContainerConfig {
         name: c.name.clone(),
+        attempt,
+        // kubelet's layout under the pod's log directory.
+        log_path: format!("{}/{attempt}.log", c.name).into(),
+        labels,
+        annotations: Default::default(),
         image: c.image.clone().unwrap_or_default(),
         command: c.command.clone().unwrap_or_default(),
         args: c.args.clone().unwrap_or_default(),
@@ -79,6 +112,5 @@ pub fn container_config(pod: &Pod, c: &Container, mounts: Vec<VolumeMount>) -> C
         mounts,
         resources: requested(c),
         security,
-        termination_message_path: c.termination_message_path.clone(),
     }
 }

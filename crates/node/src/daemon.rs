@@ -93,16 +93,46 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     let puller = Arc::new(peapod_image::Puller::new(images.clone(), registries));
     let node = Arc::new(Node::new(store, runtime.clone(), images, puller));
 
-    // Reconcile: every stored pod gets a worker (which adopts a running
-    // sandbox); a sandbox no stored pod owns is removed.
+    // Shims report state changes as datagrams on one socket: no thread
+    // or connection per pod.
+    let events_path = runtime.paths.events_socket();
+    let _ = std::fs::remove_file(&events_path);
+    let events = tokio::net::UnixDatagram::bind(&events_path).map_err(io(&events_path))?;
+    {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = events.recv(&mut buf).await {
+                let msg = String::from_utf8_lossy(&buf[..n]);
+                if let Some(sid) = msg.split_whitespace().next() {
+                    node.wake_sandbox(sid);
+                }
+            }
+        });
+    }
+
+    // Reconcile: every stored pod gets a worker (which adopts its running
+    // sandboxes); a sandbox no stored pod owns is removed, and so is one
+    // half-made by a crash.
     let pods = node.list_pods(None)?;
     let known: Vec<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
-    for uid in runtime.list_sandboxes() {
-        if !known.contains(&uid) {
-            tracing::info!(%uid, "removing sandbox of a pod that no longer exists");
-            let rt = runtime.clone();
-            let _ = tokio::task::spawn_blocking(move || rt.remove_sandbox(&uid)).await;
-        }
+    let rt = runtime.clone();
+    let stale: Vec<String> = tokio::task::spawn_blocking(move || {
+        let mut out: Vec<String> = rt
+            .list_pod_sandbox(&peapod_runtime::SandboxFilter::default())
+            .into_iter()
+            .filter(|s| !known.contains(&s.metadata.uid))
+            .map(|s| s.id)
+            .collect();
+        out.extend(rt.orphaned_sandbox_ids());
+        out
+    })
+    .await
+    .unwrap_or_default();
+    for sid in stale {
+        tracing::info!(sandbox = %sid, "removing a sandbox no pod owns");
+        let rt = runtime.clone();
+        let _ = tokio::task::spawn_blocking(move || rt.remove_pod_sandbox(&sid)).await;
     }
     for p in &pods {
         node.ensure_worker(p);
@@ -135,5 +165,6 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = std::fs::remove_file(&opts.socket);
+    let _ = std::fs::remove_file(&events_path);
     res.map_err(io(&opts.socket))
 }

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod events;
 pub mod image_pull;
 pub mod node;
+pub mod pod_actions;
 pub mod server;
 pub mod status;
 pub mod store;

@@ -17,6 +17,8 @@ pub struct Node {
     pub events: Events,
     /// Running pod workers by pod UID; notifying one makes it look again.
     workers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Sandbox id → pod UID, to route shims' events to pod workers.
+    sandboxes: Mutex<HashMap<String, String>>,
     pub hostname: String,
 }
 
@@ -51,6 +53,7 @@ impl Node {
             puller,
             events: Events::default(),
             workers: Mutex::new(HashMap::new()),
+            sandboxes: Mutex::new(HashMap::new()),
             hostname,
         }
     }
@@ -99,6 +102,86 @@ impl Node {
 }
 
 impl Node {
+    /// What the node keeps for a pod (kubelet's `/var/lib/kubelet/pods/<uid>`):
+    /// volumes and termination-message files. It outlives sandboxes.
+    pub fn pod_dir(&self, uid: &str) -> std::path::PathBuf {
+        self.runtime.paths.root().join("pods").join(uid)
+    }
+
+    /// The pod's log directory (kubelet's `/var/log/pods/<ns>_<name>_<uid>`).
+    pub fn pod_log_dir(&self, ns: &str, name: &str, uid: &str) -> std::path::PathBuf {
+        self.runtime
+            .paths
+            .root()
+            .join("logs")
+            .join(format!("{ns}_{name}_{uid}"))
+    }
+
+    pub fn own_sandbox(&self, sid: &str, uid: &str) {
+        if let Ok(mut m) = self.sandboxes.lock() {
+            m.insert(sid.to_string(), uid.to_string());
+        }
+    }
+
+    pub fn disown_sandbox(&self, sid: &str) {
+        if let Ok(mut m) = self.sandboxes.lock() {
+            m.remove(sid);
+        }
+    }
+
+    /// A shim reported a change: wake its pod's worker.
+    pub fn wake_sandbox(&self, sid: &str) {
+        let uid = self.sandboxes.lock().ok().and_then(|m| m.get(sid).cloned());
+        if let Some(uid) = uid {
+            if let Some(n) = self.workers.lock().ok().and_then(|w| w.get(&uid).cloned()) {
+                n.notify_one();
+            }
+        }
+    }
+
+    /// The pod's newest sandbox.
+    pub fn current_sandbox(&self, pod: &Pod) -> Option<String> {
+        let uid = pod.metadata.uid.clone()?;
+        self.runtime
+            .list_pod_sandbox(&peapod_runtime::SandboxFilter {
+                labels: [(crate::config::LABEL_POD_UID.to_string(), uid)].into(),
+                ..Default::default()
+            })
+            .into_iter()
+            .max_by(|a, b| {
+                a.metadata
+                    .attempt
+                    .cmp(&b.metadata.attempt)
+                    .then(a.created_at.cmp(&b.created_at))
+            })
+            .map(|s| s.id)
+    }
+
+    /// The latest attempt of container `name` of `pod`, in any of its
+    /// sandboxes. Blocking.
+    pub fn find_container(&self, pod: &Pod, name: &str) -> Option<peapod_runtime::ContainerStatus> {
+        let uid = pod.metadata.uid.clone()?;
+        self.runtime
+            .list_containers(&peapod_runtime::ContainerFilter {
+                labels: [
+                    (crate::config::LABEL_POD_UID.to_string(), uid),
+                    (
+                        crate::config::LABEL_CONTAINER_NAME.to_string(),
+                        name.to_string(),
+                    ),
+                ]
+                .into(),
+                ..Default::default()
+            })
+            .into_iter()
+            .max_by(|a, b| {
+                a.metadata
+                    .attempt
+                    .cmp(&b.metadata.attempt)
+                    .then(a.created_at.cmp(&b.created_at))
+            })
+    }
+
     /// Wake every pod's worker (pods waiting for an image look again).
     pub fn wake_all(self: &Arc<Self>) {
         if let Ok(pods) = self.list_pods(None) {

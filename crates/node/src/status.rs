@@ -1,16 +1,19 @@
-//! Pod status from what the shim reports, the way kubelet computes it:
+//! Pod status from what the runtime reports, the way kubelet computes it:
 //! container states and reasons (`ContainerCreating`, `PodInitializing`,
 //! `Completed`, `Error`, `OOMKilled`), the phase and the conditions.
 
+use crate::pod_actions::PodView;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
-use peapod_shim::{ContainerState, ContainerStatus, ShimState};
+use peapod_runtime::{ContainerState, ContainerStatus, SandboxState};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// What the pod worker knows besides the shim's state.
+/// What the pod worker knows: the runtime's view of the pod and its own
+/// notes (why containers wait, image ids, back-offs).
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
-    pub state: Option<ShimState>,
+    /// The pod's sandboxes and containers as the runtime reports them.
+    pub view: PodView,
     /// Why a container is waiting: name → (reason, message).
     pub waiting: HashMap<String, (String, String)>,
     /// The pod's start time (RFC 3339), set once the worker takes it on.
@@ -23,13 +26,12 @@ pub struct Observed {
     pub terminating: bool,
     /// Image pull back-off per image.
     pub pull_backoff: crate::image_pull::PullBackoff,
-    /// The last sync step created or started something: look again at once
-    /// instead of waiting for a change (the change may already be in).
-    pub progressed: bool,
-    /// The pod's volumes, prepared for the current sandbox.
+    /// The pod's volumes, prepared once (they outlive sandboxes).
     pub volumes: Option<crate::volumes::Prepared>,
     /// Containers whose "image present" event was recorded.
     pub pulled_noted: std::collections::HashSet<String>,
+    /// Termination messages of exited containers, by container id.
+    pub messages: HashMap<String, String>,
 }
 
 /// Seconds precision, as the API server stores times.
@@ -47,88 +49,94 @@ fn is_sidecar(c: &Container) -> bool {
     c.restart_policy.as_deref() == Some("Always")
 }
 
-fn container_status(
-    uid: &str,
-    c: &Container,
-    s: Option<&ContainerState>,
-    obs: &Observed,
-    default_wait: &str,
-) -> Value {
-    let id = format!("peapod://{uid}/{}", c.name);
-    let image_id = obs.image_ids.get(&c.name).cloned().unwrap_or_default();
-    let (state, ready, started, cid) = match s {
-        Some(s) if s.status == ContainerStatus::Running => {
+fn container_id(c: &ContainerStatus) -> String {
+    format!("peapod://{}", c.id)
+}
+
+fn terminated(c: &ContainerStatus, obs: &Observed) -> Value {
+    let mut t = json!({
+        "exitCode": c.exit_code.unwrap_or(255),
+        "reason": c.reason.clone().unwrap_or_else(|| "Error".into()),
+        "startedAt": secs(c.started_at.as_deref().unwrap_or(&c.created_at)),
+        "finishedAt": secs(c.finished_at.as_deref().unwrap_or(&c.created_at)),
+        "containerID": container_id(c),
+    });
+    if let Some(sig) = c.signal {
+        t["signal"] = json!(sig);
+    }
+    if let Some(m) = obs.messages.get(&c.id).filter(|m| !m.is_empty()) {
+        t["message"] = json!(m);
+    }
+    t
+}
+
+fn container_status(c: &Container, obs: &Observed, default_wait: &str) -> Value {
+    let latest = obs.view.latest(&c.name);
+    let image_id = latest
+        .map(|s| s.image_ref.clone())
+        .filter(|r| !r.is_empty())
+        .or_else(|| obs.image_ids.get(&c.name).cloned())
+        .unwrap_or_default();
+    let waiting = obs.waiting.get(&c.name).cloned();
+    let (state, ready, started) = match (latest, &waiting) {
+        (Some(s), _) if s.state == ContainerState::Running => {
             let started_at = secs(s.started_at.as_deref().unwrap_or(&s.created_at));
             (
                 json!({ "running": { "startedAt": started_at } }),
                 true,
                 true,
-                Some(id),
             )
         }
-        Some(s) if s.status == ContainerStatus::Exited => {
-            let exit = s.exit.clone();
-            let (code, signal, oom, finished) = exit
-                .map(|e| (e.code, e.signal, e.oom_killed, e.finished_at))
-                .unwrap_or((255, None, false, now()));
-            let reason = if oom {
-                "OOMKilled"
-            } else if code == 0 {
-                "Completed"
-            } else {
-                "Error"
-            };
-            let mut t = json!({
-                "exitCode": code,
-                "reason": reason,
-                "startedAt": secs(s.started_at.as_deref().unwrap_or(&s.created_at)),
-                "finishedAt": secs(&finished),
-                "containerID": id,
-            });
-            if let Some(sig) = signal {
-                t["signal"] = json!(sig);
-            }
-            (json!({ "terminated": t }), false, false, Some(id))
+        // A container waiting for a restart shows why (CrashLoopBackOff).
+        (Some(s), None) if matches!(s.state, ContainerState::Exited | ContainerState::Unknown) => {
+            (json!({ "terminated": terminated(s, obs) }), false, false)
         }
-        other => {
-            let (reason, message) = obs
-                .waiting
-                .get(&c.name)
-                .cloned()
-                .unwrap_or_else(|| (default_wait.to_string(), String::new()));
+        _ => {
+            let (reason, message) =
+                waiting.unwrap_or_else(|| (default_wait.to_string(), String::new()));
             let mut w = json!({ "reason": reason });
             if !message.is_empty() {
                 w["message"] = json!(message);
             }
-            (json!({ "waiting": w }), false, false, other.map(|_| id))
+            (json!({ "waiting": w }), false, false)
         }
     };
+    let mut last_state = json!({});
+    if let Some(s) = latest {
+        if matches!(s.state, ContainerState::Exited | ContainerState::Unknown)
+            && state.get("waiting").is_some()
+        {
+            last_state = json!({ "terminated": terminated(s, obs) });
+        } else if let Some(p) = obs.view.previous(&c.name) {
+            last_state = json!({ "terminated": terminated(p, obs) });
+        }
+    }
     let mut v = json!({
         "name": c.name,
         "image": c.image.clone().unwrap_or_default(),
         "imageID": image_id,
         "ready": ready,
         "started": started,
-        "restartCount": 0,
+        "restartCount": latest.map(|s| s.metadata.attempt).unwrap_or(0),
         "state": state,
-        "lastState": {},
+        "lastState": last_state,
     });
-    if let Some(cid) = cid {
-        v["containerID"] = json!(cid);
+    if let Some(s) = latest {
+        v["containerID"] = json!(container_id(s));
     }
     v
 }
 
 /// Compute a pod's status.
 pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
     let Some(spec) = pod.spec.as_ref() else {
         return PodStatus::default();
     };
-    let empty = ShimState::default();
-    let st = obs.state.as_ref().unwrap_or(&empty);
-    let get = |name: &str| st.containers.get(name);
+    let get = |name: &str| obs.view.latest(name);
     let inits = spec.init_containers.clone().unwrap_or_default();
+    let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let exited =
+        |s: &ContainerStatus| matches!(s.state, ContainerState::Exited | ContainerState::Unknown);
 
     // Init containers: done when every regular one exited 0 and every
     // sidecar has started.
@@ -137,20 +145,13 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
     let mut init_statuses = Vec::new();
     for c in &inits {
         let s = get(&c.name);
-        init_statuses.push(container_status(&uid, c, s, obs, "PodInitializing"));
+        init_statuses.push(container_status(c, obs, "PodInitializing"));
         let ok = match s {
-            Some(s) if is_sidecar(c) => s.status == ContainerStatus::Running,
-            Some(s) => {
-                s.status == ContainerStatus::Exited && s.exit.as_ref().map(|e| e.code) == Some(0)
-            }
+            Some(s) if is_sidecar(c) => s.started_at.is_some(),
+            Some(s) => exited(s) && s.exit_code == Some(0),
             None => false,
         };
-        if s.map(|s| {
-            s.status == ContainerStatus::Exited && s.exit.as_ref().map(|e| e.code) != Some(0)
-        })
-        .unwrap_or(false)
-            && !is_sidecar(c)
-        {
+        if !is_sidecar(c) && s.is_some_and(|s| exited(s) && s.exit_code != Some(0)) {
             init_failed = true;
         }
         if !ok {
@@ -165,39 +166,40 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
     let app_statuses: Vec<Value> = spec
         .containers
         .iter()
-        .map(|c| container_status(&uid, c, get(&c.name), obs, app_wait))
+        .map(|c| container_status(c, obs, app_wait))
         .collect();
 
-    let app_states: Vec<Option<&ContainerState>> =
+    let app_states: Vec<Option<&ContainerStatus>> =
         spec.containers.iter().map(|c| get(&c.name)).collect();
     let running = app_states
         .iter()
-        .filter(|s| {
-            s.map(|s| s.status == ContainerStatus::Running)
-                .unwrap_or(false)
-        })
+        .filter(|s| s.is_some_and(|s| s.state == ContainerState::Running))
         .count();
-    let exited: Vec<&ContainerState> = app_states
+    let done: Vec<&ContainerStatus> = app_states
         .iter()
         .flatten()
-        .filter(|s| s.status == ContainerStatus::Exited)
+        .filter(|s| exited(s))
         .copied()
         .collect();
-    let all_exited = exited.len() == spec.containers.len() && !spec.containers.is_empty();
-    let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    // Terminal only when no exited container will be restarted.
+    let will_restart = |s: &ContainerStatus| match restart_policy {
+        "Never" => false,
+        "OnFailure" => s.exit_code != Some(0),
+        _ => true,
+    };
+    let all_done = done.len() == spec.containers.len()
+        && !spec.containers.is_empty()
+        && !done.iter().any(|s| will_restart(s));
 
     let phase = if init_failed && restart_policy == "Never" {
         "Failed"
-    } else if all_exited {
-        if exited
-            .iter()
-            .all(|s| s.exit.as_ref().map(|e| e.code) == Some(0))
-        {
+    } else if all_done {
+        if done.iter().all(|s| s.exit_code == Some(0)) {
             "Succeeded"
         } else {
             "Failed"
         }
-    } else if init_done && running + exited.len() == spec.containers.len() && running > 0 {
+    } else if init_done && running > 0 {
         "Running"
     } else {
         "Pending"
@@ -205,10 +207,9 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
 
     let ready = init_done && running == spec.containers.len() && !obs.terminating;
     let sandbox_ready = obs
-        .state
-        .as_ref()
-        .map(|s| s.infra_exit.is_none())
-        .unwrap_or(false);
+        .view
+        .current_sandbox()
+        .is_some_and(|s| s.state == SandboxState::Ready);
     let t = now();
     let cond = |typ: &str, ok: bool, reason: Option<&str>| {
         let mut c = json!({ "type": typ, "status": if ok { "True" } else { "False" }, "lastTransitionTime": t });
@@ -217,13 +218,14 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
         }
         c
     };
+    let completed = phase == "Succeeded" || phase == "Failed";
     let conditions = vec![
         cond("PodReadyToStartContainers", sandbox_ready, None),
         cond("Initialized", init_done, Some("ContainersNotInitialized")),
         cond(
             "Ready",
             ready,
-            Some(if phase == "Succeeded" || phase == "Failed" {
+            Some(if completed {
                 "PodCompleted"
             } else {
                 "ContainersNotReady"
@@ -232,7 +234,7 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
         cond(
             "ContainersReady",
             ready,
-            Some(if phase == "Succeeded" || phase == "Failed" {
+            Some(if completed {
                 "PodCompleted"
             } else {
                 "ContainersNotReady"
@@ -304,34 +306,66 @@ pub fn qos_class(pod: &Pod) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use peapod_shim::ExitInfo;
+    use peapod_runtime::{ContainerMetadata, PodSandboxMetadata, PodSandboxStatus};
 
     fn pod(yaml: &str) -> Pod {
         serde_yaml_ng::from_str(yaml).unwrap()
     }
 
     fn cs(
-        id: &str,
-        status: ContainerStatus,
-        exit: Option<(i32, bool)>,
-    ) -> (String, ContainerState) {
-        (
-            id.to_string(),
-            ContainerState {
-                id: id.into(),
-                pid: 1,
-                status,
-                created_at: "2024-01-01T00:00:00Z".into(),
-                started_at: Some("2024-01-01T00:00:01.5Z".into()),
-                exit: exit.map(|(code, oom)| ExitInfo {
-                    code,
-                    signal: None,
-                    finished_at: "2024-01-01T00:00:02Z".into(),
-                    oom_killed: oom,
-                }),
-                log_path: "/x".into(),
+        name: &str,
+        attempt: u32,
+        state: ContainerState,
+        exit: Option<(i32, &str)>,
+    ) -> ContainerStatus {
+        ContainerStatus {
+            id: format!("{name}{attempt}"),
+            sandbox_id: "s".into(),
+            metadata: ContainerMetadata {
+                name: name.into(),
+                attempt,
             },
-        )
+            state,
+            pid: None,
+            created_at: "2024-01-01T00:00:00Z".into(),
+            started_at: Some("2024-01-01T00:00:01.5Z".into()),
+            finished_at: exit.map(|_| "2024-01-01T00:00:02Z".into()),
+            exit_code: exit.map(|e| e.0),
+            signal: None,
+            reason: exit.map(|e| e.1.to_string()),
+            message: None,
+            image: "i".into(),
+            image_ref: "i@sha256:x".into(),
+            log_path: "/x".into(),
+            labels: Default::default(),
+            annotations: Default::default(),
+        }
+    }
+
+    fn obs(containers: Vec<ContainerStatus>) -> Observed {
+        Observed {
+            view: PodView {
+                sandboxes: vec![PodSandboxStatus {
+                    id: "s".into(),
+                    metadata: PodSandboxMetadata::default(),
+                    state: SandboxState::Ready,
+                    created_at: String::new(),
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                    netns: None,
+                    cgroup_parent: String::new(),
+                    host_network: false,
+                    host_pid: false,
+                    host_ipc: false,
+                    share_process_namespace: false,
+                    shim_pid: None,
+                    infra_pid: None,
+                    not_ready_reason: None,
+                }],
+                containers,
+            },
+            ..Default::default()
+        }
     }
 
     const POD: &str = "metadata: {name: p, uid: u1}\nspec:\n  initContainers: [{name: init, image: i}]\n  containers: [{name: a, image: i}, {name: b, image: i}]\n";
@@ -339,14 +373,7 @@ mod tests {
     #[test]
     fn init_running_keeps_pending() {
         let p = pod(POD);
-        let obs = Observed {
-            state: Some(ShimState {
-                containers: [cs("init", ContainerStatus::Running, None)].into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let s = compute(&p, &obs);
+        let s = compute(&p, &obs(vec![cs("init", 0, ContainerState::Running, None)]));
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         let a = &s.container_statuses.as_ref().unwrap()[0];
         assert_eq!(
@@ -363,65 +390,92 @@ mod tests {
     }
 
     #[test]
-    fn running_and_oom() {
+    fn running_and_oom_and_restarts() {
         let p = pod(POD);
-        let obs = Observed {
-            state: Some(ShimState {
-                containers: [
-                    cs("init", ContainerStatus::Exited, Some((0, false))),
-                    cs("a", ContainerStatus::Running, None),
-                    cs("b", ContainerStatus::Exited, Some((137, true))),
-                ]
-                .into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let s = compute(&p, &obs);
+        let o = obs(vec![
+            cs("init", 0, ContainerState::Exited, Some((0, "Completed"))),
+            cs("a", 0, ContainerState::Exited, Some((1, "Error"))),
+            cs("a", 1, ContainerState::Running, None),
+            cs("b", 0, ContainerState::Exited, Some((137, "OOMKilled"))),
+        ]);
+        let s = compute(&p, &o);
         assert_eq!(s.phase.as_deref(), Some("Running"));
+        let a = &s.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(a.restart_count, 1);
+        let last = a.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!(last.exit_code, 1);
         let b = &s.container_statuses.as_ref().unwrap()[1];
         let t = b.state.as_ref().unwrap().terminated.as_ref().unwrap();
         assert_eq!(t.reason.as_deref(), Some("OOMKilled"));
         assert_eq!(t.exit_code, 137);
-        let init = &s.init_container_statuses.as_ref().unwrap()[0];
+    }
+
+    #[test]
+    fn crash_loop_shows_waiting_with_last_state() {
+        let p = pod(POD);
+        let mut o = obs(vec![
+            cs("init", 0, ContainerState::Exited, Some((0, "Completed"))),
+            cs("a", 2, ContainerState::Exited, Some((3, "Error"))),
+        ]);
+        o.waiting.insert(
+            "a".into(),
+            ("CrashLoopBackOff".into(), "back-off 20s".into()),
+        );
+        let s = compute(&p, &o);
+        let a = &s.container_statuses.as_ref().unwrap()[0];
         assert_eq!(
-            init.state
+            a.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("CrashLoopBackOff")
+        );
+        assert_eq!(
+            a.last_state
                 .as_ref()
                 .unwrap()
                 .terminated
                 .as_ref()
                 .unwrap()
-                .reason
-                .as_deref(),
-            Some("Completed")
+                .exit_code,
+            3
         );
+        assert_eq!(a.restart_count, 2);
     }
 
     #[test]
     fn failed_init_with_never() {
         let mut p = pod(POD);
         p.spec.as_mut().unwrap().restart_policy = Some("Never".into());
-        let obs = Observed {
-            state: Some(ShimState {
-                containers: [cs("init", ContainerStatus::Exited, Some((3, false)))].into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let s = compute(&p, &obs);
-        assert_eq!(s.phase.as_deref(), Some("Failed"));
-        let init = &s.init_container_statuses.as_ref().unwrap()[0];
-        assert_eq!(
-            init.state
-                .as_ref()
-                .unwrap()
-                .terminated
-                .as_ref()
-                .unwrap()
-                .reason
-                .as_deref(),
-            Some("Error")
+        let s = compute(
+            &p,
+            &obs(vec![cs(
+                "init",
+                0,
+                ContainerState::Exited,
+                Some((3, "Error")),
+            )]),
         );
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn never_pod_completes() {
+        let mut p = pod(POD);
+        p.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+        let s = compute(
+            &p,
+            &obs(vec![
+                cs("init", 0, ContainerState::Exited, Some((0, "Completed"))),
+                cs("a", 0, ContainerState::Exited, Some((0, "Completed"))),
+                cs("b", 0, ContainerState::Exited, Some((0, "Completed"))),
+            ]),
+        );
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
     }
 
     #[test]

@@ -1,29 +1,72 @@
-//! The pod worker: one task per pod that drives it to its desired state
-//! through the runtime, the way kubelet's pod workers do: sandbox, init
-//! containers one at a time to success, then app containers and sidecars;
-//! status written back to the store; graceful termination on delete.
+//! The pod worker: one task per pod that carries out what
+//! [`pod_actions::compute`] decides, the way kubelet's pod workers do:
+//! look at the runtime, decide, act, write the status, then wait for a
+//! change (a shim's event, the shim's death seen through a pidfd, a
+//! back-off expiring, a store change) or the periodic resync.
 //!
-//! After a daemon restart a worker adopts the running sandbox it finds (the
-//! shim holds the truth about processes) instead of making a new one.
+//! Nothing here is cached that a fresh worker after a daemon restart would
+//! lack: every pass reads the pod's sandboxes and containers from the
+//! runtime, which reads them from disk.
 
-use crate::config::container_config;
+use crate::config::{container_config, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID};
 use crate::node::{pod_key, Node};
+use crate::pod_actions::{self, Kind, PodActions, PodView};
 use crate::status::{self, Observed};
 use crate::volumes;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use peapod_runtime::cgroups::resources::pod_values;
-use peapod_runtime::sandbox_run::SandboxCgroup;
-use peapod_runtime::{RuntimeError, SandboxConfig};
-use peapod_shim::ContainerStatus;
+use peapod_runtime::{
+    ContainerFilter, ContainerState, RuntimeError, SandboxCgroup, SandboxConfig, SandboxFilter,
+    SandboxState, VolumeMount,
+};
+use std::collections::BTreeMap;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
-/// How long a worker waits for news before looking again.
-const RESYNC: Duration = Duration::from_secs(2);
+/// How long a worker waits for news before looking again. Changes arrive
+/// as events (shim datagrams, pidfds, store writes); this only bounds how
+/// stale a missed one can get.
+const RESYNC: Duration = Duration::from_secs(10);
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// The pod's sandboxes and their containers, from the runtime.
+fn read_view(rt: &peapod_runtime::Runtime, sandbox_ids: &[String]) -> PodView {
+    let mut view = PodView::default();
+    for sid in sandbox_ids {
+        if let Ok(s) = rt.pod_sandbox_status(sid) {
+            view.containers.extend(rt.list_containers(&ContainerFilter {
+                sandbox_id: Some(sid.clone()),
+                ..Default::default()
+            }));
+            view.sandboxes.push(s);
+        }
+    }
+    view.sandboxes.sort_by(|a, b| {
+        a.metadata
+            .attempt
+            .cmp(&b.metadata.attempt)
+            .then(a.created_at.cmp(&b.created_at))
+    });
+    view
+}
+
+/// A pidfd for `pid` (readable once the process exits).
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;
+    // the fd is owned here alone. Hand-written: nix 0.29 has no wrapper.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor from the kernel, owned by no one else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify: Arc<Notify>) {
@@ -31,30 +74,53 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
         host_ip: Some(host_ip()),
         ..Default::default()
     };
+    // The pod's sandboxes, found by label once (after a daemon restart they
+    // exist already); from then on the worker tracks the ones it makes.
+    let rt = node.runtime.clone();
+    let u = uid.clone();
+    let mut sandbox_ids: Vec<String> = blocking(move || {
+        rt.list_pod_sandbox(&SandboxFilter {
+            labels: BTreeMap::from([(LABEL_POD_UID.to_string(), u)]),
+            ..Default::default()
+        })
+        .into_iter()
+        .map(|s| s.id)
+        .collect()
+    })
+    .await
+    .unwrap_or_default();
+    for sid in &sandbox_ids {
+        node.own_sandbox(sid, &uid);
+    }
+    // The watched shim: (sandbox id, pid, pidfd).
+    let mut watched: Option<(String, i32, AsyncFd<OwnedFd>)> = None;
     loop {
         let pod = match node.get_pod(&ns, &name) {
             Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => p,
             Ok(_) => {
                 // Gone (or replaced by a pod of the same name): clean up.
-                let rt = node.runtime.clone();
-                let u = uid.clone();
-                blocking(move || rt.remove_sandbox(&u)).await;
-                node.events.forget(&uid);
+                remove_all(&node, &ns, &name, &uid, &sandbox_ids).await;
                 return;
             }
             Err(e) => {
                 tracing::error!(pod = %name, "store: {e}");
-                tokio::time::sleep(RESYNC).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
             }
         };
+        let rt = node.runtime.clone();
+        let ids = sandbox_ids.clone();
+        obs.view = blocking(move || read_view(&rt, &ids))
+            .await
+            .unwrap_or_default();
+
         if pod.metadata.deletion_timestamp.is_some() {
             obs.terminating = true;
-            terminate(&node, &pod, &mut obs).await;
+            terminate(&node, &pod, &obs).await;
+            remove_all(&node, &ns, &name, &uid, &sandbox_ids).await;
             if let Err(e) = node.store.delete("pods", &pod_key(&ns, &name)) {
                 tracing::error!(pod = %name, "store delete: {e}");
             }
-            node.events.forget(&uid);
             return;
         }
         if obs.start_time.is_none() {
@@ -65,44 +131,66 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
                     .as_ref()
                     .and_then(|s| s.start_time.as_ref())
                     .map(|t| t.0.to_string())
-                    .unwrap_or_else(now),
+                    .unwrap_or_else(crate::time::now_string),
             );
         }
-        obs.progressed = false;
-        sync(&node, &pod, &mut obs).await;
-        write_status(&node, &pod, &obs);
-        if obs.progressed {
+        let Some(spec) = pod.spec.clone() else { return };
+        let actions = pod_actions::compute(&spec, &obs.view, chrono::Utc::now());
+        let progressed = execute(&node, &pod, &actions, &mut obs, &mut sandbox_ids).await;
+        if progressed {
             let rt = node.runtime.clone();
-            let u = uid.clone();
-            if let Some(Ok(s)) = blocking(move || rt.sandbox_state(&u)).await {
-                obs.state = Some(s);
-            }
+            let ids = sandbox_ids.clone();
+            obs.view = blocking(move || read_view(&rt, &ids))
+                .await
+                .unwrap_or_default();
+        }
+        read_messages(&node, &pod, &mut obs).await;
+        write_status(&node, &pod, &obs);
+        if progressed {
             continue;
         }
 
-        let generation = obs.state.as_ref().map(|s| s.generation);
-        let rt = node.runtime.clone();
-        let u = uid.clone();
+        // Watch the current sandbox's shim for death.
+        let current = obs
+            .view
+            .current_sandbox()
+            .filter(|s| s.state == SandboxState::Ready)
+            .and_then(|s| s.shim_pid.map(|p| (s.id.clone(), p)));
+        if current.as_ref().map(|(s, p)| (s, *p)) != watched.as_ref().map(|(s, p, _)| (s, *p)) {
+            watched = current.and_then(|(sid, pid)| {
+                let fd = pidfd_open(pid)?;
+                // The pid was read from a file: it must still be that shim.
+                (node.runtime.shim_pid(&sid) == Some(pid)).then_some(())?;
+                // SAFETY: the OwnedFd is moved into the AsyncFd, which owns
+                // it (and so keeps it open and unchanged) until dropped.
+                let fd = unsafe { AsyncFd::register(fd) }.ok()?;
+                Some((sid, pid, fd))
+            });
+        }
+        let wait = actions
+            .backoff
+            .iter()
+            .map(|(_, _, until)| (*until - chrono::Utc::now()).to_std().unwrap_or_default())
+            .min()
+            .map(|d| d + Duration::from_millis(50))
+            .unwrap_or(RESYNC)
+            .min(RESYNC);
         tokio::select! {
             _ = notify.notified() => {}
-            r = async move {
-                match generation {
-                    Some(g) => blocking(move || rt.wait_change(&u, g, RESYNC)).await,
-                    None => { tokio::time::sleep(RESYNC).await; None }
+            _ = tokio::time::sleep(wait) => {}
+            r = async {
+                match &watched {
+                    Some((_, _, fd)) => fd.readable().await.map(|_| ()),
+                    None => std::future::pending().await,
                 }
             } => {
-                match r {
-                    Some(Ok(s)) => obs.state = Some(s),
-                    Some(Err(_)) => obs.state = None,
-                    None => {}
+                if r.is_ok() {
+                    tracing::info!(pod = %name, "the pod's shim exited");
                 }
+                watched = None;
             }
         }
     }
-}
-
-fn now() -> String {
-    crate::time::now_string()
 }
 
 fn host_ip() -> String {
@@ -144,11 +232,7 @@ fn write_status(node: &Node, pod: &Pod, obs: &Observed) {
     }
 }
 
-fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
-}
-
-fn sandbox_config(pod: &Pod) -> SandboxConfig {
+fn sandbox_config(node: &Node, pod: &Pod, attempt: u32) -> SandboxConfig {
     let spec = pod.spec.clone().unwrap_or_default();
     let app: Vec<_> = spec
         .containers
@@ -163,28 +247,153 @@ fn sandbox_config(pod: &Pod) -> SandboxConfig {
         .collect();
     let v = pod_values(&app, &init, None);
     let name = pod.metadata.name.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let namespace = crate::node::namespace_of(&pod.metadata);
+    let labels = BTreeMap::from([
+        (LABEL_POD_UID.to_string(), uid.clone()),
+        (LABEL_POD_NAME.to_string(), name.clone()),
+        (LABEL_POD_NAMESPACE.to_string(), namespace.clone()),
+    ]);
     SandboxConfig {
-        uid: pod.metadata.uid.clone().unwrap_or_default(),
-        name: name.clone(),
-        namespace: crate::node::namespace_of(&pod.metadata),
-        hostname: name,
-        host_network: spec.host_network.unwrap_or(false),
-        host_pid: spec.host_pid.unwrap_or(false),
-        host_ipc: spec.host_ipc.unwrap_or(false),
-        share_process_namespace: spec.share_process_namespace.unwrap_or(false),
+        metadata: peapod_runtime::PodSandboxMetadata {
+            name: name.clone(),
+            uid: uid.clone(),
+            namespace: namespace.clone(),
+            attempt,
+        },
+        hostname: spec.hostname.clone().unwrap_or_else(|| name.clone()),
+        labels,
+        annotations: BTreeMap::new(),
+        log_directory: node.pod_log_dir(&namespace, &name, &uid),
+        cgroup_parent: format!("{}/pod{uid}", node.runtime.paths.cgroup_parent()),
         cgroup: SandboxCgroup {
             cpu_shares: v.cpu_shares,
             cpu_quota: v.cpu_quota,
             memory_limit: v.memory_limit,
         },
+        host_network: spec.host_network.unwrap_or(false),
+        host_pid: spec.host_pid.unwrap_or(false),
+        host_ipc: spec.host_ipc.unwrap_or(false),
+        share_process_namespace: spec.share_process_namespace.unwrap_or(false),
+        sysctls: spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.sysctls.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| (s.name, s.value))
+            .collect(),
     }
 }
 
-/// One step toward the desired state. Errors become waiting reasons and
-/// events; the next step retries.
-async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
+/// Carry out `a`; true when something was made, started or stopped (look
+/// again at once).
+async fn execute(
+    node: &Arc<Node>,
+    pod: &Pod,
+    a: &PodActions,
+    obs: &mut Observed,
+    sandbox_ids: &mut Vec<String>,
+) -> bool {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let Some(spec) = pod.spec.clone() else { return };
+    let mut progressed = false;
+    for sid in &a.remove_sandboxes {
+        let rt = node.runtime.clone();
+        let s = sid.clone();
+        if let Some(Err(e)) = blocking(move || rt.remove_pod_sandbox(&s)).await {
+            tracing::warn!(%uid, sandbox = %sid, "remove old sandbox: {e}");
+        } else {
+            sandbox_ids.retain(|x| x != sid);
+            node.disown_sandbox(sid);
+        }
+    }
+    if a.kill_pod {
+        if let Some(cur) = obs.view.current_sandbox() {
+            if a.create_sandbox.is_some() {
+                node.events.record(
+                    pod,
+                    "Normal",
+                    "SandboxChanged",
+                    "Pod sandbox changed, it will be killed and re-created.",
+                );
+            }
+            let rt = node.runtime.clone();
+            let sid = cur.id.clone();
+            // Kills what is left by cgroup and records the containers' ends.
+            if let Some(Err(e)) = blocking(move || rt.stop_pod_sandbox(&sid)).await {
+                tracing::warn!(%uid, "stop dead sandbox: {e}");
+            }
+        }
+    }
+    if let Some(attempt) = a.create_sandbox {
+        if let Some(sid) = create_sandbox(node, pod, attempt, obs).await {
+            sandbox_ids.push(sid.clone());
+            node.own_sandbox(&sid, &uid);
+            progressed = true;
+        }
+        return progressed;
+    }
+    for (cid, name, why) in &a.kill {
+        node.events.record(
+            pod,
+            "Normal",
+            "Killing",
+            format!("Stopping container {name}: {why}"),
+        );
+        let rt = node.runtime.clone();
+        let cid = cid.clone();
+        let grace = grace_period(pod);
+        if let Some(Err(e)) = blocking(move || rt.stop_container(&cid, grace, None)).await {
+            tracing::warn!(%uid, container = %name, "stop: {e}");
+        }
+        progressed = true;
+    }
+    for (name, message, _) in &a.backoff {
+        let pod_desc = format!(
+            "{}_{}({uid})",
+            pod.metadata.name.clone().unwrap_or_default(),
+            crate::node::namespace_of(&pod.metadata)
+        );
+        let msg = format!("{message} pod={pod_desc}");
+        if obs.waiting.get(name).map(|w| w.0.as_str()) != Some("CrashLoopBackOff") {
+            node.events.record(
+                pod,
+                "Warning",
+                "BackOff",
+                format!("Back-off restarting failed container {name} in pod {pod_desc}"),
+            );
+        }
+        obs.waiting
+            .insert(name.clone(), ("CrashLoopBackOff".into(), msg));
+    }
+    if !a.start.is_empty() && start_containers(node, pod, a, obs).await {
+        progressed = true;
+    }
+    progressed
+}
+
+fn grace_period(pod: &Pod) -> Duration {
+    let g = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or(pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30)
+        .max(0);
+    Duration::from_secs(g as u64)
+}
+
+/// Images (per pull policy), volumes (once: they outlive sandboxes), then
+/// RunPodSandbox. Errors become waiting reasons and events.
+async fn create_sandbox(
+    node: &Arc<Node>,
+    pod: &Pod,
+    attempt: u32,
+    obs: &mut Observed,
+) -> Option<String> {
+    let spec = pod.spec.clone()?;
     let all: Vec<Container> = spec
         .init_containers
         .iter()
@@ -192,195 +401,116 @@ async fn sync(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
         .chain(spec.containers.iter())
         .cloned()
         .collect();
-
-    // Adopt or make the sandbox.
-    if obs.state.is_none() {
-        let rt = node.runtime.clone();
-        let u = uid.clone();
-        if let Some(Ok(state)) = blocking(move || rt.sandbox_state(&u)).await {
-            obs.state = Some(state);
+    let creds = crate::image_pull::pull_credentials(node, pod);
+    let mut missing = false;
+    for c in &all {
+        let image = c.image.clone().unwrap_or_default();
+        match crate::image_pull::ensure(node, pod, c, &creds, &mut obs.pull_backoff).await {
+            crate::image_pull::Ensured::Present(rec) => {
+                obs.image_ids
+                    .insert(c.name.clone(), format!("{}@{}", rec.name, rec.digest));
+                if obs
+                    .waiting
+                    .get(&c.name)
+                    .is_some_and(|w| w.0.contains("Image"))
+                {
+                    obs.waiting.remove(&c.name);
+                }
+                if obs.pulled_noted.insert(c.name.clone()) {
+                    node.events.record(
+                        pod,
+                        "Normal",
+                        "Pulled",
+                        format!("Container image \"{image}\" already present on machine"),
+                    );
+                }
+            }
+            crate::image_pull::Ensured::Waiting(reason, msg) => {
+                missing = true;
+                if reason == "ErrImageNeverPull"
+                    && obs.waiting.get(&c.name).map(|w| w.0.as_str()) != Some("ErrImageNeverPull")
+                {
+                    node.events
+                        .record(pod, "Warning", "ErrImageNeverPull", msg.clone());
+                }
+                obs.waiting.insert(c.name.clone(), (reason, msg));
+            }
         }
     }
-    if let Some(st) = &obs.state {
-        if st.infra_exit.is_some() {
+    if missing {
+        return None;
+    }
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    if obs.volumes.is_none() {
+        let p = pod.clone();
+        let dir = node.pod_dir(&uid).join("volumes");
+        match blocking(move || volumes::prepare(&p, &dir)).await? {
+            Ok(v) => obs.volumes = Some(v),
+            Err(e) => {
+                for c in &all {
+                    obs.waiting.insert(
+                        c.name.clone(),
+                        ("CreateContainerConfigError".into(), e.to_string()),
+                    );
+                }
+                node.events
+                    .record(pod, "Warning", "FailedMount", e.to_string());
+                return None;
+            }
+        }
+    }
+    let cfg = sandbox_config(node, pod, attempt);
+    let rt = node.runtime.clone();
+    let t0 = std::time::Instant::now();
+    let res = blocking(move || rt.run_pod_sandbox(&cfg)).await?;
+    tracing::debug!(pod = ?pod.metadata.name, elapsed = ?t0.elapsed(), "run sandbox");
+    match res {
+        Ok(sid) => Some(sid),
+        Err(e) => {
             node.events.record(
                 pod,
-                "Normal",
-                "SandboxChanged",
-                "Pod sandbox changed, it will be killed and re-created.",
+                "Warning",
+                "FailedCreatePodSandBox",
+                format!("Failed to create pod sandbox: {e}"),
             );
-            let rt = node.runtime.clone();
-            let u = uid.clone();
-            blocking(move || rt.remove_sandbox(&u)).await;
-            obs.state = None;
+            None
         }
     }
-    if obs.state.is_none() {
-        // Images, per imagePullPolicy (pulls with the pod's pull secrets).
-        let creds = crate::image_pull::pull_credentials(node, pod);
-        let mut missing = false;
-        for c in &all {
-            let image = c.image.clone().unwrap_or_default();
-            match crate::image_pull::ensure(node, pod, c, &creds, &mut obs.pull_backoff).await {
-                crate::image_pull::Ensured::Present(rec) => {
-                    obs.image_ids
-                        .insert(c.name.clone(), format!("{}@{}", rec.name, rec.digest));
-                    if obs
-                        .waiting
-                        .get(&c.name)
-                        .map(|w| w.0.contains("Image"))
-                        .unwrap_or(false)
-                    {
-                        obs.waiting.remove(&c.name);
-                    }
-                    if !obs.pulled_noted.contains(&c.name) {
-                        obs.pulled_noted.insert(c.name.clone());
-                        node.events.record(
-                            pod,
-                            "Normal",
-                            "Pulled",
-                            format!("Container image \"{image}\" already present on machine"),
-                        );
-                    }
-                }
-                crate::image_pull::Ensured::Waiting(reason, msg) => {
-                    missing = true;
-                    if reason == "ErrImageNeverPull"
-                        && obs.waiting.get(&c.name).map(|w| w.0.as_str())
-                            != Some("ErrImageNeverPull")
-                    {
-                        node.events
-                            .record(pod, "Warning", "ErrImageNeverPull", msg.clone());
-                    }
-                    obs.waiting.insert(c.name.clone(), (reason, msg));
-                }
-            }
-        }
-        if missing {
-            return;
-        }
-        let rt = node.runtime.clone();
-        let cfg = sandbox_config(pod);
-        let u = uid.clone();
-        let leftovers = rt.paths.sandbox_state(&u).exists() || rt.paths.sandbox_data(&u).exists();
-        if leftovers {
-            let rt2 = rt.clone();
-            let u2 = u.clone();
-            blocking(move || rt2.remove_sandbox(&u2)).await;
-        }
-        let t0 = std::time::Instant::now();
-        let res = blocking(move || rt.run_sandbox(&cfg).and_then(|_| rt.sandbox_state(&u))).await;
-        tracing::debug!(pod = ?pod.metadata.name, elapsed = ?t0.elapsed(), "run sandbox");
-        match res {
-            Some(Ok(state)) => {
-                obs.state = Some(state);
-                obs.volumes = None;
-            }
-            Some(Err(e)) => {
-                node.events.record(
-                    pod,
-                    "Warning",
-                    "FailedCreatePodSandBox",
-                    format!("Failed to create pod sandbox: {e}"),
-                );
-                return;
-            }
-            None => return,
-        }
-    }
+}
 
-    // Volumes, once per sandbox (they live in its data directory).
-    let prepared = match obs.volumes.clone() {
-        Some(v) => v,
-        None => {
-            let rt = node.runtime.clone();
-            let p = pod.clone();
-            let u = uid.clone();
-            match blocking(move || volumes::prepare(&p, &rt.paths.volumes_dir(&u))).await {
-                Some(Ok(v)) => {
-                    obs.volumes = Some(v.clone());
-                    v
-                }
-                Some(Err(e)) => {
-                    for c in &all {
-                        obs.waiting.insert(
-                            c.name.clone(),
-                            ("CreateContainerConfigError".into(), e.to_string()),
-                        );
-                    }
-                    node.events
-                        .record(pod, "Warning", "FailedMount", e.to_string());
-                    return;
-                }
-                None => return,
-            }
-        }
+/// The node-owned file a container's termination message is written to.
+fn termination_log(node: &Node, uid: &str, name: &str, attempt: u32) -> PathBuf {
+    node.pod_dir(uid)
+        .join("containers")
+        .join(name)
+        .join(attempt.to_string())
+}
+
+/// Create and start the containers `a.start` names, concurrently (each is
+/// a few helper runs and an overlay mount); true if any started.
+async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut Observed) -> bool {
+    let Some(spec) = pod.spec.clone() else {
+        return false;
     };
-
-    // Init containers, one at a time; sidecars start and stay.
-    let inits = spec.init_containers.clone().unwrap_or_default();
-    for (i, c) in inits.iter().enumerate() {
-        let field = format!("spec.initContainers[{i}]");
-        let st = obs
-            .state
-            .as_ref()
-            .and_then(|s| s.containers.get(&c.name))
-            .map(|c| (c.status, c.exit.as_ref().map(|e| e.code)));
-        match st {
-            None | Some((ContainerStatus::Created, _)) => {
-                if !start(node, pod, c, &field, &prepared, obs).await || !is_sidecar(c) {
-                    return;
-                }
-            }
-            Some((ContainerStatus::Running, _)) if is_sidecar(c) => {}
-            Some((ContainerStatus::Running, _)) => return,
-            Some((ContainerStatus::Exited, Some(0))) => {}
-            Some((ContainerStatus::Exited, _)) if is_sidecar(c) => {}
-            Some((ContainerStatus::Exited, _)) => return,
-        }
-    }
-    let mut to_start = Vec::new();
-    for (i, c) in spec.containers.iter().enumerate() {
-        let st = obs
-            .state
-            .as_ref()
-            .and_then(|s| s.containers.get(&c.name))
-            .map(|c| c.status);
-        if matches!(st, None | Some(ContainerStatus::Created)) {
-            to_start.push((c, format!("spec.containers[{i}]")));
-        }
-    }
-    if !to_start.is_empty() {
-        start_many(node, pod, &to_start, &prepared, obs).await;
-    }
-}
-
-/// Create (if needed) and start one container; false on failure.
-async fn start(
-    node: &Arc<Node>,
-    pod: &Pod,
-    c: &Container,
-    field: &str,
-    prepared: &volumes::Prepared,
-    obs: &mut Observed,
-) -> bool {
-    start_many(node, pod, &[(c, field.to_string())], prepared, obs).await
-}
-
-/// Create (if needed) and start containers concurrently (each is a few
-/// helper runs and an overlay mount); true when all started.
-async fn start_many(
-    node: &Arc<Node>,
-    pod: &Pod,
-    items: &[(&Container, String)],
-    prepared: &volumes::Prepared,
-    obs: &mut Observed,
-) -> bool {
+    let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) else {
+        return false;
+    };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let mut all_ok = true;
+    let prepared = obs.volumes.clone().unwrap_or_default();
     let mut tasks = Vec::new();
-    for (c, field) in items {
-        let mounts = match volumes::container_mounts(c, prepared, field) {
+    for s in &a.start {
+        let (c, field) = match s.kind {
+            Kind::Init => (
+                spec.init_containers.as_ref().and_then(|v| v.get(s.index)),
+                format!("spec.initContainers[{}]", s.index),
+            ),
+            Kind::App => (
+                spec.containers.get(s.index),
+                format!("spec.containers[{}]", s.index),
+            ),
+        };
+        let Some(c) = c.cloned() else { continue };
+        let mut mounts = match volumes::container_mounts(&c, &prepared, &field) {
             Ok(m) => m,
             Err(e) => {
                 obs.waiting.insert(
@@ -389,45 +519,59 @@ async fn start_many(
                 );
                 node.events
                     .record(pod, "Warning", "Failed", format!("Error: {e}"));
-                all_ok = false;
                 continue;
             }
         };
-        let cfg = container_config(pod, c, mounts);
-        let exists = obs
-            .state
-            .as_ref()
-            .map(|s| s.containers.contains_key(&c.name))
-            .unwrap_or(false);
-        let rt = node.runtime.clone();
-        let u = uid.clone();
-        let name = c.name.clone();
-        let t0 = std::time::Instant::now();
-        let task = tokio::task::spawn_blocking(move || -> Result<bool, RuntimeError> {
-            let created = if exists {
-                false
-            } else {
-                rt.create_container(&u, &cfg)?;
-                true
-            };
-            rt.start_container(&u, &name)?;
-            Ok(created)
+        let term = termination_log(node, &uid, &c.name, s.attempt);
+        mounts.push(VolumeMount {
+            container_path: c
+                .termination_message_path
+                .clone()
+                .unwrap_or_else(|| "/dev/termination-log".into()),
+            host_path: term.clone(),
+            readonly: false,
         });
-        tasks.push(((*c).clone(), t0, task));
+        // A container left `Created` by a failed start is removed first.
+        let stale: Vec<String> = obs
+            .view
+            .containers
+            .iter()
+            .filter(|x| {
+                x.sandbox_id == sid
+                    && x.metadata.name == c.name
+                    && x.state == ContainerState::Created
+            })
+            .map(|x| x.id.clone())
+            .collect();
+        let cfg = container_config(pod, &c, s.attempt, mounts);
+        let rt = node.runtime.clone();
+        let sid = sid.clone();
+        let t0 = std::time::Instant::now();
+        let task = tokio::task::spawn_blocking(move || -> Result<(), RuntimeError> {
+            for id in stale {
+                rt.remove_container(&id)?;
+            }
+            if let Some(dir) = term.parent() {
+                std::fs::create_dir_all(dir).map_err(RuntimeError::io(dir))?;
+            }
+            std::fs::write(&term, b"").map_err(RuntimeError::io(&term))?;
+            let cid = rt.create_container(&sid, &cfg)?;
+            rt.start_container(&cid)
+        });
+        tasks.push((c, t0, task));
     }
+    let mut any = false;
     for (c, t0, task) in tasks {
         let res = task.await;
         tracing::debug!(pod = ?pod.metadata.name, container = %c.name, elapsed = ?t0.elapsed(), "create+start container");
         match res {
-            Ok(Ok(created)) => {
-                if created {
-                    node.events.record(
-                        pod,
-                        "Normal",
-                        "Created",
-                        format!("Created container {}", c.name),
-                    );
-                }
+            Ok(Ok(())) => {
+                node.events.record(
+                    pod,
+                    "Normal",
+                    "Created",
+                    format!("Created container {}", c.name),
+                );
                 node.events.record(
                     pod,
                     "Normal",
@@ -435,10 +579,9 @@ async fn start_many(
                     format!("Started container {}", c.name),
                 );
                 obs.waiting.remove(&c.name);
-                obs.progressed = true;
+                any = true;
             }
             Ok(Err(e)) => {
-                all_ok = false;
                 let reason = match e {
                     RuntimeError::ContainerConfig { .. } => "CreateContainerConfigError",
                     _ => "CreateContainerError",
@@ -447,77 +590,122 @@ async fn start_many(
                     .insert(c.name.clone(), (reason.into(), e.to_string()));
                 node.events
                     .record(pod, "Warning", "Failed", format!("Error: {e}"));
-                // A half-made container is removed so the next try starts clean.
-                let rt = node.runtime.clone();
-                let name = c.name.clone();
-                let u = uid.clone();
-                blocking(move || {
-                    if let Ok(s) = rt.sandbox_state(&u) {
-                        if s.containers
-                            .get(&name)
-                            .map(|c| c.status == ContainerStatus::Created)
-                            .unwrap_or(false)
-                        {
-                            let _ = rt.remove_container(&u, &name);
-                        }
-                    }
-                })
-                .await;
             }
-            Err(_) => all_ok = false,
+            Err(_) => {}
         }
     }
-    let rt = node.runtime.clone();
-    if let Some(Ok(s)) = blocking(move || rt.sandbox_state(&uid)).await {
-        obs.state = Some(s);
-    }
-    all_ok
+    any
 }
 
-/// Graceful termination: SIGTERM to every container, SIGKILL after the
-/// grace period, then the sandbox and everything it made is removed.
-async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
+/// Termination messages of exited containers: the file the container
+/// wrote (4096 bytes at most), or with `FallbackToLogsOnError` and a
+/// failure, the end of its log (80 lines, 2048 bytes), as kubelet does.
+async fn read_messages(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
+    let Some(spec) = pod.spec.as_ref() else {
+        return;
+    };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let grace = pod
-        .metadata
-        .deletion_grace_period_seconds
-        .or(pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds))
-        .unwrap_or(30)
-        .max(0) as u64;
-    let names: Vec<String> = obs
-        .state
-        .as_ref()
-        .map(|s| {
-            s.containers
-                .iter()
-                .filter(|(_, c)| c.status != ContainerStatus::Exited)
-                .map(|(n, _)| n.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut todo = Vec::new();
+    for c in &obs.view.containers {
+        if c.state != ContainerState::Exited || obs.messages.contains_key(&c.id) {
+            continue;
+        }
+        let fallback = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|x| x.name == c.metadata.name)
+            .and_then(|x| x.termination_message_policy.as_deref())
+            == Some("FallbackToLogsOnError");
+        todo.push((
+            c.id.clone(),
+            termination_log(node, &uid, &c.metadata.name, c.metadata.attempt),
+            (fallback && c.exit_code != Some(0)).then(|| c.log_path.clone()),
+        ));
+    }
+    if todo.is_empty() {
+        return;
+    }
+    let read = blocking(move || {
+        todo.into_iter()
+            .map(|(id, file, log)| {
+                let mut msg = std::fs::read(&file)
+                    .map(|b| String::from_utf8_lossy(&b[..b.len().min(4096)]).into_owned())
+                    .unwrap_or_default();
+                if msg.is_empty() {
+                    if let Some(log) = log {
+                        msg = crate::server::logs::tail_text(&log, 80, 2048);
+                    }
+                }
+                (id, msg)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    obs.messages.extend(read);
+}
+
+/// Graceful termination: every running container of the current sandbox,
+/// as the runtime reports it (not a cache), gets its stop signal and
+/// SIGKILL after the grace period.
+async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &Observed) {
+    let grace = grace_period(pod);
+    let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) else {
+        return;
+    };
+    let running: Vec<(String, String)> = obs
+        .view
+        .containers
+        .iter()
+        .filter(|c| c.sandbox_id == sid && c.state == ContainerState::Running)
+        .map(|c| (c.id.clone(), c.metadata.name.clone()))
+        .collect();
     let mut tasks = Vec::new();
-    for n in names {
-        node.events
-            .record(pod, "Normal", "Killing", format!("Stopping container {n}"));
+    for (cid, name) in running {
+        node.events.record(
+            pod,
+            "Normal",
+            "Killing",
+            format!("Stopping container {name}"),
+        );
         let rt = node.runtime.clone();
-        let u = uid.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            rt.stop_container(&u, &n, Duration::from_secs(grace))
+            rt.stop_container(&cid, grace, None)
         }));
     }
     for t in tasks {
         if let Ok(Err(e)) = t.await {
-            tracing::warn!(%uid, "stop: {e}");
+            tracing::warn!(pod = ?pod.metadata.name, "stop: {e}");
         }
     }
+}
+
+/// Remove every sandbox of the pod and what the node keeps for it
+/// (volumes, termination logs, logs).
+async fn remove_all(node: &Arc<Node>, ns: &str, name: &str, uid: &str, sandbox_ids: &[String]) {
     let rt = node.runtime.clone();
-    let u = uid.clone();
-    if let Some(Err(e)) =
-        blocking(move || rt.stop_sandbox(&u).and_then(|_| rt.remove_sandbox(&u))).await
-    {
-        tracing::error!(%uid, "remove sandbox: {e}");
+    let ids = sandbox_ids.to_vec();
+    let pod_dir = node.pod_dir(uid);
+    let log_dir = Some(node.pod_log_dir(ns, name, uid));
+    let u = uid.to_string();
+    blocking(move || {
+        for sid in &ids {
+            if let Err(e) = rt.remove_pod_sandbox(sid) {
+                tracing::error!(uid = %u, sandbox = %sid, "remove sandbox: {e}");
+            }
+        }
+        if let Err(e) = peapod_runtime::mounts::unmount_all_under(&pod_dir) {
+            tracing::error!(uid = %u, "unmount pod volumes: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&pod_dir);
+        if let Some(d) = log_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    })
+    .await;
+    for sid in sandbox_ids {
+        node.disown_sandbox(sid);
     }
+    node.events.forget(uid);
 }

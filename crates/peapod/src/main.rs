@@ -156,12 +156,7 @@ enum Cmd {
     #[command(hide = true, name = "shim-helper")]
     ShimHelper { action: String },
     #[command(hide = true)]
-    Infra {
-        #[arg(long = "lo-up")]
-        lo_up: bool,
-        #[arg(long = "no-lo")]
-        no_lo: bool,
-    },
+    Infra,
 }
 
 #[derive(Subcommand)]
@@ -294,7 +289,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             Cmd::Image { cmd: ImageCmd::Export { references, output, format } } => {
                 client::image_export(&c, &references, &output, &format).await.map(|_| 0)
             }
-            Cmd::Shim { .. } | Cmd::ShimHelper { .. } | Cmd::Infra { .. } => Ok(0),
+            Cmd::Shim { .. } | Cmd::ShimHelper { .. } | Cmd::Infra => Ok(0),
         }
     })
 }
@@ -306,7 +301,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Shim { dir } => peapod_shim::server::main(&dir),
         Cmd::ShimHelper { action } => peapod_shim::helper::run(&action),
-        Cmd::Infra { lo_up, no_lo } => peapod_shim::infra::run(lo_up && !no_lo),
+        Cmd::Infra => peapod_shim::infra::run(),
         cmd => {
             if matches!(cmd, Cmd::Serve { .. }) {
                 let filter = tracing_subscriber::EnvFilter::try_from_default_env()

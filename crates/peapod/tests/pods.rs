@@ -119,8 +119,9 @@ fn two_containers_share_net_ipc_uts_but_not_mnt_pid() {
         "{table}"
     );
     let inspect = d.ok(&["inspect", "pod", "duo"]);
+    // No infra process: the pod's namespaces are pinned, not held.
     assert!(
-        inspect.contains("infra") && inspect.contains("server") && inspect.contains("client"),
+        !inspect.contains("(infra)") && inspect.contains("server") && inspect.contains("client"),
         "{inspect}"
     );
     let describe = d.ok(&["describe", "pod", "duo"]);
@@ -214,8 +215,12 @@ spec:
     // Logs are CRI-format files on disk.
     let pod = d.pod("logs");
     let uid = pod["metadata"]["uid"].as_str().unwrap();
-    let file =
-        std::fs::read_to_string(d.root.join(format!("pods/{uid}/logs/collector/0.log"))).unwrap();
+    // kubelet's layout: <pod log dir>/<container>/<attempt>.log
+    let file = std::fs::read_to_string(
+        d.root
+            .join(format!("logs/default_logs_{uid}/collector/0.log")),
+    )
+    .unwrap();
     let first = file.lines().next().unwrap();
     let parts: Vec<&str> = first.splitn(4, ' ').collect();
     assert!(parts[0].ends_with('Z') && parts[0].contains('T'), "{first}");
@@ -308,6 +313,13 @@ spec:
     ));
     let pod = d.wait_running("limits");
     let uid = pod["metadata"]["uid"].as_str().unwrap();
+    // The container's cgroup is named by its opaque id.
+    let cid = pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("peapod://")
+        .to_string();
+    let c = format!("{cid}/");
     let cg = |ctrl: &str, rel: &str, file: &str| {
         std::fs::read_to_string(format!(
             "/sys/fs/cgroup/{ctrl}/{}/pod{uid}/{rel}{file}",
@@ -317,11 +329,11 @@ spec:
         .trim()
         .to_string()
     };
-    assert_eq!(cg("cpu", "c/", "cpu.cfs_quota_us"), "50000");
-    assert_eq!(cg("cpu", "c/", "cpu.cfs_period_us"), "100000");
-    assert_eq!(cg("cpu", "c/", "cpu.shares"), "256");
+    assert_eq!(cg("cpu", &c, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cg("cpu", &c, "cpu.cfs_period_us"), "100000");
+    assert_eq!(cg("cpu", &c, "cpu.shares"), "256");
     assert_eq!(
-        cg("memory", "c/", "memory.limit_in_bytes"),
+        cg("memory", &c, "memory.limit_in_bytes"),
         (64u64 << 20).to_string()
     );
     assert_eq!(cg("pids", "", "pids.max"), "100");
@@ -332,7 +344,7 @@ spec:
     // The container's process is in its cgroup.
     let pid = d.pid("limits", "c");
     let procs = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/memory/{}/pod{uid}/c/cgroup.procs",
+        "/sys/fs/cgroup/memory/{}/pod{uid}/{cid}/cgroup.procs",
         d.cgroup_parent
     ))
     .unwrap();
@@ -580,55 +592,234 @@ fn exec_with_tty_stdin_and_exit_codes() {
     assert!(caps.contains("00000000a80425fb"), "{caps}");
 }
 
+/// The pid of the pod's shim, from `inspect`.
+fn shim_pid(d: &Daemon, pod: &str) -> i32 {
+    d.inspect(pod)["shim_pid"].as_i64().unwrap() as i32
+}
+
+/// Wait until container `c` of `pod` runs with a pid other than `old`.
+fn wait_new_pid(d: &Daemon, pod: &str, c: &str, old: i32) -> i32 {
+    let start = std::time::Instant::now();
+    loop {
+        let i = d.peapod(&["inspect", "pod", pod, "-o", "json"]);
+        if i.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+            let pid = v["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == c)
+                .and_then(|p| p["pid"].as_i64())
+                .unwrap_or(0) as i32;
+            if pid > 0 && pid != old {
+                return pid;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "sandbox of {pod} was not recreated"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
-fn infra_death_recreates_the_sandbox() {
+fn killed_shim_recreates_the_sandbox_and_keeps_empty_dir() {
     let d = Daemon::start();
-    d.apply_ok(&busybox_pod(
-        "phoenix",
-        &format!("  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"),
+    d.apply_ok(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: phoenix}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, 'date >> /data/runs; exec sleep 3600']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes: [{{name: data, emptyDir: {{}}}}]
+"#
     ));
     d.wait_running("phoenix");
-    let infra = d.pid("phoenix", "infra");
+    let shim = shim_pid(&d, "phoenix");
     let old = d.pid("phoenix", "c");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let new = wait_new_pid(&d, "phoenix", "c", old);
+    let pod = d.wait_running("phoenix");
+    // The leftover container process was killed by cgroup.
+    let start = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{old}")).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the old container process {old} must be gone"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(shim_pid(&d, "phoenix"), shim);
+    assert!(new > 0);
+    // A new attempt, and the emptyDir kept what the first one wrote.
+    let cs = &pod["status"]["containerStatuses"][0];
+    assert_eq!(cs["restartCount"], 1, "{cs}");
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 137, "{cs}");
+    let runs = d.exec_ok("phoenix", "c", &["cat", "/data/runs"]);
+    assert_eq!(runs.lines().count(), 2, "emptyDir lost: {runs:?}");
+    let describe = d.ok(&["describe", "pod", "phoenix"]);
+    assert!(describe.contains("SandboxChanged"), "{describe}");
+}
+
+#[test]
+fn infra_death_recreates_a_shared_pid_sandbox() {
+    let d = Daemon::start();
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: shared}}\nspec:\n  shareProcessNamespace: true\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+    ));
+    d.wait_running("shared");
+    let infra = d.pid("shared", "(infra)");
+    let old = d.pid("shared", "c");
+    // The infra process is PID 1 of the pod's pid namespace.
+    assert_eq!(ns_inode(infra, "pid"), ns_inode(old, "pid"));
+    let out = d.exec_ok("shared", "c", &["ps"]);
+    assert!(out.contains("infra"), "{out}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(infra),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let start = std::time::Instant::now();
-    loop {
-        let i = d.peapod(&["inspect", "pod", "phoenix", "-o", "json"]);
-        if i.status.success() {
-            let v: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
-            let procs = v["processes"].as_array().unwrap();
-            let pid_of = |n: &str| {
-                procs
-                    .iter()
-                    .find(|p| p["name"] == n)
-                    .and_then(|p| p["pid"].as_i64())
-                    .unwrap_or(0) as i32
-            };
-            if pid_of("infra") != infra
-                && pid_of("infra") > 0
-                && pid_of("c") > 0
-                && pid_of("c") != old
-            {
-                break;
+    wait_new_pid(&d, "shared", "c", old);
+    d.wait_running("shared");
+    assert_ne!(d.pid("shared", "(infra)"), infra);
+    let describe = d.ok(&["describe", "pod", "shared"]);
+    assert!(describe.contains("SandboxChanged"), "{describe}");
+}
+
+#[test]
+fn one_process_per_pod_besides_its_containers() {
+    let d = Daemon::start();
+    d.apply_ok(&busybox_pod(
+        "lean",
+        &format!("  - name: a\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n  - name: b\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"),
+    ));
+    d.wait_running("lean");
+    let i = d.inspect("lean");
+    let names: Vec<&str> = i["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "no infra process: {names:?}");
+    let shim = i["shim_pid"].as_i64().unwrap() as i32;
+    let containers = [d.pid("lean", "a"), d.pid("lean", "b")];
+    // Every process of this daemon's cgroup tree: the shim and the two
+    // containers' inits, nothing else.
+    let mut pids = Vec::new();
+    for ctrl in ["pids", "memory"] {
+        let root = std::path::PathBuf::from(format!("/sys/fs/cgroup/{ctrl}/{}", d.cgroup_parent));
+        if root.exists() {
+            pids = all_pids(&root);
+            break;
+        }
+    }
+    pids.sort();
+    let mut want = vec![shim, containers[0], containers[1]];
+    want.sort();
+    assert_eq!(pids, want);
+    // The pod's namespaces are pinned, and the containers share them.
+    let pinned: Vec<&str> = i["pinned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(pinned, ["net", "ipc", "uts"]);
+    assert_eq!(
+        ns_inode(containers[0], "net"),
+        ns_inode(containers[1], "net")
+    );
+    let me = std::process::id() as i32;
+    assert_ne!(ns_inode(containers[0], "net"), ns_inode(me, "net"));
+    assert_ne!(
+        ns_inode(containers[0], "pid"),
+        ns_inode(containers[1], "pid")
+    );
+    assert_eq!(d.exec_ok("lean", "a", &["hostname"]).trim(), "lean");
+}
+
+fn all_pids(dir: &std::path::Path) -> Vec<i32> {
+    let mut out: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.extend(all_pids(&e.path()));
             }
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "sandbox was not recreated"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
-    d.wait_running("phoenix");
-    assert!(
-        !std::path::Path::new(&format!("/proc/{old}")).exists(),
-        "the old container must be gone"
+    out
+}
+
+#[test]
+fn host_network_net_sysctl_is_refused_and_host_unchanged() {
+    let d = Daemon::start();
+    let host_before =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    // In the pod's own network namespace the sysctl applies there only.
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: tuned}}\nspec:\n  securityContext:\n    sysctls: [{{name: net.ipv4.ip_unprivileged_port_start, value: '81'}}]\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+    ));
+    d.wait_running("tuned");
+    let inside = d.exec_ok(
+        "tuned",
+        "c",
+        &["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
     );
-    let describe = d.ok(&["describe", "pod", "phoenix"]);
-    assert!(describe.contains("SandboxChanged"), "{describe}");
+    assert_eq!(inside.trim(), "81");
+    // With hostNetwork it would change the host: refused.
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: hosty}}\nspec:\n  hostNetwork: true\n  securityContext:\n    sysctls: [{{name: net.ipv4.ip_unprivileged_port_start, value: '82'}}]\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+    ));
+    let start = std::time::Instant::now();
+    loop {
+        let describe = d.ok(&["describe", "pod", "hosty"]);
+        if describe.contains("hostNetwork") && describe.contains("FailedCreatePodSandBox") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{describe}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let host_after =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    assert_eq!(host_before, host_after, "the host's sysctl changed");
+}
+
+#[test]
+fn a_container_named_infra_has_its_own_limits() {
+    let d = Daemon::start();
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: names}}\nspec:\n  containers:\n  - name: infra\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    resources: {{limits: {{memory: 48Mi}}}}\n  - name: shim\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    resources: {{limits: {{memory: 40Mi}}}}\n"
+    ));
+    let pod = d.wait_running("names");
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    for (i, want) in [(0, 48u64 << 20), (1, 40u64 << 20)] {
+        let cid = pod["status"]["containerStatuses"][i]["containerID"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("peapod://")
+            .to_string();
+        let limit = std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/memory/{}/pod{uid}/{cid}/memory.limit_in_bytes",
+            d.cgroup_parent
+        ))
+        .unwrap();
+        assert_eq!(limit.trim(), want.to_string());
+    }
+    assert_eq!(d.exec_ok("names", "shim", &["hostname"]).trim(), "names");
 }
 
 #[test]

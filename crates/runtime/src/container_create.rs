@@ -3,16 +3,27 @@
 //! OCI bundle, and the shim's create.
 
 use crate::cgroups::resources::{container_values, Requested};
+use crate::container_status::{ContainerRecord, RECORD, STATUS};
 use crate::error::RuntimeError;
 use crate::spec::{self, BindMount, Seccomp, SpecInput};
+use crate::types::{new_id, ContainerMetadata};
 use crate::{security, user, Runtime};
 use peapod_shim::{CreateRequest, Request, Response};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// CRI's ContainerConfig, reduced to what a container here is made of.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerConfig {
     pub name: String,
+    /// Which attempt of the container named `name` this is.
+    pub attempt: u32,
     pub image: String,
+    /// Relative to the sandbox's log directory (CRI's `log_path`), or
+    /// absolute.
+    pub log_path: PathBuf,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
     pub command: Vec<String>,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -22,9 +33,6 @@ pub struct ContainerConfig {
     pub mounts: Vec<VolumeMount>,
     pub resources: Requested,
     pub security: SecurityConfig,
-    /// Where the termination message file is mounted (default
-    /// /dev/termination-log).
-    pub termination_message_path: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,17 +108,20 @@ pub fn merge_env(image_env: &[String], env: &[(String, String)], hostname: &str)
 }
 
 impl Runtime {
-    /// Create a container in sandbox `uid`; returns its id. On failure
-    /// nothing of it is left behind.
+    /// CreateContainer in sandbox `sid`; returns the new container's id.
+    /// On failure nothing of it is left behind.
     pub fn create_container(
         &self,
-        uid: &str,
+        sid: &str,
         cfg: &ContainerConfig,
     ) -> Result<String, RuntimeError> {
-        let id = cfg.name.clone();
-        let dir = self.paths.container_dir(uid, &id);
-        match self.create_container_inner(uid, &id, cfg) {
-            Ok(()) => Ok(id),
+        let id = new_id();
+        let dir = self.paths.container_dir(sid, &id);
+        match self.create_container_inner(sid, &id, cfg) {
+            Ok(()) => {
+                self.index_put(&id, sid);
+                Ok(id)
+            }
             Err(e) => {
                 let _ = crate::mounts::unmount_all_under(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
@@ -121,7 +132,7 @@ impl Runtime {
 
     fn create_container_inner(
         &self,
-        uid: &str,
+        sid: &str,
         id: &str,
         cfg: &ContainerConfig,
     ) -> Result<(), RuntimeError> {
@@ -133,7 +144,14 @@ impl Runtime {
             name: cfg.name.clone(),
             message,
         };
-        let sandbox = self.sandbox_config(uid)?;
+        let sandbox_rec = self.sandbox_record(sid)?;
+        if sandbox_rec.stopped || self.shim_pid(sid).is_none() {
+            return Err(RuntimeError::Sandbox {
+                uid: sid.into(),
+                message: "the sandbox is not ready; cannot create a container in it".into(),
+            });
+        }
+        let sandbox = &sandbox_rec.config;
         let image = self
             .images
             .get(&cfg.image)?
@@ -141,7 +159,7 @@ impl Runtime {
         let image_cfg = self.images.config(&image)?;
         let layers = self.images.layer_dirs(&image)?;
 
-        let dir = self.paths.container_dir(uid, id);
+        let dir = self.paths.container_dir(sid, id);
         if dir.exists() {
             return Err(cerr(format!("{} already exists", dir.display())));
         }
@@ -150,6 +168,28 @@ impl Runtime {
         for d in [&rootfs, &rw] {
             std::fs::create_dir_all(d).map_err(RuntimeError::io(d))?;
         }
+        let log_path = if cfg.log_path.is_absolute() {
+            cfg.log_path.clone()
+        } else {
+            sandbox.log_directory.join(&cfg.log_path)
+        };
+        let cgroup_rel = crate::paths::container_cgroup(&sandbox.cgroup_parent, id);
+        let record = ContainerRecord {
+            id: id.to_string(),
+            sandbox_id: sid.to_string(),
+            metadata: ContainerMetadata {
+                name: cfg.name.clone(),
+                attempt: cfg.attempt,
+            },
+            image: cfg.image.clone(),
+            image_ref: format!("{}@{}", image.name, image.digest),
+            labels: cfg.labels.clone(),
+            annotations: cfg.annotations.clone(),
+            log_path: log_path.clone(),
+            created_at: crate::now(),
+            cgroup: cgroup_rel.clone(),
+        };
+        crate::write_json_atomic(&dir.join(RECORD), &record)?;
         peapod_image::mount_rootfs(&layers, &rw, &rootfs)?;
 
         // The process.
@@ -193,9 +233,9 @@ impl Runtime {
             .or_else(|| image_cfg.working_dir.clone().filter(|w| !w.is_empty()))
             .unwrap_or_else(|| "/".into());
 
-        // Mounts: the pod's /etc files and /dev/shm, the termination log,
-        // then volumes.
-        let etc = self.paths.etc_dir(uid);
+        // Mounts: the pod's /etc files and /dev/shm, then what the caller
+        // gives (volumes, the termination log).
+        let etc = self.paths.etc_dir(sid);
         let mut binds = vec![
             BindMount {
                 destination: "/etc/hosts".into(),
@@ -217,22 +257,11 @@ impl Runtime {
                 source: if sandbox.host_ipc {
                     PathBuf::from("/dev/shm")
                 } else {
-                    self.paths.shm_dir(uid)
+                    self.paths.shm_dir(sid)
                 },
                 readonly: false,
             },
         ];
-        let term_path = cfg
-            .termination_message_path
-            .clone()
-            .unwrap_or_else(|| "/dev/termination-log".into());
-        let term_file = dir.join("termination-log");
-        std::fs::write(&term_file, b"").map_err(RuntimeError::io(&term_file))?;
-        binds.push(BindMount {
-            destination: term_path,
-            source: term_file,
-            readonly: false,
-        });
         for m in &cfg.mounts {
             binds.push(BindMount {
                 destination: m.container_path.clone(),
@@ -266,7 +295,6 @@ impl Runtime {
                 )
             }
         };
-        let cgroup_rel = self.paths.container_cgroup(uid, id);
         let input = SpecInput {
             args,
             env,
@@ -278,7 +306,7 @@ impl Runtime {
             rootfs: rootfs.clone(),
             readonly_rootfs: sec.readonly_rootfs,
             hostname: sandbox.hostname.clone(),
-            namespaces: self.sandbox_namespaces(&sandbox),
+            namespaces: self.sandbox_namespaces(sid, sandbox),
             cgroups_path: format!("/{cgroup_rel}"),
             cgroup: container_values(&cfg.resources),
             cgroup_v2: self.cgroups.version() == 2,
@@ -288,13 +316,17 @@ impl Runtime {
             no_new_privileges: sec.allow_privilege_escalation == Some(false) && !sec.privileged,
             seccomp,
             annotations: vec![
-                ("io.kubernetes.pod.uid".into(), uid.to_string()),
-                ("io.kubernetes.pod.name".into(), sandbox.name.clone()),
+                ("io.kubernetes.pod.uid".into(), sandbox.metadata.uid.clone()),
+                (
+                    "io.kubernetes.pod.name".into(),
+                    sandbox.metadata.name.clone(),
+                ),
                 (
                     "io.kubernetes.pod.namespace".into(),
-                    sandbox.namespace.clone(),
+                    sandbox.metadata.namespace.clone(),
                 ),
                 ("io.kubernetes.container.name".into(), cfg.name.clone()),
+                ("io.kubernetes.cri.sandbox-id".into(), sid.to_string()),
             ],
         };
         let spec_json = spec::build(&input);
@@ -305,7 +337,6 @@ impl Runtime {
         oci.save(&config_path)
             .map_err(|e| cerr(format!("{}: {e}", config_path.display())))?;
 
-        let log_path = self.paths.log_path(uid, &cfg.name, 0);
         if let Some(parent) = log_path.parent() {
             std::fs::create_dir_all(parent).map_err(RuntimeError::io(parent))?;
         }
@@ -315,9 +346,10 @@ impl Runtime {
             tty: cfg.tty,
             stdin: cfg.stdin,
             log_path,
+            status_file: dir.join(STATUS),
             oom_events: self.cgroups.oom_events_file(&cgroup_rel),
         });
-        match self.shim(uid).call(&req)? {
+        match self.shim(sid).call(&req)? {
             Response::Created { .. } => Ok(()),
             other => Err(cerr(format!("unexpected shim response {other:?}"))),
         }

@@ -2,10 +2,13 @@
 //! container's own process spec with other args.
 
 use crate::error::RuntimeError;
+use crate::types::ExecSyncResult;
 use crate::Runtime;
 use peapod_shim::{ExecRequest, ExitInfo, Request, Response};
+use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
@@ -19,14 +22,16 @@ pub struct ExecSession {
 }
 
 impl Runtime {
+    /// Exec: start `command` in running container `cid`; the caller pumps
+    /// its stdio and waits with [`Runtime::wait_exec`].
     pub fn exec(
         &self,
-        uid: &str,
-        id: &str,
+        cid: &str,
         command: &[String],
         tty: bool,
         stdin: bool,
     ) -> Result<ExecSession, RuntimeError> {
+        let id = cid;
         let cerr = |message: String| RuntimeError::Container {
             name: id.into(),
             message,
@@ -34,6 +39,8 @@ impl Runtime {
         if command.is_empty() {
             return Err(cerr("exec needs a command".into()));
         }
+        let uid = self.sandbox_of(cid)?;
+        let uid = uid.as_str();
         let dir = self.paths.container_dir(uid, id);
         let spec_path = dir.join("config.json");
         let spec = oci_spec::runtime::Spec::load(&spec_path)
@@ -94,16 +101,96 @@ impl Runtime {
         }
     }
 
-    /// Block until an exec'd process exits.
-    pub fn wait_exec(&self, uid: &str, exec_id: &str) -> Result<ExitInfo, RuntimeError> {
-        match self.shim(uid).call(&Request::WaitExec {
+    /// Block until an exec'd process of container `cid` exits.
+    pub fn wait_exec(&self, cid: &str, exec_id: &str) -> Result<ExitInfo, RuntimeError> {
+        let uid = self.sandbox_of(cid)?;
+        match self.shim(&uid).call(&Request::WaitExec {
             exec_id: exec_id.to_string(),
         })? {
             Response::Exited(info) => Ok(info),
             other => Err(RuntimeError::Sandbox {
-                uid: uid.into(),
+                uid,
                 message: format!("unexpected shim response {other:?}"),
             }),
         }
+    }
+
+    /// ExecSync: run `command` in container `cid`, capture its output (up
+    /// to 16 MiB per stream, as CRI-O caps it) and its exit code; after
+    /// `timeout` (if any) the process is killed and `timed_out` is set.
+    pub fn exec_sync(
+        &self,
+        cid: &str,
+        command: &[String],
+        timeout: Option<Duration>,
+    ) -> Result<ExecSyncResult, RuntimeError> {
+        const MAX_OUTPUT: u64 = 16 << 20;
+        let session = self.exec(cid, command, false, false)?;
+        let sid = self.sandbox_of(cid)?;
+        let mut readers = Vec::new();
+        let mut stdout = None;
+        let mut stderr = None;
+        for (name, fd) in session.fds {
+            let h = std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = std::fs::File::from(fd)
+                    .take(MAX_OUTPUT)
+                    .read_to_end(&mut buf);
+                buf
+            });
+            match name.as_str() {
+                "stdout" => stdout = Some(h),
+                "stderr" => stderr = Some(h),
+                _ => readers.push(h),
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let rt_shim = self.shim(&sid);
+            let exec_id = session.exec_id.clone();
+            std::thread::spawn(move || {
+                let r = rt_shim.call(&Request::WaitExec { exec_id });
+                let _ = tx.send(r);
+            });
+        }
+        let mut timed_out = false;
+        let resp = match timeout {
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(r) => r,
+                Err(_) => {
+                    timed_out = true;
+                    let _ = self.shim(&sid).expect_ok(&Request::KillExec {
+                        exec_id: session.exec_id.clone(),
+                        signal: libc::SIGKILL,
+                    });
+                    rx.recv().map_err(|_| RuntimeError::Container {
+                        name: cid.into(),
+                        message: "exec: lost the wait for the killed process".into(),
+                    })?
+                }
+            },
+            None => rx.recv().map_err(|_| RuntimeError::Container {
+                name: cid.into(),
+                message: "exec: lost the wait for the process".into(),
+            })?,
+        };
+        let exit = match resp? {
+            Response::Exited(info) => info,
+            other => {
+                return Err(RuntimeError::Container {
+                    name: cid.into(),
+                    message: format!("unexpected shim response {other:?}"),
+                })
+            }
+        };
+        let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            h.and_then(|h| h.join().ok()).unwrap_or_default()
+        };
+        Ok(ExecSyncResult {
+            stdout: join(stdout),
+            stderr: join(stderr),
+            exit_code: exit.code,
+            timed_out,
+        })
     }
 }

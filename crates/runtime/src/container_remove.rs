@@ -1,22 +1,71 @@
-//! RemoveContainer: libcontainer state and cgroup, rootfs mount, bundle.
+//! RemoveContainer: libcontainer state and cgroup, rootfs mount, bundle,
+//! and the container's kept status. The log file is the caller's and stays.
 
 use crate::error::RuntimeError;
+use crate::types::ContainerState;
 use crate::{mounts, Runtime};
 use peapod_shim::Request;
+use std::time::{Duration, Instant};
 
 impl Runtime {
-    pub fn remove_container(&self, uid: &str, id: &str) -> Result<(), RuntimeError> {
-        self.shim(uid)
-            .expect_ok(&Request::Delete { id: id.to_string() })?;
-        let dir = self.paths.container_dir(uid, id);
+    pub fn remove_container(&self, cid: &str) -> Result<(), RuntimeError> {
+        let rec = match self.container_record(cid) {
+            Ok(r) => r,
+            Err(RuntimeError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let sid = rec.sandbox_id.clone();
+        let status = self.container_status(cid)?;
+        if matches!(status.state, ContainerState::Running) {
+            return Err(RuntimeError::Container {
+                name: rec.metadata.name,
+                message: "is running; stop it before removing it".into(),
+            });
+        }
+        if self.shim_pid(&sid).is_some() {
+            self.shim(&sid).expect_ok(&Request::Delete {
+                id: cid.to_string(),
+            })?;
+        } else {
+            // No shim to ask: nothing may run in the container's cgroup
+            // once it is removed.
+            self.kill_cgroup(&rec.cgroup);
+            let _ = std::fs::remove_dir_all(self.paths.container_root(&sid).join(cid));
+        }
+        self.cgroups.remove(&rec.cgroup)?;
+        let dir = self.paths.container_dir(&sid, cid);
         mounts::unmount_all_under(&dir)?;
         match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(RuntimeError::Io {
-                path: dir,
-                source: e,
-            }),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(RuntimeError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
+        }
+        self.index_remove(cid);
+        Ok(())
+    }
+
+    /// SIGKILL everything in cgroup `rel` until it is empty (5 s at most).
+    /// Membership of the cgroup is the proof of identity: no pid is taken
+    /// from a file.
+    pub(crate) fn kill_cgroup(&self, rel: &str) {
+        let start = Instant::now();
+        loop {
+            let pids = self.cgroups.all_pids(rel);
+            if pids.is_empty() || start.elapsed() > Duration::from_secs(5) {
+                return;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

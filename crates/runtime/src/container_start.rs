@@ -5,9 +5,11 @@ use crate::Runtime;
 use peapod_shim::Request;
 
 impl Runtime {
-    pub fn start_container(&self, uid: &str, id: &str) -> Result<(), RuntimeError> {
-        self.shim(uid)
-            .expect_ok(&Request::Start { id: id.to_string() })?;
+    pub fn start_container(&self, cid: &str) -> Result<(), RuntimeError> {
+        let sid = self.sandbox_of(cid)?;
+        self.shim(&sid).expect_ok(&Request::Start {
+            id: cid.to_string(),
+        })?;
         Ok(())
     }
 }

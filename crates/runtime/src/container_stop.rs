@@ -1,7 +1,8 @@
-//! StopContainer: SIGTERM, wait up to the grace period, then SIGKILL to
-//! every process of the container.
+//! StopContainer: the stop signal, a wait of up to the timeout, then
+//! SIGKILL to every process of the container.
 
 use crate::error::RuntimeError;
+use crate::types::ContainerState;
 use crate::Runtime;
 use peapod_shim::{ContainerStatus, Request, ShimState};
 use std::time::{Duration, Instant};
@@ -14,17 +15,13 @@ fn exited(s: &ShimState, id: &str) -> bool {
 }
 
 impl Runtime {
-    /// Wait until container `id` has exited or `timeout` passes.
-    pub fn wait_container_exit(
-        &self,
-        uid: &str,
-        id: &str,
-        timeout: Duration,
-    ) -> Result<bool, RuntimeError> {
-        let shim = self.shim(uid);
+    /// Wait until container `cid` has exited or `timeout` passes.
+    pub fn wait_container_exit(&self, cid: &str, timeout: Duration) -> Result<bool, RuntimeError> {
+        let sid = self.sandbox_of(cid)?;
+        let shim = self.shim(&sid);
         let start = Instant::now();
         let mut state = shim.state()?;
-        while !exited(&state, id) {
+        while !exited(&state, cid) {
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Ok(false);
@@ -34,35 +31,45 @@ impl Runtime {
         Ok(true)
     }
 
-    pub fn stop_container(&self, uid: &str, id: &str, grace: Duration) -> Result<(), RuntimeError> {
-        let shim = self.shim(uid);
-        let state = shim.state()?;
-        let Some(c) = state.containers.get(id) else {
-            return Ok(());
-        };
-        if c.status == ContainerStatus::Exited {
-            return Ok(());
+    /// StopContainer with `signal` first (SIGTERM unless the image or spec
+    /// says otherwise) and SIGKILL after `timeout`.
+    pub fn stop_container(
+        &self,
+        cid: &str,
+        timeout: Duration,
+        signal: Option<i32>,
+    ) -> Result<(), RuntimeError> {
+        let status = self.container_status(cid)?;
+        match status.state {
+            ContainerState::Exited => return Ok(()),
+            ContainerState::Unknown => {
+                // The shim is gone: its sandbox's stop kills what is left.
+                return Ok(());
+            }
+            _ => {}
         }
+        let sid = status.sandbox_id.clone();
+        let shim = self.shim(&sid);
         // A created-but-never-started container has nothing to terminate
         // gracefully.
-        if c.status == ContainerStatus::Running && !grace.is_zero() {
+        if status.state == ContainerState::Running && !timeout.is_zero() {
             shim.expect_ok(&Request::Kill {
-                id: id.to_string(),
-                signal: libc::SIGTERM,
+                id: cid.to_string(),
+                signal: signal.unwrap_or(libc::SIGTERM),
                 all: false,
             })?;
-            if self.wait_container_exit(uid, id, grace)? {
+            if self.wait_container_exit(cid, timeout)? {
                 return Ok(());
             }
         }
         shim.expect_ok(&Request::Kill {
-            id: id.to_string(),
+            id: cid.to_string(),
             signal: libc::SIGKILL,
             all: true,
         })?;
-        if !self.wait_container_exit(uid, id, Duration::from_secs(10))? {
+        if !self.wait_container_exit(cid, Duration::from_secs(10))? {
             return Err(RuntimeError::Container {
-                name: id.into(),
+                name: status.metadata.name,
                 message: "did not exit after SIGKILL".into(),
             });
         }

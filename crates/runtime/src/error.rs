@@ -17,6 +17,9 @@ pub enum RuntimeError {
     Image(#[from] peapod_image::ImageError),
     #[error("{0}")]
     Config(String),
+    /// No such sandbox or container (CRI's NotFound).
+    #[error("{0} not found")]
+    NotFound(String),
     #[error("sandbox {uid}: {message}")]
     Sandbox { uid: String, message: String },
     /// The container's configuration cannot be satisfied

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessInfo {
-    /// "infra" or the container name.
+    /// "(infra)" or the container name.
     pub name: String,
     pub pid: i32,
     /// (kind, inode) for net, ipc, uts, pid, mnt, cgroup, user.
@@ -21,8 +21,9 @@ pub struct CgroupInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SandboxInspect {
+    pub sandbox_id: String,
     pub uid: String,
-    pub shim_pid: i32,
+    pub shim_pid: Option<i32>,
     pub cgroup_version: u8,
     pub processes: Vec<ProcessInfo>,
     pub cgroups: Vec<CgroupInfo>,
@@ -30,39 +31,44 @@ pub struct SandboxInspect {
 }
 
 impl Runtime {
-    pub fn inspect_sandbox(&self, uid: &str) -> Result<SandboxInspect, crate::RuntimeError> {
-        let state = self.sandbox_state(uid)?;
-        let mut processes = vec![ProcessInfo {
-            name: "infra".into(),
-            pid: state.infra_pid,
-            namespaces: namespaces::process_inodes(state.infra_pid),
+    pub fn inspect_sandbox(&self, sid: &str) -> Result<SandboxInspect, crate::RuntimeError> {
+        let sandbox = self.pod_sandbox_status(sid)?;
+        let mut processes = Vec::new();
+        let mut cgroups = vec![CgroupInfo {
+            path: sandbox.cgroup_parent.clone(),
+            limits: self.cgroups.read_limits(&sandbox.cgroup_parent),
         }];
-        let pod_cg = self.paths.pod_cgroup(uid);
-        let mut cgroups = vec![
-            CgroupInfo {
-                path: pod_cg.clone(),
-                limits: self.cgroups.read_limits(&pod_cg),
-            },
-            CgroupInfo {
-                path: self.paths.infra_cgroup(uid),
-                limits: self.cgroups.read_limits(&self.paths.infra_cgroup(uid)),
-            },
-        ];
-        for (id, c) in &state.containers {
-            let running = c.status == peapod_shim::ContainerStatus::Running;
+        if let Some(pid) = sandbox.infra_pid {
             processes.push(ProcessInfo {
-                name: id.clone(),
-                pid: if running { c.pid } else { 0 },
-                namespaces: if running {
-                    namespaces::process_inodes(c.pid)
+                name: "(infra)".into(),
+                pid,
+                namespaces: namespaces::process_inodes(pid),
+            });
+            let rel = crate::paths::container_cgroup(&sandbox.cgroup_parent, sid);
+            cgroups.push(CgroupInfo {
+                limits: self.cgroups.read_limits(&rel),
+                path: rel,
+            });
+        }
+        let containers = self.list_containers(&crate::ContainerFilter {
+            sandbox_id: Some(sid.to_string()),
+            ..Default::default()
+        });
+        for c in containers {
+            let rec = self.container_record(&c.id)?;
+            let pid = c.pid.unwrap_or(0);
+            processes.push(ProcessInfo {
+                name: c.metadata.name.clone(),
+                pid,
+                namespaces: if pid > 0 {
+                    namespaces::process_inodes(pid)
                 } else {
                     Vec::new()
                 },
             });
-            let rel = self.paths.container_cgroup(uid, id);
             cgroups.push(CgroupInfo {
-                path: rel.clone(),
-                limits: self.cgroups.read_limits(&rel),
+                limits: self.cgroups.read_limits(&rec.cgroup),
+                path: rec.cgroup,
             });
         }
         let pinned = ["net", "ipc", "uts", "pid"]
@@ -70,14 +76,15 @@ impl Runtime {
             .map(|k| {
                 (
                     k.to_string(),
-                    namespaces::inode(&self.pinned_namespace(uid, k)),
+                    namespaces::inode(&self.paths.ns_dir(sid).join(k)),
                 )
             })
             .filter(|(_, i)| i.is_some())
             .collect();
         Ok(SandboxInspect {
-            uid: uid.into(),
-            shim_pid: state.shim_pid,
+            sandbox_id: sid.into(),
+            uid: sandbox.metadata.uid.clone(),
+            shim_pid: sandbox.shim_pid,
             cgroup_version: self.cgroups.version(),
             processes,
             cgroups,

@@ -11,7 +11,10 @@ mod container_create;
 mod container_exec;
 mod container_remove;
 mod container_start;
+mod container_stats;
+pub mod container_status;
 mod container_stop;
+mod container_update;
 pub mod error;
 pub mod etc_files;
 pub mod inspect;
@@ -20,21 +23,26 @@ pub mod namespaces;
 pub mod paths;
 mod sandbox_remove;
 pub mod sandbox_run;
+mod sandbox_status;
+mod sandbox_stop;
 pub mod security;
 pub mod spec;
+pub mod types;
 pub mod user;
 
 pub use container_create::{ContainerConfig, SeccompConfig, SecurityConfig, VolumeMount};
 pub use container_exec::ExecSession;
 pub use error::RuntimeError;
 pub use paths::Paths;
-pub use sandbox_run::SandboxConfig;
+pub use sandbox_run::{SandboxCgroup, SandboxConfig};
+pub use types::*;
 
 use cgroups::Cgroups;
 use peapod_image::ImageStore;
-use peapod_shim::{ShimClient, ShimState};
-use std::path::PathBuf;
-use std::sync::Arc;
+use peapod_shim::ShimClient;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -43,7 +51,7 @@ pub struct RuntimeOptions {
     pub root: PathBuf,
     /// Runtime state: `--state` (sockets, pinned namespaces).
     pub state: PathBuf,
-    /// `--cgroup-parent`.
+    /// `--cgroup-parent`: where the shims' cgroups go.
     pub cgroup_parent: String,
     /// `--pod-max-pids`.
     pub pod_max_pids: Option<i64>,
@@ -57,57 +65,73 @@ pub struct Runtime {
     pub paths: Paths,
     pub cgroups: Cgroups,
     pub images: Arc<ImageStore>,
+    /// Container id → sandbox id.
+    index: Mutex<HashMap<String, String>>,
+}
+
+/// Now, RFC 3339 with nanoseconds.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Write `value` as JSON to `path` atomically (write, then rename).
+pub(crate) fn write_json_atomic(
+    path: &Path,
+    value: &impl serde::Serialize,
+) -> Result<(), RuntimeError> {
+    let body = serde_json::to_vec_pretty(value).map_err(|e| RuntimeError::Config(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body).map_err(RuntimeError::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(RuntimeError::io(path))
 }
 
 impl Runtime {
     pub fn new(opts: RuntimeOptions, images: Arc<ImageStore>) -> Result<Self, RuntimeError> {
         let cgroups = Cgroups::detect()?;
         let paths = Paths::new(&opts.root, &opts.state, &opts.cgroup_parent);
-        std::fs::create_dir_all(paths.pods_state())
-            .map_err(RuntimeError::io(paths.pods_state()))?;
-        std::fs::create_dir_all(paths.pods_data()).map_err(RuntimeError::io(paths.pods_data()))?;
-        Ok(Self {
+        for d in [paths.sandboxes_state(), paths.sandboxes_data()] {
+            std::fs::create_dir_all(&d).map_err(RuntimeError::io(&d))?;
+        }
+        let rt = Self {
             opts,
             paths,
             cgroups,
             images,
-        })
+            index: Mutex::new(HashMap::new()),
+        };
+        // Build the container index from disk.
+        let _ = rt.list_containers(&ContainerFilter::default());
+        Ok(rt)
     }
 
-    pub fn shim(&self, uid: &str) -> ShimClient {
-        ShimClient::new(self.paths.shim_socket(uid))
+    pub fn shim(&self, sid: &str) -> ShimClient {
+        ShimClient::new(self.paths.shim_socket(sid))
     }
 
-    /// The shim's view of a sandbox: infra process, containers, exits.
-    pub fn sandbox_state(&self, uid: &str) -> Result<ShimState, RuntimeError> {
-        Ok(self.shim(uid).state()?)
-    }
-
-    /// Wait (up to `timeout`) for the sandbox state to change after `since`.
+    /// Wait (up to `timeout`) for sandbox `sid`'s shim state to change
+    /// after generation `since`.
     pub fn wait_change(
         &self,
-        uid: &str,
+        sid: &str,
         since: u64,
         timeout: Duration,
-    ) -> Result<ShimState, RuntimeError> {
-        Ok(self.shim(uid).wait_change(since, timeout)?)
+    ) -> Result<peapod_shim::ShimState, RuntimeError> {
+        Ok(self.shim(sid).wait_change(since, timeout)?)
     }
 
-    /// UIDs of sandboxes whose state directory exists (for adoption and
-    /// clean-up after a daemon restart).
-    pub fn list_sandboxes(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for dir in [self.paths.pods_state(), self.paths.pods_data()] {
-            if let Ok(rd) = std::fs::read_dir(dir) {
-                for e in rd.flatten() {
-                    if let Some(name) = e.file_name().to_str() {
-                        if !out.iter().any(|u: &String| u == name) {
-                            out.push(name.to_string());
-                        }
-                    }
-                }
-            }
+    pub(crate) fn index_get(&self, cid: &str) -> Option<String> {
+        self.index.lock().ok()?.get(cid).cloned()
+    }
+
+    pub(crate) fn index_put(&self, cid: &str, sid: &str) {
+        if let Ok(mut m) = self.index.lock() {
+            m.insert(cid.to_string(), sid.to_string());
         }
-        out
+    }
+
+    pub(crate) fn index_remove(&self, cid: &str) {
+        if let Ok(mut m) = self.index.lock() {
+            m.remove(cid);
+        }
     }
 }

@@ -1,11 +1,19 @@
-//! Where a pod's things live. Everything is keyed by pod UID.
+//! Where a sandbox's things live. Everything is keyed by opaque sandbox
+//! and container ids, never by pod UID or container name, so any valid
+//! container name (`infra`, `shim`, ...) is just a name.
 //!
-//! - `<state>/pods/<uid>/`: shim socket and config, pinned namespaces
-//!   (`ns/`), libcontainer state (`lc/`), the pod's `/dev/shm` (`shm/`);
-//! - `<root>/pods/<uid>/`: container bundles and rootfs (`c/<name>/`), logs
-//!   (`logs/<name>/0.log`), volumes (`volumes/`), `/etc` files (`etc/`).
-//! - cgroups: `<parent>/pod<uid>` (with `infra` and one child per
-//!   container) and `<parent>/shim-<uid>`.
+//! - `<state>/sandboxes/<sid>/`: shim socket, config and pid file, pinned
+//!   namespaces (`ns/`), libcontainer state (`lc/`), the pod's `/dev/shm`
+//!   (`shm/`);
+//! - `<root>/sandboxes/<sid>/`: the sandbox record (`sandbox.json`), `/etc`
+//!   files (`etc/`), and per container `containers/<cid>/`: its record
+//!   (`container.json`), the status the shim keeps (`status.json`), the OCI
+//!   bundle and rootfs.
+//! - cgroups: the sandbox's cgroup parent (given by the caller) holds one
+//!   child per container, named by its id, and the infra process's, named
+//!   by the sandbox id; each shim has `<--cgroup-parent>/shim-<sid>`.
+//!
+//! What the caller owns (logs, volumes) lives where the caller says.
 
 use std::path::{Path, PathBuf};
 
@@ -33,59 +41,59 @@ impl Paths {
     pub fn state(&self) -> &Path {
         &self.state
     }
-    pub fn pods_state(&self) -> PathBuf {
-        self.state.join("pods")
+    pub fn sandboxes_state(&self) -> PathBuf {
+        self.state.join("sandboxes")
     }
-    pub fn pods_data(&self) -> PathBuf {
-        self.root.join("pods")
+    pub fn sandboxes_data(&self) -> PathBuf {
+        self.root.join("sandboxes")
     }
-    pub fn sandbox_state(&self, uid: &str) -> PathBuf {
-        self.pods_state().join(uid)
+    pub fn sandbox_state(&self, sid: &str) -> PathBuf {
+        self.sandboxes_state().join(sid)
     }
-    pub fn sandbox_data(&self, uid: &str) -> PathBuf {
-        self.pods_data().join(uid)
+    pub fn sandbox_data(&self, sid: &str) -> PathBuf {
+        self.sandboxes_data().join(sid)
     }
-    pub fn shim_socket(&self, uid: &str) -> PathBuf {
-        self.sandbox_state(uid)
+    pub fn sandbox_record(&self, sid: &str) -> PathBuf {
+        self.sandbox_data(sid).join("sandbox.json")
+    }
+    pub fn shim_socket(&self, sid: &str) -> PathBuf {
+        self.sandbox_state(sid)
             .join(peapod_shim::server::SOCKET_NAME)
     }
-    pub fn ns_dir(&self, uid: &str) -> PathBuf {
-        self.sandbox_state(uid).join("ns")
+    pub fn shim_pid_file(&self, sid: &str) -> PathBuf {
+        self.sandbox_state(sid).join("shim.pid")
     }
-    pub fn container_root(&self, uid: &str) -> PathBuf {
-        self.sandbox_state(uid).join("lc")
+    pub fn ns_dir(&self, sid: &str) -> PathBuf {
+        self.sandbox_state(sid).join("ns")
     }
-    pub fn shm_dir(&self, uid: &str) -> PathBuf {
-        self.sandbox_state(uid).join("shm")
+    pub fn container_root(&self, sid: &str) -> PathBuf {
+        self.sandbox_state(sid).join("lc")
     }
-    pub fn etc_dir(&self, uid: &str) -> PathBuf {
-        self.sandbox_data(uid).join("etc")
+    pub fn shm_dir(&self, sid: &str) -> PathBuf {
+        self.sandbox_state(sid).join("shm")
     }
-    pub fn volumes_dir(&self, uid: &str) -> PathBuf {
-        self.sandbox_data(uid).join("volumes")
+    pub fn etc_dir(&self, sid: &str) -> PathBuf {
+        self.sandbox_data(sid).join("etc")
     }
-    pub fn container_dir(&self, uid: &str, id: &str) -> PathBuf {
-        self.sandbox_data(uid).join("c").join(id)
+    pub fn containers_dir(&self, sid: &str) -> PathBuf {
+        self.sandbox_data(sid).join("containers")
     }
-    pub fn log_path(&self, uid: &str, container: &str, restart: u32) -> PathBuf {
-        self.sandbox_data(uid)
-            .join("logs")
-            .join(container)
-            .join(format!("{restart}.log"))
+    pub fn container_dir(&self, sid: &str, cid: &str) -> PathBuf {
+        self.containers_dir(sid).join(cid)
+    }
+    /// The daemon's datagram socket shims report state changes to.
+    pub fn events_socket(&self) -> PathBuf {
+        self.state.join("events.sock")
     }
     pub fn cgroup_parent(&self) -> &str {
         &self.cgroup_parent
     }
-    pub fn pod_cgroup(&self, uid: &str) -> String {
-        format!("{}/pod{uid}", self.cgroup_parent)
+    pub fn shim_cgroup(&self, sid: &str) -> String {
+        format!("{}/shim-{sid}", self.cgroup_parent)
     }
-    pub fn infra_cgroup(&self, uid: &str) -> String {
-        format!("{}/infra", self.pod_cgroup(uid))
-    }
-    pub fn container_cgroup(&self, uid: &str, id: &str) -> String {
-        format!("{}/{id}", self.pod_cgroup(uid))
-    }
-    pub fn shim_cgroup(&self, uid: &str) -> String {
-        format!("{}/shim-{uid}", self.cgroup_parent)
-    }
+}
+
+/// A container's cgroup: a child of its sandbox's parent, named by its id.
+pub fn container_cgroup(sandbox_parent: &str, cid: &str) -> String {
+    format!("{}/{cid}", sandbox_parent.trim_end_matches('/'))
 }

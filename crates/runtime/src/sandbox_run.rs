@@ -1,30 +1,41 @@
-//! RunPodSandbox: pod cgroup, shim, infra process, pinned namespaces, the
-//! pod's /dev/shm and /etc files.
+//! RunPodSandbox: the pod's namespaces (made and pinned without a
+//! process), its cgroup parent, the shim (and, for a shared pid namespace
+//! only, the infra process), the pod's /dev/shm and /etc files.
 
 use crate::cgroups::resources::CgroupValues;
 use crate::error::RuntimeError;
+use crate::namespaces::{self, PodNamespaces};
 use crate::paths::MAX_SOCKET_PATH;
-use crate::{etc_files, mounts, namespaces, Runtime};
+use crate::types::{new_id, PodSandboxMetadata};
+use crate::{etc_files, mounts, Runtime};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// What the node asks for: CRI's PodSandboxConfig, reduced to what a
+/// What the caller asks for: CRI's PodSandboxConfig, reduced to what a
 /// sandbox here is made of.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SandboxConfig {
-    pub uid: String,
-    pub name: String,
-    pub namespace: String,
+    pub metadata: PodSandboxMetadata,
     pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// The pod's log directory (the caller's); containers' log paths are
+    /// relative to it, as in CRI.
+    pub log_directory: PathBuf,
+    /// The pod's cgroup. The runtime creates it with `cgroup`'s values if
+    /// it does not exist (and then removes it with the sandbox).
+    pub cgroup_parent: String,
+    pub cgroup: SandboxCgroup,
     pub host_network: bool,
     pub host_pid: bool,
     pub host_ipc: bool,
     pub share_process_namespace: bool,
-    /// Values for the pod cgroup.
-    pub cgroup: SandboxCgroup,
+    /// Namespaced sysctls (`spec.securityContext.sysctls`).
+    pub sysctls: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -34,22 +45,51 @@ pub struct SandboxCgroup {
     pub memory_limit: Option<i64>,
 }
 
-const META: &str = "sandbox-meta.json";
+/// What the runtime keeps of a sandbox, at `<root>/sandboxes/<id>/sandbox.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    pub id: String,
+    pub config: SandboxConfig,
+    pub created_at: String,
+    /// StopPodSandbox ran.
+    #[serde(default)]
+    pub stopped: bool,
+    /// The runtime made `config.cgroup_parent` (and so removes it).
+    #[serde(default)]
+    pub created_cgroup: bool,
+}
 
 impl Runtime {
-    /// The config a sandbox was created with (for adoption after restart).
-    pub fn sandbox_config(&self, uid: &str) -> Result<SandboxConfig, RuntimeError> {
-        let p = self.paths.sandbox_data(uid).join(META);
-        let b = std::fs::read(&p).map_err(RuntimeError::io(&p))?;
+    pub fn sandbox_record(&self, sid: &str) -> Result<SandboxRecord, RuntimeError> {
+        let p = self.paths.sandbox_record(sid);
+        let b = std::fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                RuntimeError::NotFound(format!("sandbox {sid}"))
+            } else {
+                RuntimeError::Io {
+                    path: p.clone(),
+                    source: e,
+                }
+            }
+        })?;
         serde_json::from_slice(&b).map_err(|e| RuntimeError::Sandbox {
-            uid: uid.into(),
+            uid: sid.into(),
             message: format!("{}: {e}", p.display()),
         })
     }
 
+    pub(crate) fn write_sandbox_record(&self, rec: &SandboxRecord) -> Result<(), RuntimeError> {
+        let p = self.paths.sandbox_record(&rec.id);
+        crate::write_json_atomic(&p, rec)
+    }
+
     /// Paths of the sandbox namespaces a container joins.
-    pub fn sandbox_namespaces(&self, cfg: &SandboxConfig) -> crate::spec::SandboxNamespaces {
-        let ns = self.paths.ns_dir(&cfg.uid);
+    pub fn sandbox_namespaces(
+        &self,
+        sid: &str,
+        cfg: &SandboxConfig,
+    ) -> crate::spec::SandboxNamespaces {
+        let ns = self.paths.ns_dir(sid);
         crate::spec::SandboxNamespaces {
             net: (!cfg.host_network).then(|| ns.join("net")),
             ipc: (!cfg.host_ipc).then(|| ns.join("ipc")),
@@ -64,22 +104,25 @@ impl Runtime {
         }
     }
 
-    /// Create the sandbox. On failure everything made so far is removed.
-    pub fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<i32, RuntimeError> {
-        match self.run_sandbox_inner(cfg) {
-            Ok(pid) => Ok(pid),
+    /// RunPodSandbox: returns the new sandbox's id. On failure everything
+    /// made so far is removed.
+    pub fn run_pod_sandbox(&self, cfg: &SandboxConfig) -> Result<String, RuntimeError> {
+        namespaces::check_sysctls(&cfg.sysctls, cfg.host_network, cfg.host_ipc)
+            .map_err(RuntimeError::Config)?;
+        let sid = new_id();
+        match self.run_sandbox_inner(&sid, cfg) {
+            Ok(()) => Ok(sid),
             Err(e) => {
-                if let Err(c) = self.remove_sandbox(&cfg.uid) {
-                    tracing::warn!(uid = %cfg.uid, "clean-up after failed sandbox: {c}");
+                if let Err(c) = self.remove_pod_sandbox(&sid) {
+                    tracing::warn!(sandbox = %sid, "clean-up after failed sandbox: {c}");
                 }
                 Err(e)
             }
         }
     }
 
-    fn run_sandbox_inner(&self, cfg: &SandboxConfig) -> Result<i32, RuntimeError> {
-        let uid = cfg.uid.as_str();
-        let sock = self.paths.shim_socket(uid);
+    fn run_sandbox_inner(&self, sid: &str, cfg: &SandboxConfig) -> Result<(), RuntimeError> {
+        let sock = self.paths.shim_socket(sid);
         if sock.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(RuntimeError::Config(format!(
                 "--state {}: the shim socket path {} is {} bytes, over the {MAX_SOCKET_PATH}-byte limit of unix sockets; use a shorter --state",
@@ -88,90 +131,117 @@ impl Runtime {
                 sock.as_os_str().len()
             )));
         }
-        let state_dir = self.paths.sandbox_state(uid);
-        let data_dir = self.paths.sandbox_data(uid);
-        for d in [&state_dir, &data_dir, &self.paths.container_root(uid)] {
+        let state_dir = self.paths.sandbox_state(sid);
+        let data_dir = self.paths.sandbox_data(sid);
+        for d in [
+            &state_dir,
+            &data_dir,
+            &self.paths.container_root(sid),
+            &self.paths.containers_dir(sid),
+        ] {
             std::fs::create_dir_all(d).map_err(RuntimeError::io(d))?;
         }
-        let meta = data_dir.join(META);
-        std::fs::write(
-            &meta,
-            serde_json::to_vec_pretty(cfg).map_err(|e| RuntimeError::Config(e.to_string()))?,
-        )
-        .map_err(RuntimeError::io(&meta))?;
-
-        // Cgroups: pod (with the pod's limits), its infra child, the shim's.
-        let pod_values = CgroupValues {
-            cpu_shares: cfg.cgroup.cpu_shares,
-            cpu_quota: cfg.cgroup.cpu_quota,
-            cpu_period: cfg
-                .cgroup
-                .cpu_quota
-                .map(|_| crate::cgroups::resources::QUOTA_PERIOD),
-            memory_limit: cfg.cgroup.memory_limit,
-            pids_limit: self.opts.pod_max_pids,
+        let parent = cfg.cgroup_parent.trim_matches('/').to_string();
+        if parent.is_empty() {
+            return Err(RuntimeError::Config(
+                "sandbox config: cgroup_parent is empty; give the pod's cgroup".into(),
+            ));
+        }
+        let mut rec = SandboxRecord {
+            id: sid.to_string(),
+            config: cfg.clone(),
+            created_at: crate::now(),
+            stopped: false,
+            created_cgroup: !self.cgroups.exists(&parent),
         };
-        self.cgroups
-            .create(&self.paths.pod_cgroup(uid), &pod_values)?;
-        // The pause process only waits: the least cpu weight.
-        let infra_values = CgroupValues {
-            cpu_shares: Some(crate::cgroups::resources::MIN_SHARES),
-            ..Default::default()
-        };
-        self.cgroups
-            .create(&self.paths.infra_cgroup(uid), &infra_values)?;
-        self.cgroups
-            .create(&self.paths.shim_cgroup(uid), &CgroupValues::default())?;
+        self.write_sandbox_record(&rec)?;
 
-        let shim_cfg = peapod_shim::SandboxConfig {
-            uid: uid.to_string(),
+        // The pod's cgroup with the pod's limits; the shim's own.
+        if rec.created_cgroup {
+            let pod_values = CgroupValues {
+                cpu_shares: cfg.cgroup.cpu_shares,
+                cpu_quota: cfg.cgroup.cpu_quota,
+                cpu_period: cfg
+                    .cgroup
+                    .cpu_quota
+                    .map(|_| crate::cgroups::resources::QUOTA_PERIOD),
+                memory_limit: cfg.cgroup.memory_limit,
+                pids_limit: self.opts.pod_max_pids,
+            };
+            self.cgroups.create(&parent, &pod_values)?;
+        }
+        self.cgroups
+            .create(&self.paths.shim_cgroup(sid), &CgroupValues::default())?;
+
+        // The namespaces the pod owns, pinned with no process to hold them.
+        let ns_dir = self.paths.ns_dir(sid);
+        let want = PodNamespaces {
+            net: !cfg.host_network,
+            ipc: !cfg.host_ipc,
+            uts: !cfg.host_network,
             hostname: cfg.hostname.clone(),
-            new_net: !cfg.host_network,
-            new_ipc: !cfg.host_ipc,
-            new_uts: !cfg.host_network,
-            new_pid: cfg.share_process_namespace && !cfg.host_pid,
-            shim_cgroup_procs: self.cgroups.procs_files(&self.paths.shim_cgroup(uid)),
-            infra_cgroup_procs: self.cgroups.procs_files(&self.paths.infra_cgroup(uid)),
-            container_root: self.paths.container_root(uid),
+            sysctls: cfg.sysctls.clone(),
+        };
+        let pinned = namespaces::create_pinned(&ns_dir, &want)?;
+
+        // The infra process only for a shared pid namespace: PID 1 there.
+        let infra = if cfg.share_process_namespace && !cfg.host_pid {
+            let infra_cg = crate::paths::container_cgroup(&parent, sid);
+            // The pause process only waits: the least cpu weight.
+            self.cgroups.create(
+                &infra_cg,
+                &CgroupValues {
+                    cpu_shares: Some(crate::cgroups::resources::MIN_SHARES),
+                    ..Default::default()
+                },
+            )?;
+            Some(peapod_shim::InfraConfig {
+                join: pinned.clone(),
+                cgroup_procs: self.cgroups.procs_files(&infra_cg),
+            })
+        } else {
+            None
+        };
+        let has_infra = infra.is_some();
+        let shim_cfg = peapod_shim::SandboxConfig {
+            id: sid.to_string(),
+            infra,
+            shim_cgroup_procs: self.cgroups.procs_files(&self.paths.shim_cgroup(sid)),
+            container_root: self.paths.container_root(sid),
+            events_socket: Some(self.paths.events_socket()),
         };
         let shim_json = state_dir.join(peapod_shim::server::CONFIG_NAME);
-        std::fs::write(
-            &shim_json,
-            serde_json::to_vec_pretty(&shim_cfg)
-                .map_err(|e| RuntimeError::Config(e.to_string()))?,
-        )
-        .map_err(RuntimeError::io(&shim_json))?;
-
-        self.spawn_shim(uid)?;
-        let state = self.wait_for_shim(uid)?;
-        let infra = state.infra_pid;
-
-        // Pin the namespaces the pod owns.
-        let ns_dir = self.paths.ns_dir(uid);
-        let mut kinds = Vec::new();
-        if shim_cfg.new_net {
-            kinds.push("net");
-            kinds.push("uts");
-        }
-        if shim_cfg.new_ipc {
-            kinds.push("ipc");
-        }
-        if shim_cfg.new_pid {
-            kinds.push("pid");
-        }
-        for k in kinds {
-            namespaces::pin(infra, k, &ns_dir)?;
+        crate::write_json_atomic(&shim_json, &shim_cfg)?;
+        self.spawn_shim(sid)?;
+        let state = self.wait_for_shim(sid)?;
+        if has_infra {
+            let pid = state.infra_pid.ok_or_else(|| RuntimeError::Sandbox {
+                uid: sid.into(),
+                message: "the shim started no infra process".into(),
+            })?;
+            // Pin the pod's pid namespace too: containers join it by path.
+            let target = self.paths.ns_dir(sid).join("pid");
+            pin_process_ns(pid, "pid", &target)?;
         }
         if !cfg.host_ipc {
-            mounts::mount_shm(&self.paths.shm_dir(uid), mounts::SHM_SIZE)?;
+            mounts::mount_shm(&self.paths.shm_dir(sid), mounts::SHM_SIZE)?;
         }
-        etc_files::write(&self.paths.etc_dir(uid), &cfg.hostname, cfg.host_network)?;
-        Ok(infra)
+        etc_files::write(&self.paths.etc_dir(sid), &cfg.hostname, cfg.host_network)?;
+        if !cfg.log_directory.as_os_str().is_empty() {
+            std::fs::create_dir_all(&cfg.log_directory)
+                .map_err(RuntimeError::io(&cfg.log_directory))?;
+        }
+        rec.stopped = false;
+        self.write_sandbox_record(&rec)?;
+        Ok(())
     }
 
-    /// fork+exec `peapod shim` in its own session, stdio to its log file.
-    fn spawn_shim(&self, uid: &str) -> Result<(), RuntimeError> {
-        let dir = self.paths.sandbox_state(uid);
+    /// fork+exec `peapod-shim shim` in its own session, stdio to its log
+    /// file. The shim daemonizes by double fork: the daemon never has to
+    /// reap it (no thread waits per pod), init or the daemon's subreaper
+    /// does.
+    fn spawn_shim(&self, sid: &str) -> Result<(), RuntimeError> {
+        let dir = self.paths.sandbox_state(sid);
         let log_path = dir.join("shim.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -188,47 +258,61 @@ impl Runtime {
             .stderr(Stdio::from(log2))
             .current_dir(&dir)
             .env_remove("RUST_LOG");
-        // SAFETY: setsid is async-signal-safe; it detaches the shim from the
-        // daemon's session so Ctrl-C on a foreground daemon spares it.
+        // SAFETY: setsid and fork/_exit are async-signal-safe. The
+        // intermediate child detaches into a new session and forks the
+        // shim, then exits at once, so the shim is re-parented away from
+        // the daemon and the daemon reaps only the short-lived child.
         unsafe {
             cmd.pre_exec(|| {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
-                Ok(())
+                match libc::fork() {
+                    -1 => Err(std::io::Error::last_os_error()),
+                    0 => Ok(()),
+                    _ => libc::_exit(0),
+                }
             });
         }
         let mut child = cmd.spawn().map_err(RuntimeError::io(&self.opts.exe))?;
-        // Reap the shim when it exits so it does not linger as a zombie of
-        // this daemon (after a daemon restart, init reaps it instead).
-        std::thread::Builder::new()
-            .name(format!("reap-shim-{}", &uid[..uid.len().min(8)]))
-            .spawn(move || {
-                let _ = child.wait();
-            })
-            .map_err(RuntimeError::io(&dir))?;
+        let _ = child.wait();
         Ok(())
     }
 
-    fn wait_for_shim(&self, uid: &str) -> Result<peapod_shim::ShimState, RuntimeError> {
+    fn wait_for_shim(&self, sid: &str) -> Result<peapod_shim::ShimState, RuntimeError> {
         let start = Instant::now();
-        let client = self.shim(uid);
+        let client = self.shim(sid);
         loop {
             match client.state() {
                 Ok(s) => return Ok(s),
                 Err(e) if start.elapsed() > Duration::from_secs(10) => {
                     let log =
-                        std::fs::read_to_string(self.paths.sandbox_state(uid).join("shim.log"))
+                        std::fs::read_to_string(self.paths.sandbox_state(sid).join("shim.log"))
                             .unwrap_or_default();
                     return Err(RuntimeError::Sandbox {
-                        uid: uid.into(),
+                        uid: sid.into(),
                         message: format!("shim did not come up: {e}; shim log: {}", log.trim()),
                     });
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
             }
         }
     }
+}
 
-    pub fn pinned_namespace(&self, uid: &str, kind: &str) -> PathBuf {
-        self.paths.ns_dir(uid).join(kind)
+/// Bind-mount `/proc/<pid>/ns/<kind>` onto `target`.
+fn pin_process_ns(pid: i32, kind: &str, target: &std::path::Path) -> Result<(), RuntimeError> {
+    if !target.exists() {
+        std::fs::File::create(target).map_err(RuntimeError::io(target))?;
     }
+    let source = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+    nix::mount::mount(
+        Some(&source),
+        target,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| RuntimeError::Io {
+        path: target.to_path_buf(),
+        source: std::io::Error::from(e),
+    })
 }

@@ -8,27 +8,35 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// What the shim needs to build a sandbox; written by the runtime to
-/// `<pod dir>/sandbox.json` before the shim is started.
+/// What the shim needs to run a sandbox; written by the runtime to
+/// `<sandbox state dir>/sandbox.json` before the shim is started.
+///
+/// The pod's net, ipc and uts namespaces are made and pinned by the runtime
+/// before the shim starts: the shim owns no namespace. Only a pod that
+/// shares its pid namespace gets an infra process, PID 1 of that namespace.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxConfig {
-    pub uid: String,
-    pub hostname: String,
-    /// Create a new network namespace (false: hostNetwork).
-    pub new_net: bool,
-    /// Create a new ipc namespace (false: hostIPC).
-    pub new_ipc: bool,
-    /// Create a new uts namespace (false: hostNetwork).
-    pub new_uts: bool,
-    /// Create a pod pid namespace whose PID 1 is the infra process
-    /// (shareProcessNamespace: true).
-    pub new_pid: bool,
+    /// The sandbox's opaque id.
+    pub id: String,
+    /// The infra process, for `shareProcessNamespace: true` only.
+    pub infra: Option<InfraConfig>,
     /// cgroup.procs files the shim writes itself to, first thing.
     pub shim_cgroup_procs: Vec<PathBuf>,
-    /// cgroup.procs files the infra process is written to.
-    pub infra_cgroup_procs: Vec<PathBuf>,
-    /// libcontainer's state root for this pod's containers.
+    /// libcontainer's state root for this sandbox's containers.
     pub container_root: PathBuf,
+    /// The daemon's datagram socket: the shim sends `<id> <generation>` on
+    /// every state change, best effort (the daemon may be down).
+    #[serde(default)]
+    pub events_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InfraConfig {
+    /// Pinned namespace files the infra process joins (net, ipc, uts)
+    /// before it execs; it is cloned into a new pid namespace.
+    pub join: Vec<PathBuf>,
+    /// cgroup.procs files the infra process is written to.
+    pub cgroup_procs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,7 +71,12 @@ pub enum Request {
     WaitExec {
         exec_id: String,
     },
-    /// Kill the infra process, answer, and exit.
+    /// Signal an exec'd process (ExecSync's timeout).
+    KillExec {
+        exec_id: String,
+        signal: i32,
+    },
+    /// Kill the infra process (if any), answer, and exit.
     Shutdown,
 }
 
@@ -77,6 +90,10 @@ pub struct CreateRequest {
     pub stdin: bool,
     /// CRI-format log file for stdout/stderr.
     pub log_path: PathBuf,
+    /// Where the shim keeps the container's [`ContainerState`] on disk
+    /// (written atomically at create, start and exit), so an exited
+    /// container's status outlives the shim.
+    pub status_file: PathBuf,
     /// File with the container cgroup's OOM kill counter
     /// (v1 `memory.oom_control`, v2 `memory.events`).
     pub oom_events: Option<PathBuf>,
@@ -116,7 +133,8 @@ pub enum Response {
 pub struct ShimState {
     pub generation: u64,
     pub shim_pid: i32,
-    pub infra_pid: i32,
+    /// The infra process (shareProcessNamespace only).
+    pub infra_pid: Option<i32>,
     /// Set once the infra process has exited.
     pub infra_exit: Option<ExitInfo>,
     pub containers: BTreeMap<String, ContainerState>,

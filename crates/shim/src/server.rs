@@ -40,11 +40,15 @@ enum Proc {
 }
 
 struct ExecEntry {
+    pid: i32,
     exit: Option<ExitInfo>,
 }
 
 struct Inner {
     dir: PathBuf,
+    /// Where each container's state is kept on disk.
+    status_files: HashMap<String, PathBuf>,
+    events: Option<(std::os::unix::net::UnixDatagram, PathBuf)>,
     cfg: SandboxConfig,
     state: ShimState,
     procs: HashMap<i32, Proc>,
@@ -66,7 +70,72 @@ impl Inner {
         // send_replace: `send` drops the value when no receiver exists yet,
         // and a later WaitChange would then miss this change.
         self.changed.send_replace(self.state.generation);
+        if let Some((sock, path)) = &self.events {
+            // Best effort and non-blocking: a daemon that is down or slow
+            // reads every shim's state when it comes back.
+            let msg = format!("{} {}", self.cfg.id, self.state.generation);
+            let _ = sock.send_to(msg.as_bytes(), path);
+        }
     }
+
+    /// Persist container `id`'s state (atomically: write, then rename).
+    fn persist(&self, id: &str) {
+        let (Some(c), Some(path)) = (self.state.containers.get(id), self.status_files.get(id))
+        else {
+            return;
+        };
+        if let Err(e) = write_atomic(path, c) {
+            eprintln!("peapod shim: {}: {e}", path.display());
+        }
+    }
+}
+
+fn write_atomic_text(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn write_atomic(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The start time of process `pid` (field 22 of /proc/PID/stat, in clock
+/// ticks since boot): with the pid, it names one process for good.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after
+    // the last ')'. Field 3 is the state, field 22 the start time.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is a live (not zombie) process.
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| !r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// What `shim.pid` holds: the shim's pid and start time.
+pub fn read_pid_file(path: &Path) -> Option<(i32, u64)> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let mut it = s.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// The shim of `pid_file` if it still runs: the pid is only trusted when
+/// its start time matches the recorded one (a reused pid does not).
+pub fn running_shim(pid_file: &Path) -> Option<i32> {
+    let (pid, start) = read_pid_file(pid_file)?;
+    (alive(pid) && start_time(pid) == Some(start)).then_some(pid)
 }
 
 /// Entry point of `peapod shim --dir POD_DIR`. Returns the exit code.
@@ -121,23 +190,39 @@ async fn serve(dir: PathBuf, cfg: SandboxConfig) -> std::io::Result<()> {
     let _ = std::fs::remove_file(&sock_path);
     let listener = UnixListener::bind(&sock_path)?;
 
-    let infra_pid = infra::spawn(&cfg)?;
-    for procs in &cfg.infra_cgroup_procs {
-        if let Err(e) = std::fs::write(procs, infra_pid.as_raw().to_string()) {
-            eprintln!("peapod shim: infra cgroup {}: {e}", procs.display());
+    let mut procs = HashMap::new();
+    let mut infra_pid = None;
+    if let Some(infra_cfg) = &cfg.infra {
+        let pid = infra::spawn(infra_cfg)?.as_raw();
+        for f in &infra_cfg.cgroup_procs {
+            if let Err(e) = std::fs::write(f, pid.to_string()) {
+                eprintln!("peapod shim: infra cgroup {}: {e}", f.display());
+            }
         }
+        procs.insert(pid, Proc::Infra);
+        infra_pid = Some(pid);
     }
+    let events = match &cfg.events_socket {
+        Some(path) => {
+            let sock = std::os::unix::net::UnixDatagram::unbound()?;
+            sock.set_nonblocking(true)?;
+            Some((sock, path.clone()))
+        }
+        None => None,
+    };
     let (changed, _) = watch::channel(0u64);
     let inner: Shared = Rc::new(RefCell::new(Inner {
         dir: dir.clone(),
+        status_files: HashMap::new(),
+        events,
         cfg,
         state: ShimState {
             generation: 1,
             shim_pid: std::process::id() as i32,
-            infra_pid: infra_pid.as_raw(),
+            infra_pid,
             ..Default::default()
         },
-        procs: HashMap::from([(infra_pid.as_raw(), Proc::Infra)]),
+        procs,
         early_exits: HashMap::new(),
         execs: HashMap::new(),
         oom_files: HashMap::new(),
@@ -145,7 +230,9 @@ async fn serve(dir: PathBuf, cfg: SandboxConfig) -> std::io::Result<()> {
         changed,
         next_exec: 0,
     }));
-    std::fs::write(dir.join("shim.pid"), std::process::id().to_string())?;
+    let me = std::process::id() as i32;
+    let started = start_time(me).unwrap_or(0);
+    write_atomic_text(&dir.join("shim.pid"), &format!("{me} {started}"))?;
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     {
@@ -244,6 +331,7 @@ fn record_exit(inner: &Shared, pid: i32, status: WaitStatus) {
                 c.status = ContainerStatus::Exited;
                 c.exit = Some(info);
             }
+            g.persist(&id);
             g.bump();
         }
         Some(Proc::Exec(id)) => {
@@ -264,11 +352,16 @@ fn record_exit(inner: &Shared, pid: i32, status: WaitStatus) {
 }
 
 /// Register a process; if it was already reaped, record its exit now.
+///
+/// An early exit is only taken while the pid is not a live process: a live
+/// process under that pid proves the recorded exit was another, earlier
+/// process's (an orphan of the pod reaped before its pid was reused).
 fn register(inner: &Shared, pid: i32, proc_: Proc) {
     let early = {
         let mut g = inner.borrow_mut();
         g.procs.insert(pid, proc_);
-        g.early_exits.remove(&pid)
+        let early = g.early_exits.remove(&pid);
+        early.filter(|_| !alive(pid))
     };
     if let Some(status) = early {
         record_exit(inner, pid, status);
@@ -383,6 +476,7 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
                 }
                 c.started_at = Some(now());
             }
+            g.persist(&id);
             g.bump();
             Ok((Response::Ok, Vec::new()))
         }
@@ -437,6 +531,7 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
             .await?;
             let mut g = inner.borrow_mut();
             g.state.containers.remove(&id);
+            g.status_files.remove(&id);
             g.oom_files.remove(&id);
             g.stdin_holders.remove(&id);
             g.bump();
@@ -450,7 +545,9 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
                     let g = inner.borrow();
                     match g.execs.get(&exec_id) {
                         None => return Err(format!("exec {exec_id} not found")),
-                        Some(ExecEntry { exit: Some(info) }) => {
+                        Some(ExecEntry {
+                            exit: Some(info), ..
+                        }) => {
                             let info = info.clone();
                             drop(g);
                             inner.borrow_mut().execs.remove(&exec_id);
@@ -464,10 +561,30 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
                 }
             }
         }
+        Request::KillExec { exec_id, signal } => {
+            let pid = {
+                let g = inner.borrow();
+                match g.execs.get(&exec_id) {
+                    None => return Err(format!("exec {exec_id} not found")),
+                    Some(e) if e.exit.is_some() => None,
+                    Some(e) => Some(e.pid),
+                }
+            };
+            if let Some(pid) = pid {
+                // Not yet reaped by us, its subreaper: the pid is still its.
+                let sig = Signal::try_from(signal).map_err(|e| format!("signal {signal}: {e}"))?;
+                match kill(Pid::from_raw(pid), sig) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(e) => return Err(format!("exec {exec_id}: kill: {e}")),
+                }
+            }
+            Ok((Response::Ok, Vec::new()))
+        }
         Request::Shutdown => {
             let infra = inner.borrow().state.infra_pid;
-            if inner.borrow().state.infra_exit.is_none() {
-                let _ = kill(Pid::from_raw(infra), Signal::SIGKILL);
+            if let (Some(pid), None) = (infra, &inner.borrow().state.infra_exit) {
+                // Our child, not yet reaped: the pid cannot have been reused.
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
             Ok((Response::Ok, Vec::new()))
         }
@@ -597,6 +714,7 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
         if let Some(f) = &c.oom_events {
             g.oom_files.insert(c.id.clone(), f.clone());
         }
+        g.status_files.insert(c.id.clone(), c.status_file.clone());
         g.state.containers.insert(
             c.id.clone(),
             ContainerState {
@@ -609,6 +727,7 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
                 log_path: c.log_path.clone(),
             },
         );
+        g.persist(&c.id);
         g.bump();
     }
     register(inner, pid, Proc::Container(c.id.clone()));
@@ -643,7 +762,7 @@ async fn exec(inner: &Shared, e: ExecRequest) -> Handled {
     inner
         .borrow_mut()
         .execs
-        .insert(exec_id.clone(), ExecEntry { exit: None });
+        .insert(exec_id.clone(), ExecEntry { pid, exit: None });
     register(inner, pid, Proc::Exec(exec_id.clone()));
     let names = ours.iter().map(|(n, _)| n.to_string()).collect();
     let fds = ours.into_iter().map(|(_, f)| f).collect();

@@ -13,7 +13,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use peapod_shim::ContainerStatus;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -70,19 +69,19 @@ pub async fn exec(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let rt = node.runtime.clone();
-    let u = uid.clone();
-    let running = tokio::task::spawn_blocking(move || rt.sandbox_state(&u))
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .and_then(|s| {
-            s.containers
-                .get(&container)
-                .map(|c| c.status == ContainerStatus::Running)
-        })
-        .unwrap_or(false);
+    let found = {
+        let node = node.clone();
+        let pod = pod.clone();
+        let c = container.clone();
+        tokio::task::spawn_blocking(move || node.find_container(&pod, &c))
+            .await
+            .ok()
+            .flatten()
+    };
+    let running = found
+        .as_ref()
+        .is_some_and(|c| c.state == peapod_runtime::ContainerState::Running);
+    let uid = found.map(|c| c.id).unwrap_or_default();
     if !running {
         return status_error(
             StatusCode::BAD_REQUEST,
@@ -95,7 +94,7 @@ pub async fn exec(
         .selected_protocol()
         .map(|p| p.as_bytes() == PROTOCOLS[0].as_bytes())
         .unwrap_or(false);
-    ws.on_upgrade(move |socket| session(node, uid, container, args, socket, v5))
+    ws.on_upgrade(move |socket| session(node, uid, args, socket, v5))
 }
 
 fn status_json(code: Result<i32, String>) -> Vec<u8> {
@@ -149,19 +148,12 @@ fn set_winsize(fd: &OwnedFd, data: &[u8]) {
     }
 }
 
-async fn session(
-    node: Arc<Node>,
-    uid: String,
-    container: String,
-    args: ExecArgs,
-    socket: WebSocket,
-    v5: bool,
-) {
+async fn session(node: Arc<Node>, uid: String, args: ExecArgs, socket: WebSocket, v5: bool) {
     let (mut sink, mut source) = socket.split();
     let rt = node.runtime.clone();
-    let (u, c, cmd) = (uid.clone(), container.clone(), args.command.clone());
+    let (u, cmd) = (uid.clone(), args.command.clone());
     let (tty, stdin) = (args.tty, args.stdin);
-    let started = tokio::task::spawn_blocking(move || rt.exec(&u, &c, &cmd, tty, stdin)).await;
+    let started = tokio::task::spawn_blocking(move || rt.exec(&u, &cmd, tty, stdin)).await;
     let session = match started {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {

@@ -17,9 +17,16 @@ pub async fn inspect(
         Ok(None) => return pod_not_found(&name),
         Err(e) => return internal(e),
     };
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
     let rt = node.runtime.clone();
-    match tokio::task::spawn_blocking(move || rt.inspect_sandbox(&uid)).await {
+    let n = node.clone();
+    match tokio::task::spawn_blocking(move || {
+        let sid = n
+            .current_sandbox(&pod)
+            .ok_or_else(|| peapod_runtime::RuntimeError::NotFound("a sandbox of the pod".into()))?;
+        rt.inspect_sandbox(&sid)
+    })
+    .await
+    {
         Ok(Ok(i)) => {
             let mut v = serde_json::to_value(&i).unwrap_or_default();
             v["pod"] = serde_json::json!(name);

@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use k8s_openapi::api::core::v1::Pod;
 use peapod_shim::logs::parse_record;
-use peapod_shim::ContainerStatus;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,9 +79,20 @@ pub async fn log(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let path = node.runtime.paths.log_path(&uid, &container, 0);
-    if !path.exists() {
+    let found = {
+        let node = node.clone();
+        let pod = pod.clone();
+        let c = container.clone();
+        tokio::task::spawn_blocking(move || node.find_container(&pod, &c))
+            .await
+            .ok()
+            .flatten()
+    };
+    let (cid, path) = match &found {
+        Some(c) => (c.id.clone(), c.log_path.clone()),
+        None => (String::new(), std::path::PathBuf::new()),
+    };
+    if found.is_none() || !path.exists() {
         let reason = pod
             .status
             .as_ref()
@@ -148,12 +158,8 @@ pub async fn log(
         }
         let mut idle_after_exit = 0;
         loop {
-            let exited = match rt.sandbox_state(&uid) {
-                Ok(s) => s
-                    .containers
-                    .get(&container)
-                    .map(|c| c.status == ContainerStatus::Exited)
-                    .unwrap_or(true),
+            let exited = match rt.container_status(&cid) {
+                Ok(s) => s.state != peapod_runtime::ContainerState::Running,
                 Err(_) => true,
             };
             let mut chunk = Vec::new();
@@ -191,6 +197,27 @@ pub async fn log(
         }
     });
     stream_response("text/plain", rx)
+}
+
+/// The text of the last `lines` lines of CRI log `path`, at most
+/// `max_bytes` (the end kept): a failed container's termination message
+/// under `FallbackToLogsOnError`.
+pub fn tail_text(path: &std::path::Path, lines: usize, max_bytes: usize) -> String {
+    let Ok(data) = std::fs::read(path) else {
+        return String::new();
+    };
+    let text = render(&data, false);
+    let all: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+    let mut end = all.len();
+    if all.last().is_some_and(|l| l.is_empty()) {
+        end -= 1;
+    }
+    let start = end.saturating_sub(lines);
+    let mut out = all[start..end].join(&b'\n');
+    if out.len() > max_bytes {
+        out.drain(..out.len() - max_bytes);
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod events;
 mod exec;
 mod images;
 mod inspect;
-mod logs;
+pub mod logs;
 mod pods;
 pub mod secrets;
 

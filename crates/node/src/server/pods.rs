@@ -114,15 +114,7 @@ fn admit(ns: &str, body: &[u8]) -> Result<(Pod, Vec<String>), Response> {
         });
         return Err(json_response(StatusCode::UNPROCESSABLE_ENTITY, &body));
     }
-    let mut warnings = peapod_api::unsupported_fields(&pod);
-    // Restarting exited containers arrives with the lifecycle work: say so
-    // when the manifest asks for it explicitly.
-    let raw: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    if let Some(policy @ ("Always" | "OnFailure")) = raw["spec"]["restartPolicy"].as_str() {
-        warnings.push(format!(
-            "spec.restartPolicy: {policy} is not supported yet: exited containers are not restarted"
-        ));
-    }
+    let warnings = peapod_api::unsupported_fields(&pod);
     Ok((pod, warnings))
 }
 

@@ -5,7 +5,7 @@
 //! `peapod` subcommands, used when this binary is not installed beside it.
 //!
 //! Usage (by the daemon only): `peapod-shim shim --dir DIR`,
-//! `peapod-shim shim-helper JSON`, `peapod-shim infra [--lo-up]`.
+//! `peapod-shim shim-helper JSON`, `peapod-shim infra`.
 //! Arguments are parsed by hand: a CLI parser would cost more than it saves
 //! in a program nobody types.
 
@@ -20,13 +20,13 @@ fn main() {
             Some(json) => peapod_shim::helper::run(json),
             None => usage(),
         },
-        Some("infra") => peapod_shim::infra::run(args.iter().any(|a| a == "--lo-up")),
+        Some("infra") => peapod_shim::infra::run(),
         _ => usage(),
     };
     std::process::exit(code);
 }
 
 fn usage() -> i32 {
-    eprintln!("peapod-shim is run by the peapod daemon: shim --dir DIR | shim-helper JSON | infra [--lo-up]");
+    eprintln!("peapod-shim is run by the peapod daemon: shim --dir DIR | shim-helper JSON | infra");
     2
 }

@@ -24,7 +24,9 @@ pub struct PodInspect {
     #[serde(default)]
     pub uid: String,
     #[serde(default)]
-    pub shim_pid: i64,
+    pub sandbox_id: String,
+    #[serde(default)]
+    pub shim_pid: Option<i64>,
     #[serde(default)]
     pub cgroup_version: u8,
     #[serde(default)]
@@ -35,7 +37,8 @@ pub struct PodInspect {
     pub pinned: Vec<(String, Option<u64>)>,
 }
 
-/// One process: the infra process or a container's init.
+/// One process: a container's init, or the infra process ("(infra)") of a
+/// pod that shares its pid namespace.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ProcessInfo {
     pub name: String,
@@ -84,18 +87,24 @@ fn inode(namespaces: &[(String, Option<u64>)], kind: &str) -> Option<u64> {
 }
 
 /// The text of `peapod inspect pod`: a summary line, the process table
-/// (a `*` marks a namespace shared with the infra process), the pinned
-/// namespaces and the cgroups with their limits.
+/// (a `*` marks the pod's own pinned namespace), the pinned namespaces and
+/// the cgroups with their limits.
 pub fn render(info: &PodInspect) -> String {
     let mut out = String::new();
     let summary = format!(
-        "Pod:\t{}/{}\nUID:\t{}\nShim PID:\t{}\nCgroups:\tv{}\n",
-        info.namespace, info.pod, info.uid, info.shim_pid, info.cgroup_version
+        "Pod:\t{}/{}\nUID:\t{}\nSandbox:\t{}\nShim PID:\t{}\nCgroups:\tv{}\n",
+        info.namespace,
+        info.pod,
+        info.uid,
+        info.sandbox_id,
+        info.shim_pid
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into()),
+        info.cgroup_version
     );
     out.push_str(&tabwrite(&summary, 0, 2));
     out.push('\n');
 
-    let infra = info.processes.iter().find(|p| p.name == "infra");
     let mut rows = vec![["PROCESS", "PID"]
         .into_iter()
         .chain(KINDS.iter().map(|k| match *k {
@@ -118,13 +127,11 @@ pub fn render(info: &PodInspect) -> String {
                 "-".to_string()
             },
         ];
-        let is_infra = infra.is_some_and(|i| std::ptr::eq(i, process));
         for kind in KINDS {
             let cell = match inode(&process.namespaces, kind) {
                 None => "-".to_string(),
                 Some(ino) => {
-                    let shared =
-                        !is_infra && infra.and_then(|i| inode(&i.namespaces, kind)) == Some(ino);
+                    let shared = inode(&info.pinned, kind) == Some(ino);
                     if shared {
                         format!("{ino}*")
                     } else {
@@ -137,7 +144,7 @@ pub fn render(info: &PodInspect) -> String {
         rows.push(row);
     }
     out.push_str(&Table::kubectl().render(&rows));
-    out.push_str("(* = shared with the infra process)\n");
+    out.push_str("(* = the pod's pinned namespace, shared by its containers)\n");
 
     if !info.pinned.is_empty() {
         let pinned: Vec<String> = info
@@ -180,9 +187,8 @@ mod tests {
     #[test]
     fn renders_shared_namespaces() {
         let info: PodInspect = match serde_json::from_value(json!({
-            "pod": "web", "namespace": "default", "uid": "u-1", "shim_pid": 100, "cgroup_version": 1,
+            "pod": "web", "namespace": "default", "uid": "u-1", "sandbox_id": "ab12", "shim_pid": 100, "cgroup_version": 1,
             "processes": [
-                {"name": "infra", "pid": 10, "namespaces": [["net", 1], ["ipc", 2], ["uts", 3], ["pid", 4], ["mnt", 5], ["cgroup", 6], ["user", 7]]},
                 {"name": "web", "pid": 11, "namespaces": [["net", 1], ["ipc", 2], ["uts", 3], ["pid", 14], ["mnt", 15], ["cgroup", 16], ["user", 7]]},
                 {"name": "done", "pid": 0, "namespaces": []}
             ],
@@ -190,7 +196,7 @@ mod tests {
                 {"path": "peapod/podu-1", "limits": [["cpu.shares", "2"]]},
                 {"path": "peapod/podu-1/web", "limits": [["cpu.shares", "2"], ["memory.limit_in_bytes", "33554432"]]}
             ],
-            "pinned": [["net", 1], ["ipc", null]]
+            "pinned": [["net", 1], ["ipc", 2], ["uts", 3]]
         })) {
             Ok(i) => i,
             Err(e) => panic!("{e}"),
@@ -199,16 +205,16 @@ mod tests {
         let want = "\
 Pod:       default/web
 UID:       u-1
+Sandbox:   ab12
 Shim PID:  100
 Cgroups:   v1
 
 PROCESS   PID   NET   IPC   UTS   PID   MNT   CGROUP   USER
-infra     10    1     2     3     4     5     6        7
-web       11    1*    2*    3*    14    15    16       7*
+web       11    1*    2*    3*    14    15    16       7
 done      -     -     -     -     -     -     -        -
-(* = shared with the infra process)
+(* = the pod's pinned namespace, shared by its containers)
 
-PINNED   net=1 ipc=-
+PINNED   net=1 ipc=2 uts=3
 
 CGROUP              LIMITS
 peapod/podu-1       cpu.shares=2

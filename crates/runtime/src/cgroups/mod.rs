@@ -172,6 +172,67 @@ impl Cgroups {
         Ok(())
     }
 
+    /// Whether cgroup `rel` exists.
+    pub fn exists(&self, rel: &str) -> bool {
+        self.dirs(rel).iter().any(|(_, d)| d.exists())
+    }
+
+    /// Write `values` to an existing cgroup (UpdateContainerResources).
+    pub fn write_values(&self, rel: &str, values: &CgroupValues) -> Result<(), CgroupError> {
+        match self {
+            Cgroups::V1 { .. } => self.write_v1(rel, values),
+            Cgroups::V2 { root } => self.write_v2(&root.join(rel.trim_start_matches('/')), values),
+        }
+    }
+
+    /// Usage of cgroup `rel`: cumulative cpu time, memory working set
+    /// (usage minus inactive file pages, as kubelet and cAdvisor compute
+    /// it) and the number of pids.
+    pub fn usage(&self, rel: &str) -> crate::types::CgroupUsage {
+        let read = |p: PathBuf| std::fs::read_to_string(p).ok();
+        let num = |p: PathBuf| read(p).and_then(|s| s.trim().parse::<u64>().ok());
+        let stat_field = |text: &str, key: &str| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == key).then(|| v.trim().parse::<u64>().ok()).flatten()
+            })
+        };
+        let mut u = crate::types::CgroupUsage {
+            timestamp_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+            ..Default::default()
+        };
+        for (ctrl, dir) in self.dirs(rel) {
+            match ctrl.as_str() {
+                "cpuacct" => u.cpu_usage_ns = num(dir.join("cpuacct.usage")),
+                "cpu" if u.cpu_usage_ns.is_none() => {
+                    // cpu and cpuacct are often one hierarchy mounted twice.
+                    u.cpu_usage_ns = num(dir.join("cpuacct.usage"));
+                }
+                "memory" => {
+                    u.memory_usage = num(dir.join("memory.usage_in_bytes"));
+                    let inactive = read(dir.join("memory.stat"))
+                        .and_then(|s| stat_field(&s, "total_inactive_file"))
+                        .unwrap_or(0);
+                    u.memory_working_set = u.memory_usage.map(|m| m.saturating_sub(inactive));
+                }
+                "pids" => u.pids = num(dir.join("pids.current")),
+                "unified" => {
+                    u.cpu_usage_ns = read(dir.join("cpu.stat"))
+                        .and_then(|s| stat_field(&s, "usage_usec"))
+                        .map(|us| us * 1000);
+                    u.memory_usage = num(dir.join("memory.current"));
+                    let inactive = read(dir.join("memory.stat"))
+                        .and_then(|s| stat_field(&s, "inactive_file"))
+                        .unwrap_or(0);
+                    u.memory_working_set = u.memory_usage.map(|m| m.saturating_sub(inactive));
+                    u.pids = num(dir.join("pids.current"));
+                }
+                _ => {}
+            }
+        }
+        u
+    }
+
     /// `cgroup.procs` files of cgroup `rel`, to move a process in.
     pub fn procs_files(&self, rel: &str) -> Vec<PathBuf> {
         self.dirs(rel)
