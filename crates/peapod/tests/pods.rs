@@ -958,3 +958,53 @@ fn tty_container_logs_and_sigint_on_daemon_keeps_pods() {
     d.wait_running("term");
     assert_eq!(d.pid("term", "c"), pid);
 }
+
+#[test]
+fn restarted_container_keeps_its_previous_attempt_across_a_daemon_restart() {
+    let mut d = Daemon::start();
+    // Fails once (exit 3), then runs: attempt 0 exited, attempt 1 running.
+    d.apply_ok(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: flaky}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, 'if [ -e /data/ran ]; then echo second; exec sleep 3600; fi; touch /data/ran; echo first; exit 3']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes: [{{name: data, emptyDir: {{}}}}]
+"#
+    ));
+    let check = |pod: &serde_json::Value| {
+        let cs = &pod["status"]["containerStatuses"][0];
+        cs["restartCount"] == 1
+            && cs["state"]["running"].is_object()
+            && cs["lastState"]["terminated"]["exitCode"] == 3
+            && cs["lastState"]["terminated"]["reason"] == "Error"
+    };
+    let pod = d.wait_pod("flaky", "restarted once", check);
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let logs = d.root.join(format!("logs/default_flaky_{uid}/c"));
+    assert!(std::fs::read_to_string(logs.join("0.log"))
+        .unwrap()
+        .contains("first"));
+    assert!(d.ok(&["logs", "flaky"]).contains("second"));
+    let table = d.ok(&["get", "pods"]);
+    let row = table.lines().find(|l| l.starts_with("flaky")).unwrap();
+    assert!(row.contains("Running") && row.contains(" 1 "), "{table}");
+
+    // The daemon dies and comes back: statuses come from the runtime's
+    // records, not from memory; nothing restarts again.
+    let pid = d.pid("flaky", "c");
+    d.kill9();
+    d.spawn(&[]);
+    let pod = d.wait_pod("flaky", "adopted with its history", check);
+    assert_eq!(pod["metadata"]["uid"].as_str().unwrap(), uid);
+    assert_eq!(d.pid("flaky", "c"), pid, "the running attempt was adopted");
+    // Graceful termination after the restart reads the containers from
+    // the runtime: the pod goes, nothing is left.
+    d.ok(&["delete", "pod", "flaky", "--grace-period=1"]);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(!logs.exists(), "the pod's logs go with the pod");
+}

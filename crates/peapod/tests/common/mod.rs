@@ -304,7 +304,7 @@ impl Daemon {
                 }
             }
         }
-        for sub in ["root/pods", "s/pods"] {
+        for sub in ["root/pods", "root/sandboxes", "root/logs", "s/sandboxes"] {
             if let Ok(rd) = std::fs::read_dir(self.dir.join(sub)) {
                 for e in rd.flatten() {
                     out.push(format!("file {}", e.path().display()));
