@@ -3,7 +3,8 @@
 #
 # 1. apply -> all containers running, for a pod with one init container and
 #    two app containers, image present: median (and p90) of RUNS (20) runs.
-# 2. PSS of the per-pod processes (shim + infra) with 10 pods running.
+# 2. Processes per pod besides its containers, and their PSS, with 10 pods
+#    running (a pod without shareProcessNamespace has only its shim).
 # Beside it, podman's figures (podman kube play, with the same images) when
 # podman is installed. Usage: bench/pod-start.sh [RUNS]
 set -euo pipefail
@@ -73,15 +74,19 @@ for i in $(seq 10); do
     until $P get pod "m$i" 2>/dev/null | awk 'NR==2 {exit !($2=="2/2" && $3=="Running")}'; do sleep 0.05; done
 done
 pss() { awk '/^Pss:/ {s+=$2} END {print s+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-shim_kb=0; infra_kb=0
-for pid in $(pgrep -f "shim --dir $D/"); do shim_kb=$((shim_kb + $(pss "$pid"))); done
-for pid in $(pgrep -x -f "peapod infra --lo-up"); do
+# Every process in this daemon's cgroup tree that is not a container's:
+# shims (shim-<sandbox>) and infra processes (named by the sandbox id).
+per_pod_kb=0; per_pod_n=0
+for pid in $(pgrep -f "shim --dir $D/"); do per_pod_kb=$((per_pod_kb + $(pss "$pid"))); per_pod_n=$((per_pod_n + 1)); done
+for pid in $(pgrep -x -f "peapod infra"); do
     # only this daemon's infra processes: their cgroup is under our parent
-    grep -q "peapod-bench-$$" "/proc/$pid/cgroup" 2>/dev/null && infra_kb=$((infra_kb + $(pss "$pid")))
+    if grep -q "peapod-bench-$$" "/proc/$pid/cgroup" 2>/dev/null; then
+        per_pod_kb=$((per_pod_kb + $(pss "$pid"))); per_pod_n=$((per_pod_n + 1))
+    fi
 done
 
 echo "peapod: apply -> running (init + 2 containers), median of $RUNS: ${start_med} ms (p90 ${start_p90} ms)"
-echo "peapod: PSS per pod with 10 pods: shim $((shim_kb / 10)) KiB + infra $((infra_kb / 10)) KiB = $(((shim_kb + infra_kb) / 10)) KiB"
+echo "peapod: per pod with 10 pods: $(awk -v n=$per_pod_n 'BEGIN {printf "%.1f", n/10}') processes besides its containers, PSS $((per_pod_kb / 10)) KiB"
 
 if command -v podman >/dev/null; then
     eval "$(../shared/peers/podman-env.sh 2>/dev/null || /work/shared/peers/podman-env.sh)"
@@ -101,7 +106,8 @@ if command -v podman >/dev/null; then
     conmon_kb=0; pause_kb=0
     for pid in $(pgrep -x conmon); do conmon_kb=$((conmon_kb + $(pss "$pid"))); done
     for pid in $(pgrep -f catatonit); do pause_kb=$((pause_kb + $(pss "$pid"))); done
-    echo "podman: PSS per pod with 10 pods: conmon (3 per pod) $((conmon_kb / 10)) KiB + infra $((pause_kb / 10)) KiB"
+    n_conmon=$(pgrep -x conmon | wc -l); n_pause=$(pgrep -f catatonit | wc -l)
+    echo "podman: per pod with 10 pods: $(awk -v n=$((n_conmon + n_pause)) 'BEGIN {printf "%.1f", n/10}') processes besides its containers (conmon + infra), PSS $(((conmon_kb + pause_kb) / 10)) KiB"
     for i in $(seq 10); do podman kube down "$D/r$i.yaml" >/dev/null 2>&1 || true; done
 else
     echo "podman: not installed (apt-get install podman conmon runc catatonit netavark to compare)"

@@ -2,9 +2,9 @@
 //! container's own process spec with other args.
 
 use crate::error::RuntimeError;
-use crate::types::ExecSyncResult;
+use crate::types::{ExecExit, ExecSyncResult};
 use crate::Runtime;
-use peapod_shim::{ExecRequest, ExitInfo, Request, Response};
+use peapod_shim::{ExecRequest, Request, Response};
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,12 +102,15 @@ impl Runtime {
     }
 
     /// Block until an exec'd process of container `cid` exits.
-    pub fn wait_exec(&self, cid: &str, exec_id: &str) -> Result<ExitInfo, RuntimeError> {
+    pub fn wait_exec(&self, cid: &str, exec_id: &str) -> Result<ExecExit, RuntimeError> {
         let uid = self.sandbox_of(cid)?;
         match self.shim(&uid).call(&Request::WaitExec {
             exec_id: exec_id.to_string(),
         })? {
-            Response::Exited(info) => Ok(info),
+            Response::Exited(info) => Ok(ExecExit {
+                code: info.code,
+                signal: info.signal,
+            }),
             other => Err(RuntimeError::Sandbox {
                 uid,
                 message: format!("unexpected shim response {other:?}"),

@@ -122,6 +122,14 @@ impl ContainerFilter {
     }
 }
 
+/// How an exec'd process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecExit {
+    /// As a shell reports it: the status, or 128 + signal.
+    pub code: i32,
+    pub signal: Option<i32>,
+}
+
 /// ExecSync's answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecSyncResult {

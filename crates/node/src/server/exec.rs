@@ -117,7 +117,10 @@ fn status_json(code: Result<i32, String>) -> Vec<u8> {
 
 /// The exit code of an exec'd process, or why it is unknown.
 fn exit_code(
-    r: Result<Result<peapod_shim::ExitInfo, peapod_runtime::RuntimeError>, tokio::task::JoinError>,
+    r: Result<
+        Result<peapod_runtime::ExecExit, peapod_runtime::RuntimeError>,
+        tokio::task::JoinError,
+    >,
 ) -> Result<i32, String> {
     match r {
         Ok(Ok(info)) => Ok(info.code),
