@@ -767,3 +767,12 @@ fn tty_container_logs_and_sigint_on_daemon_keeps_pods() {
     d.wait_running("term");
     assert_eq!(d.pid("term", "c"), pid);
 }
+
+/// The drop guard fails a test that leaves something behind (here a pod
+/// directory nobody deletes), after cleaning it up.
+#[test]
+#[should_panic(expected = "the test left 1 thing(s) behind")]
+fn guard_reports_what_a_test_leaked() {
+    let d = Daemon::start_bare(&[]);
+    std::fs::create_dir_all(d.root.join("pods/leaked")).expect("mkdir");
+}
