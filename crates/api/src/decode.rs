@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_path_to_error::Segment;
 
 use crate::path::FieldPath;
 
@@ -59,7 +60,7 @@ pub struct DecodeError {
     /// (syntax errors). The line is also part of `message`.
     pub line: Option<usize>,
     /// What is wrong, with the field path when known, e.g.
-    /// `spec.containers[0].ports[0].containerPort: invalid type: string "http", expected i32`.
+    /// `Pod "web": spec.containers[0].ports[0].containerPort: invalid type: string "http", expected i32`.
     pub message: String,
 }
 
@@ -160,6 +161,22 @@ struct Location {
 impl Location {
     /// An error at `field` (relative to this object) of this object.
     fn error(&self, field: &FieldPath, message: impl std::fmt::Display) -> DecodeError {
+        self.object_error("", field, message)
+    }
+
+    /// An error at `field` of the object labelled `object` (`Pod "web"`),
+    /// which starts the message when not empty.
+    fn object_error(
+        &self,
+        object: &str,
+        field: &FieldPath,
+        message: impl std::fmt::Display,
+    ) -> DecodeError {
+        let object = if object.is_empty() {
+            String::new()
+        } else {
+            format!("{object}: ")
+        };
         let path = match (self.items.is_root(), field.is_root()) {
             (true, true) => String::new(),
             (true, false) => format!("{field}: "),
@@ -169,7 +186,7 @@ impl Location {
         DecodeError {
             document: self.document,
             line: None,
-            message: format!("{path}{message}"),
+            message: format!("{object}{path}{message}"),
         }
     }
 }
@@ -246,13 +263,13 @@ fn decode_value(
     }
 
     if api_version == "v1" && kind == "Pod" {
-        let pod: Pod = typed(&value, location)?;
+        let pod: Pod = typed(&value, kind, location)?;
         let warnings = unknown_fields(&value, &pod, location)?;
         out.push((Object::Pod(Box::new(pod)), warnings));
         return Ok(());
     }
     if api_version == "v1" && kind == "Secret" {
-        let secret: k8s_openapi::api::core::v1::Secret = typed(&value, location)?;
+        let secret: k8s_openapi::api::core::v1::Secret = typed(&value, kind, location)?;
         let warnings = unknown_fields(&value, &secret, location)?;
         out.push((Object::Secret(Box::new(secret)), warnings));
         return Ok(());
@@ -275,78 +292,34 @@ fn decode_value(
     Ok(())
 }
 
-/// Deserialises `value` into `T`, naming the offending field on failure.
-fn typed<T: DeserializeOwned>(value: &Value, location: &Location) -> Result<T, DecodeError> {
-    serde_json::from_value(value.clone()).map_err(|e| {
-        let message = e.to_string();
-        location.error(&locate_error::<T>(value, &message), message)
-    })
-}
-
-/// One step of a path into a [`Value`].
-#[derive(Clone)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-/// Finds the field responsible for a deserialisation error.
-///
-/// serde stops at the first error and does not say where it was, so this
-/// walks down the value: at each level it removes one child at a time and
-/// descends into the first child whose removal changes the error. Errors
-/// about missing fields are raised when a struct ends, after its fields were
-/// read, so removing an innocent sibling never changes the error.
-fn locate_error<T: DeserializeOwned>(value: &Value, message: &str) -> FieldPath {
-    let mut steps: Vec<Step> = Vec::new();
-    while let Some(node) = get(value, &steps) {
-        let children: Vec<Step> = match node {
-            Value::Object(map) => map.keys().cloned().map(Step::Key).collect(),
-            Value::Array(items) => (0..items.len()).map(Step::Index).collect(),
-            _ => break,
+/// Deserialises `value` into `T`, naming the object and the offending field
+/// on failure: `Pod "web": spec.containers[0].ports[0].containerPort: invalid
+/// type: string "http", expected i32`.
+fn typed<T: DeserializeOwned>(
+    value: &Value,
+    kind: &str,
+    location: &Location,
+) -> Result<T, DecodeError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e
+            .path()
+            .iter()
+            .take_while(|segment| !matches!(segment, Segment::Unknown))
+            .fold(FieldPath::default(), |path, segment| match segment {
+                Segment::Seq { index } => path.index(*index),
+                Segment::Map { key } => path.child(key),
+                Segment::Enum { variant } => path.child(variant),
+                Segment::Unknown => path,
+            });
+        let object = match value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+        {
+            Some(name) if !name.is_empty() => format!("{kind} {name:?}"),
+            _ => kind.to_string(),
         };
-        let culprit = children.into_iter().find(|child| {
-            let mut trial = value.clone();
-            if let Some(parent) = get_mut(&mut trial, &steps) {
-                match (parent, child) {
-                    (Value::Object(map), Step::Key(key)) => {
-                        map.remove(key);
-                    }
-                    (Value::Array(items), Step::Index(i)) if *i < items.len() => {
-                        items.remove(*i);
-                    }
-                    _ => return false,
-                }
-            }
-            match serde_json::from_value::<T>(trial) {
-                Ok(_) => true,
-                Err(e) => e.to_string() != message,
-            }
-        });
-        match culprit {
-            Some(step) => steps.push(step),
-            None => break,
-        }
-    }
-    steps
-        .into_iter()
-        .fold(FieldPath::default(), |path, step| match step {
-            Step::Key(key) => path.child(&key),
-            Step::Index(i) => path.index(i),
-        })
-}
-
-fn get<'a>(value: &'a Value, steps: &[Step]) -> Option<&'a Value> {
-    steps.iter().try_fold(value, |v, step| match step {
-        Step::Key(key) => v.get(key),
-        Step::Index(i) => v.get(i),
-    })
-}
-
-fn get_mut<'a>(value: &'a mut Value, steps: &[Step]) -> Option<&'a mut Value> {
-    steps.iter().try_fold(value, |v, step| match step {
-        Step::Key(key) => v.get_mut(key),
-        Step::Index(i) => v.get_mut(i),
+        location.object_error(&object, &field, e.into_inner())
     })
 }
 
@@ -545,7 +518,7 @@ data: {a: b}
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "document 1: spec.containers[0].ports[0].containerPort: invalid type: string \"http\", expected i32"
+            "document 1: Pod \"a\": spec.containers[0].ports[0].containerPort: invalid type: string \"http\", expected i32"
         );
 
         let err = decode(
@@ -554,14 +527,33 @@ data: {a: b}
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "document 1: spec.containers[1].env[0].value: invalid type: integer `5`, expected a string"
+            "document 1: Pod \"a\": spec.containers[1].env[0].value: invalid type: integer `5`, expected a string"
         );
 
         let err =
             decode("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: [x]}\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "document 1: metadata.labels: invalid type: sequence, expected a map"
+            "document 1: Pod \"a\": metadata.labels: invalid type: sequence, expected a map"
+        );
+    }
+
+    #[test]
+    fn type_error_in_list_item_and_secret() {
+        let err = decode(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a}\n  spec: {containers: []}\n- apiVersion: v1\n  kind: Pod\n  spec: {containers: [{name: b, ports: [{containerPort: x}]}]}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "document 1: Pod: items[1].spec.containers[0].ports[0].containerPort: invalid type: string \"x\", expected i32"
+        );
+
+        let err =
+            decode("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: 5\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "document 1: Secret \"s\": type: invalid type: integer `5`, expected a string"
         );
     }
 

@@ -93,7 +93,7 @@ fn spec_fields(spec: &PodSpec, path: &FieldPath, found: &mut Found) {
         non_empty_str(&spec.hostname_override),
         &p("hostnameOverride"),
     );
-    found.check(non_empty(&spec.image_pull_secrets), &p("imagePullSecrets"));
+    // imagePullSecrets is honoured: the node pulls with their credentials.
     found.check(non_empty_str(&spec.node_name), &p("nodeName"));
     found.check(non_empty_map(&spec.node_selector), &p("nodeSelector"));
     // peapod runs Linux pods only, which is what `os: {name: linux}` asks for.
@@ -291,6 +291,7 @@ mod tests {
                 "serviceAccountName": "default",
                 "automountServiceAccountToken": false,
                 "hostUsers": true,
+                "imagePullSecrets": [{"name": "regcred"}],
                 "os": {"name": "linux"},
                 "dnsPolicy": "Default",
                 "securityContext": {"runAsUser": 1000, "runAsNonRoot": true,
@@ -405,7 +406,6 @@ mod tests {
                 "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["x"]}],
                 "hostUsers": false,
                 "hostname": "h",
-                "imagePullSecrets": [{"name": "regcred"}],
                 "nodeName": "n",
                 "nodeSelector": {"disk": "ssd"},
                 "os": {"name": "windows"},
@@ -446,7 +446,6 @@ mod tests {
                 msg("spec.hostAliases"),
                 msg("spec.hostUsers"),
                 msg("spec.hostname"),
-                msg("spec.imagePullSecrets"),
                 msg("spec.nodeName"),
                 msg("spec.nodeSelector"),
                 msg("spec.os"),

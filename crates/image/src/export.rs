@@ -18,13 +18,16 @@
 //! The archives are deterministic (fixed owners, modes and mtimes).
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::rc::Rc;
 use std::str::FromStr;
 
-use oci_spec::image::{ImageConfiguration, ImageManifest};
+use oci_spec::image::{
+    DescriptorBuilder, Digest, ImageConfiguration, ImageIndexBuilder, ImageManifest, MediaType,
+    OciLayoutBuilder, SCHEMA_VERSION,
+};
 use serde_json::{json, Value};
 
 use crate::error::ImageError;
@@ -33,7 +36,6 @@ use crate::store::{sha256_hex, ImageRecord, ImageStore};
 use crate::unpack::{decompress, Compression, HashingReader};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Modification time of every archive entry (deterministic output).
@@ -176,24 +178,39 @@ impl ImageStore {
         images: &[Exported],
         tar: &mut tar::Builder<W>,
     ) -> Result<(), ImageError> {
-        let mut index = Vec::new();
+        let mut manifests = Vec::new();
         for img in images {
+            let digest = Digest::from_str(&img.digest)
+                .map_err(|e| ImageError::oci(format!("manifest digest {}", img.digest), e))?;
             for rec in &img.records {
-                let mut annotations = BTreeMap::new();
-                annotations.insert(ANNOTATION_CONTAINERD_NAME, rec.name.clone());
+                let mut annotations = HashMap::new();
+                annotations.insert(ANNOTATION_CONTAINERD_NAME.to_string(), rec.name.clone());
                 if let Some(tag) = Reference::parse(&rec.name).ok().and_then(|r| r.tag) {
-                    annotations.insert(ANNOTATION_REF_NAME, tag);
+                    annotations.insert(ANNOTATION_REF_NAME.to_string(), tag);
                 }
-                index.push(json!({
-                    "mediaType": img.media_type,
-                    "digest": img.digest,
-                    "size": img.manifest_bytes.len(),
-                    "annotations": annotations,
-                }));
+                let descriptor = DescriptorBuilder::default()
+                    .media_type(MediaType::from(img.media_type.as_str()))
+                    .digest(digest.clone())
+                    .size(img.manifest_bytes.len() as u64)
+                    .annotations(annotations)
+                    .build()
+                    .map_err(|e| ImageError::oci("building index.json", e))?;
+                manifests.push(descriptor);
             }
         }
-        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index});
-        append_bytes(tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        let index = ImageIndexBuilder::default()
+            .schema_version(SCHEMA_VERSION)
+            .media_type(MediaType::ImageIndex)
+            .manifests(manifests)
+            .build()
+            .map_err(|e| ImageError::oci("building index.json", e))?;
+        let layout = OciLayoutBuilder::default()
+            .image_layout_version("1.0.0")
+            .build()
+            .map_err(|e| ImageError::oci("building oci-layout", e))?;
+        // Through a `Value`, whose maps are sorted: the annotations (a
+        // HashMap in oci-spec) come out in the same order every time.
+        append_bytes(tar, "oci-layout", &to_json(&layout, "oci-layout")?)?;
         append_bytes(tar, "index.json", &to_json(&index, "index.json")?)?;
         append_dir(tar, "blobs/")?;
         append_dir(tar, "blobs/sha256/")?;
@@ -483,8 +500,12 @@ fn familiar_name(r: &Reference) -> String {
     }
 }
 
-fn to_json(v: &Value, what: &str) -> Result<Vec<u8>, ImageError> {
-    serde_json::to_vec(v).map_err(|e| ImageError::json(format!("encoding {what}"), e))
+/// `v` as compact JSON with every object's keys sorted (deterministic
+/// output, whatever maps `v` holds).
+fn to_json<T: serde::Serialize>(v: &T, what: &str) -> Result<Vec<u8>, ImageError> {
+    let encode = |e| ImageError::json(format!("encoding {what}"), e);
+    let value = serde_json::to_value(v).map_err(encode)?;
+    serde_json::to_vec(&value).map_err(encode)
 }
 
 fn file_header(size: u64, mode: u32) -> tar::Header {

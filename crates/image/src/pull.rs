@@ -28,7 +28,8 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
-use serde::Deserialize;
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -112,60 +113,13 @@ struct Resolved {
     /// The image manifest's digest and bytes (after index resolution).
     digest: String,
     bytes: Vec<u8>,
-    manifest: RawManifest,
+    manifest: ImageManifest,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawManifest {
-    #[serde(default)]
-    schema_version: Option<u32>,
-    #[serde(default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    config: Option<RawDescriptor>,
-    #[serde(default)]
-    layers: Option<Vec<RawDescriptor>>,
-    #[serde(default)]
-    manifests: Option<Vec<RawIndexEntry>>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct RawDescriptor {
-    media_type: String,
-    digest: String,
-    size: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawIndexEntry {
-    #[serde(default)]
-    media_type: Option<String>,
-    digest: String,
-    size: u64,
-    #[serde(default)]
-    platform: Option<RawPlatform>,
-}
-
-#[derive(Deserialize)]
-struct RawPlatform {
-    architecture: String,
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawConfig {
-    rootfs: RawRootfs,
-}
-
-#[derive(Deserialize)]
-struct RawRootfs {
-    #[serde(default)]
-    diff_ids: Vec<String>,
+/// A manifest as the registry sent it.
+enum Manifest {
+    Image(Box<ImageManifest>),
+    Index(Box<ImageIndex>),
 }
 
 /// reqwest (through oci-client) needs a process-wide rustls crypto provider.
@@ -239,36 +193,39 @@ impl Puller {
         let target = &resolved.target;
         let m = &resolved.manifest;
         let mctx = format!("manifest {} of {}", resolved.digest, target.reference);
-        let config = m.config.clone().ok_or_else(|| {
-            ImageError::InvalidArchive(format!("{mctx} has no config descriptor"))
-        })?;
-        if config.media_type != MEDIA_OCI_CONFIG && config.media_type != MEDIA_DOCKER_CONFIG {
+        let config = m.config().clone();
+        let config_digest = config.digest().to_string();
+        let config_media = config.media_type().to_string();
+        if config_media != MEDIA_OCI_CONFIG && config_media != MEDIA_DOCKER_CONFIG {
             return Err(ImageError::Unsupported(format!(
-                "{mctx} is not a container image: config media type {}",
-                config.media_type
+                "{mctx} is not a container image: config media type {config_media}"
             )));
         }
-        if config.size > META_LIMIT {
+        if config.size() > META_LIMIT {
             return Err(ImageError::InvalidArchive(format!(
-                "{mctx}: config {} is {} bytes, more than the {META_LIMIT} allowed",
-                config.digest, config.size
+                "{mctx}: config {config_digest} is {} bytes, more than the {META_LIMIT} allowed",
+                config.size()
             )));
         }
-        let layers = m.layers.clone().unwrap_or_default();
+        let layers = m.layers().clone();
         for l in std::iter::once(&config).chain(&layers) {
-            validate_digest(&l.digest)?;
+            validate_digest(l.digest().as_ref())?;
         }
         for l in &layers {
-            if !l.media_type.contains("tar") {
+            let media = l.media_type().to_string();
+            if !media.contains("tar") {
                 return Err(ImageError::Unsupported(format!(
-                    "{mctx}: layer {} has media type {}, not a tar layer",
-                    l.digest, l.media_type
+                    "{mctx}: layer {} has media type {media}, not a tar layer",
+                    l.digest()
                 )));
             }
         }
         send(PullEvent::Resolved {
             digest: resolved.digest.clone(),
-            layers: layers.iter().map(|l| (l.digest.clone(), l.size)).collect(),
+            layers: layers
+                .iter()
+                .map(|l| (l.digest().to_string(), l.size()))
+                .collect(),
         });
 
         // Garbage collection must not run between "blob stored" and "record
@@ -278,15 +235,15 @@ impl Puller {
 
         // The config first: it names the diff ids the layers unpack to.
         self.fetch_blob(target, &config, None, None).await?;
-        let config_bytes = self.store.read_blob(&config.digest)?;
-        let raw: RawConfig = serde_json::from_slice(&config_bytes)
-            .map_err(|e| ImageError::json(format!("parsing config {}", config.digest), e))?;
-        let diff_ids = raw.rootfs.diff_ids;
+        let config_bytes = self.store.read_blob(&config_digest)?;
+        let image_config = ImageConfiguration::from_reader(&config_bytes[..])
+            .map_err(|e| ImageError::oci(format!("parsing config {config_digest}"), e))?;
+        let diff_ids = image_config.rootfs().diff_ids().clone();
         if diff_ids.len() != layers.len() {
             return Err(ImageError::InvalidArchive(format!(
                 "{mctx} lists {} layers but config {} lists {} diff ids",
                 layers.len(),
-                config.digest,
+                config_digest,
                 diff_ids.len()
             )));
         }
@@ -316,7 +273,7 @@ impl Puller {
                             Ok(cached) => {
                                 if let Some(tx) = &progress {
                                     let _ = tx.send(PullEvent::LayerDone {
-                                        digest: layer.digest.clone(),
+                                        digest: layer.digest().to_string(),
                                         cached,
                                     });
                                 }
@@ -417,33 +374,35 @@ impl Puller {
 
     async fn resolve_at(&self, target: Target) -> Result<Resolved, ImageError> {
         let (bytes, digest) = self.fetch_manifest(&target, &target.oref).await?;
-        let manifest = parse_manifest(&bytes, &digest, &target.reference)?;
-        if !is_index(&manifest) {
-            return Ok(Resolved {
-                target,
-                digest,
-                bytes,
-                manifest,
-            });
-        }
+        let index = match parse_manifest(&bytes, &digest, &target.reference)? {
+            Manifest::Image(manifest) => {
+                return Ok(Resolved {
+                    target,
+                    digest,
+                    bytes,
+                    manifest: *manifest,
+                })
+            }
+            Manifest::Index(index) => index,
+        };
         let (os, arch) = ("linux", crate::import::host_arch());
-        let entries = manifest.manifests.unwrap_or_default();
+        let entries = index.manifests();
         let entry = entries
             .iter()
             .find(|e| {
-                e.platform.as_ref().is_some_and(|p| {
-                    p.os == os
-                        && p.architecture == arch
-                        && (arch != "arm64" || p.variant.as_deref().is_none_or(|v| v == "v8"))
+                e.platform().as_ref().is_some_and(|p| {
+                    p.os().to_string() == os
+                        && p.architecture().to_string() == arch
+                        && (arch != "arm64" || p.variant().as_deref().is_none_or(|v| v == "v8"))
                 })
             })
             .ok_or_else(|| {
                 let have: Vec<String> = entries
                     .iter()
-                    .filter_map(|e| e.platform.as_ref())
-                    .map(|p| match &p.variant {
-                        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-                        None => format!("{}/{}", p.os, p.architecture),
+                    .filter_map(|e| e.platform().as_ref())
+                    .map(|p| match p.variant() {
+                        Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+                        None => format!("{}/{}", p.os(), p.architecture()),
                     })
                     .collect();
                 ImageError::Unsupported(format!(
@@ -456,37 +415,36 @@ impl Puller {
                     }
                 ))
             })?;
-        validate_digest(&entry.digest)?;
-        if let Some(mt) = &entry.media_type {
-            if mt != MEDIA_OCI_MANIFEST && mt != MEDIA_DOCKER_MANIFEST {
-                return Err(ImageError::Unsupported(format!(
-                    "{} (index {digest}): the {os}/{arch} entry {} has media type {mt}, not an image manifest",
-                    target.reference, entry.digest
-                )));
-            }
-        }
-        let child_ref = target.oref.clone_with_digest(entry.digest.clone());
-        let (child_bytes, child_digest) = self.fetch_manifest(&target, &child_ref).await?;
-        if child_bytes.len() as u64 != entry.size {
-            return Err(ImageError::SizeMismatch {
-                what: format!("manifest {} of {}", entry.digest, target.reference),
-                expected: entry.size,
-                actual: child_bytes.len() as u64,
-            });
-        }
-        let child = parse_manifest(&child_bytes, &child_digest, &target.reference)?;
-        if is_index(&child) {
+        let entry_digest = entry.digest().to_string();
+        validate_digest(&entry_digest)?;
+        let mt = entry.media_type().to_string();
+        if mt != MEDIA_OCI_MANIFEST && mt != MEDIA_DOCKER_MANIFEST {
             return Err(ImageError::Unsupported(format!(
-                "{}: index {digest} points at another index {child_digest} for {os}/{arch}",
+                "{} (index {digest}): the {os}/{arch} entry {entry_digest} has media type {mt}, not an image manifest",
                 target.reference
             )));
         }
-        Ok(Resolved {
-            target,
-            digest: child_digest,
-            bytes: child_bytes,
-            manifest: child,
-        })
+        let child_ref = target.oref.clone_with_digest(entry_digest.clone());
+        let (child_bytes, child_digest) = self.fetch_manifest(&target, &child_ref).await?;
+        if child_bytes.len() as u64 != entry.size() {
+            return Err(ImageError::SizeMismatch {
+                what: format!("manifest {entry_digest} of {}", target.reference),
+                expected: entry.size(),
+                actual: child_bytes.len() as u64,
+            });
+        }
+        match parse_manifest(&child_bytes, &child_digest, &target.reference)? {
+            Manifest::Image(manifest) => Ok(Resolved {
+                target,
+                digest: child_digest,
+                bytes: child_bytes,
+                manifest: *manifest,
+            }),
+            Manifest::Index(_) => Err(ImageError::Unsupported(format!(
+                "{}: index {digest} points at another index {child_digest} for {os}/{arch}",
+                target.reference
+            ))),
+        }
     }
 
     /// GET a manifest; its digest is computed from the bytes and checked
@@ -623,31 +581,32 @@ impl Puller {
     async fn fetch_blob(
         &self,
         target: &Target,
-        desc: &RawDescriptor,
+        desc: &Descriptor,
         diff_id: Option<&String>,
         progress: Option<&UnboundedSender<PullEvent>>,
     ) -> Result<bool, ImageError> {
+        let digest = desc.digest().to_string();
         let lock = {
             let mut map = self
                 .inflight
                 .lock()
                 .map_err(|_| ImageError::Unsupported("pull lock table poisoned".into()))?;
-            map.entry(desc.digest.clone()).or_default().clone()
+            map.entry(digest.clone()).or_default().clone()
         };
         let guard = FlightGuard {
             map: self.inflight.clone(),
-            key: desc.digest.clone(),
+            key: digest.clone(),
             lock: Some(lock.clone()),
         };
         let _held = lock.lock().await;
 
-        let cached = self.store.has_blob(&desc.digest);
+        let cached = self.store.has_blob(&digest);
         if !cached {
             self.download(target, desc, progress).await?;
         }
         if let Some(diff_id) = diff_id {
             let store = self.store.clone();
-            let digest = desc.digest.clone();
+            let digest = digest.clone();
             let diff_id = diff_id.clone();
             blocking(move || store.ensure_layer(&digest, &diff_id)).await?;
         }
@@ -661,32 +620,34 @@ impl Puller {
     async fn download(
         &self,
         target: &Target,
-        desc: &RawDescriptor,
+        desc: &Descriptor,
         progress: Option<&UnboundedSender<PullEvent>>,
     ) -> Result<(), ImageError> {
+        let digest = desc.digest().to_string();
+        let size = desc.size();
         let what = format!(
-            "blob {} of {} from {}",
-            desc.digest, target.reference, target.endpoint
+            "blob {digest} of {} from {}",
+            target.reference, target.endpoint
         );
         let report = |done: u64| {
             if let Some(tx) = progress {
                 let _ = tx.send(PullEvent::Layer {
-                    digest: desc.digest.clone(),
+                    digest: digest.clone(),
                     done,
-                    total: desc.size,
+                    total: size,
                 });
             }
         };
         let mut stream = target
             .client
-            .pull_blob_stream(&target.oref, desc.digest.as_str())
+            .pull_blob_stream(&target.oref, digest.as_str())
             .await
             .map_err(|e| self.registry_error(target, e))?;
         if let Some(len) = stream.content_length {
-            if len != desc.size {
+            if len != size {
                 return Err(ImageError::SizeMismatch {
                     what,
-                    expected: desc.size,
+                    expected: size,
                     actual: len,
                 });
             }
@@ -706,10 +667,10 @@ impl Puller {
             match item {
                 Ok(chunk) => {
                     done += chunk.len() as u64;
-                    if done > desc.size {
+                    if done > size {
                         stream_error = Some(ImageError::SizeMismatch {
                             what: what.clone(),
-                            expected: desc.size,
+                            expected: size,
                             actual: done,
                         });
                         break;
@@ -728,7 +689,7 @@ impl Puller {
                         registry: target.endpoint.url(),
                         reference: target.reference.clone(),
                         status: None,
-                        message: format!("reading blob {}: {}", desc.digest, error_chain(&e)),
+                        message: format!("reading blob {digest}: {}", error_chain(&e)),
                     });
                     break;
                 }
@@ -744,27 +705,27 @@ impl Puller {
         let (tmp, actual, n) = written?;
         // oci-client reports a digest mismatch as a stream error after the
         // last byte: say it the store's way when every byte arrived.
-        if n == desc.size && actual != desc.digest {
+        if n == size && actual != digest {
             return Err(ImageError::DigestMismatch {
                 what,
-                expected: desc.digest.clone(),
+                expected: digest.clone(),
                 actual,
             });
         }
         if let Some(e) = stream_error {
             return Err(e);
         }
-        if n != desc.size {
+        if n != size {
             return Err(ImageError::SizeMismatch {
                 what,
-                expected: desc.size,
+                expected: size,
                 actual: n,
             });
         }
-        if actual != desc.digest {
+        if actual != digest {
             return Err(ImageError::DigestMismatch {
                 what,
-                expected: desc.digest.clone(),
+                expected: digest.clone(),
                 actual,
             });
         }
@@ -772,7 +733,6 @@ impl Puller {
             report(n);
         }
         let store = self.store.clone();
-        let digest = desc.digest.clone();
         blocking(move || {
             store.adopt_blob(tmp.path(), &digest)?;
             tmp.keep();
@@ -873,32 +833,42 @@ impl Puller {
     }
 }
 
-fn is_index(m: &RawManifest) -> bool {
-    match m.media_type.as_deref() {
-        Some(MEDIA_OCI_INDEX) | Some(MEDIA_DOCKER_LIST) => true,
-        Some(_) => false,
-        None => m.manifests.is_some() && m.layers.is_none(),
-    }
-}
-
-fn parse_manifest(bytes: &[u8], digest: &str, reference: &str) -> Result<RawManifest, ImageError> {
-    let m: RawManifest = serde_json::from_slice(bytes)
-        .map_err(|e| ImageError::json(format!("manifest {digest} of {reference}"), e))?;
-    if m.schema_version == Some(1) {
+/// Reads a manifest as an image manifest or an index, told apart by its
+/// `mediaType` or, without one, by its `manifests` and `layers` fields.
+fn parse_manifest(bytes: &[u8], digest: &str, reference: &str) -> Result<Manifest, ImageError> {
+    let context = || format!("manifest {digest} of {reference}");
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| ImageError::json(context(), e))?;
+    if value.get("schemaVersion").and_then(Value::as_u64) == Some(1) {
         return Err(ImageError::Unsupported(format!(
             "{reference}: Docker image manifest schema 1 ({digest}) is not supported; \
              push the image again with a current client"
         )));
     }
-    match m.media_type.as_deref() {
-        None
-        | Some(MEDIA_OCI_INDEX)
-        | Some(MEDIA_DOCKER_LIST)
-        | Some(MEDIA_OCI_MANIFEST)
-        | Some(MEDIA_DOCKER_MANIFEST) => Ok(m),
-        Some(other) => Err(ImageError::Unsupported(format!(
-            "{reference}: manifest {digest} has media type {other}, not an image manifest or index"
-        ))),
+    let is_index = match value.get("mediaType") {
+        None | Some(Value::Null) => value.get("manifests").is_some() && value.get("layers").is_none(),
+        Some(Value::String(media)) => match media.as_str() {
+            MEDIA_OCI_INDEX | MEDIA_DOCKER_LIST => true,
+            MEDIA_OCI_MANIFEST | MEDIA_DOCKER_MANIFEST => false,
+            other => {
+                return Err(ImageError::Unsupported(format!(
+                    "{reference}: manifest {digest} has media type {other}, not an image manifest or index"
+                )))
+            }
+        },
+        Some(other) => {
+            return Err(ImageError::Unsupported(format!(
+                "{reference}: manifest {digest} has media type {other}, not an image manifest or index"
+            )))
+        }
+    };
+    if is_index {
+        serde_json::from_value(value)
+            .map(|i| Manifest::Index(Box::new(i)))
+            .map_err(|e| ImageError::json(context(), e))
+    } else {
+        serde_json::from_value(value)
+            .map(|m| Manifest::Image(Box::new(m)))
+            .map_err(|e| ImageError::json(context(), e))
     }
 }
 
@@ -980,12 +950,28 @@ mod tests {
 
     #[test]
     fn manifest_kinds() {
-        let index = br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:00","size":1}]}"#;
-        let m = parse_manifest(index, "d", "r").expect("index");
-        assert!(is_index(&m));
-        let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
-            "config":{"mediaType":"x","digest":"sha256:00","size":1},"layers":[]}"#;
-        assert!(!is_index(&parse_manifest(image, "d", "r").expect("image")));
+        let d = format!("sha256:{}", "0".repeat(64));
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{MEDIA_DOCKER_MANIFEST}","digest":"{d}","size":1,
+                "platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
+        );
+        let Ok(Manifest::Index(m)) = parse_manifest(index.as_bytes(), "d", "r") else {
+            panic!("not read as an index");
+        };
+        assert_eq!(m.manifests()[0].digest().to_string(), d);
+        let image = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{MEDIA_DOCKER_MANIFEST}",
+                "config":{{"mediaType":"x","digest":"{d}","size":1}},"layers":[]}}"#
+        );
+        assert!(matches!(
+            parse_manifest(image.as_bytes(), "d", "r"),
+            Ok(Manifest::Image(_))
+        ));
+        let no_config = br#"{"schemaVersion":2,"layers":[]}"#;
+        assert!(matches!(
+            parse_manifest(no_config, "d", "r"),
+            Err(ImageError::Json { .. })
+        ));
         let v1 = br#"{"schemaVersion":1,"name":"x"}"#;
         assert!(matches!(
             parse_manifest(v1, "d", "r"),

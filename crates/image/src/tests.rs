@@ -14,6 +14,31 @@ use sha2::{Digest, Sha256};
 use crate::unpack::lgetxattr;
 use crate::*;
 
+// ----- tools -----------------------------------------------------------------
+
+/// Whether `tool` (a path, or a name looked up in `PATH`) is installed. When
+/// it is not, the test fails under CI (`CI` set to anything but empty, `0`
+/// or `false`); elsewhere this prints that the test (or its part) is
+/// skipped, and the test returns early:
+/// `if !require_tool("/bin/busybox", "busybox-static") { return; }`.
+pub(crate) fn require_tool(tool: &str, package: &str) -> bool {
+    let found = if tool.contains('/') {
+        Path::new(tool).exists()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).exists()))
+    };
+    if found {
+        return true;
+    }
+    let msg = format!("{tool} missing (apt-get install {package})");
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false") {
+        panic!("{msg}; CI must not skip this test");
+    }
+    eprintln!("skipping: {msg}");
+    false
+}
+
 // ----- archive builders ------------------------------------------------------
 
 enum E<'a> {
@@ -797,8 +822,7 @@ fn overlay_option_string() {
 #[test]
 fn imports_script_built_test_images() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-test-images.sh");
-    if !Path::new("/bin/busybox").exists() {
-        eprintln!("skipping: /bin/busybox missing (apt-get install busybox-static)");
+    if !require_tool("/bin/busybox", "busybox-static") {
         return;
     }
     let (d, s) = store();
@@ -885,13 +909,7 @@ fn imports_script_built_test_images() {
     // Archives written by another tool (skopeo), when it is installed: a
     // docker-archive (layers behind symlinks, names in RepoTags) and an OCI
     // archive whose ref.name is a full reference.
-    let skopeo_ok = std::process::Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !skopeo_ok {
-        eprintln!("skopeo not installed: skipping the interop part");
+    if !require_tool("skopeo", "skopeo") {
         return;
     }
     let src = format!("oci-archive:{}", out.join("httpd.tar").display());

@@ -479,16 +479,9 @@ fn export_to_vec(s: &ImageStore, refs: &[&str], format: ExportFormat) -> Vec<u8>
     out
 }
 
+/// Whether the skopeo checks run (see [`crate::tests::require_tool`]).
 fn skopeo() -> bool {
-    let ok = Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("skopeo not installed: skipping the skopeo check");
-    }
-    ok
+    crate::tests::require_tool("skopeo", "skopeo")
 }
 
 /// `skopeo copy` reads every blob and checks its digest.
@@ -756,8 +749,7 @@ fn export_refuses_corrupt_blobs_and_bad_requests() {
 #[test]
 fn export_real_images() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-test-images.sh");
-    if !Path::new("/bin/busybox").exists() {
-        eprintln!("skipping: /bin/busybox missing (apt-get install busybox-static)");
+    if !crate::tests::require_tool("/bin/busybox", "busybox-static") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

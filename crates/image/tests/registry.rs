@@ -80,7 +80,7 @@ fn dockerconfigjson(host: &str, user: &str, password: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_by_tag_and_by_digest() {
-    if support::missing_tools() {
+    if !support::require_registry_tools() {
         return;
     }
     let reg = Registry::start();
@@ -224,7 +224,7 @@ async fn pulls_by_tag_and_by_digest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_zstd_layers() {
-    if support::missing_tools() {
+    if !support::require_registry_tools() {
         return;
     }
     let reg = Registry::start();
@@ -248,7 +248,7 @@ async fn pulls_zstd_layers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_arch_index_resolves_to_amd64() {
-    if support::missing_tools() {
+    if !support::require_registry_tools() {
         return;
     }
     support::install_crypto();
@@ -386,7 +386,7 @@ async fn multi_arch_index_resolves_to_amd64() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_registry() {
-    if support::missing_tools() {
+    if !support::require_registry_tools() {
         return;
     }
     let reg = Registry::start_basic_auth("alice", "s3cret");
@@ -462,7 +462,7 @@ async fn basic_auth_registry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_realm() {
-    if support::missing_tools() {
+    if !support::require_registry_tools() {
         return;
     }
     let reg = Registry::start();
@@ -510,7 +510,7 @@ async fn bearer_token_realm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_blob_is_refused() {
-    if support::missing_tools() {
+    if !support::require_registry_tools() {
         return;
     }
     let reg = Registry::start();
@@ -572,7 +572,7 @@ async fn corrupted_blob_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_serves_docker_io() {
-    if support::missing_tools() {
+    if !support::require_registry_tools() {
         return;
     }
     let reg = Registry::start();
@@ -615,7 +615,7 @@ async fn mirror_serves_docker_io() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_pulls_fetch_each_blob_once() {
-    if support::missing_tools() {
+    if !support::require_registry_tools() {
         return;
     }
     let reg = Registry::start();
@@ -646,7 +646,7 @@ async fn concurrent_pulls_fetch_each_blob_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_registry_with_ca_file_or_insecure() {
-    if support::missing_tools() {
+    if !support::require_registry_tools() {
         return;
     }
     let reg = Registry::start_tls();

@@ -14,6 +14,8 @@
 //! umoci is skipped with a message when it is not installed, unless `CI` is
 //! set (then the test fails).
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::fs;
@@ -468,20 +470,6 @@ fn mtime_diffs(ours: &Tree, theirs: &Tree) -> Vec<String> {
 
 // ----- helpers -----------------------------------------------------------------
 
-/// True (after a message) when umoci is missing and the test should be
-/// skipped; under CI a missing umoci fails the test.
-fn umoci_missing() -> bool {
-    if Path::new(UMOCI).exists() {
-        return false;
-    }
-    let msg = format!("{UMOCI} missing (apt-get install umoci)");
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("skipping: {msg}");
-    true
-}
-
 fn umoci_unpack(layout: &Path, bundle: &Path) {
     let out = Command::new(UMOCI)
         .arg("unpack")
@@ -673,7 +661,7 @@ const KNOWN_DIFFERENCES: &[&str] = &[
 
 #[test]
 fn merged_rootfs_matches_umoci_unpack() {
-    if umoci_missing() {
+    if !support::require_tool(UMOCI, "umoci") {
         return;
     }
     let dir = tempfile::Builder::new()

@@ -27,7 +27,7 @@ fn tree_is_empty(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn pod_pulls_its_image_from_a_registry() {
-    if registry::missing_tools() {
+    if !registry::require_registry_tools() {
         return;
     }
     let reg = Registry::start();
@@ -97,7 +97,7 @@ fn pod_pulls_its_image_from_a_registry() {
 
 #[test]
 fn pull_secret_opens_a_basic_auth_registry() {
-    if registry::missing_tools() {
+    if !registry::require_registry_tools() {
         return;
     }
     let reg = Registry::start_basic_auth("alice", "s3cret");
@@ -158,7 +158,7 @@ fn pull_secret_opens_a_basic_auth_registry() {
 
 #[test]
 fn mirror_serves_docker_hub_names_and_export_round_trips() {
-    if registry::missing_tools() {
+    if !registry::require_registry_tools() {
         return;
     }
     let reg = Registry::start();

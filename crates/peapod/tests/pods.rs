@@ -1008,3 +1008,12 @@ spec:
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert!(!logs.exists(), "the pod's logs go with the pod");
 }
+
+/// The drop guard fails a test that leaves something behind (here a pod
+/// directory nobody deletes), after cleaning it up.
+#[test]
+#[should_panic(expected = "the test left 1 thing(s) behind")]
+fn guard_reports_what_a_test_leaked() {
+    let d = Daemon::start_bare(&[]);
+    std::fs::create_dir_all(d.root.join("pods/leaked")).expect("mkdir");
+}

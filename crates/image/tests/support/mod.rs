@@ -20,20 +20,40 @@ use tempfile::TempDir;
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
-/// Skip (return true, with a message) when the registry, skopeo or openssl
-/// is missing; under CI (`CI` set) a missing tool fails the test instead.
-pub fn missing_tools() -> bool {
-    for tool in [REGISTRY_BIN, "/usr/bin/skopeo", "/usr/bin/openssl"] {
-        if !Path::new(tool).exists() {
-            let msg = format!("{tool} missing (apt-get install docker-registry skopeo openssl)");
-            if std::env::var_os("CI").is_some() {
-                panic!("{msg}");
-            }
-            eprintln!("skipping: {msg}");
-            return true;
-        }
+/// True under CI (`CI` set to anything but empty, `0` or `false`), where a
+/// missing tool fails a test instead of skipping it.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Whether `tool` (a path, or a name looked up in `PATH`) is installed. When
+/// it is not, the test fails under CI ([`under_ci`]); elsewhere this prints
+/// that the test is skipped, and the test returns early:
+/// `if !require_tool("/usr/bin/skopeo", "skopeo") { return; }`.
+pub fn require_tool(tool: &str, package: &str) -> bool {
+    let found = if tool.contains('/') {
+        Path::new(tool).exists()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).exists()))
+    };
+    if found {
+        return true;
     }
+    let msg = format!("{tool} missing (apt-get install {package})");
+    if under_ci() {
+        panic!("{msg}; CI must not skip this test");
+    }
+    eprintln!("skipping: {msg}");
     false
+}
+
+/// [`require_tool`] for what the registry tests need: the registry, skopeo
+/// and openssl.
+pub fn require_registry_tools() -> bool {
+    require_tool(REGISTRY_BIN, "docker-registry")
+        && require_tool("/usr/bin/skopeo", "skopeo")
+        && require_tool("/usr/bin/openssl", "openssl")
 }
 
 pub fn install_crypto() {

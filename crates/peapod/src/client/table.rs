@@ -1,98 +1,53 @@
-//! Text layout shared by the verbs: Go's `text/tabwriter` (which kubectl
-//! prints through), kubectl's and docker's duration formatting, and small
-//! helpers for timestamps.
+//! Text layout shared by the verbs: Go's `text/tabwriter` layout (which
+//! kubectl prints through; here the `tabwriter` crate, a port of it),
+//! kubectl's and docker's duration formatting, and small helpers for
+//! timestamps.
+
+use std::io::Write;
 
 use chrono::{DateTime, Local, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use tabwriter::TabWriter;
+use unicode_width::UnicodeWidthStr;
 
 /// kubectl get's tabwriter settings: `tabwriter.NewWriter(out, 6, 4, 3, ' ', 0)`.
 pub const GET_MIN_WIDTH: usize = 6;
 /// kubectl get's padding between columns.
 pub const GET_PADDING: usize = 3;
 
-/// Lays out `text` exactly as Go's `text/tabwriter` does with a space pad
-/// character and no flags: cells are tab-terminated, a column block is a run
-/// of consecutive lines that have a cell in that column, every cell of a
-/// block is padded to the widest cell plus `padding` (at least `min_width`).
-/// The text after the last tab of a line is not part of any column.
+/// Lays out `text` as Go's `text/tabwriter` does with a space pad character
+/// and no flags (the `tabwriter` crate is a port of it): cells are
+/// tab-terminated, a column block is a run of consecutive lines that have a
+/// cell in that column, every cell of a block is padded to the widest cell
+/// plus `padding` (at least `min_width`). The text after the last tab of a
+/// line is not part of any column.
 ///
 /// This is what kubectl's `describe` (min width 0, padding 2) and `get`
 /// (min width 6, padding 3) print through.
 pub fn tabwrite(text: &str, min_width: usize, padding: usize) -> String {
-    let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
-    let mut writer = TabWriter {
-        lines: &lines,
-        min_width,
-        padding,
-        widths: Vec::new(),
-        out: String::with_capacity(text.len() * 2),
-    };
-    writer.format(0, lines.len());
-    writer.out
+    let mut out = Vec::with_capacity(text.len() * 2);
+    let mut writer = go_tabwriter(&mut out, min_width, padding);
+    // Writing to a Vec cannot fail.
+    let _ = writer.write_all(text.as_bytes());
+    let _ = writer.flush();
+    drop(writer);
+    // The writer copies whole cells (it splits at ASCII tabs and newlines
+    // only) and pads with spaces, so the output is UTF-8 like the input.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-struct TabWriter<'a> {
-    lines: &'a [Vec<&'a str>],
-    min_width: usize,
-    padding: usize,
-    widths: Vec<usize>,
-    out: String,
+/// A `TabWriter` with Go's settings. Go pads a cell to
+/// `max(min_width, width + padding)`; the crate to
+/// `max(minwidth, width) + padding`, so its minimum is Go's less the padding.
+fn go_tabwriter<W: Write>(w: W, min_width: usize, padding: usize) -> TabWriter<W> {
+    TabWriter::new(w)
+        .minwidth(min_width.saturating_sub(padding))
+        .padding(padding)
 }
 
-impl TabWriter<'_> {
-    /// Go's `(*Writer).format`: formats the lines `line0..line1` given the
-    /// widths of the columns to the left (`self.widths`).
-    fn format(&mut self, mut line0: usize, line1: usize) {
-        let column = self.widths.len();
-        let mut this = line0;
-        while this < line1 {
-            if column + 1 >= self.lines[this].len() {
-                this += 1;
-                continue;
-            }
-            // A cell exists in this column: a column block begins here.
-            self.write_lines(line0, this);
-            line0 = this;
-            let mut width = self.min_width;
-            while this < line1 {
-                let line = &self.lines[this];
-                if column + 1 >= line.len() {
-                    break;
-                }
-                width = width.max(text_width(line[column]) + self.padding);
-                this += 1;
-            }
-            self.widths.push(width);
-            self.format(line0, this);
-            self.widths.pop();
-            line0 = this;
-            // Go's loop increments past the line that ended the block; that
-            // line has no cell in this column, so nothing is skipped.
-            this += 1;
-        }
-        self.write_lines(line0, line1);
-    }
-
-    fn write_lines(&mut self, line0: usize, line1: usize) {
-        for i in line0..line1 {
-            let line = &self.lines[i];
-            for (j, cell) in line.iter().enumerate() {
-                self.out.push_str(cell);
-                if let Some(&width) = self.widths.get(j) {
-                    let pad = width.saturating_sub(text_width(cell));
-                    self.out.extend(std::iter::repeat_n(' ', pad));
-                }
-            }
-            if i + 1 < self.lines.len() {
-                self.out.push('\n');
-            }
-        }
-    }
-}
-
-/// The width of a cell as tabwriter counts it: in characters.
+/// The width of a cell as the tabwriter counts it.
 fn text_width(s: &str) -> usize {
-    s.chars().count()
+    UnicodeWidthStr::width(s)
 }
 
 /// A table of rows with the same number of cells (kubectl get, images,
@@ -103,6 +58,7 @@ fn text_width(s: &str) -> usize {
 pub struct Table {
     min_width: usize,
     padding: usize,
+    /// The widest cell seen so far in each column but the last.
     widths: Vec<usize>,
 }
 
@@ -124,30 +80,32 @@ impl Table {
     /// Renders `rows` (each line ends with `\n`). Every cell but the last of
     /// a row is padded to its column's width; widths only grow.
     pub fn render(&mut self, rows: &[Vec<String>]) -> String {
+        if rows.is_empty() {
+            return String::new();
+        }
         for row in rows {
             let cells = row.len().saturating_sub(1);
             for (j, cell) in row.iter().take(cells).enumerate() {
-                let width = self.min_width.max(text_width(cell) + self.padding);
+                let width = text_width(cell);
                 match self.widths.get_mut(j) {
                     Some(w) => *w = (*w).max(width),
                     None => self.widths.push(width),
                 }
             }
         }
-        let mut out = String::new();
+        // The remembered widths enter the tabwriter as a first line of blank
+        // cells, which is then cut from its output.
+        let mut text: String = self.widths.iter().map(|&w| " ".repeat(w) + "\t").collect();
+        text.push('\n');
         for row in rows {
-            let cells = row.len().saturating_sub(1);
-            for (j, cell) in row.iter().enumerate() {
-                out.push_str(cell);
-                if j < cells {
-                    let width = self.widths.get(j).copied().unwrap_or(0);
-                    let pad = width.saturating_sub(text_width(cell));
-                    out.extend(std::iter::repeat_n(' ', pad));
-                }
-            }
-            out.push('\n');
+            text.push_str(&row.join("\t"));
+            text.push('\n');
         }
-        out
+        let out = tabwrite(&text, self.min_width, self.padding);
+        match out.split_once('\n') {
+            Some((_, rest)) => rest.to_string(),
+            None => out,
+        }
     }
 }
 

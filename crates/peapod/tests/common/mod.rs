@@ -355,6 +355,11 @@ pub fn pids_mentioning(s: &str) -> Vec<i32> {
 }
 
 impl Drop for Daemon {
+    /// Deletes the pods and stops the daemon, then checks that nothing is
+    /// left behind (mounts, cgroups, processes, pod files). Whatever is left
+    /// is cleaned up all the same, so later tests are not harmed, and then
+    /// reported: the test fails with the list of what leaked (unless it is
+    /// failing already: a second panic while unwinding would abort).
     fn drop(&mut self) {
         if self.child.is_some() {
             for name in self.pod_names() {
@@ -368,6 +373,41 @@ impl Drop for Daemon {
                 let _ = c.wait();
             }
         }
+        let leaked = self.settled_leftovers(Duration::from_secs(5));
+        let log = if leaked.is_empty() {
+            String::new()
+        } else {
+            log_tail(&self.log, 40)
+        };
+        self.clean_up();
+        if !leaked.is_empty() && !std::thread::panicking() {
+            panic!(
+                "the test left {} thing(s) behind after its pods were deleted and its daemon \
+                 stopped (cleaned up now):\n  {}\n--- end of the daemon log ---\n{log}",
+                leaked.len(),
+                leaked.join("\n  ")
+            );
+        }
+    }
+}
+
+impl Daemon {
+    /// [`Daemon::leftovers`], once they stay the same for a moment or after
+    /// `limit`: a shim may still be exiting when its pod is gone.
+    fn settled_leftovers(&self, limit: Duration) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() || start.elapsed() >= limit {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills what is left of this daemon's processes, unmounts, removes its
+    /// cgroups and its directory.
+    fn clean_up(&self) {
         // Last resort so one failing test does not leak into others.
         for pid in pids_mentioning(self.dir.to_str().unwrap_or("/nonexistent")) {
             let _ = nix::sys::signal::kill(
@@ -392,6 +432,13 @@ impl Drop for Daemon {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The last `lines` lines of the file at `path` (empty when unreadable).
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 fn remove_cgroup_tree(p: &Path) {
