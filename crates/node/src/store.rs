@@ -31,7 +31,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const RV_KEY: &str = "resourceVersion";
 
 /// Changes kept for watches that resume from a resourceVersion.
-pub const HISTORY: usize = 4096;
+pub const HISTORY: usize = 1000;
 /// Changes a watcher may fall behind before it is ended with `Expired`.
 const BROADCAST: usize = 1024;
 /// Times `update_with` re-reads after a Conflict before giving up.
@@ -518,7 +518,8 @@ impl Store {
         Err(last.unwrap_or_else(|| StoreError::Db(format!("{key}: update retried too often"))))
     }
 
-    /// Remove `key` whatever it holds; false when it was not there.
+    /// Remove `key` whatever it holds; false when it was not there. (The
+    /// resource is in the key; the argument stays for existing callers.)
     pub fn delete(&self, _resource: &'static str, key: &str) -> Result<bool, StoreError> {
         self.delete_if(key, Sync::Durable, |_| true)
     }
