@@ -91,7 +91,9 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     let store = Store::open(&opts.root.join("peapod.redb"))?;
     let registries = peapod_image::RegistryConfig::load(&opts.config_dir.join("registries.toml"))?;
     let puller = Arc::new(peapod_image::Puller::new(images.clone(), registries));
-    let node = Arc::new(Node::new(store, runtime.clone(), images, puller));
+    let node = Arc::new(Node::new(store, runtime.clone(), images, puller)?);
+    node.register()?;
+    tokio::spawn(housekeeping(node.clone()));
 
     // Shims report state changes as datagrams on one socket: no thread
     // or connection per pod.
@@ -166,5 +168,38 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         .await;
     let _ = std::fs::remove_file(&opts.socket);
     let _ = std::fs::remove_file(&events_path);
+    if let Err(e) = node.store.flush() {
+        tracing::warn!("object store: flushing events at shutdown: {e}");
+    }
     res.map_err(io(&opts.socket))
+}
+
+/// How often events written without an fsync are made durable.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often expired events are removed.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Make lazily written events durable every second; expire events older
+/// than the event TTL every minute.
+async fn housekeeping(node: Arc<Node>) {
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = flush.tick() => {
+                let n = node.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || n.store.flush()).await {
+                    tracing::warn!("object store: flushing events: {e}");
+                }
+            }
+            _ = sweep.tick() => {
+                let n = node.clone();
+                match tokio::task::spawn_blocking(move || n.events.sweep(crate::events::TTL)).await {
+                    Ok(Ok(0)) | Err(_) => {}
+                    Ok(Ok(removed)) => tracing::debug!(removed, "expired events removed"),
+                    Ok(Err(e)) => tracing::warn!("expiring events: {e}"),
+                }
+            }
+        }
+    }
 }

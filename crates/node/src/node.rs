@@ -2,7 +2,7 @@
 
 use crate::events::Events;
 use crate::store::{self, Store, StoreError};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use peapod_image::ImageStore;
 use peapod_runtime::Runtime;
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 pub struct Node {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub runtime: Arc<Runtime>,
     pub images: Arc<ImageStore>,
     pub puller: Arc<peapod_image::Puller>,
@@ -41,31 +41,53 @@ impl Node {
         runtime: Arc<Runtime>,
         images: Arc<ImageStore>,
         puller: Arc<peapod_image::Puller>,
-    ) -> Self {
+    ) -> Result<Self, StoreError> {
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into());
-        Self {
+        let store = Arc::new(store);
+        Ok(Self {
+            events: Events::load(store.clone(), &hostname)?,
             store,
             runtime,
             images,
             puller,
-            events: Events::default(),
             workers: Mutex::new(HashMap::new()),
             sandboxes: Mutex::new(HashMap::new()),
             hostname,
-        }
+        })
     }
 
     pub fn get_pod(&self, ns: &str, name: &str) -> Result<Option<Pod>, StoreError> {
         self.store.get(&pod_key(ns, name))
     }
 
-    pub fn put_pod(&self, pod: &Pod) -> Result<(), StoreError> {
-        let name = pod.metadata.name.as_deref().unwrap_or_default();
-        self.store
-            .put("pods", &pod_key(&namespace_of(&pod.metadata), name), pod)
+    /// Store a new pod (AlreadyExists if the name is taken); the store sets
+    /// its uid, creationTimestamp, generation and resourceVersion.
+    pub fn create_pod(&self, pod: Pod) -> Result<Pod, StoreError> {
+        self.store.create(pod)
+    }
+
+    /// Replace the status of pod `uid` (compare-and-swap, retried on the
+    /// fresh object, so a concurrent delete request is kept). Nothing
+    /// happens when the pod is gone or its name now belongs to another
+    /// pod.
+    pub fn update_pod_status(
+        &self,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        status: PodStatus,
+    ) -> Result<Option<Pod>, StoreError> {
+        let pod = self.store.update_with::<Pod>(&pod_key(ns, name), |p| {
+            if p.metadata.uid.as_deref() != Some(uid) || p.status.as_ref() == Some(&status) {
+                return false;
+            }
+            p.status = Some(status.clone());
+            true
+        })?;
+        Ok(pod.filter(|p| p.metadata.uid.as_deref() == Some(uid)))
     }
 
     pub fn list_pods(&self, ns: Option<&str>) -> Result<Vec<Pod>, StoreError> {
@@ -180,6 +202,106 @@ impl Node {
                     .cmp(&b.metadata.attempt)
                     .then(a.created_at.cmp(&b.created_at))
             })
+    }
+
+    /// Record what the API server would hold for this node: the Namespace
+    /// `default` and a Node object for this host (its Ready condition and
+    /// heartbeat refreshed at every start).
+    pub fn register(&self) -> Result<(), StoreError> {
+        use k8s_openapi::api::core::v1::{
+            Namespace, NamespaceStatus, Node as NodeObject, NodeAddress, NodeCondition, NodeStatus,
+            NodeSystemInfo,
+        };
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(peapod_api::DEFAULT_NAMESPACE.into()),
+                labels: Some(
+                    [(
+                        "kubernetes.io/metadata.name".to_string(),
+                        peapod_api::DEFAULT_NAMESPACE.to_string(),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            status: Some(NamespaceStatus {
+                phase: Some("Active".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.store.create(ns) {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let now = crate::time::now();
+        let uname = nix::sys::utsname::uname().ok();
+        let text = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+            uname
+                .as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let status = NodeStatus {
+            addresses: Some(vec![
+                NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: "127.0.0.1".into(),
+                },
+                NodeAddress {
+                    type_: "Hostname".into(),
+                    address: self.hostname.clone(),
+                },
+            ]),
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: Some("KubeletReady".into()),
+                message: Some("peapod is posting ready status".into()),
+                last_heartbeat_time: Some(now.clone()),
+                last_transition_time: Some(now),
+            }]),
+            node_info: Some(NodeSystemInfo {
+                architecture: std::env::consts::ARCH.into(),
+                operating_system: std::env::consts::OS.into(),
+                kernel_version: text(|u| u.release()),
+                kubelet_version: concat!("v", env!("CARGO_PKG_VERSION"), "-peapod").into(),
+                container_runtime_version: concat!("peapod://", env!("CARGO_PKG_VERSION")).into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let key = format!("nodes/{}", self.hostname);
+        let updated = self.store.update_with::<NodeObject>(&key, |n| {
+            n.status = Some(status.clone());
+            true
+        })?;
+        if updated.is_none() {
+            let node = NodeObject {
+                metadata: ObjectMeta {
+                    name: Some(self.hostname.clone()),
+                    labels: Some(
+                        [
+                            ("kubernetes.io/hostname".to_string(), self.hostname.clone()),
+                            (
+                                "kubernetes.io/os".to_string(),
+                                std::env::consts::OS.to_string(),
+                            ),
+                        ]
+                        .into(),
+                    ),
+                    ..Default::default()
+                },
+                status: Some(status),
+                ..Default::default()
+            };
+            match self.store.create(node) {
+                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Wake every pod's worker (pods waiting for an image look again).

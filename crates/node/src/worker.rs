@@ -218,17 +218,13 @@ fn write_status(node: &Node, pod: &Pod, obs: &Observed) {
     if pod.status.as_ref() == Some(&st) {
         return;
     }
-    // Re-read so a concurrent delete request is not overwritten.
+    // A compare-and-swap on the stored pod: a concurrent delete request is
+    // kept, a pod that replaced this one is left alone.
     let ns = crate::node::namespace_of(&pod.metadata);
     let name = pod.metadata.name.as_deref().unwrap_or_default();
-    match node.get_pod(&ns, name) {
-        Ok(Some(mut cur)) if cur.metadata.uid == pod.metadata.uid => {
-            cur.status = Some(st);
-            if let Err(e) = node.put_pod(&cur) {
-                tracing::error!(pod = %name, "status write: {e}");
-            }
-        }
-        _ => {}
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    if let Err(e) = node.update_pod_status(&ns, name, uid, st) {
+        tracing::error!(pod = %name, "status write: {e}");
     }
 }
 

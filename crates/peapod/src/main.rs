@@ -119,6 +119,10 @@ enum Cmd {
         wait: bool,
         #[arg(long = "grace-period")]
         grace_period: Option<i64>,
+        /// How long to wait for the pods to go (90s, 2m, 1m30s); by
+        /// default the grace period + 30s.
+        #[arg(long)]
+        timeout: Option<String>,
         #[command(flatten)]
         ns: NsArg,
     },
@@ -267,7 +271,11 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let pod = pod.strip_prefix("pod/").unwrap_or(&pod).to_string();
                 client::exec(&c, &ns.namespace, &pod, container, command, stdin, tty).await
             }
-            Cmd::Delete { targets, file, wait, grace_period, ns } => {
+            Cmd::Delete { targets, file, wait, grace_period, timeout, ns } => {
+                let timeout = match timeout {
+                    Some(t) => client::parse_timeout(&t)?,
+                    None => None,
+                };
                 let mut t = delete_targets(&targets, &ns.namespace)?;
                 if let Some(f) = file {
                     t.extend(client::delete_targets_from_file(&f)?);
@@ -275,7 +283,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 if t.is_empty() {
                     anyhow::bail!("error: you must specify the pods to delete: `peapod delete pod NAME`, `pod/NAME` or `-f FILE`");
                 }
-                client::delete(&c, t, wait, grace_period).await.map(|_| 0)
+                client::delete(&c, t, wait, grace_period, timeout).await.map(|_| 0)
             }
             Cmd::Inspect { resource, name, ns, output } => {
                 check_pod_resource(&resource)?;

@@ -6,6 +6,7 @@
 //! Kubernetes `Status` response; its size does not matter here.
 #![allow(clippy::result_large_err)]
 
+mod cluster;
 mod events;
 mod exec;
 mod images;
@@ -39,6 +40,10 @@ pub fn router(node: Arc<Node>) -> Router {
             get(exec::exec).post(exec::exec),
         )
         .route("/api/v1/namespaces/{ns}/events", get(events::list))
+        .route("/api/v1/namespaces", get(cluster::list_namespaces))
+        .route("/api/v1/namespaces/{ns}", get(cluster::get_namespace))
+        .route("/api/v1/nodes", get(cluster::list_nodes))
+        .route("/api/v1/nodes/{name}", get(cluster::get_node))
         .route("/api/v1/namespaces/{ns}/secrets", get(secrets::list))
         .route(
             "/api/v1/namespaces/{ns}/secrets/{name}",
@@ -121,6 +126,100 @@ pub fn stream_response(
         .header("content-type", content_type)
         .body(axum::body::Body::from_stream(stream))
         .unwrap_or_else(internal)
+}
+
+/// A store error as the API server answers it (404 NotFound, 409
+/// AlreadyExists/Conflict, 410 Expired, 422 Invalid, 500).
+pub fn store_error(e: crate::store::StoreError) -> Response {
+    let (reason, code) = e.reason_code();
+    status_error(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        reason,
+        &e.to_string(),
+    )
+}
+
+/// The `Status` object of a failed watch, for an ERROR watch event.
+pub fn status_object(e: &crate::store::StoreError) -> serde_json::Value {
+    let (reason, code) = e.reason_code();
+    serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": e.to_string(),
+        "reason": reason,
+        "code": code,
+    })
+}
+
+/// `?watch=1` of a list: the changes under `prefix` as watch events, one
+/// JSON object a line. Without `resourceVersion` (or with "0") the
+/// objects of `list` come first as ADDED, as the API server sends them;
+/// with one, only the changes after it. A version too old to resume from,
+/// or a watcher that falls behind, gets an ERROR event with a 410
+/// `Expired` Status and the stream ends: the client lists again.
+pub fn watch_response<T: serde::Serialize + Send + 'static>(
+    node: &Node,
+    prefix: String,
+    q: &HashMap<String, String>,
+    list: Vec<T>,
+    listed_at: u64,
+) -> Response {
+    let resume = q
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && v.as_str() != "0");
+    let (initial, since) =
+        match resume.map(|v| v.parse::<u64>()) {
+            None => (list, listed_at),
+            Some(Ok(rv)) => (Vec::new(), rv),
+            Some(Err(_)) => return status_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "resourceVersion: must be the resourceVersion of a list or an object (a number)",
+            ),
+        };
+    let watch = node.store.watch(&prefix, since);
+    let (tx, out) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(64);
+    tokio::spawn(async move {
+        let line = |v: serde_json::Value| Ok(axum::body::Bytes::from(format!("{v}\n")));
+        let mut watch = match watch {
+            Ok(w) => w,
+            Err(e) => {
+                let ev = serde_json::json!({ "type": "ERROR", "object": status_object(&e) });
+                let _ = tx.send(line(ev)).await;
+                return;
+            }
+        };
+        for o in initial {
+            let ev = serde_json::json!({ "type": "ADDED", "object": o });
+            if tx.send(line(ev)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let ev = tokio::select! {
+                c = watch.next() => c,
+                // The client went away: stop watching.
+                _ = tx.closed() => return,
+            };
+            let (ev, last) = match ev {
+                Some(Ok(c)) => (
+                    serde_json::json!({ "type": c.event, "object": &*c.object }),
+                    false,
+                ),
+                Some(Err(e)) => (
+                    serde_json::json!({ "type": "ERROR", "object": status_object(&e) }),
+                    true,
+                ),
+                None => return,
+            };
+            if tx.send(line(ev)).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    stream_response("application/json", out)
 }
 
 pub fn internal(e: impl std::fmt::Display) -> Response {

@@ -1,10 +1,10 @@
 //! Pods: list (and watch), get, create, apply, delete.
 
 use super::{
-    internal, json_response, pod_not_found, query_map, status_error, stream_response, truthy,
-    with_warnings,
+    internal, json_response, pod_not_found, query_map, status_error, store_error, truthy,
+    watch_response, with_warnings,
 };
-use crate::node::Node;
+use crate::node::{pod_key, Node};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -26,46 +26,25 @@ pub async fn list(
 
 async fn list_in(node: Arc<Node>, ns: Option<String>, q: Option<String>) -> Response {
     let q = query_map(q.as_deref());
-    let watch = truthy(q.get("watch"));
-    // Subscribe before listing so no change falls between the two.
-    let mut rx = node.store.subscribe();
-    let pods = match node.list_pods(ns.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return internal(e),
-    };
-    if !watch {
-        return json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": pods }),
-        );
-    }
     let prefix = match &ns {
         Some(ns) => format!("pods/{ns}/"),
         None => "pods/".to_string(),
     };
-    let (tx, out) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    tokio::spawn(async move {
-        for p in pods {
-            let line = serde_json::json!({ "type": "ADDED", "object": p });
-            if tx.send(Ok(Bytes::from(format!("{line}\n")))).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            match rx.recv().await {
-                Ok(c) if c.key.starts_with(&prefix) => {
-                    let line = serde_json::json!({ "type": c.event, "object": c.object });
-                    if tx.send(Ok(Bytes::from(format!("{line}\n")))).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => return,
-            }
-        }
-    });
-    stream_response("application/json", out)
+    let (pods, rv) = match node.store.list_at::<Pod>(&prefix) {
+        Ok(x) => x,
+        Err(e) => return store_error(e),
+    };
+    if truthy(q.get("watch")) {
+        return watch_response(&node, prefix, &q, pods, rv);
+    }
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "kind": "PodList", "apiVersion": "v1",
+            "metadata": { "resourceVersion": rv.to_string() },
+            "items": pods,
+        }),
+    )
 }
 
 pub async fn get(
@@ -118,11 +97,9 @@ fn admit(ns: &str, body: &[u8]) -> Result<(Pod, Vec<String>), Response> {
     Ok((pod, warnings))
 }
 
+/// Store a new pod; the store sets uid, creationTimestamp, generation and
+/// resourceVersion (whatever the client sent).
 fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
-    pod.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
-    pod.metadata.creation_timestamp = Some(crate::time::now());
-    pod.metadata.resource_version = Some("1".into());
-    pod.metadata.generation = Some(1);
     if pod
         .spec
         .as_ref()
@@ -138,9 +115,10 @@ fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
         qos_class: Some(crate::status::qos_class(&pod).into()),
         ..Default::default()
     });
-    if let Err(e) = node.put_pod(&pod) {
-        return internal(e);
-    }
+    let pod = match node.create_pod(pod) {
+        Ok(p) => p,
+        Err(e) => return store_error(e),
+    };
     node.events.record(
         &pod,
         "Normal",
@@ -165,16 +143,7 @@ pub async fn create(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    match node.get_pod(&ns, &name) {
-        Ok(Some(_)) => status_error(
-            StatusCode::CONFLICT,
-            "AlreadyExists",
-            &format!("pods \"{name}\" already exists"),
-        ),
-        Ok(None) => create_new(&node, pod, &warnings),
-        Err(e) => internal(e),
-    }
+    create_new(&node, pod, &warnings)
 }
 
 /// PUT: create, or report `unchanged` for the same spec. Pods are
@@ -231,17 +200,16 @@ pub async fn apply(
     }
 }
 
+/// DELETE: set deletionTimestamp and the grace period (a compare-and-swap
+/// on the stored pod, so a status write racing with it cannot drop them);
+/// the pod's worker stops it and removes it from the store. A second
+/// delete may shorten the grace period, never lengthen it.
 pub async fn delete(
     State(node): State<Arc<Node>>,
     Path((ns, name)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
     let q = query_map(q.as_deref());
-    let mut pod = match node.get_pod(&ns, &name) {
-        Ok(Some(p)) => p,
-        Ok(None) => return pod_not_found(&name),
-        Err(e) => return internal(e),
-    };
     let grace = match q.get("gracePeriodSeconds").map(|g| g.parse::<i64>()) {
         Some(Ok(g)) if g >= 0 => Some(g),
         Some(_) => {
@@ -253,7 +221,10 @@ pub async fn delete(
         }
         None => None,
     };
-    if pod.metadata.deletion_timestamp.is_none() || grace.is_some() {
+    let res = node.store.update_with::<Pod>(&pod_key(&ns, &name), |pod| {
+        if pod.metadata.deletion_timestamp.is_some() && grace.is_none() {
+            return false;
+        }
         let grace = grace
             .or(pod
                 .spec
@@ -265,16 +236,23 @@ pub async fn delete(
             .deletion_grace_period_seconds
             .map(|g| grace < g)
             .unwrap_or(true);
+        let mut changed = false;
         if shorter {
             pod.metadata.deletion_grace_period_seconds = Some(grace);
+            changed = true;
         }
         if pod.metadata.deletion_timestamp.is_none() {
             pod.metadata.deletion_timestamp = Some(crate::time::now());
+            changed = true;
         }
-        if let Err(e) = node.put_pod(&pod) {
-            return internal(e);
+        changed
+    });
+    match res {
+        Ok(Some(pod)) => {
+            node.ensure_worker(&pod);
+            json_response(StatusCode::OK, &pod).into_response()
         }
+        Ok(None) => pod_not_found(&name),
+        Err(e) => store_error(e),
     }
-    node.ensure_worker(&pod);
-    json_response(StatusCode::OK, &pod).into_response()
 }

@@ -1,7 +1,7 @@
 //! Secrets: list, get, apply (create or replace), delete. Pods name them in
 //! `imagePullSecrets`.
 
-use super::{internal, json_response, status_error};
+use super::{internal, json_response, status_error, store_error};
 use crate::node::Node;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -23,10 +23,10 @@ fn not_found(name: &str) -> Response {
 }
 
 pub async fn list(State(node): State<Arc<Node>>, Path(ns): Path<String>) -> Response {
-    match node.store.list::<Secret>(&format!("secrets/{ns}/")) {
-        Ok(items) => json_response(
+    match node.store.list_at::<Secret>(&format!("secrets/{ns}/")) {
+        Ok((items, rv)) => json_response(
             StatusCode::OK,
-            &serde_json::json!({ "kind": "SecretList", "apiVersion": "v1", "metadata": {}, "items": items }),
+            &serde_json::json!({ "kind": "SecretList", "apiVersion": "v1", "metadata": { "resourceVersion": rv.to_string() }, "items": items }),
         ),
         Err(e) => internal(e),
     }
@@ -85,7 +85,7 @@ pub async fn apply(
         Ok(e) => e,
         Err(e) => return internal(e),
     };
-    let (code, result) = match existing {
+    let (code, result, stored) = match existing {
         Some(cur) => {
             if cur.data == secret.data
                 && cur.type_ == secret.type_
@@ -96,19 +96,16 @@ pub async fn apply(
                     .insert("x-peapod-result", HeaderValue::from_static("unchanged"));
                 return r;
             }
-            secret.metadata.uid = cur.metadata.uid.clone();
-            secret.metadata.creation_timestamp = cur.metadata.creation_timestamp.clone();
-            (StatusCode::OK, "configured")
+            // Replace what was read: a concurrent change is a Conflict.
+            secret.metadata.resource_version = cur.metadata.resource_version.clone();
+            (StatusCode::OK, "configured", node.store.update(secret))
         }
-        None => {
-            secret.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
-            secret.metadata.creation_timestamp = Some(crate::time::now());
-            (StatusCode::CREATED, "created")
-        }
+        None => (StatusCode::CREATED, "created", node.store.create(secret)),
     };
-    if let Err(e) = node.store.put("secrets", &key, &secret) {
-        return internal(e);
-    }
+    let secret = match stored {
+        Ok(s) => s,
+        Err(e) => return store_error(e),
+    };
     let mut r = json_response(code, &secret);
     r.headers_mut()
         .insert("x-peapod-result", HeaderValue::from_static(result));

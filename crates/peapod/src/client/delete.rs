@@ -1,22 +1,26 @@
 //! `peapod delete pod`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use hyper::Method;
+use k8s_openapi::api::core::v1::Pod;
 
 use super::apply::{decode_objects, namespace_of, read_manifest};
 use super::transport::{object_path, pod_path, Client};
 
-/// `peapod delete pod NAME... [--wait] [--grace-period N]`: deletes each
-/// target and prints `pod "NAME" deleted`; with `wait`, returns once every
-/// deleted pod is gone. Targets that fail are reported together at the end
-/// (`Error from server (NotFound): pods "x" not found`) as the error.
+/// `peapod delete pod NAME... [--wait] [--grace-period N] [--timeout D]`:
+/// deletes each target and prints `pod "NAME" deleted`; with `wait`,
+/// returns once every deleted pod is gone, or fails when one is still
+/// there after `timeout` (default: its grace period + 30 s), naming the
+/// pod and what still runs. Targets that fail are reported together at the
+/// end (`Error from server (NotFound): pods "x" not found`) as the error.
 pub async fn delete(
     client: &Client,
     targets: Vec<(String, String, String)>,
     wait: bool,
     grace_period: Option<i64>,
+    timeout: Option<Duration>,
 ) -> Result<()> {
     let mut failures = Vec::new();
     let mut deleted = Vec::new();
@@ -30,15 +34,24 @@ pub async fn delete(
             let kind = resource.trim_end_matches('s');
             println!("{kind} \"{name}\" deleted");
             if resource == "pods" {
-                deleted.push((namespace, name));
+                let grace = response
+                    .json::<Pod>()
+                    .ok()
+                    .and_then(|p| p.metadata.deletion_grace_period_seconds)
+                    .or(grace_period)
+                    .unwrap_or(30)
+                    .max(0) as u64;
+                deleted.push((namespace, name, grace));
             }
         } else {
             failures.push(response.error().to_string());
         }
     }
     if wait {
-        for (namespace, name) in &deleted {
-            wait_gone(client, namespace, name).await?;
+        for (namespace, name, grace) in &deleted {
+            if let Err(e) = wait_gone(client, namespace, name, *grace, timeout).await {
+                failures.push(e.to_string());
+            }
         }
     }
     if failures.is_empty() {
@@ -48,17 +61,104 @@ pub async fn delete(
     }
 }
 
-/// Polls the pod every 100 ms until the daemon answers 404.
-async fn wait_gone(client: &Client, namespace: &str, name: &str) -> Result<()> {
+/// After this long a wait says what it waits for.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// Polls the pod every 100 ms until the daemon answers 404; fails after
+/// `timeout` (grace period + 30 s when None).
+async fn wait_gone(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    grace: u64,
+    timeout: Option<Duration>,
+) -> Result<()> {
     let path = pod_path(namespace, name);
+    let limit = timeout.unwrap_or(Duration::from_secs(grace + 30));
+    let start = Instant::now();
+    let mut said = false;
     loop {
         let response = client.request(Method::GET, &path, None, None).await?;
-        match response.status {
+        let pod = match response.status {
             404 => return Ok(()),
-            200..=299 => tokio::time::sleep(Duration::from_millis(100)).await,
+            200..=299 => response.json::<Pod>().ok(),
             _ => return Err(response.error()),
+        };
+        let waited = start.elapsed();
+        if waited >= limit {
+            bail!(
+                "error: timed out after {} waiting for pod \"{name}\" to terminate (grace period {grace}s): {}; the daemon keeps stopping it: see `peapod describe pod {name}`, or force it with `peapod delete pod {name} --grace-period=0`",
+                seconds(limit),
+                still_running(pod.as_ref())
+            );
         }
+        if !said && waited >= QUIET {
+            eprintln!("waiting for pod \"{name}\" to terminate (grace period {grace}s)");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64().round() as u64)
+}
+
+/// What keeps a terminating pod: its running containers, or its sandbox.
+fn still_running(pod: Option<&Pod>) -> String {
+    let running: Vec<String> = pod
+        .and_then(|p| p.status.as_ref())
+        .map(|s| {
+            s.init_container_statuses
+                .iter()
+                .flatten()
+                .chain(s.container_statuses.iter().flatten())
+                .filter(|c| c.state.as_ref().is_some_and(|st| st.running.is_some()))
+                .map(|c| c.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    match running.as_slice() {
+        [] => "no container is running, the pod's sandbox is not removed yet".into(),
+        [one] => format!("container {one} is still running"),
+        many => format!("containers {} are still running", many.join(", ")),
+    }
+}
+
+/// A `--timeout` value: Go-style durations (`90s`, `2m`, `1m30s`, `500ms`,
+/// `1h`) or plain seconds. Zero means the default (grace period + 30 s).
+pub fn parse_timeout(text: &str) -> Result<Option<Duration>> {
+    let bad =
+        || anyhow!("error: invalid --timeout \"{text}\": use a duration such as 90s, 2m or 1m30s");
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok((secs > 0).then(|| Duration::from_secs(secs)));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += Duration::from_secs_f64(value * unit);
+    }
+    if text.is_empty() {
+        return Err(bad());
+    }
+    Ok((!total.is_zero()).then_some(total))
 }
 
 /// The `(namespace, name)` of every pod in a manifest (`-` is stdin), for
@@ -88,4 +188,46 @@ pub fn delete_targets_from_file(path: &str) -> Result<Vec<(String, String, Strin
         )
     }));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        let p = |t: &str| parse_timeout(t).map_err(|e| e.to_string());
+        assert_eq!(p("90s"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(p("1m30s"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(p("2"), Ok(Some(Duration::from_secs(2))));
+        assert_eq!(p("500ms"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(p("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(p("0s"), Ok(None));
+        assert_eq!(p("0"), Ok(None));
+        assert!(p("soon").is_err());
+        assert!(p("5x").is_err());
+        assert!(p("").is_err());
+    }
+
+    #[test]
+    fn what_still_runs() {
+        let pod: Pod = match serde_json::from_value(serde_json::json!({
+            "status": {"containerStatuses": [
+                {"name": "a", "ready": false, "restartCount": 0, "image": "", "imageID": "", "state": {"running": {}}},
+                {"name": "b", "ready": false, "restartCount": 0, "image": "", "imageID": "", "state": {"terminated": {"exitCode": 0}}},
+                {"name": "c", "ready": false, "restartCount": 0, "image": "", "imageID": "", "state": {"running": {}}}
+            ]}
+        })) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            still_running(Some(&pod)),
+            "containers a, c are still running"
+        );
+        assert_eq!(
+            still_running(None),
+            "no container is running, the pod's sandbox is not removed yet"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! `peapod get pods`.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::str::FromStr;
 
@@ -116,61 +117,131 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
     Ok(())
 }
 
-/// `get -w`: one row (or object) per watch event.
+/// `get -w`: the pods, then one row (or object) per watch event. The watch
+/// starts at the list's resourceVersion; when the daemon answers it with
+/// an ERROR event of code 410 (`Expired`: the version is older than the
+/// changes it keeps, or this watcher fell behind), the pods are listed
+/// again, what changed meanwhile is printed, and the watch resumes from
+/// the new list.
 async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
-    let mut path = if args.all_namespaces {
-        "/api/v1/pods?watch=1".to_string()
+    let list_path = if args.all_namespaces {
+        "/api/v1/pods".to_string()
     } else {
-        format!(
-            "/api/v1/namespaces/{}/pods?watch=1",
-            encode(&args.namespace)
-        )
+        format!("/api/v1/namespaces/{}/pods", encode(&args.namespace))
     };
-    if let Some(name) = &args.name {
-        path.push_str(&format!(
-            "&fieldSelector={}",
-            encode(&format!("metadata.name={name}"))
-        ));
-    }
-    let mut stream = client.stream(&path).await?;
     let mut printer = Printer::new(args);
-    let mut buffer: Vec<u8> = Vec::new();
     let mut first = true;
-    while let Some(chunk) = stream.next().await {
-        buffer.extend_from_slice(&chunk?);
-        while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim();
-            if line.is_empty() {
+    // What was printed last, by namespace/name: resourceVersion and object.
+    let mut seen: HashMap<String, (String, Value)> = HashMap::new();
+    let wanted = |pod: &Pod| {
+        args.name
+            .as_ref()
+            .is_none_or(|n| pod.metadata.name.as_deref() == Some(n.as_str()))
+    };
+    loop {
+        let list: Value = client.get_json(&list_path).await?;
+        let rv = list["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut now: HashMap<String, (String, Value)> = HashMap::new();
+        let mut out = String::new();
+        for item in list["items"].as_array().cloned().unwrap_or_default() {
+            let pod = to_pod(&item)?;
+            if !wanted(&pod) {
                 continue;
             }
-            let event: Value = serde_json::from_str(line)
-                .map_err(|e| anyhow!("error: bad watch event from the daemon: {e}"))?;
-            let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
-            let object = event.get("object").cloned().unwrap_or(Value::Null);
-            if kind == "ERROR" {
-                return Err(super::transport::status_error(
-                    500,
-                    object.to_string().as_bytes(),
-                ));
+            let (id, version) = identity(&pod);
+            if seen.get(&id).map(|(v, _)| v) != Some(&version) {
+                out.push_str(&printer.print_watch(item.clone(), pod, first)?);
+                first = false;
             }
-            if kind == "BOOKMARK" {
-                continue;
+            now.insert(id, (version, item));
+        }
+        // Gone while the watch was down: printed as a watch prints DELETED.
+        for (id, (_, item)) in &seen {
+            if !now.contains_key(id) {
+                out.push_str(&printer.print_watch(item.clone(), to_pod(item)?, first)?);
+                first = false;
             }
-            let pod = to_pod(&object)?;
-            if let Some(name) = &args.name {
-                if pod.metadata.name.as_deref() != Some(name.as_str()) {
+        }
+        seen = now;
+        write_out(&out)?;
+
+        let mut path = format!("{list_path}?watch=1&resourceVersion={}", encode(&rv));
+        if let Some(name) = &args.name {
+            path.push_str(&format!(
+                "&fieldSelector={}",
+                encode(&format!("metadata.name={name}"))
+            ));
+        }
+        let mut stream = client.stream(&path).await?;
+        let mut buffer: Vec<u8> = Vec::new();
+        'stream: loop {
+            let Some(chunk) = stream.next().await else {
+                // The daemon ended the watch (it stopped).
+                return Ok(());
+            };
+            buffer.extend_from_slice(&chunk?);
+            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim();
+                if line.is_empty() {
                     continue;
                 }
+                let event: Value = serde_json::from_str(line)
+                    .map_err(|e| anyhow!("error: bad watch event from the daemon: {e}"))?;
+                let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
+                let object = event.get("object").cloned().unwrap_or(Value::Null);
+                match kind {
+                    "ERROR" if object["code"].as_u64() == Some(410) => break 'stream,
+                    "ERROR" => {
+                        return Err(super::transport::status_error(
+                            object["code"].as_u64().unwrap_or(500) as u16,
+                            object.to_string().as_bytes(),
+                        ))
+                    }
+                    "BOOKMARK" => continue,
+                    _ => {}
+                }
+                let pod = to_pod(&object)?;
+                if !wanted(&pod) {
+                    continue;
+                }
+                let (id, version) = identity(&pod);
+                if kind == "DELETED" {
+                    seen.remove(&id);
+                } else {
+                    seen.insert(id, (version, object.clone()));
+                }
+                let text = printer.print_watch(object, pod, first)?;
+                first = false;
+                write_out(&text)?;
             }
-            let text = printer.print_watch(object, pod, first)?;
-            first = false;
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes())?;
-            stdout.flush()?;
         }
     }
+}
+
+/// `namespace/name` and resourceVersion of a pod.
+fn identity(pod: &Pod) -> (String, String) {
+    (
+        format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod.metadata.name.as_deref().unwrap_or_default()
+        ),
+        pod.metadata.resource_version.clone().unwrap_or_default(),
+    )
+}
+
+fn write_out(text: &str) -> Result<()> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ mod table;
 mod transport;
 
 pub use apply::apply;
-pub use delete::{delete, delete_targets_from_file};
+pub use delete::{delete, delete_targets_from_file, parse_timeout};
 pub use describe::describe;
 pub use exec::exec;
 pub use get::{get, GetArgs, Output};

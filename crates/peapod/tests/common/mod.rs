@@ -150,6 +150,67 @@ impl Daemon {
         }
     }
 
+    /// Stop the daemon with SIGTERM (pods keep running), wait for it to
+    /// exit, and start it again on the same --root, --state and socket.
+    pub fn restart(&mut self, extra: &[&str]) {
+        if let Some(pid) = self.daemon_pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        self.wait_daemon_exit();
+        self.spawn(extra);
+    }
+
+    /// One HTTP/1.1 GET on the daemon's socket; status and body (chunked
+    /// bodies decoded). For API calls the CLI does not make.
+    pub fn api_get(&self, path: &str) -> (u16, Vec<u8>) {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read");
+        parse_http(&raw)
+    }
+
+    /// GET a `?watch=1` path and read it for `wait`: the watch events
+    /// received by then.
+    pub fn api_watch(&self, path: &str, wait: Duration) -> Vec<Value> {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let deadline = Instant::now() + wait;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s.set_read_timeout(Some(left)).expect("timeout");
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                Err(_) => break,
+            }
+        }
+        let (_, body) = parse_http(&raw);
+        String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("watch line {l:?}: {e}")))
+            .collect()
+    }
+
     /// SIGKILL the daemon (pods must keep running).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -320,6 +381,35 @@ impl Daemon {
         }
         out
     }
+}
+
+/// Status and body of a raw HTTP/1.1 response; a chunked body is decoded
+/// (as far as it arrived).
+fn parse_http(raw: &[u8]) -> (u16, Vec<u8>) {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (0, Vec::new());
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut body = &raw[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (status, body.to_vec());
+    }
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&body[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 || body.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + size]);
+        body = &body[(eol + 4 + size).min(body.len())..];
+    }
+    (status, out)
 }
 
 /// Processes whose command line mentions `s` (shims of this daemon).

@@ -1,0 +1,52 @@
+//! Cluster-scoped objects the daemon records itself: the Namespace
+//! `default` and the Node of this host. Read-only.
+
+use super::{json_response, status_error, store_error};
+use crate::node::Node;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use k8s_openapi::api::core::v1::{Namespace, Node as NodeObject};
+use std::sync::Arc;
+
+fn list_of<T: crate::store::Object>(node: &Node, resource: &str, kind: &str) -> Response {
+    match node.store.list_at::<T>(&format!("{resource}/")) {
+        Ok((items, rv)) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "kind": kind, "apiVersion": "v1",
+                "metadata": { "resourceVersion": rv.to_string() },
+                "items": items,
+            }),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+fn get_one<T: crate::store::Object>(node: &Node, resource: &str, name: &str) -> Response {
+    match node.store.get::<T>(&format!("{resource}/{name}")) {
+        Ok(Some(o)) => json_response(StatusCode::OK, &o),
+        Ok(None) => status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("{resource} \"{name}\" not found"),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+pub async fn list_namespaces(State(node): State<Arc<Node>>) -> Response {
+    list_of::<Namespace>(&node, "namespaces", "NamespaceList")
+}
+
+pub async fn get_namespace(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
+    get_one::<Namespace>(&node, "namespaces", &name)
+}
+
+pub async fn list_nodes(State(node): State<Arc<Node>>) -> Response {
+    list_of::<NodeObject>(&node, "nodes", "NodeList")
+}
+
+pub async fn get_node(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
+    get_one::<NodeObject>(&node, "nodes", &name)
+}
