@@ -65,6 +65,24 @@ pub enum SeccompConfig {
     Localhost(String),
 }
 
+/// A signal as images name it: `SIGQUIT`, `QUIT` or `3`.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n)
+            .map(|sig| sig as i32)
+            .map_err(|_| format!("image StopSignal {s:?} is not a signal number"));
+    }
+    let name = if s.to_ascii_uppercase().starts_with("SIG") {
+        s.to_ascii_uppercase()
+    } else {
+        format!("SIG{}", s.to_ascii_uppercase())
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| format!("image StopSignal {s:?} is not a signal name"))
+}
+
 /// The Kubernetes rules for command/args over the image's Entrypoint/Cmd.
 pub fn merge_command(
     command: &[String],
@@ -188,6 +206,12 @@ impl Runtime {
             log_path: log_path.clone(),
             created_at: crate::now(),
             cgroup: cgroup_rel.clone(),
+            stop_signal: image_cfg
+                .stop_signal
+                .as_deref()
+                .map(parse_signal)
+                .transpose()
+                .map_err(config_err)?,
         };
         crate::write_json_atomic(&dir.join(RECORD), &record)?;
         peapod_image::mount_rootfs(&layers, &rw, &rootfs)?;
@@ -375,6 +399,14 @@ mod tests {
             merge_command(&v(&["sh"]), &v(&["-c", "x"]), &ep, &cmd),
             v(&["sh", "-c", "x"])
         );
+    }
+
+    #[test]
+    fn stop_signals() {
+        assert_eq!(parse_signal("SIGQUIT"), Ok(libc::SIGQUIT));
+        assert_eq!(parse_signal("quit"), Ok(libc::SIGQUIT));
+        assert_eq!(parse_signal("15"), Ok(libc::SIGTERM));
+        assert!(parse_signal("SIGNOPE").is_err());
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct ContainerRecord {
     pub created_at: String,
     /// The container's cgroup (relative to the hierarchy root).
     pub cgroup: String,
+    /// The image's `StopSignal`, as a number (SIGTERM when None).
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
 }
 
 pub(crate) const RECORD: &str = "container.json";

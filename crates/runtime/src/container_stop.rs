@@ -31,8 +31,8 @@ impl Runtime {
         Ok(true)
     }
 
-    /// StopContainer with `signal` first (SIGTERM unless the image or spec
-    /// says otherwise) and SIGKILL after `timeout`.
+    /// StopContainer: `signal` first (else the image's `StopSignal`, else
+    /// SIGTERM) and SIGKILL after `timeout`.
     pub fn stop_container(
         &self,
         cid: &str,
@@ -55,7 +55,9 @@ impl Runtime {
         if status.state == ContainerState::Running && !timeout.is_zero() {
             shim.expect_ok(&Request::Kill {
                 id: cid.to_string(),
-                signal: signal.unwrap_or(libc::SIGTERM),
+                signal: signal
+                    .or(self.container_record(cid)?.stop_signal)
+                    .unwrap_or(libc::SIGTERM),
                 all: false,
             })?;
             if self.wait_container_exit(cid, timeout)? {
