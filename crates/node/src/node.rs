@@ -170,13 +170,21 @@ impl Node {
                 ..Default::default()
             })
             .into_iter()
-            .max_by(|a, b| {
-                a.metadata
-                    .attempt
-                    .cmp(&b.metadata.attempt)
-                    .then(a.created_at.cmp(&b.created_at))
-            })
+            .max_by(peapod_runtime::by_attempt)
             .map(|s| s.id)
+    }
+
+    /// [`Node::find_container`] off the async threads.
+    pub async fn find_container_async(
+        self: &Arc<Self>,
+        pod: &Pod,
+        name: &str,
+    ) -> Option<peapod_runtime::ContainerStatus> {
+        let (node, pod, name) = (self.clone(), pod.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || node.find_container(&pod, &name))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The latest attempt of container `name` of `pod`, in any of its
@@ -196,12 +204,7 @@ impl Node {
                 ..Default::default()
             })
             .into_iter()
-            .max_by(|a, b| {
-                a.metadata
-                    .attempt
-                    .cmp(&b.metadata.attempt)
-                    .then(a.created_at.cmp(&b.created_at))
-            })
+            .max_by(peapod_runtime::by_attempt)
     }
 
     /// Record what the API server would hold for this node: the Namespace

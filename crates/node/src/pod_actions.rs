@@ -38,12 +38,7 @@ impl PodView {
         self.containers
             .iter()
             .filter(|c| c.metadata.name == name)
-            .max_by(|a, b| {
-                a.metadata
-                    .attempt
-                    .cmp(&b.metadata.attempt)
-                    .then(a.created_at.cmp(&b.created_at))
-            })
+            .max_by(peapod_runtime::by_attempt)
     }
 
     /// The latest attempt of `name` in the current sandbox.
@@ -311,16 +306,15 @@ fn kill_running(a: &mut PodActions, view: &PodView, why: &str) {
     }
 }
 
+/// Runtime statuses for tables of test cases (here and in `status`).
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use peapod_runtime::{ContainerMetadata, PodSandboxMetadata};
+pub(crate) mod fixtures {
+    use peapod_runtime::{
+        ContainerMetadata, ContainerState, ContainerStatus, PodSandboxMetadata, PodSandboxStatus,
+        SandboxState,
+    };
 
-    fn spec(yaml: &str) -> PodSpec {
-        serde_yaml_ng::from_str(yaml).unwrap()
-    }
-
-    fn sandbox(id: &str, attempt: u32, ready: bool) -> PodSandboxStatus {
+    pub fn sandbox(id: &str, attempt: u32, ready: bool) -> PodSandboxStatus {
         PodSandboxStatus {
             id: id.into(),
             metadata: PodSandboxMetadata {
@@ -348,7 +342,7 @@ mod tests {
     }
 
     /// A container status: `state` is "running", "created" or "exit:N".
-    fn ctr(sid: &str, name: &str, attempt: u32, state: &str) -> ContainerStatus {
+    pub fn ctr(sid: &str, name: &str, attempt: u32, state: &str) -> ContainerStatus {
         let (st, code) = match state {
             "running" => (ContainerState::Running, None),
             "created" => (ContainerState::Created, None),
@@ -379,6 +373,16 @@ mod tests {
             labels: Default::default(),
             annotations: Default::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{ctr, sandbox};
+    use super::*;
+
+    fn spec(yaml: &str) -> PodSpec {
+        serde_yaml_ng::from_str(yaml).unwrap()
     }
 
     fn at(s: &str) -> DateTime<Utc> {

@@ -306,7 +306,7 @@ pub fn qos_class(pod: &Pod) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use peapod_runtime::{ContainerMetadata, PodSandboxMetadata, PodSandboxStatus};
+    use peapod_runtime::ContainerMetadata;
 
     fn pod(yaml: &str) -> Pod {
         serde_yaml_ng::from_str(yaml).unwrap()
@@ -343,25 +343,11 @@ mod tests {
     }
 
     fn obs(containers: Vec<ContainerStatus>) -> Observed {
+        let mut sandbox = crate::pod_actions::fixtures::sandbox("s", 0, true);
+        sandbox.created_at = String::new();
         Observed {
             view: PodView {
-                sandboxes: vec![PodSandboxStatus {
-                    id: "s".into(),
-                    metadata: PodSandboxMetadata::default(),
-                    state: SandboxState::Ready,
-                    created_at: String::new(),
-                    labels: Default::default(),
-                    annotations: Default::default(),
-                    netns: None,
-                    cgroup_parent: String::new(),
-                    host_network: false,
-                    host_pid: false,
-                    host_ipc: false,
-                    share_process_namespace: false,
-                    shim_pid: None,
-                    infra_pid: None,
-                    not_ready_reason: None,
-                }],
+                sandboxes: vec![sandbox],
                 containers,
             },
             ..Default::default()

@@ -48,12 +48,7 @@ fn read_view(rt: &peapod_runtime::Runtime, sandbox_ids: &[String]) -> PodView {
             view.sandboxes.push(s);
         }
     }
-    view.sandboxes.sort_by(|a, b| {
-        a.metadata
-            .attempt
-            .cmp(&b.metadata.attempt)
-            .then(a.created_at.cmp(&b.created_at))
-    });
+    view.sandboxes.sort_by(peapod_runtime::by_attempt);
     view
 }
 

@@ -43,7 +43,6 @@ use peapod_shim::ShimClient;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -106,17 +105,6 @@ impl Runtime {
 
     pub fn shim(&self, sid: &str) -> ShimClient {
         ShimClient::new(self.paths.shim_socket(sid))
-    }
-
-    /// Wait (up to `timeout`) for sandbox `sid`'s shim state to change
-    /// after generation `since`.
-    pub fn wait_change(
-        &self,
-        sid: &str,
-        since: u64,
-        timeout: Duration,
-    ) -> Result<peapod_shim::ShimState, RuntimeError> {
-        Ok(self.shim(sid).wait_change(since, timeout)?)
     }
 
     pub(crate) fn index_get(&self, cid: &str) -> Option<String> {

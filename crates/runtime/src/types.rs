@@ -49,6 +49,48 @@ pub struct PodSandboxStatus {
     pub not_ready_reason: Option<String>,
 }
 
+/// Sandboxes and containers have attempts: newer means a higher attempt,
+/// then a later creation.
+pub trait Attempted {
+    fn attempt(&self) -> u32;
+    fn created_at(&self) -> &str;
+}
+
+/// Order by attempt, then creation time (`max_by(by_attempt)` is the
+/// newest).
+pub fn by_attempt<T: Attempted>(a: &T, b: &T) -> std::cmp::Ordering {
+    a.attempt()
+        .cmp(&b.attempt())
+        .then_with(|| a.created_at().cmp(b.created_at()))
+}
+
+impl<T: Attempted> Attempted for &T {
+    fn attempt(&self) -> u32 {
+        (*self).attempt()
+    }
+    fn created_at(&self) -> &str {
+        (*self).created_at()
+    }
+}
+
+impl Attempted for PodSandboxStatus {
+    fn attempt(&self) -> u32 {
+        self.metadata.attempt
+    }
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+}
+
+impl Attempted for ContainerStatus {
+    fn attempt(&self) -> u32 {
+        self.metadata.attempt
+    }
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SandboxFilter {
     pub id: Option<String>,

@@ -69,15 +69,7 @@ pub async fn exec(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let found = {
-        let node = node.clone();
-        let pod = pod.clone();
-        let c = container.clone();
-        tokio::task::spawn_blocking(move || node.find_container(&pod, &c))
-            .await
-            .ok()
-            .flatten()
-    };
+    let found = node.find_container_async(&pod, &container).await;
     let running = found
         .as_ref()
         .is_some_and(|c| c.state == peapod_runtime::ContainerState::Running);

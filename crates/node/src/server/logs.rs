@@ -79,15 +79,7 @@ pub async fn log(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let found = {
-        let node = node.clone();
-        let pod = pod.clone();
-        let c = container.clone();
-        tokio::task::spawn_blocking(move || node.find_container(&pod, &c))
-            .await
-            .ok()
-            .flatten()
-    };
+    let found = node.find_container_async(&pod, &container).await;
     let (cid, path) = match &found {
         Some(c) => (c.id.clone(), c.log_path.clone()),
         None => (String::new(), std::path::PathBuf::new()),
