@@ -6,7 +6,16 @@
 
 use crate::cgroups::resources::{shares_to_weight, CgroupValues};
 use crate::security::{runtime_default_seccomp, MASKED_PATHS, READONLY_PATHS};
-use serde_json::{json, Value};
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
+};
+use oci_spec::OciSpecError;
+use serde_json::Value;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// How a container gets its pid namespace.
@@ -70,41 +79,86 @@ pub struct SpecInput {
     pub annotations: Vec<(String, String)>,
 }
 
-fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
-    json!({ "destination": dest, "type": typ, "source": source, "options": options })
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, OciSpecError> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+        .build()
+}
+
+fn device(
+    typ: LinuxDeviceType,
+    major: i64,
+    minor: Option<i64>,
+) -> Result<LinuxDeviceCgroup, OciSpecError> {
+    let mut rule = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(typ)
+        .major(major)
+        .access("rwm")
+        .build()?;
+    rule.set_minor(minor);
+    Ok(rule)
 }
 
 /// The devices containerd allows a non-privileged container.
-fn device_rules() -> Value {
-    json!([
-        { "allow": false, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 136, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm" }
-    ])
+fn device_rules() -> Result<Vec<LinuxDeviceCgroup>, OciSpecError> {
+    use LinuxDeviceType::C;
+    let mut rules = vec![LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()?];
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+        (10, Some(200)),
+    ] {
+        rules.push(device(C, major, minor)?);
+    }
+    Ok(rules)
 }
 
-pub fn build(input: &SpecInput) -> Value {
+fn namespace(
+    typ: LinuxNamespaceType,
+    path: Option<&PathBuf>,
+) -> Result<LinuxNamespace, OciSpecError> {
+    let mut ns = LinuxNamespaceBuilder::default().typ(typ).build()?;
+    ns.set_path(path.cloned());
+    Ok(ns)
+}
+
+fn capability_set(caps: &[String]) -> Result<Capabilities, OciSpecError> {
+    caps.iter()
+        .map(|c| {
+            serde_json::from_value::<Capability>(Value::String(c.clone()))
+                .map_err(|_| OciSpecError::Other(format!("unknown capability {c:?}")))
+        })
+        .collect()
+}
+
+pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
     let sys_opts: &[&str] = if input.privileged {
         &["nosuid", "noexec", "nodev"]
     } else {
         &["nosuid", "noexec", "nodev", "ro"]
     };
     let mut mounts = vec![
-        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
             "/dev",
             "tmpfs",
             "tmpfs",
             &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
+        )?,
         mount(
             "/dev/pts",
             "devpts",
@@ -117,145 +171,164 @@ pub fn build(input: &SpecInput) -> Value {
                 "mode=0620",
                 "gid=5",
             ],
-        ),
+        )?,
         mount(
             "/dev/mqueue",
             "mqueue",
             "mqueue",
             &["nosuid", "noexec", "nodev"],
-        ),
-        mount("/sys", "sysfs", "sysfs", sys_opts),
+        )?,
+        mount("/sys", "sysfs", "sysfs", sys_opts)?,
         mount(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        ),
+        )?,
     ];
     for b in &input.binds {
-        let mut opts = vec!["rbind", "rprivate"];
+        let mut opts = vec!["rbind".to_string(), "rprivate".to_string()];
         if b.readonly {
-            opts.push("ro");
+            opts.push("ro".into());
         }
-        mounts.push(json!({
-            "destination": b.destination,
-            "type": "bind",
-            "source": b.source,
-            "options": opts,
-        }));
+        mounts.push(
+            MountBuilder::default()
+                .destination(&b.destination)
+                .typ("bind")
+                .source(&b.source)
+                .options(opts)
+                .build()?,
+        );
     }
 
-    let mut namespaces = vec![json!({ "type": "mount" })];
+    let mut namespaces = vec![namespace(LinuxNamespaceType::Mount, None)?];
     match &input.namespaces.pid {
-        PidMode::Private => namespaces.push(json!({ "type": "pid" })),
-        PidMode::Pod(p) => namespaces.push(json!({ "type": "pid", "path": p })),
+        PidMode::Private => namespaces.push(namespace(LinuxNamespaceType::Pid, None)?),
+        PidMode::Pod(p) => namespaces.push(namespace(LinuxNamespaceType::Pid, Some(p))?),
         PidMode::Host => {}
     }
     for (typ, path) in [
-        ("network", &input.namespaces.net),
-        ("ipc", &input.namespaces.ipc),
-        ("uts", &input.namespaces.uts),
+        (LinuxNamespaceType::Network, &input.namespaces.net),
+        (LinuxNamespaceType::Ipc, &input.namespaces.ipc),
+        (LinuxNamespaceType::Uts, &input.namespaces.uts),
     ] {
         if let Some(p) = path {
-            namespaces.push(json!({ "type": typ, "path": p }));
+            namespaces.push(namespace(typ, Some(p))?);
         }
     }
     if input.cgroup_v2 {
-        namespaces.push(json!({ "type": "cgroup" }));
+        namespaces.push(namespace(LinuxNamespaceType::Cgroup, None)?);
     }
 
-    let root_user = input.uid == 0;
-    let caps = &input.capabilities;
-    let empty: Vec<String> = Vec::new();
-    let capabilities = json!({
-        "bounding": caps,
-        "effective": if root_user { caps } else { &empty },
-        "permitted": if root_user { caps } else { &empty },
-    });
-
-    let mut resources = serde_json::Map::new();
-    if !input.privileged {
-        resources.insert("devices".into(), device_rules());
+    // A non-root user starts with no effective or permitted capabilities.
+    let caps = capability_set(&input.capabilities)?;
+    let granted = if input.uid == 0 {
+        caps.clone()
     } else {
-        resources.insert(
-            "devices".into(),
-            json!([{ "allow": true, "access": "rwm" }]),
-        );
+        Capabilities::new()
+    };
+    let mut capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps)
+        .effective(granted.clone())
+        .permitted(granted)
+        .build()?;
+    capabilities.set_inheritable(None).set_ambient(None);
+
+    let mut resources = LinuxResourcesBuilder::default();
+    if input.privileged {
+        resources = resources.devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access("rwm")
+            .build()?]);
+    } else {
+        resources = resources.devices(device_rules()?);
     }
-    let mut cpu = serde_json::Map::new();
-    if let Some(s) = input.cgroup.cpu_shares {
+    let cg = &input.cgroup;
+    if cg.cpu_shares.is_some() || cg.cpu_quota.is_some() || cg.cpu_period.is_some() {
         // libcontainer converts shares to cpu.weight itself on v2.
         let _ = shares_to_weight;
-        cpu.insert("shares".into(), json!(s));
+        let mut cpu = LinuxCpuBuilder::default().build()?;
+        cpu.set_shares(cg.cpu_shares)
+            .set_quota(cg.cpu_quota)
+            .set_period(cg.cpu_period);
+        resources = resources.cpu(cpu);
     }
-    if let Some(q) = input.cgroup.cpu_quota {
-        cpu.insert("quota".into(), json!(q));
+    if let Some(m) = cg.memory_limit {
+        resources = resources.memory(LinuxMemoryBuilder::default().limit(m).build()?);
     }
-    if let Some(p) = input.cgroup.cpu_period {
-        cpu.insert("period".into(), json!(p));
-    }
-    if !cpu.is_empty() {
-        resources.insert("cpu".into(), Value::Object(cpu));
-    }
-    if let Some(m) = input.cgroup.memory_limit {
-        resources.insert("memory".into(), json!({ "limit": m }));
-    }
-    if let Some(p) = input.cgroup.pids_limit {
-        resources.insert("pids".into(), json!({ "limit": p }));
+    if let Some(p) = cg.pids_limit {
+        resources = resources.pids(LinuxPidsBuilder::default().limit(p).build()?);
     }
 
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "cgroupsPath": input.cgroups_path,
-        "resources": resources,
-    });
-    if !input.privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
-        match &input.seccomp {
-            Seccomp::RuntimeDefault => linux["seccomp"] = runtime_default_seccomp(caps),
-            Seccomp::Profile(p) => linux["seccomp"] = p.clone(),
-            Seccomp::Unconfined => {}
-        }
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .cgroups_path(&input.cgroups_path)
+        .resources(resources.build()?)
+        .build()?;
+    // Privileged containers are unconfined, as with containerd.
+    if input.privileged {
+        linux.set_masked_paths(None).set_readonly_paths(None);
+    } else {
+        let strings = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        linux
+            .set_masked_paths(Some(strings(MASKED_PATHS)))
+            .set_readonly_paths(Some(strings(READONLY_PATHS)));
+        let seccomp = match &input.seccomp {
+            Seccomp::RuntimeDefault => Some(serde_json::from_value::<LinuxSeccomp>(
+                runtime_default_seccomp(&input.capabilities),
+            )?),
+            Seccomp::Profile(p) => Some(
+                serde_json::from_value::<LinuxSeccomp>(p.clone())
+                    .map_err(|e| OciSpecError::Other(format!("seccomp profile: {e}")))?,
+            ),
+            Seccomp::Unconfined => None,
+        };
+        linux.set_seccomp(seccomp);
     }
 
-    let mut spec_process_nnp = None;
-    if input.no_new_privileges {
-        // Only ever `true` or absent: libcontainer treats a present `false`
-        // like `true` when ordering seccomp after the capability drop, and
-        // the filter then fails to load without CAP_SYS_ADMIN.
-        spec_process_nnp = Some(true);
-    }
-    let annotations: serde_json::Map<String, Value> = input
-        .annotations
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
+    let user = UserBuilder::default()
+        .uid(input.uid)
+        .gid(input.gid)
+        .additional_gids(input.additional_gids.clone())
+        .build()?;
+    let mut process = ProcessBuilder::default()
+        .terminal(input.terminal)
+        .user(user)
+        .args(input.args.clone())
+        .env(input.env.clone())
+        .cwd(&input.cwd)
+        .capabilities(capabilities)
+        .build()?;
+    // Only ever `true` or absent: libcontainer treats a present `false`
+    // like `true` when ordering seccomp after the capability drop, and
+    // the filter then fails to load without CAP_SYS_ADMIN.
+    process
+        .set_no_new_privileges(input.no_new_privileges.then_some(true))
+        .set_rlimits(None);
 
-    let mut spec = json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": input.terminal,
-            "user": { "uid": input.uid, "gid": input.gid, "additionalGids": input.additional_gids },
-            "args": input.args,
-            "env": input.env,
-            "cwd": input.cwd,
-            "capabilities": capabilities,
-        },
-        "root": { "path": input.rootfs, "readonly": input.readonly_rootfs },
-        "mounts": mounts,
-        "annotations": annotations,
-        "linux": linux,
-    });
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .process(process)
+        .root(
+            RootBuilder::default()
+                .path(&input.rootfs)
+                .readonly(input.readonly_rootfs)
+                .build()?,
+        )
+        .mounts(mounts)
+        .annotations(input.annotations.iter().cloned().collect::<HashMap<_, _>>())
+        .linux(linux)
+        .build()?;
     // A hostname may only be set in a private UTS namespace; with the
     // host's (hostNetwork) the container sees the host's name.
-    if input.namespaces.uts.is_some() {
-        spec["hostname"] = json!(input.hostname);
-    }
-    if let Some(nnp) = spec_process_nnp {
-        spec["process"]["noNewPrivileges"] = json!(nnp);
-    }
-    spec
+    spec.set_hostname(
+        input
+            .namespaces
+            .uts
+            .is_some()
+            .then(|| input.hostname.clone()),
+    );
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -301,37 +374,38 @@ mod tests {
     }
 
     #[test]
-    fn spec_is_valid_oci_and_joins_by_path() {
-        let v = build(&input());
-        let spec: oci_spec::runtime::Spec = serde_json::from_value(v.clone()).unwrap();
-        let ns = spec
-            .linux()
-            .as_ref()
-            .unwrap()
-            .namespaces()
-            .as_ref()
-            .unwrap();
+    fn spec_joins_by_path_and_follows_the_input() {
+        let spec = build(&input()).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        let ns = linux.namespaces().as_ref().unwrap();
         let net = ns
             .iter()
-            .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+            .find(|n| n.typ() == LinuxNamespaceType::Network)
             .unwrap();
         assert_eq!(net.path().as_ref().unwrap().to_str(), Some("/run/x/ns/net"));
-        assert!(!ns
-            .iter()
-            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts));
+        assert!(!ns.iter().any(|n| n.typ() == LinuxNamespaceType::Uts));
+        // No private UTS namespace: no hostname.
+        assert_eq!(spec.hostname(), &None);
         // A non-root user gets no effective capabilities.
-        assert_eq!(v["process"]["capabilities"]["effective"], json!([]));
+        let process = spec.process().as_ref().unwrap();
+        let caps = process.capabilities().as_ref().unwrap();
+        assert_eq!(caps.effective(), &Some(Capabilities::new()));
         assert_eq!(
-            v["process"]["capabilities"]["bounding"],
-            json!(["CAP_CHOWN"])
+            caps.bounding(),
+            &Some(Capabilities::from([Capability::Chown]))
         );
-        assert_eq!(v["linux"]["resources"]["memory"]["limit"], json!(1 << 25));
-        assert!(v["linux"]["seccomp"]["syscalls"].is_array());
-        assert_eq!(v["root"]["readonly"], json!(true));
-        assert_eq!(v["process"]["noNewPrivileges"], json!(true));
+        assert_eq!(caps.inheritable(), &None);
+        assert_eq!(process.rlimits(), &None);
+        let resources = linux.resources().as_ref().unwrap();
+        assert_eq!(resources.memory().as_ref().unwrap().limit(), Some(1 << 25));
+        assert_eq!(resources.cpu().as_ref().unwrap().shares(), Some(2));
+        assert!(linux.seccomp().as_ref().unwrap().syscalls().is_some());
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+        assert_eq!(process.no_new_privileges(), Some(true));
         let mut i = input();
         i.no_new_privileges = false;
-        assert!(build(&i)["process"].get("noNewPrivileges").is_none());
+        let spec = build(&i).unwrap();
+        assert_eq!(spec.process().as_ref().unwrap().no_new_privileges(), None);
         let data = spec
             .mounts()
             .as_ref()
@@ -343,11 +417,49 @@ mod tests {
     }
 
     #[test]
+    fn spec_json_is_what_libcontainer_reads() {
+        let mut i = input();
+        i.uid = 0;
+        i.namespaces.uts = Some("/run/x/ns/uts".into());
+        let spec = build(&i).unwrap();
+        let v = serde_json::to_value(&spec).unwrap();
+        // Absent, not `false`: see the noNewPrivileges note in build().
+        assert_eq!(v["process"]["noNewPrivileges"], true);
+        assert_eq!(v["hostname"], "web");
+        assert_eq!(v["ociVersion"], "1.0.2");
+        assert_eq!(v["process"]["capabilities"]["effective"][0], "CAP_CHOWN");
+        assert!(v["process"].get("rlimits").is_none());
+        assert_eq!(v["linux"]["resources"]["devices"][0]["allow"], false);
+        assert!(v["linux"]["resources"]["devices"][0].get("type").is_none());
+        let back: Spec = serde_json::from_value(v).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn bad_profiles_and_capabilities_are_errors() {
+        let mut i = input();
+        i.seccomp = Seccomp::Profile(serde_json::json!({ "defaultAction": "SCMP_ACT_MAYBE" }));
+        assert!(build(&i)
+            .unwrap_err()
+            .to_string()
+            .contains("seccomp profile"));
+        let mut i = input();
+        i.capabilities = vec!["CAP_FLY".into()];
+        assert!(build(&i).unwrap_err().to_string().contains("CAP_FLY"));
+    }
+
+    #[test]
     fn privileged_has_no_masks_or_seccomp() {
         let mut i = input();
         i.privileged = true;
-        let v = build(&i);
-        assert!(v["linux"].get("maskedPaths").is_none());
-        assert!(v["linux"].get("seccomp").is_none());
+        let spec = build(&i).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        assert_eq!(linux.masked_paths(), &None);
+        assert_eq!(linux.readonly_paths(), &None);
+        assert_eq!(linux.seccomp(), &None);
+        let mut i = input();
+        i.seccomp = Seccomp::Unconfined;
+        let spec = build(&i).unwrap();
+        assert_eq!(spec.linux().as_ref().unwrap().seccomp(), &None);
     }
 }
