@@ -10,8 +10,8 @@ use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
     LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
     LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder, UserBuilder,
+    LinuxResourcesBuilder, LinuxSeccomp, LinuxSeccompArgBuilder, LinuxSeccompOperator, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use oci_spec::OciSpecError;
 use serde_json::Value;
@@ -145,6 +145,40 @@ fn capability_set(caps: &[String]) -> Result<Capabilities, OciSpecError> {
         .collect()
 }
 
+/// libcontainer 0.7 reads SCMP_CMP_MASKED_EQ's `valueTwo` as the mask and
+/// `value` as the expected bits, the reverse of runc and of the profiles
+/// written for it (containerd's and moby's defaults included): a rule like
+/// "clone only with no namespace flag" would then never match. The spec is
+/// libcontainer's input, so its operands are written in libcontainer's order.
+fn for_libcontainer(mut profile: LinuxSeccomp) -> Result<LinuxSeccomp, OciSpecError> {
+    let Some(mut syscalls) = profile.syscalls().clone() else {
+        return Ok(profile);
+    };
+    for syscall in syscalls.iter_mut() {
+        let Some(args) = syscall.args() else {
+            continue;
+        };
+        let mut swapped = Vec::with_capacity(args.len());
+        for arg in args {
+            if arg.op() != LinuxSeccompOperator::ScmpCmpMaskedEq {
+                swapped.push(*arg);
+                continue;
+            }
+            swapped.push(
+                LinuxSeccompArgBuilder::default()
+                    .index(arg.index())
+                    .op(arg.op())
+                    .value(arg.value_two().unwrap_or(0))
+                    .value_two(arg.value())
+                    .build()?,
+            );
+        }
+        syscall.set_args(Some(swapped));
+    }
+    profile.set_syscalls(Some(syscalls));
+    Ok(profile)
+}
+
 pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
     let sys_opts: &[&str] = if input.privileged {
         &["nosuid", "noexec", "nodev"]
@@ -274,16 +308,14 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
             .set_masked_paths(Some(strings(MASKED_PATHS)))
             .set_readonly_paths(Some(strings(READONLY_PATHS)));
         let seccomp = match &input.seccomp {
-            Seccomp::RuntimeDefault => Some(serde_json::from_value::<LinuxSeccomp>(
-                runtime_default_seccomp(&input.capabilities),
-            )?),
+            Seccomp::RuntimeDefault => Some(runtime_default_seccomp(&input.capabilities)?),
             Seccomp::Profile(p) => Some(
                 serde_json::from_value::<LinuxSeccomp>(p.clone())
                     .map_err(|e| OciSpecError::Other(format!("seccomp profile: {e}")))?,
             ),
             Seccomp::Unconfined => None,
         };
-        linux.set_seccomp(seccomp);
+        linux.set_seccomp(seccomp.map(for_libcontainer).transpose()?);
     }
 
     let user = UserBuilder::default()
@@ -433,6 +465,220 @@ mod tests {
         assert!(v["linux"]["resources"]["devices"][0].get("type").is_none());
         let back: Spec = serde_json::from_value(v).unwrap();
         assert_eq!(back, spec);
+    }
+
+    fn clone_args(spec: &Spec) -> Vec<oci_spec::runtime::LinuxSeccompArg> {
+        let seccomp = spec.linux().as_ref().unwrap().seccomp().as_ref().unwrap();
+        seccomp
+            .syscalls()
+            .iter()
+            .flatten()
+            .filter(|s| s.names().iter().any(|n| n == "clone"))
+            .flat_map(|s| s.args().clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn masked_equal_is_written_in_libcontainer_order() {
+        // RuntimeDefault: "no namespace flag" is mask in valueTwo, 0 in value.
+        let args = clone_args(&build(&input()).unwrap());
+        assert_eq!(args.len(), 1);
+        assert_eq!(args[0].op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
+        assert_eq!(args[0].value(), 0);
+        assert_eq!(
+            args[0].value_two(),
+            Some(crate::security::CLONE_NAMESPACE_FLAGS)
+        );
+        // A Localhost profile written for runc gets the same treatment.
+        let mut i = input();
+        i.seccomp = Seccomp::Profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                { "names": ["read"], "action": "SCMP_ACT_ALLOW" },
+                { "names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                  "args": [{ "index": 0, "value": 2080505856, "op": "SCMP_CMP_MASKED_EQ" }] }
+            ]
+        }));
+        let args = clone_args(&build(&i).unwrap());
+        assert_eq!(
+            (args[0].value(), args[0].value_two()),
+            (0, Some(2080505856))
+        );
+        // Other operators are left alone.
+        assert!(build(&input())
+            .unwrap()
+            .linux()
+            .as_ref()
+            .unwrap()
+            .seccomp()
+            .as_ref()
+            .unwrap()
+            .syscalls()
+            .iter()
+            .flatten()
+            .filter(|s| s.names() == &["personality".to_string()])
+            .any(|s| s.args().as_ref().unwrap()[0].value() == 0x0008));
+    }
+
+    const PROBE: &str = "PEAPOD_SECCOMP_PROBE";
+
+    /// The errno of a raw syscall, or 0 when it succeeds; a clone's child
+    /// exits at once.
+    fn try_syscall(f: impl FnOnce() -> libc::c_long) -> i32 {
+        let r = f();
+        if r < 0 {
+            return std::io::Error::last_os_error().raw_os_error().unwrap_or(-1);
+        }
+        0
+    }
+
+    fn try_clone(flags: libc::c_long) -> i32 {
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                flags | libc::SIGCHLD as libc::c_long,
+                0,
+                0,
+                0,
+                0,
+            )
+        };
+        if r == 0 {
+            unsafe { libc::_exit(0) };
+        }
+        if r > 0 {
+            unsafe { libc::waitpid(r as libc::pid_t, std::ptr::null_mut(), 0) };
+        }
+        try_syscall(|| r)
+    }
+
+    /// Run in a child test process (see `runtime_default_filter_on_the_kernel`):
+    /// loads the seccomp profile `build()` writes for the capabilities in
+    /// $PEAPOD_SECCOMP_PROBE with libcontainer, as the shim does, then prints
+    /// what a few syscalls return.
+    #[test]
+    fn seccomp_probe() {
+        let Ok(caps) = std::env::var(PROBE) else {
+            return;
+        };
+        let mut i = input();
+        i.capabilities = caps
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect();
+        let spec = build(&i).unwrap();
+        let profile = spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+            0
+        );
+        libcontainer::seccomp::initialize_seccomp(&profile).unwrap();
+        let results = [
+            ("fork", try_clone(0)),
+            (
+                "clone_newuser",
+                try_clone(libc::CLONE_NEWUSER as libc::c_long),
+            ),
+            (
+                "clone_newnet",
+                try_clone(libc::CLONE_NEWNET as libc::c_long),
+            ),
+            (
+                "clone3",
+                try_syscall(|| unsafe { libc::syscall(libc::SYS_clone3, 0, 0) }),
+            ),
+            (
+                "unshare_newuts",
+                try_syscall(|| unsafe { libc::unshare(libc::CLONE_NEWUTS) } as libc::c_long),
+            ),
+            (
+                "socket_unix",
+                try_syscall(|| {
+                    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+                    if fd >= 0 {
+                        unsafe { libc::close(fd) };
+                    }
+                    fd as libc::c_long
+                }),
+            ),
+            (
+                "socket_vsock",
+                try_syscall(
+                    || unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) }
+                        as libc::c_long,
+                ),
+            ),
+            (
+                "personality_query",
+                try_syscall(|| unsafe { libc::personality(0xffff_ffff) } as libc::c_long),
+            ),
+            (
+                "personality_norandom",
+                try_syscall(|| unsafe {
+                    libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong)
+                } as libc::c_long),
+            ),
+            (
+                "keyctl",
+                try_syscall(|| unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) }),
+            ),
+        ];
+        let line: Vec<String> = results.iter().map(|(n, r)| format!("{n}={r}")).collect();
+        println!("PROBE {}", line.join(" "));
+    }
+
+    fn probe(caps: &[&str]) -> HashMap<String, i32> {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "spec::tests::seccomp_probe",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(PROBE, caps.join(","))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|l| l.split_once("PROBE ").map(|(_, r)| r))
+            .unwrap_or_else(|| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        line.split(' ')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_string(), v.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// RuntimeDefault as the kernel applies it: forks work, namespaces do
+    /// not (the clone mask really matches), clone3 says ENOSYS, anything off
+    /// the list says EPERM; CAP_SYS_ADMIN lifts the namespace rules.
+    #[test]
+    fn runtime_default_filter_on_the_kernel() {
+        let (eperm, enosys) = (libc::EPERM, libc::ENOSYS);
+        let r = probe(crate::security::DEFAULT_CAPS);
+        assert_eq!(r["fork"], 0, "{r:?}");
+        assert_eq!(r["clone_newuser"], eperm, "{r:?}");
+        assert_eq!(r["clone_newnet"], eperm, "{r:?}");
+        assert_eq!(r["clone3"], enosys, "{r:?}");
+        assert_eq!(r["unshare_newuts"], eperm, "{r:?}");
+        assert_eq!(r["socket_unix"], 0, "{r:?}");
+        assert_eq!(r["socket_vsock"], eperm, "{r:?}");
+        assert_eq!(r["personality_query"], 0, "{r:?}");
+        assert_eq!(r["personality_norandom"], eperm, "{r:?}");
+        assert_eq!(r["keyctl"], eperm, "{r:?}");
+
+        let mut admin = crate::security::DEFAULT_CAPS.to_vec();
+        admin.push("CAP_SYS_ADMIN");
+        let r = probe(&admin);
+        assert_eq!(r["fork"], 0, "{r:?}");
+        assert_eq!(r["clone_newuser"], 0, "{r:?}");
+        assert_ne!(r["clone3"], enosys, "{r:?}");
+        assert_ne!(r["unshare_newuts"], eperm, "{r:?}");
+        assert_eq!(r["keyctl"], eperm, "{r:?}");
     }
 
     #[test]
