@@ -922,6 +922,94 @@ fn run_as_non_root_with_root_image_is_a_config_error() {
 }
 
 #[test]
+fn runtime_default_seccomp_is_an_allow_list() {
+    let d = Daemon::start();
+    // c: RuntimeDefault (the default), its shell forking before it execs
+    // httpd. nnp: the same profile loaded after the capability drop, as a
+    // user. admin: RuntimeDefault plus CAP_SYS_ADMIN, which brings the
+    // namespace syscalls back. unconfined: no profile, CAP_SYS_ADMIN.
+    // plain: no profile, default capabilities.
+    d.apply_ok(&busybox_pod(
+        "allow",
+        &format!(
+            "  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'date >/tmp/started; ls / >/dev/null && exec httpd -f -p 127.0.0.1:8080 -h /www']\n\
+             \x20 - name: nnp\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    securityContext: {{runAsUser: 1000, allowPrivilegeEscalation: false}}\n\
+             \x20 - name: admin\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    securityContext: {{capabilities: {{add: [SYS_ADMIN]}}}}\n\
+             \x20 - name: unconfined\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    securityContext:\n      seccompProfile: {{type: Unconfined}}\n      capabilities: {{add: [SYS_ADMIN]}}\n\
+             \x20 - name: plain\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    securityContext: {{seccompProfile: {{type: Unconfined}}}}\n"
+        ),
+    ));
+    d.wait_running("allow");
+    for c in ["c", "nnp", "admin"] {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", d.pid("allow", c))).unwrap();
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("Seccomp:") && l.ends_with('2')),
+            "{c}: {status}"
+        );
+    }
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", d.pid("allow", "unconfined"))).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Seccomp:") && l.ends_with('0')),
+        "{status}"
+    );
+
+    // Ordinary work goes through the allow list: fork, exec, files, time,
+    // sockets on lo (httpd in the container itself serves /www).
+    let out = d.exec_ok(
+        "allow",
+        "c",
+        &["sh", "-c", "cat /tmp/started && ls /bin/sh && date +%Y && id -u && wget -qO- http://127.0.0.1:8080/ && echo done"],
+    );
+    assert!(out.trim_end().ends_with("done"), "{out}");
+    assert!(out.contains("/bin/sh"), "{out}");
+    let out = d.exec_ok(
+        "allow",
+        "nnp",
+        &["sh", "-c", "id -u; ls / >/dev/null; echo ok"],
+    );
+    assert_eq!(out, "1000\nok\n");
+
+    // New namespaces are refused with EPERM. A user namespace needs no
+    // capability, so it is seccomp that refuses it: without a profile the
+    // same container can create one.
+    d.exec_ok("allow", "plain", &["unshare", "-U", "true"]);
+    for c in ["c", "nnp"] {
+        for flag in ["-n", "-U"] {
+            let out = d.exec("allow", c, &["unshare", flag, "true"]);
+            assert!(!out.status.success(), "{c}: unshare {flag} must be refused");
+            assert!(
+                stderr(&out).contains("Operation not permitted"),
+                "{c}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    // CAP_SYS_ADMIN lets unshare through RuntimeDefault; an Unconfined
+    // container with it does the same.
+    for c in ["admin", "unconfined"] {
+        let out = d.exec_ok(
+            "allow",
+            c,
+            &[
+                "sh",
+                "-c",
+                "readlink /proc/self/ns/net; unshare -n readlink /proc/self/ns/net; unshare -U true && echo userns",
+            ],
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{c}: {out}");
+        assert_ne!(lines[0], lines[1], "{c}: unshare -n kept the namespace");
+        assert_eq!(lines[2], "userns", "{c}");
+    }
+}
+
+#[test]
 fn tty_container_logs_and_sigint_on_daemon_keeps_pods() {
     let mut d = Daemon::start();
     d.apply_ok(&busybox_pod(

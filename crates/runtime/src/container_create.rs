@@ -353,10 +353,7 @@ impl Runtime {
                 ("io.kubernetes.cri.sandbox-id".into(), sid.to_string()),
             ],
         };
-        let spec_json = spec::build(&input);
-        // Round-trip through oci-spec so what libcontainer reads is checked.
-        let oci: oci_spec::runtime::Spec = serde_json::from_value(spec_json)
-            .map_err(|e| cerr(format!("invalid OCI spec: {e}")))?;
+        let oci = spec::build(&input).map_err(|e| cerr(format!("invalid OCI spec: {e}")))?;
         let config_path = dir.join("config.json");
         oci.save(&config_path)
             .map_err(|e| cerr(format!("{}: {e}", config_path.display())))?;
