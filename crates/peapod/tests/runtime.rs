@@ -61,6 +61,7 @@ impl Env {
                 cgroup_parent: self.cgroup_parent.clone(),
                 pod_max_pids: None,
                 exe: PathBuf::from(env!("CARGO_BIN_EXE_peapod-shim")),
+                log_rotation: Default::default(),
             },
             images,
         )
