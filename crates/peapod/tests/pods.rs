@@ -1094,7 +1094,7 @@ fn container_logs_rotate_and_tail_and_follow_across_rotation() {
     d.apply_ok(&busybox_pod(
         "chatty",
         &format!(
-            "  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'i=0; while [ $i -lt 12000 ]; do echo line-$i-{pad}; i=$((i+1)); done; echo bulk-done; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after-1; i=0; while [ $i -lt 3000 ]; do echo more-$i-{pad}; i=$((i+1)); done; echo final-line; sleep 3600']\n"
+            "  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'i=0; while [ $i -lt 12000 ]; do echo line-$i-{pad}; i=$((i+1)); done; echo bulk-done; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after-1; i=0; while [ $i -lt 3000 ]; do echo more-$i-{pad}; i=$((i+1)); done; echo final-line; while [ ! -e /tmp/go2 ]; do sleep 0.1; done; echo after-reopen; sleep 3600']\n"
         ),
     ));
     d.wait_running("chatty");
@@ -1192,4 +1192,39 @@ fn container_logs_rotate_and_tail_and_follow_across_rotation() {
     let after: Vec<String> = files().into_iter().map(|(n, _)| n).collect();
     assert_ne!(before, after, "the live file should have rotated");
     assert!(after.len() <= 3, "{after:?}");
+
+    // Rotated from outside (as kubelet does over CRI), then ReopenLog: the
+    // next record goes to a new live file.
+    // The daemon's only sandbox.
+    let sandbox = std::fs::read_dir(d.state.join("sandboxes"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("shim.sock").exists())
+        .unwrap()
+        .path();
+    let shim = peapod_shim::ShimClient::new(sandbox.join("shim.sock"));
+    let id = shim
+        .state()
+        .unwrap()
+        .containers
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let moved = dir.join("0.log.20000101-000000");
+    std::fs::rename(dir.join("0.log"), &moved).unwrap();
+    shim.reopen_log(&id).unwrap();
+    d.exec_ok("chatty", "c", &["touch", "/tmp/go2"]);
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(dir.join("0.log"))
+        .unwrap_or_default()
+        .contains(" F after-reopen")
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "no after-reopen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!std::fs::read_to_string(&moved)
+        .unwrap()
+        .contains("after-reopen"));
+    assert!(shim.reopen_log("no-such-container").is_err());
 }

@@ -489,6 +489,30 @@ mod tests {
     }
 
     #[test]
+    fn own_logs_are_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let big = vec![b'x'; OWN_LOG_MAX as usize + 1];
+        std::fs::write(d.path().join("helper.log"), &big).unwrap();
+        std::fs::write(d.path().join("helper.log.1"), "older").unwrap();
+        // Not this process's stderr: left alone.
+        std::fs::write(d.path().join("shim.log"), &big).unwrap();
+        bound_shim_logs(d.path());
+        assert!(!d.path().join("helper.log").exists());
+        assert_eq!(
+            std::fs::metadata(d.path().join("helper.log.1"))
+                .unwrap()
+                .len(),
+            big.len() as u64
+        );
+        assert!(d.path().join("shim.log").exists());
+        assert!(!d.path().join("shim.log.1").exists());
+        // Small files stay.
+        std::fs::write(d.path().join("helper.log"), "small").unwrap();
+        bound_shim_logs(d.path());
+        assert!(d.path().join("helper.log").exists());
+    }
+
+    #[test]
     fn parses_record() {
         let r = parse_record(b"2024-01-01T00:00:00.000000001Z stdout F hello world").unwrap();
         assert_eq!(r.time, "2024-01-01T00:00:00.000000001Z");
