@@ -80,17 +80,23 @@ fn stream_log(
             .is_ok()
     };
     // Watch before the first read, so no write after it goes unnoticed.
-    let mut watch = if follow {
-        Some(logfile::Watch::new(path)?)
-    } else {
-        None
-    };
+    // Without inotify (out of instances or watches) the follower looks
+    // every 250 ms instead.
+    let mut watch = follow
+        .then(|| {
+            logfile::Watch::new(path)
+                .map_err(
+                    |e| tracing::warn!(path = %path.display(), "inotify: {e}; polling the log"),
+                )
+                .ok()
+        })
+        .flatten();
     let Some((mut file, mut pos)) = logfile::read_initial(path, tail, &mut emit)? else {
         return Ok(());
     };
-    let Some(watch) = watch.as_mut() else {
+    if !follow {
         return Ok(());
-    };
+    }
     // Once the container has exited, the shim's pumps may still be writing
     // its last lines: wait for quiet, briefly, before ending.
     let mut exit_seen = false;
@@ -115,7 +121,14 @@ fn stream_log(
         } else {
             Duration::from_secs(1)
         };
-        if !watch.wait(quiet)? {
+        let woke = match watch.as_mut() {
+            Some(w) => w.wait(quiet)?,
+            None => {
+                std::thread::sleep(quiet.min(Duration::from_millis(250)));
+                false
+            }
+        };
+        if !woke {
             if exit_seen {
                 logfile::send_from(&mut file, &mut pos, &mut emit)?;
                 return Ok(());
