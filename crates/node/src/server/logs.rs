@@ -239,6 +239,19 @@ pub fn tail_text(path: &std::path::Path, lines: usize, max_bytes: usize) -> Stri
 #[cfg(test)]
 mod tests {
     #[test]
+    fn tail_text_reads_the_last_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("0.log");
+        let text: String = (0..5000)
+            .map(|i| format!("2024-01-01T00:00:00Z stdout F line{i}\n"))
+            .collect();
+        std::fs::write(&p, text).unwrap();
+        assert_eq!(super::tail_text(&p, 3, 100), "line4997\nline4998\nline4999");
+        assert_eq!(super::tail_text(&p, 3, 10), "8\nline4999");
+        assert_eq!(super::tail_text(&d.path().join("none"), 3, 10), "");
+    }
+
+    #[test]
     fn renders_partial_and_full() {
         let data = b"2024-01-01T00:00:00Z stdout P hel\n2024-01-01T00:00:00Z stdout F lo\n2024-01-01T00:00:01Z stderr F err\n";
         assert_eq!(super::render(data, false), b"hello\nerr\n");
