@@ -2,12 +2,19 @@
 //! rotates them from outside (kubelet over CRI) asks it to reopen the path.
 
 use crate::error::RuntimeError;
-use crate::Runtime;
+use crate::{ContainerState, Runtime};
 
 impl Runtime {
-    /// Make the shim close container `id`'s log file and open its path
-    /// again.
-    pub fn reopen_container_log(&self, uid: &str, id: &str) -> Result<(), RuntimeError> {
-        Ok(self.shim(uid).reopen_log(id)?)
+    /// Make the shim close container `cid`'s log file and open its path
+    /// again. As in containerd, only a running container has a log open.
+    pub fn reopen_container_log(&self, cid: &str) -> Result<(), RuntimeError> {
+        let status = self.container_status(cid)?;
+        if status.state != ContainerState::Running {
+            return Err(RuntimeError::Container {
+                name: cid.to_string(),
+                message: "is not running; only a running container's log can be reopened".into(),
+            });
+        }
+        Ok(self.shim(&status.sandbox_id).reopen_log(cid)?)
     }
 }
