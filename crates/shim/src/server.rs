@@ -330,6 +330,8 @@ fn record_exit(inner: &Shared, pid: i32, status: WaitStatus) {
             let oom = g.oom_files.get(&id).cloned();
             let info = exit_info(status, oom.as_deref());
             g.stdin_holders.remove(&id);
+            // The pumps keep the writer until their EOF; then the file closes.
+            g.log_writers.remove(&id);
             if let Some(c) = g.state.containers.get_mut(&id) {
                 c.status = ContainerStatus::Exited;
                 c.exit = Some(info);
