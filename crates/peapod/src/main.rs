@@ -202,8 +202,7 @@ enum ImageCmd {
 
 /// `--container-log-max-size`: a Kubernetes quantity in bytes.
 fn parse_log_size(s: &str) -> Result<u64, String> {
-    let q = peapod_api::parse_quantity(s)
-        .map_err(|e| format!("{e} (use a quantity such as 10Mi or 256Ki)"))?;
+    let q = peapod_api::parse_quantity(s)?;
     u64::try_from(q.as_bytes()).map_err(|_| format!("{s:?} must not be negative"))
 }
 
