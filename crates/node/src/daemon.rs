@@ -19,6 +19,8 @@ pub struct DaemonOptions {
     /// Configuration directory: `registries.toml` (mirrors, insecure
     /// registries, CAs, credentials).
     pub config_dir: PathBuf,
+    /// `--container-log-max-size` / `--container-log-max-files`.
+    pub log_rotation: peapod_shim::LogRotation,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,7 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
             cgroup_parent: opts.cgroup_parent.clone(),
             pod_max_pids: opts.pod_max_pids,
             exe: opts.exe.clone(),
+            log_rotation: opts.log_rotation,
         },
         images.clone(),
     )?);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod image_pull;
+pub mod logfile;
 pub mod node;
 pub mod pod_actions;
 pub mod server;

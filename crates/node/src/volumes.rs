@@ -1,12 +1,18 @@
 //! Pod volumes, prepared on the host before containers are created:
 //! `emptyDir` (a directory, or a sized tmpfs with `medium: Memory`),
 //! `hostPath` with its `type` checks, and `volumeMounts` with `readOnly` and
-//! a `subPath` that must stay inside its volume.
+//! a `subPath` that must stay inside its volume: it is opened component by
+//! component without following symlinks and bind-mounted, through its file
+//! descriptor, onto a node-owned staging path that the container gets.
 
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
-use nix::mount::{mount, MsFlags};
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{fchmod, fstat, mkdirat, Mode};
 use peapod_runtime::VolumeMount;
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -186,52 +192,229 @@ fn prepare_one(v: &Volume, dir: &Path, field: &str) -> Result<PathBuf, VolumeErr
     Ok(path)
 }
 
-/// Resolve `sub` under `base` without leaving it, through `..` or a
-/// symlink; create it as a directory if missing (as kubelet does).
-pub fn resolve_subpath(base: &Path, sub: &str, field: &str) -> Result<PathBuf, VolumeError> {
+/// Open `sub` inside the volume at `base` one component at a time, each
+/// with `openat(O_PATH | O_NOFOLLOW)` relative to the one before, so no
+/// symlink and no `..` is ever followed (the CVE-2021-25741 class: a
+/// container swaps a directory of a shared volume for a symlink to the
+/// host's `/`). Missing components are created as directories with the
+/// volume root's mode, as kubelet does. `field` is the pod field
+/// (`spec.containers[0].volumeMounts[1].subPath`).
+pub fn open_subpath(base: &Path, sub: &str, field: &str) -> Result<OwnedFd, VolumeError> {
     let rel = Path::new(sub);
-    if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(err(
-            field,
-            format!("{sub:?} must be a relative path without '..'"),
-        ));
-    }
-    let base_real = std::fs::canonicalize(base)
-        .map_err(|e| err(field, format!("volume path {}: {e}", base.display())))?;
-    // Walk component by component so a symlink anywhere along the way is
-    // checked before anything is created through it.
-    let mut cur = base_real.clone();
+    let mut names = Vec::new();
     for c in rel.components() {
-        let Component::Normal(name) = c else { continue };
-        let next = cur.join(name);
-        match std::fs::symlink_metadata(&next) {
-            Ok(_) => {
-                let real = std::fs::canonicalize(&next)
-                    .map_err(|e| err(field, format!("{sub:?}: {e}")))?;
-                if !real.starts_with(&base_real) {
-                    return Err(err(
-                        field,
-                        format!("{sub:?} resolves to {}, outside its volume", real.display()),
-                    ));
-                }
-                cur = real;
+        match c {
+            Component::Normal(n) => names.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(err(
+                    field,
+                    format!(
+                        "{sub:?}: component \"..\" is not allowed: a subPath stays inside its \
+                         volume; name a path below the volume's root without '..'"
+                    ),
+                ))
             }
-            Err(_) => {
-                std::fs::create_dir(&next)
-                    .map_err(|e| err(field, format!("cannot create {sub:?} in the volume: {e}")))?;
-                let _ = std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o777));
-                cur = next;
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(err(
+                    field,
+                    format!(
+                        "{sub:?} is absolute: a subPath is relative to the volume's root; \
+                         drop the leading '/'"
+                    ),
+                ))
             }
         }
+    }
+    let base_fd = open_fd(None, base, OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .map_err(|e| err(field, format!("volume path {}: {e}", base.display())))?;
+    let perm = fstat(base_fd.as_raw_fd())
+        .map(|st| Mode::from_bits_truncate(st.st_mode & 0o7777))
+        .map_err(|e| err(field, format!("volume path {}: {e}", base.display())))?;
+    let mut cur = base_fd;
+    let last = names.len().saturating_sub(1);
+    for (i, name) in names.iter().enumerate() {
+        let shown = name.to_string_lossy();
+        let symlink = |target: String| {
+            err(
+                field,
+                format!(
+                    "{sub:?}: component {shown:?} is a symlink{target}; a subPath must not pass \
+                     through symlinks (one could lead out of the volume, e.g. to the host's /): \
+                     point subPath at the real directory inside the volume, or have the \
+                     container that made the link create a directory there instead"
+                ),
+            )
+        };
+        let next = match open_fd(
+            Some(cur.as_raw_fd()),
+            Path::new(name),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                match mkdirat(Some(cur.as_raw_fd()), Path::new(name), perm) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => {
+                        return Err(err(
+                            field,
+                            format!("{sub:?}: cannot create {shown:?} in the volume: {e}"),
+                        ))
+                    }
+                }
+                // Open it for real (O_NOFOLLOW: a symlink raced in fails
+                // with ELOOP) and set the mode the umask took away.
+                let dir = open_fd(
+                    Some(cur.as_raw_fd()),
+                    Path::new(name),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+                )
+                .map_err(|e| match e {
+                    Errno::ELOOP => symlink(String::new()),
+                    e => err(field, format!("{sub:?}: {shown:?}: {e}")),
+                })?;
+                let _ = fchmod(dir.as_raw_fd(), perm);
+                dir
+            }
+            Err(e) => return Err(err(field, format!("{sub:?}: {shown:?}: {e}"))),
+        };
+        let st = fstat(next.as_raw_fd()).map_err(|e| err(field, format!("{sub:?}: {e}")))?;
+        let kind = st.st_mode & libc::S_IFMT;
+        if kind == libc::S_IFLNK {
+            let target = readlinkat(Some(cur.as_raw_fd()), Path::new(name))
+                .map(|t| format!(" (to {:?})", t.to_string_lossy()))
+                .unwrap_or_default();
+            return Err(symlink(target));
+        }
+        if i < last && kind != libc::S_IFDIR {
+            return Err(err(
+                field,
+                format!(
+                    "{sub:?}: component {shown:?} is not a directory; \
+                     name a path of directories inside the volume"
+                ),
+            ));
+        }
+        cur = next;
     }
     Ok(cur)
 }
 
-/// The mounts of one container. `field` is `spec.containers[i]`.
+fn open_fd(dir: Option<RawFd>, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let raw = openat(dir, path, flags | OFlag::O_CLOEXEC, Mode::empty())?;
+    // SAFETY: openat just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Where subPath mounts are staged: `<volumes dir>/.subpaths/<container>/`
+/// (node-owned, outside every volume, so no container can touch it).
+pub fn subpaths_dir(volumes_dir: &Path) -> PathBuf {
+    volumes_dir.join(".subpaths")
+}
+
+/// Resolve `sub` safely ([`open_subpath`]) and bind-mount what it names,
+/// through `/proc/self/fd/N`, onto `<volumes dir>/.subpaths/<container>/<index>`.
+/// The runtime bind-mounts that staging path into the container, so a
+/// symlink swapped in afterwards cannot redirect the mount.
+pub fn stage_subpath(
+    base: &Path,
+    sub: &str,
+    field: &str,
+    volumes_dir: &Path,
+    container: &str,
+    index: usize,
+) -> Result<PathBuf, VolumeError> {
+    let fd = open_subpath(base, sub, field)?;
+    let is_dir = fstat(fd.as_raw_fd())
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .map_err(|e| err(field, format!("{sub:?}: {e}")))?;
+    let dir = subpaths_dir(volumes_dir).join(container);
+    let staging = dir.join(index.to_string());
+    let node_err = |what: &str, e: &dyn std::fmt::Display| {
+        err(field, format!("{sub:?}: {what} {}: {e}", staging.display()))
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| node_err("cannot create", &e))?;
+    // A mount left from the container's last start is replaced.
+    unmount_staged(&staging);
+    match std::fs::symlink_metadata(&staging) {
+        Ok(m) if m.is_dir() == is_dir => {}
+        Ok(m) => {
+            let removed = if m.is_dir() {
+                std::fs::remove_dir(&staging)
+            } else {
+                std::fs::remove_file(&staging)
+            };
+            removed.map_err(|e| node_err("cannot replace", &e))?;
+        }
+        Err(_) => {}
+    }
+    if std::fs::symlink_metadata(&staging).is_err() {
+        let made = if is_dir {
+            std::fs::create_dir(&staging)
+        } else {
+            std::fs::File::create(&staging).map(drop)
+        };
+        made.map_err(|e| node_err("cannot create", &e))?;
+    }
+    let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    mount(
+        Some(source.as_str()),
+        &staging,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| node_err("cannot bind-mount the subPath onto", &e))?;
+    Ok(staging)
+}
+
+/// Unmount whatever is mounted at `path` (stacked mounts included).
+fn unmount_staged(path: &Path) {
+    for _ in 0..8 {
+        if umount2(path, MntFlags::MNT_DETACH).is_err() {
+            return;
+        }
+    }
+}
+
+/// Unmount and remove the staged subPath mounts under `volumes_dir`: one
+/// container's, or (`None`) the whole pod's. The worker calls it when it
+/// removes the pod's directory (whose `unmount_all_under` would catch any
+/// it missed).
+pub fn remove_subpaths(volumes_dir: &Path, container: Option<&str>) -> std::io::Result<()> {
+    let root = subpaths_dir(volumes_dir);
+    let dirs: Vec<PathBuf> = match container {
+        Some(c) => vec![root.join(c)],
+        None => std::fs::read_dir(&root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect(),
+    };
+    for d in &dirs {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            unmount_staged(&e.path());
+        }
+    }
+    let target = match container {
+        Some(_) => dirs.into_iter().next().unwrap_or(root),
+        None => root,
+    };
+    match std::fs::remove_dir_all(&target) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The mounts of one container. `field` is `spec.containers[i]`;
+/// `volumes_dir` is the pod's volumes directory, where subPath mounts are
+/// staged.
 pub fn container_mounts(
     c: &Container,
     prepared: &Prepared,
     field: &str,
+    volumes_dir: &Path,
 ) -> Result<Vec<VolumeMount>, VolumeError> {
     let mut out = Vec::new();
     for (j, m) in c.volume_mounts.iter().flatten().enumerate() {
@@ -240,7 +423,9 @@ pub fn container_mounts(
             .get(&m.name)
             .ok_or_else(|| err(format!("{f}.name"), format!("Not found: {:?}", m.name)))?;
         let host_path = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            Some(sub) => resolve_subpath(base, sub, &format!("{f}.subPath"))?,
+            Some(sub) => {
+                stage_subpath(base, sub, &format!("{f}.subPath"), volumes_dir, &c.name, j)?
+            }
             None => base.clone(),
         };
         out.push(VolumeMount {
@@ -256,26 +441,95 @@ pub fn container_mounts(
 mod tests {
     use super::*;
 
+    fn fd_path(fd: &OwnedFd) -> PathBuf {
+        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()
+    }
+
     #[test]
-    fn subpath_stays_inside() {
+    fn subpath_refuses_symlinks_and_dotdot() {
         let d = tempfile::tempdir().unwrap();
         let vol = d.path().join("vol");
         std::fs::create_dir(&vol).unwrap();
         std::fs::create_dir(d.path().join("outside")).unwrap();
-        std::os::unix::fs::symlink("../outside", vol.join("escape")).unwrap();
-        std::os::unix::fs::symlink("inner", vol.join("ok-link")).unwrap();
         std::fs::create_dir(vol.join("inner")).unwrap();
-        assert!(resolve_subpath(&vol, "../outside", "f").is_err());
-        let e = resolve_subpath(&vol, "escape", "f").unwrap_err();
-        assert!(e.to_string().contains("outside its volume"), "{e}");
-        assert!(resolve_subpath(&vol, "escape/new", "f").is_err());
-        assert!(!d.path().join("outside/new").exists());
-        assert_eq!(
-            resolve_subpath(&vol, "ok-link", "f").unwrap(),
-            std::fs::canonicalize(vol.join("inner")).unwrap()
+        std::os::unix::fs::symlink("/", vol.join("root")).unwrap();
+        std::os::unix::fs::symlink("inner", vol.join("ok-link")).unwrap();
+        let f = "spec.containers[0].volumeMounts[1].subPath";
+        let e = open_subpath(&vol, "../outside", f).unwrap_err();
+        assert_eq!(e.field, f);
+        assert!(e.message.contains("component \"..\""), "{e}");
+        let e = open_subpath(&vol, "inner/../../outside", f).unwrap_err();
+        assert!(e.message.contains(".."), "{e}");
+        assert!(open_subpath(&vol, "/etc", f).is_err());
+        // A symlink is refused wherever it stands, even one that stays
+        // inside the volume, and nothing is created through it.
+        let e = open_subpath(&vol, "root", f).unwrap_err();
+        assert!(
+            e.message
+                .contains("component \"root\" is a symlink (to \"/\")"),
+            "{e}"
         );
-        let made = resolve_subpath(&vol, "a/b", "f").unwrap();
-        assert!(made.is_dir() && made.starts_with(std::fs::canonicalize(&vol).unwrap()));
+        let e = open_subpath(&vol, "root/tmp/new", f).unwrap_err();
+        assert!(e.message.contains("\"root\" is a symlink"), "{e}");
+        assert!(open_subpath(&vol, "ok-link", f).is_err());
+        assert!(open_subpath(&vol, "inner/new", f).is_ok());
+        std::fs::write(vol.join("file"), "x").unwrap();
+        let e = open_subpath(&vol, "file/below", f).unwrap_err();
+        assert!(e.message.contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn subpath_nested_path_is_created_with_the_volume_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let vol = d.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::set_permissions(&vol, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let fd = open_subpath(&vol, "a/./b/c", "f").unwrap();
+        let real = std::fs::canonicalize(&vol).unwrap().join("a/b/c");
+        assert_eq!(fd_path(&fd), real);
+        for p in ["a", "a/b", "a/b/c"] {
+            let mode = std::fs::metadata(vol.join(p)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o7777, 0o777, "{p}");
+        }
+        // Existing paths open as they are, files included.
+        std::fs::write(vol.join("a/b/file"), "x").unwrap();
+        let fd = open_subpath(&vol, "a/b/file", "f").unwrap();
+        assert_eq!(fd_path(&fd), real.with_file_name("file"));
+    }
+
+    #[test]
+    fn staged_subpath_is_a_bind_mount_that_a_later_symlink_cannot_move() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to mount");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let vol = d.path().join("vol");
+        let vols = d.path().join("volumes");
+        std::fs::create_dir_all(vol.join("data")).unwrap();
+        std::fs::write(vol.join("data/f"), "inside").unwrap();
+        let staged = stage_subpath(&vol, "data", "f", &vols, "app", 1).unwrap();
+        assert_eq!(staged, vols.join(".subpaths/app/1"));
+        assert_eq!(std::fs::read_to_string(staged.join("f")).unwrap(), "inside");
+        // Staging again (a restart) replaces the mount, not stacks it.
+        stage_subpath(&vol, "data", "f", &vols, "app", 1).unwrap();
+        let count = || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains(staged.to_str().unwrap()))
+                .count()
+        };
+        assert_eq!(count(), 1);
+        // The directory swapped for a symlink afterwards: the staged mount
+        // still shows the original directory.
+        std::fs::rename(vol.join("data"), vol.join("moved")).unwrap();
+        std::os::unix::fs::symlink("/", vol.join("data")).unwrap();
+        assert_eq!(std::fs::read_to_string(staged.join("f")).unwrap(), "inside");
+        assert!(stage_subpath(&vol, "data", "f", &vols, "app", 2).is_err());
+        remove_subpaths(&vols, None).unwrap();
+        assert_eq!(count(), 0);
+        assert!(!subpaths_dir(&vols).exists());
     }
 
     #[test]

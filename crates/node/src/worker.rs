@@ -501,7 +501,8 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
             ),
         };
         let Some(c) = c.cloned() else { continue };
-        let mut mounts = match volumes::container_mounts(&c, &prepared, &field) {
+        let vols = node.pod_dir(&uid).join("volumes");
+        let mut mounts = match volumes::container_mounts(&c, &prepared, &field, &vols) {
             Ok(m) => m,
             Err(e) => {
                 obs.waiting.insert(
@@ -685,6 +686,9 @@ async fn remove_all(node: &Arc<Node>, ns: &str, name: &str, uid: &str, sandbox_i
             if let Err(e) = rt.remove_pod_sandbox(sid) {
                 tracing::error!(uid = %u, sandbox = %sid, "remove sandbox: {e}");
             }
+        }
+        if let Err(e) = volumes::remove_subpaths(&pod_dir.join("volumes"), None) {
+            tracing::error!(uid = %u, "remove subPath mounts: {e}");
         }
         if let Err(e) = peapod_runtime::mounts::unmount_all_under(&pod_dir) {
             tracing::error!(uid = %u, "unmount pod volumes: {e}");

@@ -51,6 +51,14 @@ enum Cmd {
         /// CAs, credentials).
         #[arg(long, default_value = "/etc/peapod")]
         config_dir: PathBuf,
+        /// Size at which a container's log file is rotated, as kubelet's
+        /// containerLogMaxSize (a quantity: 10Mi, 256Ki; 0 turns rotation off).
+        #[arg(long, default_value = "10Mi", value_parser = parse_log_size)]
+        container_log_max_size: u64,
+        /// Log files kept per container, the live one included, as
+        /// kubelet's containerLogMaxFiles (at least 2).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
+        container_log_max_files: u32,
     },
     /// Create pods from a manifest file (or - for stdin).
     Apply {
@@ -192,6 +200,12 @@ enum ImageCmd {
     },
 }
 
+/// `--container-log-max-size`: a Kubernetes quantity in bytes.
+fn parse_log_size(s: &str) -> Result<u64, String> {
+    let q = peapod_api::parse_quantity(s)?;
+    u64::try_from(q.as_bytes()).map_err(|_| format!("{s:?} must not be negative"))
+}
+
 fn check_pod_resource(r: &str) -> anyhow::Result<()> {
     match r {
         "pod" | "pods" | "po" => Ok(()),
@@ -240,7 +254,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
     rt.block_on(async move {
         let c = client::Client::new(socket.clone());
         match cmd {
-            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir } => {
+            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, container_log_max_size, container_log_max_files } => {
                 let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
                 // The per-pod processes run the small `peapod-shim` beside
                 // this binary when it is there, else this binary's hidden
@@ -248,7 +262,8 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let me = std::fs::read_link("/proc/self/exe")?;
                 let exe = me.with_file_name("peapod-shim");
                 let exe = if exe.is_file() { exe } else { me };
-                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir })
+                let log_rotation = peapod_shim::LogRotation { max_size: container_log_max_size, max_files: container_log_max_files };
+                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, log_rotation })
                     .await
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
                 Ok(0)

@@ -1105,3 +1105,214 @@ fn guard_reports_what_a_test_leaked() {
     let d = Daemon::start_bare(&[]);
     std::fs::create_dir_all(d.root.join("pods/leaked")).expect("mkdir");
 }
+
+#[test]
+fn subpath_swapped_for_a_symlink_to_host_root_is_refused() {
+    let d = Daemon::start();
+    // The init container replaces the directory the app's subPath names
+    // with a symlink to / (CVE-2021-25741): the app must not start, and
+    // the host's / must never be mounted for it.
+    d.apply_ok(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: swap}}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: attacker
+    image: {BUSYBOX}
+    command: [sh, -c, "mkdir -p /vol/data && rm -rf /vol/data && ln -s / /vol/data"]
+    volumeMounts: [{{name: shared, mountPath: /vol}}]
+  containers:
+  - name: victim
+    image: {BUSYBOX}
+    command: [sh, -c, "ls /host; sleep 3600"]
+    volumeMounts: [{{name: shared, mountPath: /vol}}, {{name: shared, mountPath: /host, subPath: data}}]
+  volumes:
+  - name: shared
+    emptyDir: {{}}
+"#
+    ));
+    let p = d.wait_pod("swap", "refused with CreateContainerConfigError", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            == "CreateContainerConfigError"
+    });
+    let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("spec.containers[0].volumeMounts[1].subPath")
+            && msg.contains("component \"data\" is a symlink (to \"/\")"),
+        "{msg}"
+    );
+    let describe = d.ok(&["describe", "pod", "swap"]);
+    assert!(
+        describe.contains("is a symlink") && describe.contains("Failed"),
+        "{describe}"
+    );
+    // Still refused on the next tries, and nothing was staged or started.
+    std::thread::sleep(Duration::from_secs(2));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let staged: Vec<&str> = info.lines().filter(|l| l.contains(".subpaths")).collect();
+    assert!(staged.is_empty(), "{staged:?}");
+    let procs = d.inspect("swap");
+    assert!(
+        !procs["processes"]
+            .as_array()
+            .map(|a| a.iter().any(|p| p["name"] == "victim"))
+            .unwrap_or(false),
+        "{procs}"
+    );
+    d.ok(&["delete", "pod/swap"]);
+    assert_eq!(d.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn container_logs_rotate_and_tail_and_follow_across_rotation() {
+    let d = Daemon::start_with(&[
+        "--container-log-max-size",
+        "256Ki",
+        "--container-log-max-files",
+        "3",
+    ]);
+    let pad = "x".repeat(80);
+    // ~1.5 MiB of records, then, once /tmp/go exists, a few lines, another
+    // 300 KiB (one more rotation) and a last line.
+    d.apply_ok(&busybox_pod(
+        "chatty",
+        &format!(
+            "  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'i=0; while [ $i -lt 12000 ]; do echo line-$i-{pad}; i=$((i+1)); done; echo bulk-done; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after-1; i=0; while [ $i -lt 3000 ]; do echo more-$i-{pad}; i=$((i+1)); done; echo final-line; while [ ! -e /tmp/go2 ]; do sleep 0.1; done; echo after-reopen; sleep 3600']\n"
+        ),
+    ));
+    d.wait_running("chatty");
+    let start = std::time::Instant::now();
+    while !d
+        .ok(&["logs", "chatty", "--tail", "1"])
+        .contains("bulk-done")
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "no bulk-done");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let uid = d.pod("chatty")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = d.root.join(format!("logs/default_chatty_{uid}/c"));
+    let files = || -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let f = files();
+    assert!(f.len() >= 2 && f.len() <= 3, "{f:?}");
+    assert!(f.iter().all(|(_, len)| *len <= 256 * 1024), "{f:?}");
+    assert!(
+        f.iter()
+            .all(|(n, _)| n == "0.log" || n.starts_with("0.log.20")),
+        "{f:?}"
+    );
+
+    let out = d.ok(&["logs", "chatty", "--tail", "5"]);
+    let want: String = (11996..12000)
+        .map(|i| format!("line-{i}-{pad}\n"))
+        .chain(["bulk-done\n".to_string()])
+        .collect();
+    assert_eq!(out, want);
+    // More than the live file holds: the rotated files are read too.
+    let out = d.ok(&["logs", "chatty", "--tail", "3000"]);
+    assert_eq!(out.lines().count(), 3000);
+    assert!(
+        out.starts_with(&format!("line-9001-{pad}\n")),
+        "{}",
+        &out[..200]
+    );
+
+    // Follow, then make the container write through another rotation.
+    let mut follower = std::process::Command::new(exe())
+        .args(["--socket", d.socket.to_str().unwrap()])
+        .args(["logs", "-f", "chatty", "--tail", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "bulk-done"
+    );
+    let before: Vec<String> = files().into_iter().map(|(n, _)| n).collect();
+    d.exec_ok("chatty", "c", &["touch", "/tmp/go"]);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !seen.iter().any(|l: &String| l == "final-line") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("follower stopped after {} lines", seen.len()),
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert_eq!(seen.first().map(String::as_str), Some("after-1"));
+    assert_eq!(seen.len(), 3002, "every line once, in order");
+    for (i, l) in seen[1..3001].iter().enumerate() {
+        assert_eq!(l, &format!("more-{i}-{pad}"));
+    }
+    let after: Vec<String> = files().into_iter().map(|(n, _)| n).collect();
+    assert_ne!(before, after, "the live file should have rotated");
+    assert!(after.len() <= 3, "{after:?}");
+
+    // Rotated from outside (as kubelet does over CRI), then ReopenLog: the
+    // next record goes to a new live file.
+    // The daemon's only sandbox.
+    let sandbox = std::fs::read_dir(d.state.join("sandboxes"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("shim.sock").exists())
+        .unwrap()
+        .path();
+    let shim = peapod_shim::ShimClient::new(sandbox.join("shim.sock"));
+    let id = shim
+        .state()
+        .unwrap()
+        .containers
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let moved = dir.join("0.log.20000101-000000");
+    std::fs::rename(dir.join("0.log"), &moved).unwrap();
+    shim.reopen_log(&id).unwrap();
+    d.exec_ok("chatty", "c", &["touch", "/tmp/go2"]);
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(dir.join("0.log"))
+        .unwrap_or_default()
+        .contains(" F after-reopen")
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "no after-reopen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!std::fs::read_to_string(&moved)
+        .unwrap()
+        .contains("after-reopen"));
+    assert!(shim.reopen_log("no-such-container").is_err());
+}

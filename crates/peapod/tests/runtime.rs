@@ -61,6 +61,7 @@ impl Env {
                 cgroup_parent: self.cgroup_parent.clone(),
                 pod_max_pids: None,
                 exe: PathBuf::from(env!("CARGO_BIN_EXE_peapod-shim")),
+                log_rotation: Default::default(),
             },
             images,
         )
@@ -313,4 +314,47 @@ fn unknown_ids_are_not_found_and_bad_sysctls_make_nothing() {
         before
     );
     assert!(rt.list_pod_sandbox(&SandboxFilter::default()).is_empty());
+}
+
+#[test]
+fn reopen_container_log_moves_writes_to_a_new_file() {
+    let env = Env::new();
+    let rt = env.rt();
+    let sid = rt.run_pod_sandbox(&env.sandbox_config("reopen")).unwrap();
+    let script = "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.02; done";
+    let cid = rt
+        .create_container(&sid, &container("app", 0, script))
+        .unwrap();
+    rt.start_container(&cid).unwrap();
+    wait_state(rt, &cid, ContainerState::Running);
+    let log = env.dir.join("logs/reopen/app/0.log");
+    let start = Instant::now();
+    while !log_text(&log).contains("line-3") {
+        assert!(start.elapsed() < Duration::from_secs(5), "no output");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Rotated from outside, as kubelet does, then ReopenContainerLog.
+    let moved = log.with_file_name("0.log.20000101-000000");
+    std::fs::rename(&log, &moved).unwrap();
+    rt.reopen_container_log(&cid).unwrap();
+    let start = Instant::now();
+    while log_text(&log).lines().count() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(5), "no new log file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let n = |l: &str| -> u64 { l.rsplit('-').next().unwrap().parse().unwrap() };
+    let old = log_text(&moved);
+    let last_old = n(old.lines().last().unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(log_text(&moved), old, "the renamed file no longer grows");
+    let first_new = n(log_text(&log).lines().next().unwrap());
+    assert_eq!(first_new, last_old + 1, "no line lost or repeated");
+
+    assert!(matches!(
+        rt.reopen_container_log("nope"),
+        Err(peapod_runtime::RuntimeError::NotFound(_))
+    ));
+    rt.stop_container(&cid, Duration::ZERO, None).unwrap();
+    wait_state(rt, &cid, ContainerState::Exited);
+    assert!(rt.reopen_container_log(&cid).is_err());
 }

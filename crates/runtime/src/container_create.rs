@@ -369,6 +369,7 @@ impl Runtime {
             log_path,
             status_file: dir.join(STATUS),
             oom_events: self.cgroups.oom_events_file(&cgroup_rel),
+            log_rotation: self.opts.log_rotation,
         });
         match self.shim(sid).call(&req)? {
             Response::Created { .. } => Ok(()),

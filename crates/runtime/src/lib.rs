@@ -9,6 +9,7 @@
 pub mod cgroups;
 mod container_create;
 mod container_exec;
+mod container_log;
 mod container_remove;
 mod container_start;
 mod container_stats;
@@ -57,6 +58,8 @@ pub struct RuntimeOptions {
     /// The binary run as `shim`, `shim-helper` and `infra` (`peapod-shim`,
     /// or `peapod` itself).
     pub exe: PathBuf,
+    /// `--container-log-max-size` / `--container-log-max-files`.
+    pub log_rotation: peapod_shim::LogRotation,
 }
 
 pub struct Runtime {

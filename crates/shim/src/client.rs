@@ -120,6 +120,12 @@ impl ShimClient {
         }
     }
 
+    /// Make the shim reopen container `id`'s log file (CRI
+    /// ReopenContainerLog).
+    pub fn reopen_log(&self, id: &str) -> Result<(), ShimError> {
+        self.expect_ok(&Request::ReopenLog { id: id.to_string() })
+    }
+
     fn unexpected(&self, r: Response) -> ShimError {
         ShimError::Protocol {
             path: self.socket.clone(),

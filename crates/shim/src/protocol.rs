@@ -78,6 +78,11 @@ pub enum Request {
     },
     /// Kill the infra process (if any), answer, and exit.
     Shutdown,
+    /// Reopen a container's log file at its path (CRI ReopenContainerLog:
+    /// whoever renamed the file wants the next records in a new one).
+    ReopenLog {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +102,32 @@ pub struct CreateRequest {
     /// File with the container cgroup's OOM kill counter
     /// (v1 `memory.oom_control`, v2 `memory.events`).
     pub oom_events: Option<PathBuf>,
+    /// When the log file is rotated (kubelet's `containerLogMaxSize` and
+    /// `containerLogMaxFiles`).
+    #[serde(default)]
+    pub log_rotation: LogRotation,
+}
+
+/// Container log rotation, as kubelet's `containerLogMaxSize` /
+/// `containerLogMaxFiles`: the live file is rotated once it would grow past
+/// `max_size` bytes, and at most `max_files` files (the live one included)
+/// are kept.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogRotation {
+    /// Bytes; 0 turns rotation off.
+    pub max_size: u64,
+    /// Files kept, the live one included (kubelet requires at least 2).
+    pub max_files: u32,
+}
+
+impl Default for LogRotation {
+    /// kubelet's defaults: 10Mi and 5 files.
+    fn default() -> Self {
+        Self {
+            max_size: 10 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

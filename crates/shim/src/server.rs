@@ -58,6 +58,8 @@ struct Inner {
     oom_files: HashMap<String, PathBuf>,
     /// Write ends of `stdin: true` containers' stdin, held open.
     stdin_holders: HashMap<String, OwnedFd>,
+    /// Each container's log writer (for `ReopenLog`).
+    log_writers: HashMap<String, logs::SharedWriter>,
     changed: watch::Sender<u64>,
     next_exec: u64,
 }
@@ -227,6 +229,7 @@ async fn serve(dir: PathBuf, cfg: SandboxConfig) -> std::io::Result<()> {
         execs: HashMap::new(),
         oom_files: HashMap::new(),
         stdin_holders: HashMap::new(),
+        log_writers: HashMap::new(),
         changed,
         next_exec: 0,
     }));
@@ -327,6 +330,8 @@ fn record_exit(inner: &Shared, pid: i32, status: WaitStatus) {
             let oom = g.oom_files.get(&id).cloned();
             let info = exit_info(status, oom.as_deref());
             g.stdin_holders.remove(&id);
+            // The pumps keep the writer until their EOF; then the file closes.
+            g.log_writers.remove(&id);
             if let Some(c) = g.state.containers.get_mut(&id) {
                 c.status = ContainerStatus::Exited;
                 c.exit = Some(info);
@@ -534,6 +539,7 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
             g.status_files.remove(&id);
             g.oom_files.remove(&id);
             g.stdin_holders.remove(&id);
+            g.log_writers.remove(&id);
             g.bump();
             Ok((Response::Ok, Vec::new()))
         }
@@ -578,6 +584,11 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
                     Err(e) => return Err(format!("exec {exec_id}: kill: {e}")),
                 }
             }
+            Ok((Response::Ok, Vec::new()))
+        }
+        Request::ReopenLog { id } => {
+            let writer = inner.borrow().log_writers.get(&id).cloned();
+            logs::reopen(writer.as_ref(), &id)?;
             Ok((Response::Ok, Vec::new()))
         }
         Request::Shutdown => {
@@ -700,14 +711,19 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
     })
     .await?;
     let pid = pid.ok_or_else(|| format!("container {}: helper reported no pid", c.id))?;
+    let writer = logs::LogWriter::shared(&c.log_path, c.log_rotation);
+    inner
+        .borrow_mut()
+        .log_writers
+        .insert(c.id.clone(), writer.clone());
     for (name, fd) in outputs {
         if name == "stdin" {
             inner.borrow_mut().stdin_holders.insert(c.id.clone(), fd);
             continue;
         }
-        let path = c.log_path.clone();
+        let writer = writer.clone();
         let stream: &'static str = if name == "stderr" { "stderr" } else { "stdout" };
-        std::thread::spawn(move || logs::pump(std::fs::File::from(fd), stream, &path));
+        std::thread::spawn(move || logs::pump(std::fs::File::from(fd), stream, &writer));
     }
     {
         let mut g = inner.borrow_mut();
@@ -793,6 +809,7 @@ async fn run_helper(
 ) -> Result<Option<i32>, String> {
     let json = serde_json::to_string(action).map_err(|e| e.to_string())?;
     let dir = inner.borrow().dir.clone();
+    logs::bound_shim_logs(&dir);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

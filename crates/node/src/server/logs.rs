@@ -2,6 +2,7 @@
 //! `follow`, `timestamps` and `tailLines`.
 
 use super::{internal, pod_not_found, query_map, status_error, stream_response, truthy};
+use crate::logfile;
 use crate::node::Node;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -9,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use k8s_openapi::api::core::v1::Pod;
 use peapod_shim::logs::parse_record;
-use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +64,80 @@ fn render(buf: &[u8], timestamps: bool) -> Vec<u8> {
     out
 }
 
+/// Send the log (the last `tail` records, or all of it), then with
+/// `follow` what is written after, through rotations, until the container
+/// has exited and its last records are out, or the reader is gone.
+fn stream_log(
+    path: &std::path::Path,
+    tail: Option<usize>,
+    follow: bool,
+    timestamps: bool,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    exited: impl Fn() -> bool,
+) -> std::io::Result<()> {
+    let mut emit = |data: Vec<u8>| {
+        tx.blocking_send(Ok(Bytes::from(render(&data, timestamps))))
+            .is_ok()
+    };
+    // Watch before the first read, so no write after it goes unnoticed.
+    // Without inotify (out of instances or watches) the follower looks
+    // every 250 ms instead.
+    let mut watch = follow
+        .then(|| {
+            logfile::Watch::new(path)
+                .map_err(
+                    |e| tracing::warn!(path = %path.display(), "inotify: {e}; polling the log"),
+                )
+                .ok()
+        })
+        .flatten();
+    let Some((mut file, mut pos)) = logfile::read_initial(path, tail, &mut emit)? else {
+        return Ok(());
+    };
+    if !follow {
+        return Ok(());
+    }
+    // Once the container has exited, the shim's pumps may still be writing
+    // its last lines: wait for quiet, briefly, before ending.
+    let mut exit_seen = false;
+    loop {
+        if !logfile::send_from(&mut file, &mut pos, &mut emit)? {
+            return Ok(());
+        }
+        if let Some(next) = logfile::replaced(path, &file) {
+            // Rotated: the writer finished with the old file before the
+            // rename; drain it, then go on with the new one.
+            if !logfile::send_from(&mut file, &mut pos, &mut emit)? {
+                return Ok(());
+            }
+            (file, pos) = (next, 0);
+            continue;
+        }
+        if tx.is_closed() {
+            return Ok(());
+        }
+        let quiet = if exit_seen {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(1)
+        };
+        let woke = match watch.as_mut() {
+            Some(w) => w.wait(quiet)?,
+            None => {
+                std::thread::sleep(quiet.min(Duration::from_millis(250)));
+                false
+            }
+        };
+        if !woke {
+            if exit_seen {
+                logfile::send_from(&mut file, &mut pos, &mut emit)?;
+                return Ok(());
+            }
+            exit_seen = exited();
+        }
+    }
+}
+
 pub async fn log(
     State(node): State<Arc<Node>>,
     Path((ns, name)): Path<(String, String)>,
@@ -116,76 +190,12 @@ pub async fn log(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let rt = node.runtime.clone();
     tokio::task::spawn_blocking(move || {
-        let Ok(mut f) = std::fs::File::open(&path) else {
-            return;
+        let exited = || match rt.container_status(&cid) {
+            Ok(s) => s.state != peapod_runtime::ContainerState::Running,
+            Err(_) => true,
         };
-        let mut data = Vec::new();
-        if f.read_to_end(&mut data).is_err() {
-            return;
-        }
-        let mut pos = data.len() as u64;
-        // Only whole records; a partial last line waits for the next read.
-        let cut = data
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map(|p| p + 1)
-            .unwrap_or(0);
-        pos -= (data.len() - cut) as u64;
-        data.truncate(cut);
-        if let Some(n) = tail {
-            let lines: Vec<&[u8]> = data
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .collect();
-            let start = lines.len().saturating_sub(n);
-            data = lines[start..].join(&b'\n');
-            data.push(b'\n');
-        }
-        if tx
-            .blocking_send(Ok(Bytes::from(render(&data, timestamps))))
-            .is_err()
-            || !follow
-        {
-            return;
-        }
-        let mut idle_after_exit = 0;
-        loop {
-            let exited = match rt.container_status(&cid) {
-                Ok(s) => s.state != peapod_runtime::ContainerState::Running,
-                Err(_) => true,
-            };
-            let mut chunk = Vec::new();
-            if f.seek(SeekFrom::Start(pos)).is_ok()
-                && f.read_to_end(&mut chunk).is_ok()
-                && !chunk.is_empty()
-            {
-                let cut = chunk
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map(|p| p + 1)
-                    .unwrap_or(0);
-                chunk.truncate(cut);
-                pos += cut as u64;
-                if !chunk.is_empty()
-                    && tx
-                        .blocking_send(Ok(Bytes::from(render(&chunk, timestamps))))
-                        .is_err()
-                {
-                    return;
-                }
-                continue;
-            }
-            if exited {
-                // Give the shim's log pump a moment to write the last lines.
-                idle_after_exit += 1;
-                if idle_after_exit > 3 {
-                    return;
-                }
-            }
-            if tx.is_closed() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if let Err(e) = stream_log(&path, tail, follow, timestamps, &tx, exited) {
+            tracing::debug!(path = %path.display(), "log stream: {e}");
         }
     });
     stream_response("text/plain", rx)
@@ -195,9 +205,15 @@ pub async fn log(
 /// `max_bytes` (the end kept): a failed container's termination message
 /// under `FallbackToLogsOnError`.
 pub fn tail_text(path: &std::path::Path, lines: usize, max_bytes: usize) -> String {
-    let Ok(data) = std::fs::read(path) else {
-        return String::new();
+    // Read backwards from the end: the log may be megabytes.
+    let mut data = Vec::new();
+    let mut emit = |b: Vec<u8>| {
+        data.extend(b);
+        true
     };
+    if logfile::read_initial(path, Some(lines), &mut emit).is_err() {
+        return String::new();
+    }
     let text = render(&data, false);
     let all: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
     let mut end = all.len();
@@ -214,6 +230,19 @@ pub fn tail_text(path: &std::path::Path, lines: usize, max_bytes: usize) -> Stri
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tail_text_reads_the_last_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("0.log");
+        let text: String = (0..5000)
+            .map(|i| format!("2024-01-01T00:00:00Z stdout F line{i}\n"))
+            .collect();
+        std::fs::write(&p, text).unwrap();
+        assert_eq!(super::tail_text(&p, 3, 100), "line4997\nline4998\nline4999");
+        assert_eq!(super::tail_text(&p, 3, 10), "8\nline4999");
+        assert_eq!(super::tail_text(&d.path().join("none"), 3, 10), "");
+    }
+
     #[test]
     fn renders_partial_and_full() {
         let data = b"2024-01-01T00:00:00Z stdout P hel\n2024-01-01T00:00:00Z stdout F lo\n2024-01-01T00:00:01Z stderr F err\n";
