@@ -27,6 +27,15 @@ impl PullBackoff {
             .filter(|at| *at > now)
     }
 
+    /// The earliest time any image backing off may be tried again.
+    pub fn next_retry(&self, now: Instant) -> Option<Instant> {
+        self.entries
+            .values()
+            .map(|(at, _)| *at)
+            .filter(|at| *at > now)
+            .min()
+    }
+
     /// Record a failure: the delay doubles up to [`BACKOFF_MAX`].
     pub fn failed(&mut self, image: &str, now: Instant) -> Duration {
         let next = match self.entries.get(image) {

@@ -32,6 +32,8 @@ pub struct Observed {
     pub pulled_noted: std::collections::HashSet<String>,
     /// Termination messages of exited containers, by container id.
     pub messages: HashMap<String, String>,
+    /// The last RunPodSandbox failed (retry soon).
+    pub sandbox_failed: bool,
 }
 
 /// Seconds precision, as the API server stores times.

@@ -27,10 +27,14 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
-/// How long a worker waits for news before looking again. Changes arrive
-/// as events (shim datagrams, pidfds, store writes); this only bounds how
-/// stale a missed one can get.
-const RESYNC: Duration = Duration::from_secs(10);
+/// How long a worker waits for news before looking again (kubelet's
+/// `--sync-frequency` default). Changes arrive as events (shim datagrams,
+/// the shim's pidfd, store writes, back-off timers); this only bounds how
+/// stale a missed one can get, and keeps idle pods from costing CPU.
+const RESYNC: Duration = Duration::from_secs(60);
+
+/// How soon a step that failed is tried again.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(2);
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
@@ -162,10 +166,25 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
                 Some((sid, pid, fd))
             });
         }
+        let pull_retry = obs
+            .pull_backoff
+            .next_retry(std::time::Instant::now())
+            .map(|t| t.saturating_duration_since(std::time::Instant::now()));
+        // A failed step (sandbox, volume, container creation) is tried
+        // again soon, as kubelet requeues a pod worker after an error.
+        let failed = obs.waiting.values().any(|(reason, _)| {
+            matches!(
+                reason.as_str(),
+                "CreateContainerConfigError" | "CreateContainerError" | "FailedCreatePodSandBox"
+            )
+        }) || obs.sandbox_failed;
+        let retry = failed.then_some(RETRY_AFTER_ERROR);
         let wait = actions
             .backoff
             .iter()
             .map(|(_, _, until)| (*until - chrono::Utc::now()).to_std().unwrap_or_default())
+            .chain(pull_retry)
+            .chain(retry)
             .min()
             .map(|d| d + Duration::from_millis(50))
             .unwrap_or(RESYNC)
@@ -455,6 +474,7 @@ async fn create_sandbox(
     let t0 = std::time::Instant::now();
     let res = blocking(move || rt.run_pod_sandbox(&cfg)).await?;
     tracing::debug!(pod = ?pod.metadata.name, elapsed = ?t0.elapsed(), "run sandbox");
+    obs.sandbox_failed = res.is_err();
     match res {
         Ok(sid) => Some(sid),
         Err(e) => {
