@@ -1316,3 +1316,42 @@ fn container_logs_rotate_and_tail_and_follow_across_rotation() {
         .contains("after-reopen"));
     assert!(shim.reopen_log("no-such-container").is_err());
 }
+
+#[test]
+fn termination_messages_from_the_file_or_the_log() {
+    let d = Daemon::start();
+    d.apply_ok(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: msgs}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: file
+    image: {BUSYBOX}
+    command: [sh, -c, 'echo "disk full" > /dev/termination-log; exit 1']
+  - name: custom
+    image: {BUSYBOX}
+    terminationMessagePath: /tmp/why
+    command: [sh, -c, 'echo "custom path" > /tmp/why']
+  - name: fallback
+    image: {BUSYBOX}
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, 'echo line-1; echo "last words"; exit 2']
+"#
+    ));
+    let pod = d.wait_pod("msgs", "Failed", |p| p["status"]["phase"] == "Failed");
+    let msg = |i: usize| {
+        pod["status"]["containerStatuses"][i]["state"]["terminated"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(msg(0).trim(), "disk full");
+    assert_eq!(msg(1).trim(), "custom path");
+    assert_eq!(msg(2).trim(), "line-1\nlast words");
+    assert_eq!(
+        pod["status"]["containerStatuses"][2]["state"]["terminated"]["exitCode"],
+        2
+    );
+}
