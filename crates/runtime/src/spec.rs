@@ -4,7 +4,7 @@
 //! them on a Kubernetes node; mounts, capabilities and masked paths follow
 //! containerd's defaults.
 
-use crate::cgroups::resources::{shares_to_weight, CgroupValues};
+use crate::cgroups::resources::CgroupValues;
 use crate::security::{runtime_default_seccomp, MASKED_PATHS, READONLY_PATHS};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -185,7 +185,6 @@ pub fn build(input: &SpecInput) -> Value {
     let mut cpu = serde_json::Map::new();
     if let Some(s) = input.cgroup.cpu_shares {
         // libcontainer converts shares to cpu.weight itself on v2.
-        let _ = shares_to_weight;
         cpu.insert("shares".into(), json!(s));
     }
     if let Some(q) = input.cgroup.cpu_quota {

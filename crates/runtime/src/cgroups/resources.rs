@@ -76,14 +76,6 @@ pub fn milli_to_quota(milli: i64) -> i64 {
     quota.max(MIN_QUOTA)
 }
 
-/// cgroup v2 `cpu.weight` from v1 shares (the conversion runc and kubelet use).
-pub fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 100;
-    }
-    1 + ((shares.saturating_sub(2)) * 9999) / 262_142
-}
-
 impl Requested {
     /// The API server defaults a missing request to the limit.
     fn effective_request(&self) -> Option<i64> {
@@ -149,9 +141,6 @@ mod tests {
         assert_eq!(milli_to_shares(1000), 1024);
         assert_eq!(milli_to_quota(500), 50_000);
         assert_eq!(milli_to_quota(5), 1000);
-        assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
-        assert_eq!(shares_to_weight(262_144), 10_000);
     }
 
     #[test]
