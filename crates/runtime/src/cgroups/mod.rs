@@ -829,6 +829,36 @@ mod tests {
                 std::os::unix::process::ExitStatusExt::signal(&status),
                 Some(9)
             );
+
+            // A shell that forks as fast as it can (up to the pids limit):
+            // frozen, killed, thawed, nothing is left, nothing stays frozen.
+            let mut forker = std::process::Command::new("sh")
+                .args(["-c", "read go; while :; do sleep 30 & done"])
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            for f in cg.procs_files(&rel) {
+                std::fs::write(&f, forker.id().to_string()).unwrap();
+            }
+            if let Some(stdin) = forker.stdin.as_mut() {
+                use std::io::Write;
+                stdin.write_all(b"go\n").unwrap();
+            }
+            let start = Instant::now();
+            while cg.all_pids(&top).len() < 20 && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(cg.all_pids(&top).len() >= 20);
+            cg.kill(&top, Duration::from_secs(5));
+            assert!(cg.all_pids(&top).is_empty());
+            forker.wait().unwrap();
+            for (c, d) in cg.dirs(&top) {
+                if c == "freezer" {
+                    let state = std::fs::read_to_string(d.join("freezer.state")).unwrap();
+                    assert_eq!(state.trim(), "THAWED");
+                }
+            }
         });
         let removed = cg.remove(&top);
         assert!(!cg.exists(&top) && !cg.exists(&rel));
