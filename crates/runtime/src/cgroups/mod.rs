@@ -27,7 +27,9 @@ use libcgroups::common::{
 };
 use libcgroups::stats::Stats;
 use resources::CgroupValues;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The mount point of the cgroup file systems.
@@ -65,7 +67,10 @@ pub enum Cgroups {
     /// One hierarchy per controller: (controller, mount point), for every
     /// controller libcgroups manages that is mounted, sorted by name.
     /// Controllers mounted together share a mount point.
-    V1 { hierarchies: Vec<(String, PathBuf)> },
+    V1 {
+        hierarchies: Vec<(String, PathBuf)>,
+        managers: ManagerCache,
+    },
     /// The unified hierarchy at `root`.
     V2 { root: PathBuf },
 }
@@ -91,7 +96,10 @@ impl Cgroups {
                     return Err(CgroupError::NoControllers);
                 }
                 hierarchies.sort();
-                Ok(Cgroups::V1 { hierarchies })
+                Ok(Cgroups::V1 {
+                    hierarchies,
+                    managers: ManagerCache::default(),
+                })
             }
         }
     }
@@ -108,7 +116,7 @@ impl Cgroups {
     pub fn dirs(&self, rel: &str) -> Vec<(String, PathBuf)> {
         let rel = rel.trim_start_matches('/');
         match self {
-            Cgroups::V1 { hierarchies } => {
+            Cgroups::V1 { hierarchies, .. } => {
                 let mut out: Vec<(String, PathBuf)> = Vec::new();
                 for (c, mount) in hierarchies {
                     let dir = mount.join(rel);
@@ -123,20 +131,23 @@ impl Cgroups {
     }
 
     /// libcgroups' manager of cgroup `rel`. It owns nothing: building one
-    /// only computes paths (v1: from /proc/self/mountinfo).
-    fn manager(&self, rel: &str) -> Result<AnyCgroupManager, CgroupError> {
-        let rel = rel.trim_start_matches('/');
+    /// only computes paths (v1: from /proc/self/mountinfo, kept in
+    /// [`ManagerCache`]).
+    fn manager(&self, rel: &str) -> Result<Arc<AnyCgroupManager>, CgroupError> {
+        let rel = rel.trim_matches('/');
         let err = |source: libcgroups::common::AnyManagerError| CgroupError::Manager {
             rel: rel.to_string(),
             source,
         };
         match self {
-            Cgroups::V1 { .. } => libcgroups::v1::manager::Manager::new(Path::new(rel))
-                .map(|m| m.any())
-                .map_err(|e| err(e.into())),
+            Cgroups::V1 { managers, .. } => managers.get_or_make(rel, || {
+                libcgroups::v1::manager::Manager::new(Path::new(rel))
+                    .map(|m| m.any())
+                    .map_err(|e| err(e.into()))
+            }),
             Cgroups::V2 { root } => {
                 libcgroups::v2::manager::Manager::new(root.clone(), PathBuf::from(rel))
-                    .map(|m| m.any())
+                    .map(|m| Arc::new(m.any()))
                     .map_err(|e| err(e.into()))
             }
         }
@@ -253,7 +264,7 @@ impl Cgroups {
             ),
         };
         let has = |c: &str| match self {
-            Cgroups::V1 { hierarchies } => hierarchies.iter().any(|(h, _)| h == c),
+            Cgroups::V1 { hierarchies, .. } => hierarchies.iter().any(|(h, _)| h == c),
             Cgroups::V2 { .. } => true,
         };
         let memory = stats.memory.memory.usage;
@@ -342,6 +353,9 @@ impl Cgroups {
                     }
                 }
             }
+        }
+        if let Cgroups::V1 { managers, .. } = self {
+            managers.forget(rel);
         }
         Ok(())
     }
@@ -441,6 +455,65 @@ fn v2_usage_fallback(dir: &Path, timestamp_ns: i64) -> crate::types::CgroupUsage
         pids: pid_stats(dir).ok().map(|p| p.current),
     }
 }
+
+/// libcgroups' v1 managers by cgroup. Building one reads
+/// /proc/self/mountinfo and /proc/self/cgroup once per controller: about
+/// 0.7 ms here, six times the stats call it serves (0.12 ms). The paths it
+/// computes stay right while the mounts do; a removed cgroup's managers
+/// are forgotten, and the cache is emptied past [`ManagerCache::MAX`].
+#[derive(Clone, Default)]
+pub struct ManagerCache(Arc<Mutex<HashMap<String, Arc<AnyCgroupManager>>>>);
+
+impl ManagerCache {
+    const MAX: usize = 4096;
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AnyCgroupManager>>> {
+        // A panic elsewhere leaves the map as it was: still usable.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get_or_make(
+        &self,
+        rel: &str,
+        make: impl FnOnce() -> Result<AnyCgroupManager, CgroupError>,
+    ) -> Result<Arc<AnyCgroupManager>, CgroupError> {
+        if let Some(m) = self.map().get(rel) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(make()?);
+        let mut map = self.map();
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(rel.to_string(), m.clone());
+        Ok(m)
+    }
+
+    /// Forget cgroup `rel` and those below it.
+    fn forget(&self, rel: &str) {
+        let below = format!("{rel}/");
+        self.map().retain(|k, _| k != rel && !k.starts_with(&below));
+    }
+
+    fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
+impl std::fmt::Debug for ManagerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ManagerCache({} managers)", self.len())
+    }
+}
+
+/// A cache is no part of what a layout is.
+impl PartialEq for ManagerCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ManagerCache {}
 
 /// `dir` without its trailing `rel` components: the hierarchy's mount point.
 fn strip_rel(dir: &Path, rel: &str) -> PathBuf {
@@ -682,6 +755,7 @@ mod tests {
                 .iter()
                 .map(|c| (c.to_string(), PathBuf::from("/x").join(c)))
                 .collect(),
+            managers: ManagerCache::default(),
         };
         let u = all.usage_from_stats(&stats, 7);
         assert_eq!(
@@ -703,10 +777,44 @@ mod tests {
         // An unmounted controller gives no value rather than a zero.
         let no_pids = Cgroups::V1 {
             hierarchies: vec![("memory".into(), "/x/memory".into())],
+            managers: ManagerCache::default(),
         };
         let u = no_pids.usage_from_stats(&stats, 7);
         assert_eq!((u.pids, u.cpu_usage_ns), (None, None));
         assert_eq!(u.memory_usage, Some(10_000));
+    }
+
+    #[test]
+    fn manager_cache_reuses_and_forgets_subtrees() {
+        let cache = ManagerCache::default();
+        let made = std::cell::Cell::new(0);
+        let get = |rel: &str| {
+            cache
+                .get_or_make(rel, || {
+                    made.set(made.get() + 1);
+                    Ok(
+                        libcgroups::v2::manager::Manager::new("/x".into(), rel.into())
+                            .unwrap()
+                            .any(),
+                    )
+                })
+                .unwrap()
+        };
+        let a = get("p/a");
+        assert!(Arc::ptr_eq(&a, &get("p/a")));
+        get("p/a/c");
+        get("p");
+        get("p/ab");
+        assert_eq!((made.get(), cache.len()), (4, 4));
+        cache.forget("p/a");
+        // p/ab is a sibling, not below p/a.
+        assert_eq!(cache.len(), 2);
+        get("p/a");
+        assert_eq!(made.get(), 5);
+        for i in 0..ManagerCache::MAX {
+            get(&format!("q/{i}"));
+        }
+        assert!(cache.len() <= ManagerCache::MAX);
     }
 
     #[test]
@@ -726,6 +834,7 @@ mod tests {
                 ("memory".into(), m("memory")),
                 ("pids".into(), m("pids")),
             ],
+            managers: ManagerCache::default(),
         };
         assert_eq!(cg.version(), 1);
         // Co-mounted controllers: one directory.
