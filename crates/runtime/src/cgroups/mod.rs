@@ -18,7 +18,14 @@
 //! - listing pids ([`Cgroups::all_pids`]): libcgroups' `get_all_pids` reads
 //!   only the v1 devices hierarchy and fails as a whole when a child cgroup
 //!   goes away during the walk, which a kill loop would take for "empty";
+//! - on v2, usage when libcgroups' `stats` fails as a whole (a missing
+//!   `*.pressure` file with `psi=0`, or io/hugetlb not enabled): the four
+//!   numbers CRI needs are then read on their own (`v2_usage_fallback`);
 //! - the OOM counter file and the raw limit files `inspect` shows.
+//!
+//! On v1, peapod's own cgroups (pod, infra, shim) are made in every
+//! hierarchy libcgroups manages, as libcontainer makes a container's:
+//! libcgroups' `apply` and `stats` visit each of them.
 
 pub mod resources;
 
@@ -225,7 +232,7 @@ impl Cgroups {
     /// memory usage and working set (usage minus inactive file pages, as
     /// kubelet and cAdvisor compute it) and the number of pids. On v1 a
     /// cgroup whose stats cannot be read (gone, or missing from a
-    /// hierarchy) gives only the timestamp; v2 see [`v2_usage_fallback`].
+    /// hierarchy) gives only the timestamp; on v2 see `v2_usage_fallback`.
     pub fn usage(&self, rel: &str) -> crate::types::CgroupUsage {
         let timestamp_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
         let stats = self.manager(rel).and_then(|m| {
