@@ -171,11 +171,16 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             .next_retry(std::time::Instant::now())
             .map(|t| t.saturating_duration_since(std::time::Instant::now()));
         // A failed step (sandbox, volume, container creation) is tried
-        // again soon, as kubelet requeues a pod worker after an error.
+        // again soon, as kubelet requeues a pod worker after an error; a
+        // failed pull is looked at again soon too, to show
+        // ImagePullBackOff while its back-off runs.
         let failed = obs.waiting.values().any(|(reason, _)| {
             matches!(
                 reason.as_str(),
-                "CreateContainerConfigError" | "CreateContainerError" | "FailedCreatePodSandBox"
+                "CreateContainerConfigError"
+                    | "CreateContainerError"
+                    | "FailedCreatePodSandBox"
+                    | "ErrImagePull"
             )
         }) || obs.sandbox_failed;
         let retry = failed.then_some(RETRY_AFTER_ERROR);

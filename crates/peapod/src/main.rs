@@ -327,8 +327,12 @@ fn main() {
         Cmd::Infra => peapod_shim::infra::run(),
         cmd => {
             if matches!(cmd, Cmd::Serve { .. }) {
-                let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+                // libcgroups warns of every v1 controller the host does not
+                // mount each time the runtime looks at a cgroup.
+                let filter =
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                        tracing_subscriber::EnvFilter::new("info,libcgroups=error")
+                    });
                 tracing_subscriber::fmt()
                     .with_env_filter(filter)
                     .with_writer(std::io::stderr)

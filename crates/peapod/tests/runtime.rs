@@ -103,12 +103,27 @@ impl Drop for Env {
                     .collect()
             })
             .unwrap_or_default();
-        for ctrl in ["memory", "pids", "cpu"] {
-            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{ctrl}/{}", self.cgroup_parent));
+        // The parent, in every hierarchy (the runtime makes its cgroups in
+        // all of them on v1); whatever is left below it is a leak.
+        let mut leaked = Vec::new();
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = h.path().join(&self.cgroup_parent);
+            for c in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                if c.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    leaked.push(c.path().display().to_string());
+                    let _ = std::fs::remove_dir(c.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&p);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         if !std::thread::panicking() {
             assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+            assert!(leaked.is_empty(), "cgroups left behind: {leaked:?}");
         }
     }
 }
@@ -237,6 +252,8 @@ fn attempts_coexist_and_statuses_outlive_the_sandbox_and_the_runtime() {
     let stats = rt.container_stats(&c1).unwrap();
     assert!(stats.usage.memory_working_set.unwrap_or(0) > 0, "{stats:?}");
     assert!(stats.usage.cpu_usage_ns.is_some(), "{stats:?}");
+    // sh and the exec'd sleep may both be there; at least the shell.
+    assert!(stats.usage.pids.unwrap_or(0) >= 1, "{stats:?}");
     rt.update_container_resources(
         &c1,
         &Requested {
@@ -252,6 +269,13 @@ fn attempts_coexist_and_statuses_outlive_the_sandbox_and_the_runtime() {
     assert_eq!(limit.trim(), (50u64 << 20).to_string());
     let pod_stats = rt.pod_sandbox_stats(&sid).unwrap();
     assert_eq!(pod_stats.containers.len(), 1);
+    // The pod's cgroup holds the container's: at least as much of all.
+    let (pod, c) = (&pod_stats.usage, &pod_stats.containers[0].usage);
+    assert!(pod.pids >= c.pids && pod.pids.is_some(), "{pod_stats:?}");
+    assert!(
+        pod.memory_usage.is_some() && pod.cpu_usage_ns.is_some(),
+        "{pod_stats:?}"
+    );
 
     // StopPodSandbox: the sandbox is NotReady, both statuses stay.
     rt.stop_pod_sandbox(&sid).unwrap();

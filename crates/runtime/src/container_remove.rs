@@ -5,7 +5,7 @@ use crate::error::RuntimeError;
 use crate::types::ContainerState;
 use crate::{mounts, Runtime};
 use peapod_shim::Request;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 impl Runtime {
     pub fn remove_container(&self, cid: &str) -> Result<(), RuntimeError> {
@@ -49,23 +49,9 @@ impl Runtime {
         Ok(())
     }
 
-    /// SIGKILL everything in cgroup `rel` until it is empty (5 s at most).
-    /// Membership of the cgroup is the proof of identity: no pid is taken
-    /// from a file.
+    /// SIGKILL everything in cgroup `rel` until it is empty (5 s at most),
+    /// freezing it first where it can ([`crate::cgroups::Cgroups::kill`]).
     pub(crate) fn kill_cgroup(&self, rel: &str) {
-        let start = Instant::now();
-        loop {
-            let pids = self.cgroups.all_pids(rel);
-            if pids.is_empty() || start.elapsed() > Duration::from_secs(5) {
-                return;
-            }
-            for p in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.cgroups.kill(rel, Duration::from_secs(5));
     }
 }

@@ -4,7 +4,7 @@
 //! them on a Kubernetes node; mounts, capabilities and masked paths follow
 //! containerd's defaults.
 
-use crate::cgroups::resources::{shares_to_weight, CgroupValues};
+use crate::cgroups::resources::CgroupValues;
 use crate::security::{runtime_default_seccomp, MASKED_PATHS, READONLY_PATHS};
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
@@ -280,7 +280,6 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
     let cg = &input.cgroup;
     if cg.cpu_shares.is_some() || cg.cpu_quota.is_some() || cg.cpu_period.is_some() {
         // libcontainer converts shares to cpu.weight itself on v2.
-        let _ = shares_to_weight;
         let mut cpu = LinuxCpuBuilder::default().build()?;
         cpu.set_shares(cg.cpu_shares)
             .set_quota(cg.cpu_quota)

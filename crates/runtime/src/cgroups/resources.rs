@@ -2,6 +2,8 @@
 //! (`pkg/kubelet/cm`): cpu shares from requests, CFS quota over a 100 ms
 //! period from limits, memory limit from limits.
 
+use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+
 /// kubelet's minimum cpu shares (a BestEffort container gets this).
 pub const MIN_SHARES: u64 = 2;
 pub const MAX_SHARES: u64 = 262_144;
@@ -32,6 +34,33 @@ pub struct CgroupValues {
     pub pids_limit: Option<i64>,
 }
 
+impl CgroupValues {
+    /// The OCI resources libcgroups' `apply` writes: cpu shares, CFS quota
+    /// and period, memory limit, pids limit; nothing else (no devices, no
+    /// swap), so a write changes only what the pod or container asked for.
+    pub fn to_linux_resources(&self) -> LinuxResources {
+        let mut r = LinuxResources::default();
+        if self.cpu_shares.is_some() || self.cpu_quota.is_some() || self.cpu_period.is_some() {
+            let mut cpu = LinuxCpu::default();
+            cpu.set_shares(self.cpu_shares);
+            cpu.set_quota(self.cpu_quota);
+            cpu.set_period(self.cpu_period);
+            r.set_cpu(Some(cpu));
+        }
+        if let Some(limit) = self.memory_limit {
+            let mut memory = LinuxMemory::default();
+            memory.set_limit(Some(limit));
+            r.set_memory(Some(memory));
+        }
+        if let Some(limit) = self.pids_limit {
+            let mut pids = LinuxPids::default();
+            pids.set_limit(limit);
+            r.set_pids(Some(pids));
+        }
+        r
+    }
+}
+
 /// kubelet's `MilliCPUToShares`.
 pub fn milli_to_shares(milli: i64) -> u64 {
     if milli <= 0 {
@@ -45,14 +74,6 @@ pub fn milli_to_shares(milli: i64) -> u64 {
 pub fn milli_to_quota(milli: i64) -> i64 {
     let quota = milli * QUOTA_PERIOD as i64 / 1000;
     quota.max(MIN_QUOTA)
-}
-
-/// cgroup v2 `cpu.weight` from v1 shares (the conversion runc and kubelet use).
-pub fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 100;
-    }
-    1 + ((shares.saturating_sub(2)) * 9999) / 262_142
 }
 
 impl Requested {
@@ -120,9 +141,40 @@ mod tests {
         assert_eq!(milli_to_shares(1000), 1024);
         assert_eq!(milli_to_quota(500), 50_000);
         assert_eq!(milli_to_quota(5), 1000);
-        assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
-        assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+
+    #[test]
+    fn values_become_only_the_oci_resources_asked_for() {
+        let r = CgroupValues {
+            cpu_shares: Some(512),
+            cpu_quota: Some(50_000),
+            cpu_period: Some(QUOTA_PERIOD),
+            memory_limit: Some(64 << 20),
+            pids_limit: Some(100),
+        }
+        .to_linux_resources();
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(
+            (cpu.shares(), cpu.quota(), cpu.period()),
+            (Some(512), Some(50_000), Some(100_000))
+        );
+        assert_eq!(cpu.cpus(), &None);
+        let memory = r.memory().as_ref().unwrap();
+        assert_eq!((memory.limit(), memory.swap()), (Some(64 << 20), None));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 100);
+        assert_eq!(r.devices(), &None);
+
+        let only_shares = CgroupValues {
+            cpu_shares: Some(2),
+            ..Default::default()
+        }
+        .to_linux_resources();
+        assert_eq!(only_shares.cpu().as_ref().unwrap().quota(), None);
+        assert!(only_shares.memory().is_none() && only_shares.pids().is_none());
+        assert_eq!(
+            CgroupValues::default().to_linux_resources(),
+            LinuxResources::default()
+        );
     }
 
     #[test]
