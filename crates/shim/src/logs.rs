@@ -5,7 +5,7 @@
 use crate::protocol::LogRotation;
 use chrono::{SecondsFormat, Utc};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -237,14 +237,24 @@ pub fn reopen(writer: Option<&SharedWriter>, id: &str) -> Result<(), String> {
         .map_err(|e| format!("container {id}: reopen {}: {e}", w.path.display()))
 }
 
-/// Copy a container's output stream into its CRI log until EOF.
-/// Blocking: the shim runs one small thread per stream (a pty master is not
-/// a FIFO, so tokio's pipe type does not take it).
-pub fn pump(mut reader: impl Read, stream: &'static str, writer: &SharedWriter) {
+/// Copy a container's output stream (a pipe, or a pty master) into its
+/// CRI log until EOF. Async on the shim's one thread: no thread per
+/// stream, so a pod costs the same few pages whatever its container count.
+pub async fn pump(fd: std::os::fd::OwnedFd, stream: &'static str, writer: SharedWriter) {
+    use tokio::io::AsyncReadExt;
+    // tokio's pipe type polls any pollable fd; "unchecked" because a pty
+    // master is not a FIFO. It sets O_NONBLOCK itself.
+    let mut reader = match tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(fd) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("log stream: {e}");
+            return;
+        }
+    };
     let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 32 * 1024];
+    let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        let n = match reader.read(&mut chunk) {
+        let n = match reader.read(&mut chunk).await {
             Ok(n) => n,
             // A pty master reports EIO once the last slave is closed.
             Err(e) if e.raw_os_error() == Some(libc::EIO) => 0,

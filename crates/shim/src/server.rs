@@ -2,7 +2,7 @@
 //!
 //! Single-threaded (a tokio current-thread runtime with a `LocalSet`), so
 //! the state lives in an `Rc<RefCell<_>>` and no lock is held across an
-//! await. Blocking work (helper output, log pumps) runs on threads.
+//! await. Helper output and log pumps are async on that one thread.
 
 use crate::fdpass;
 use crate::infra;
@@ -15,7 +15,6 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -723,7 +722,7 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
         }
         let writer = writer.clone();
         let stream: &'static str = if name == "stderr" { "stderr" } else { "stdout" };
-        std::thread::spawn(move || logs::pump(std::fs::File::from(fd), stream, &writer));
+        tokio::task::spawn_local(logs::pump(fd, stream, writer));
     }
     {
         let mut g = inner.borrow_mut();
@@ -848,13 +847,16 @@ async fn run_helper(
     drop(lifted);
     drop(stdio);
     let stdout = child.stdout.take().ok_or("helper has no stdout")?;
-    let line = tokio::task::spawn_blocking(move || {
+    // Read the helper's answer on this thread (no blocking-pool thread).
+    let line = {
+        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(stdout))
+            .map_err(|e| format!("helper stdout: {e}"))?;
         let mut line = String::new();
-        let _ = BufReader::new(stdout).take(1 << 20).read_line(&mut line);
+        let _ = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(pipe, 1 << 20))
+            .read_line(&mut line)
+            .await;
         line
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    };
     let status = rx.await.map_err(|_| "helper exit was lost".to_string())?;
     match serde_json::from_str::<HelperResult>(&line) {
         Ok(HelperResult::Ok { pid }) => Ok(pid),
