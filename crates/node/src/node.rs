@@ -80,13 +80,22 @@ impl Node {
         uid: &str,
         status: PodStatus,
     ) -> Result<Option<Pod>, StoreError> {
-        let pod = self.store.update_with::<Pod>(&pod_key(ns, name), |p| {
-            if p.metadata.uid.as_deref() != Some(uid) || p.status.as_ref() == Some(&status) {
-                return false;
-            }
-            p.status = Some(status.clone());
-            true
-        })?;
+        // Status is observed, not desired, state: after a crash the pod
+        // worker recomputes it from the runtime, so it is written without
+        // an fsync (made durable within a second, or by the next durable
+        // write) - a pod's few status writes would otherwise queue behind
+        // one fsync each.
+        let pod = self.store.update_with_sync::<Pod>(
+            &pod_key(ns, name),
+            crate::store::Sync::Lazy,
+            |p| {
+                if p.metadata.uid.as_deref() != Some(uid) || p.status.as_ref() == Some(&status) {
+                    return false;
+                }
+                p.status = Some(status.clone());
+                true
+            },
+        )?;
         Ok(pod.filter(|p| p.metadata.uid.as_deref() == Some(uid)))
     }
 

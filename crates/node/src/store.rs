@@ -185,10 +185,11 @@ enum Op {
 /// How durable one write must be.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Sync {
-    /// On disk when the call returns (desired state, status).
+    /// On disk when the call returns (desired state).
     Durable,
-    /// On disk at the next `flush` or durable write (events: losing the last
-    /// second of them in a crash is acceptable, an fsync each is not).
+    /// On disk at the next `flush` or durable write (events and pod status,
+    /// which the node recomputes: losing the last second of them in a
+    /// crash is acceptable, an fsync each is not).
     Lazy,
 }
 

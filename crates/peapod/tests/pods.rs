@@ -719,7 +719,7 @@ fn one_process_per_pod_besides_its_containers() {
     for ctrl in ["pids", "memory"] {
         let root = std::path::PathBuf::from(format!("/sys/fs/cgroup/{ctrl}/{}", d.cgroup_parent));
         if root.exists() {
-            pids = all_pids(&root);
+            pids = all_pids_in(&root);
             break;
         }
     }
@@ -746,22 +746,6 @@ fn one_process_per_pod_besides_its_containers() {
         ns_inode(containers[1], "pid")
     );
     assert_eq!(d.exec_ok("lean", "a", &["hostname"]).trim(), "lean");
-}
-
-fn all_pids(dir: &std::path::Path) -> Vec<i32> {
-    let mut out: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                out.extend(all_pids(&e.path()));
-            }
-        }
-    }
-    out
 }
 
 #[test]

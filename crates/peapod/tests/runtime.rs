@@ -114,7 +114,10 @@ impl Drop for Env {
             let p = h.path().join(&self.cgroup_parent);
             for c in std::fs::read_dir(&p).into_iter().flatten().flatten() {
                 if c.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    leaked.push(c.path().display().to_string());
+                    // The shims' shared cgroup is the runtime's own.
+                    if c.file_name() != "shims" || !all_pids_in(&c.path()).is_empty() {
+                        leaked.push(c.path().display().to_string());
+                    }
                     let _ = std::fs::remove_dir(c.path());
                 }
             }

@@ -94,6 +94,10 @@ impl Runtime {
         for d in [paths.sandboxes_state(), paths.sandboxes_data()] {
             std::fs::create_dir_all(&d).map_err(RuntimeError::io(&d))?;
         }
+        cgroups.create(
+            &paths.shims_cgroup(),
+            &cgroups::resources::CgroupValues::default(),
+        )?;
         let rt = Self {
             opts,
             paths,

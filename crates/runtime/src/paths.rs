@@ -11,7 +11,7 @@
 //!   bundle and rootfs.
 //! - cgroups: the sandbox's cgroup parent (given by the caller) holds one
 //!   child per container, named by its id, and the infra process's, named
-//!   by the sandbox id; each shim has `<--cgroup-parent>/shim-<sid>`.
+//!   by the sandbox id; the shims share `<--cgroup-parent>/shims`.
 //!
 //! What the caller owns (logs, volumes) lives where the caller says.
 
@@ -88,8 +88,12 @@ impl Paths {
     pub fn cgroup_parent(&self) -> &str {
         &self.cgroup_parent
     }
-    pub fn shim_cgroup(&self, sid: &str) -> String {
-        format!("{}/shim-{sid}", self.cgroup_parent)
+    /// The one cgroup every shim (and its short-lived helpers) runs in,
+    /// as containerd's shims share one: a cgroup per shim would cost a
+    /// cgroup creation in every v1 hierarchy per pod for nothing - a shim
+    /// is ended by its proven pid, not by its cgroup.
+    pub fn shims_cgroup(&self) -> String {
+        format!("{}/shims", self.cgroup_parent)
     }
 }
 

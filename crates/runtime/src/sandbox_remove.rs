@@ -44,7 +44,6 @@ impl Runtime {
                 }
             }
         }
-        self.cgroups.remove(&self.paths.shim_cgroup(sid))?;
         for d in [&state_dir, &data_dir] {
             match std::fs::remove_dir_all(d) {
                 Ok(()) => {}

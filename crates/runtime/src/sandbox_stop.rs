@@ -108,6 +108,5 @@ impl Runtime {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
-        self.kill_cgroup(&self.paths.shim_cgroup(sid));
     }
 }

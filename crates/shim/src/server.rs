@@ -139,8 +139,31 @@ pub fn running_shim(pid_file: &Path) -> Option<i32> {
     (alive(pid) && start_time(pid) == Some(start)).then_some(pid)
 }
 
+/// Leave the daemon: a new session (Ctrl-C on a foreground daemon spares
+/// the pod), then a fork whose parent returns at once, so the shim is
+/// re-parented to init (or the daemon's subreaper) and outlives the
+/// daemon. Returns true in the shim, false in the parent that must exit.
+fn detach() -> Result<bool, String> {
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    // SAFETY: called first thing, while this process has one thread; the
+    // child goes on with ordinary code, the parent only returns and exits.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => Ok(false),
+        Ok(nix::unistd::ForkResult::Child) => Ok(true),
+        Err(e) => Err(format!("fork: {e}")),
+    }
+}
+
 /// Entry point of `peapod shim --dir POD_DIR`. Returns the exit code.
 pub fn main(dir: &Path) -> i32 {
+    match detach() {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(e) => {
+            eprintln!("peapod shim: cannot detach: {e}");
+            return 1;
+        }
+    }
     let cfg: SandboxConfig = match std::fs::read(dir.join(CONFIG_NAME))
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))

@@ -358,7 +358,10 @@ impl Daemon {
                 let p = e.path().join(&self.cgroup_parent);
                 if let Ok(children) = std::fs::read_dir(&p) {
                     for c in children.flatten() {
-                        if c.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        // `shims` is the daemon's own, shared by every
+                        // shim; it stays with the cgroup parent.
+                        let own = c.file_name() == "shims" && all_pids_in(&c.path()).is_empty();
+                        if c.file_type().map(|t| t.is_dir()).unwrap_or(false) && !own {
                             out.push(format!("cgroup {}", c.path().display()));
                         }
                     }
@@ -529,6 +532,23 @@ fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Pids in cgroup directory `p` and below.
+pub fn all_pids_in(p: &Path) -> Vec<i32> {
+    let mut out: Vec<i32> = std::fs::read_to_string(p.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.extend(all_pids_in(&e.path()));
+            }
+        }
+    }
+    out
 }
 
 fn remove_cgroup_tree(p: &Path) {
