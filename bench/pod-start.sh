@@ -19,8 +19,10 @@ P=$PWD/target/$PROFILE/peapod
 scripts/build-test-images.sh target/test-images >/dev/null
 
 D=$(mktemp -d /tmp/ppb-XXXX)
-export PEAPOD_SOCKET=$D/s/peapod.sock
-RUST_LOG=${RUST_LOG:-info} $P serve --root "$D/root" --state "$D/s" --cgroup-parent "peapod-bench-$$" >"$D/daemon.log" 2>&1 &
+# Runtime state on tmpfs, as /run/peapod is in production.
+S=/run/peapod-bench-$$
+export PEAPOD_SOCKET=$S/peapod.sock
+RUST_LOG=${RUST_LOG:-info} $P serve --root "$D/root" --state "$S" --cgroup-parent "peapod-bench-$$" >"$D/daemon.log" 2>&1 &
 DAEMON=$!
 cleanup() {
     for p in $($P get pods -o name 2>/dev/null); do $P delete "$p" --grace-period=0 >/dev/null 2>&1 || true; done
@@ -28,7 +30,7 @@ cleanup() {
     wait "$DAEMON" 2>/dev/null || true
     for c in /sys/fs/cgroup/*/peapod-bench-$$; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null; done
     [ -n "${BENCH_KEEP:-}" ] && cp "$D/daemon.log" /tmp/bench-daemon.log
-    rm -rf "$D"
+    rm -rf "$D" "$S"
 }
 trap cleanup EXIT
 for _ in $(seq 200); do [ -S "$PEAPOD_SOCKET" ] && break; sleep 0.05; done
@@ -77,7 +79,7 @@ pss() { awk '/^Pss:/ {s+=$2} END {print s+0}' "/proc/$1/smaps_rollup" 2>/dev/nul
 # Every process in this daemon's cgroup tree that is not a container's:
 # shims (shim-<sandbox>) and infra processes (named by the sandbox id).
 per_pod_kb=0; per_pod_n=0
-for pid in $(pgrep -f "shim --dir $D/"); do per_pod_kb=$((per_pod_kb + $(pss "$pid"))); per_pod_n=$((per_pod_n + 1)); done
+for pid in $(pgrep -f "shim --dir $S/"); do per_pod_kb=$((per_pod_kb + $(pss "$pid"))); per_pod_n=$((per_pod_n + 1)); done
 for pid in $(pgrep -x -f "peapod infra"); do
     # only this daemon's infra processes: their cgroup is under our parent
     if grep -q "peapod-bench-$$" "/proc/$pid/cgroup" 2>/dev/null; then

@@ -15,15 +15,17 @@ P=$PWD/target/$PROFILE/peapod
 scripts/build-test-images.sh target/test-images >/dev/null
 
 D=$(mktemp -d /tmp/pps-XXXX)
-export PEAPOD_SOCKET=$D/s/peapod.sock
-RUST_LOG=${RUST_LOG:-warn} $P serve --root "$D/root" --state "$D/s" --cgroup-parent "peapod-scale-$$" --pod-max-pids 64 >"$D/daemon.log" 2>&1 &
+# Runtime state on tmpfs, as /run/peapod is in production.
+S=/run/peapod-bench-$$
+export PEAPOD_SOCKET=$S/peapod.sock
+RUST_LOG=${RUST_LOG:-warn} $P serve --root "$D/root" --state "$S" --cgroup-parent "peapod-scale-$$" --pod-max-pids 64 >"$D/daemon.log" 2>&1 &
 DAEMON=$!
 cleanup() {
     $P delete -f "$D/pods.yaml" --grace-period=0 >/dev/null 2>&1 || true
     kill "$DAEMON" 2>/dev/null || true
     wait "$DAEMON" 2>/dev/null || true
     for c in /sys/fs/cgroup/*/peapod-scale-$$; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null; done
-    rm -rf "$D"
+    rm -rf "$D" "$S"
 }
 trap cleanup EXIT
 for _ in $(seq 200); do [ -S "$PEAPOD_SOCKET" ] && break; sleep 0.05; done
@@ -46,7 +48,7 @@ now() { date +%s%N; }
 running() { $P get pods 2>/dev/null | tail -n +2 | awk '$3=="Running"' | wc -l; }
 t0=$(now)
 $P apply -f "$D/pods.yaml" >/dev/null
-until [ "$(running)" -ge "$N" ]; do sleep 0.1; done
+until [ "$(running)" -ge "$N" ]; do sleep 0.2; done
 t1=$(now)
 echo "peapod: $N pods applied at once -> all Running: $(( (t1 - t0) / 1000000 )) ms"
 
@@ -56,7 +58,7 @@ echo "peapod: daemon RSS with $N pods: $((rss / 1024)) MiB"
 
 ticks() {
     local sum=0
-    for pid in "$DAEMON" $(pgrep -f "shim --dir $D/"); do
+    for pid in "$DAEMON" $(pgrep -f "shim --dir $S/"); do
         t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
         sum=$((sum + t))
     done
