@@ -76,7 +76,7 @@ done
 echo "peapod: get pods over $N pods, median of 10: $(printf '%s\n' "${lat[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') ms"
 
 t0=$(now)
-$P delete -f "$D/pods.yaml" --grace-period=0 >/dev/null
+$P delete -f "$D/pods.yaml" --grace-period=0 --timeout 1200s >/dev/null
 until [ "$($P get pods 2>/dev/null | tail -n +2 | wc -l)" -eq 0 ]; do sleep 0.1; done
 t1=$(now)
 echo "peapod: delete all $N pods: $(( (t1 - t0) / 1000000 )) ms"

@@ -89,24 +89,33 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
             } else {
                 format!("/api/v1/namespaces/{}/pods", encode(&args.namespace))
             };
-            let list: Value = client.get_json(&path).await?;
-            let items = match list.get("items") {
-                Some(Value::Array(items)) => items.clone(),
-                Some(Value::Null) | None => Vec::new(),
-                Some(_) => bail!("error: the daemon's PodList has no items array"),
+            // Tables need typed pods only: decode the list straight into
+            // them (no JSON value tree per pod) unless the output is the
+            // objects themselves.
+            let pods: Vec<(Value, Pod)> = if matches!(args.output, Output::Json | Output::Yaml) {
+                let list: Value = client.get_json(&path).await?;
+                let items = match list.get("items") {
+                    Some(Value::Array(items)) => items.clone(),
+                    Some(Value::Null) | None => Vec::new(),
+                    Some(_) => bail!("error: the daemon's PodList has no items array"),
+                };
+                let mut pods = Vec::with_capacity(items.len());
+                for item in items {
+                    let pod = to_pod(&item)?;
+                    pods.push((item, pod));
+                }
+                pods
+            } else {
+                let list: TypedPodList = client.get_json(&path).await?;
+                list.items.into_iter().map(|p| (Value::Null, p)).collect()
             };
-            if items.is_empty() && !matches!(args.output, Output::Json | Output::Yaml) {
+            if pods.is_empty() && !matches!(args.output, Output::Json | Output::Yaml) {
                 if args.all_namespaces {
                     eprintln!("No resources found");
                 } else {
                     eprintln!("No resources found in {} namespace.", args.namespace);
                 }
                 return Ok(());
-            }
-            let mut pods = Vec::with_capacity(items.len());
-            for item in items {
-                let pod = to_pod(&item)?;
-                pods.push((item, pod));
             }
             out.push_str(&printer.print(&pods, false)?);
         }
@@ -245,8 +254,15 @@ fn write_out(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// A PodList decoded straight into typed pods.
+#[derive(serde::Deserialize)]
+struct TypedPodList {
+    #[serde(default)]
+    items: Vec<Pod>,
+}
+
 fn to_pod(value: &Value) -> Result<Pod> {
-    serde_json::from_value(value.clone())
+    <Pod as serde::Deserialize>::deserialize(value)
         .map_err(|e| anyhow!("error: the daemon returned a pod that does not decode: {e}"))
 }
 
