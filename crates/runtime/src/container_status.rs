@@ -54,21 +54,10 @@ impl Runtime {
 
     pub fn container_record(&self, cid: &str) -> Result<ContainerRecord, RuntimeError> {
         let sid = self.sandbox_of(cid)?;
-        let p = self.paths.container_dir(&sid, cid).join(RECORD);
-        let b = std::fs::read(&p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                RuntimeError::NotFound(format!("container {cid}"))
-            } else {
-                RuntimeError::Io {
-                    path: p.clone(),
-                    source: e,
-                }
-            }
-        })?;
-        serde_json::from_slice(&b).map_err(|e| RuntimeError::Container {
-            name: cid.into(),
-            message: format!("{}: {e}", p.display()),
-        })
+        crate::read_json(
+            &self.paths.container_dir(&sid, cid).join(RECORD),
+            &format!("container {cid}"),
+        )
     }
 
     /// The state the shim last persisted for `cid`.

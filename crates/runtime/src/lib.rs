@@ -87,6 +87,26 @@ pub(crate) fn write_json_atomic(
     std::fs::rename(&tmp, path).map_err(RuntimeError::io(path))
 }
 
+/// Read a record the runtime wrote with [`write_json_atomic`]; a missing
+/// file is CRI's NotFound for `what` ("sandbox ID", "container ID").
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<T, RuntimeError> {
+    let b = std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            RuntimeError::NotFound(what.to_string())
+        } else {
+            RuntimeError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    })?;
+    serde_json::from_slice(&b)
+        .map_err(|e| RuntimeError::Config(format!("{what}: {}: {e}", path.display())))
+}
+
 impl Runtime {
     pub fn new(opts: RuntimeOptions, images: Arc<ImageStore>) -> Result<Self, RuntimeError> {
         let cgroups = Cgroups::detect()?;

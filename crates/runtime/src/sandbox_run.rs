@@ -60,21 +60,7 @@ pub struct SandboxRecord {
 
 impl Runtime {
     pub fn sandbox_record(&self, sid: &str) -> Result<SandboxRecord, RuntimeError> {
-        let p = self.paths.sandbox_record(sid);
-        let b = std::fs::read(&p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                RuntimeError::NotFound(format!("sandbox {sid}"))
-            } else {
-                RuntimeError::Io {
-                    path: p.clone(),
-                    source: e,
-                }
-            }
-        })?;
-        serde_json::from_slice(&b).map_err(|e| RuntimeError::Sandbox {
-            uid: sid.into(),
-            message: format!("{}: {e}", p.display()),
-        })
+        crate::read_json(&self.paths.sandbox_record(sid), &format!("sandbox {sid}"))
     }
 
     pub(crate) fn write_sandbox_record(&self, rec: &SandboxRecord) -> Result<(), RuntimeError> {
