@@ -34,17 +34,8 @@ impl Runtime {
         }
         self.cgroups.remove(&rec.cgroup)?;
         let dir = self.paths.container_dir(&sid, cid);
-        mounts::unmount_all_under(&dir)?;
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(RuntimeError::Io {
-                    path: dir,
-                    source: e,
-                })
-            }
-        }
+        mounts::detach(&dir.join("rootfs"))?;
+        mounts::remove_tree(&dir)?;
         self.index_remove(cid);
         Ok(())
     }

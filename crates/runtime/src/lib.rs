@@ -69,6 +69,9 @@ pub struct Runtime {
     pub images: Arc<ImageStore>,
     /// Container id → sandbox id.
     index: Mutex<HashMap<String, String>>,
+    /// Cgroup parent → the sandboxes in it (sandboxes of one pod share
+    /// their pod's cgroup; the last one out removes it).
+    parents: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 /// Now, RFC 3339 with nanoseconds.
@@ -124,14 +127,47 @@ impl Runtime {
             cgroups,
             images,
             index: Mutex::new(HashMap::new()),
+            parents: Mutex::new(HashMap::new()),
         };
-        // Build the container index from disk.
+        // Build the container and cgroup-parent indexes from disk.
         let _ = rt.list_containers(&ContainerFilter::default());
+        for sid in rt.sandbox_ids() {
+            if let Ok(rec) = rt.sandbox_record(&sid) {
+                rt.parent_put(&rec.config.cgroup_parent, &sid);
+            }
+        }
         Ok(rt)
     }
 
     pub fn shim(&self, sid: &str) -> ShimClient {
         ShimClient::new(self.paths.shim_socket(sid))
+    }
+
+    pub(crate) fn parent_put(&self, parent: &str, sid: &str) {
+        if let Ok(mut m) = self.parents.lock() {
+            m.entry(parent.trim_matches('/').to_string())
+                .or_default()
+                .insert(sid.to_string());
+        }
+    }
+
+    /// Forget `sid` in `parent`; the other sandboxes still in it.
+    pub(crate) fn parent_remove(&self, parent: &str, sid: &str) -> Vec<String> {
+        let Ok(mut m) = self.parents.lock() else {
+            return Vec::new();
+        };
+        let key = parent.trim_matches('/');
+        let rest: Vec<String> = match m.get_mut(key) {
+            Some(set) => {
+                set.remove(sid);
+                set.iter().cloned().collect()
+            }
+            None => Vec::new(),
+        };
+        if rest.is_empty() {
+            m.remove(key);
+        }
+        rest
     }
 
     pub(crate) fn index_get(&self, cid: &str) -> Option<String> {

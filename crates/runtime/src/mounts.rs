@@ -82,6 +82,40 @@ pub fn unmount_all_under(dir: &Path) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// Detach the mount at `path` if there is one (the mounts the runtime
+/// made itself, at paths it knows: no scan of the mount table, which grows
+/// with every pod).
+pub fn detach(path: &Path) -> Result<(), RuntimeError> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(RuntimeError::Io {
+            path: path.to_path_buf(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Remove directory tree `dir` of the runtime's own, whose known mounts
+/// are already detached; if something is still mounted below it (left by
+/// a crash), scan the mount table, unmount what is there and try again.
+/// Only for the runtime's directories: nothing there is a bind mount of
+/// data that is not the sandbox's own. A missing `dir` is fine.
+pub fn remove_tree(dir: &Path) -> Result<(), RuntimeError> {
+    let rm = |d: &Path| match std::fs::remove_dir_all(d) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
+    let io = |e| RuntimeError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    };
+    if rm(dir).is_ok() {
+        return Ok(());
+    }
+    unmount_all_under(dir)?;
+    rm(dir).map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

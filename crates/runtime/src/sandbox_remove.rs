@@ -16,21 +16,26 @@ impl Runtime {
         }
         let state_dir = self.paths.sandbox_state(sid);
         let data_dir = self.paths.sandbox_data(sid);
-        mounts::unmount_all_under(&state_dir)?;
-        mounts::unmount_all_under(&data_dir)?;
+        // The mounts the sandbox made, at the paths it made them.
+        for c in self.container_records(sid) {
+            mounts::detach(&self.paths.container_dir(sid, &c.id).join("rootfs"))?;
+        }
+        for kind in ["net", "ipc", "uts", "pid"] {
+            mounts::detach(&self.paths.ns_dir(sid).join(kind))?;
+        }
+        mounts::detach(&self.paths.shm_dir(sid))?;
         if let Some(rec) = &rec {
             let parent = rec.config.cgroup_parent.trim_matches('/');
             self.cgroups
                 .remove(&crate::paths::container_cgroup(parent, sid))?;
+            let others = self.parent_remove(parent, sid);
             if rec.created_cgroup {
                 // Another sandbox of the same pod (a newer attempt) may use
                 // the same parent: it inherits the parent, which goes with
                 // the last of them.
-                let heir = self
-                    .sandbox_ids()
-                    .into_iter()
-                    .filter(|other| other != sid)
-                    .filter_map(|other| self.sandbox_record(&other).ok())
+                let heir = others
+                    .iter()
+                    .filter_map(|other| self.sandbox_record(other).ok())
                     .find(|o| o.config.cgroup_parent.trim_matches('/') == parent);
                 match heir {
                     Some(mut h) => {
@@ -45,16 +50,7 @@ impl Runtime {
             }
         }
         for d in [&state_dir, &data_dir] {
-            match std::fs::remove_dir_all(d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(RuntimeError::Io {
-                        path: d.clone(),
-                        source: e,
-                    })
-                }
-            }
+            mounts::remove_tree(d)?;
         }
         Ok(())
     }

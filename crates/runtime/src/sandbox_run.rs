@@ -140,8 +140,9 @@ impl Runtime {
             created_cgroup: !self.cgroups.exists(&parent),
         };
         self.write_sandbox_record(&rec)?;
+        self.parent_put(&parent, sid);
 
-        // The pod's cgroup with the pod's limits; the shim's own.
+        // The pod's cgroup with the pod's limits.
         if rec.created_cgroup {
             let pod_values = CgroupValues {
                 cpu_shares: cfg.cgroup.cpu_shares,
