@@ -19,6 +19,11 @@ pub struct Node {
     workers: Mutex<HashMap<String, Arc<Notify>>>,
     /// Sandbox id → pod UID, to route shims' events to pod workers.
     sandboxes: Mutex<HashMap<String, String>>,
+    /// Bounds how many sandboxes and containers are being made at once:
+    /// each is mostly kernel work (namespaces, mounts, cgroups) that
+    /// contends on global locks, so hundreds at once on a few cores go
+    /// slower in total than a few at a time.
+    pub starts: Arc<tokio::sync::Semaphore>,
     pub hostname: String,
 }
 
@@ -55,6 +60,11 @@ impl Node {
             puller,
             workers: Mutex::new(HashMap::new()),
             sandboxes: Mutex::new(HashMap::new()),
+            starts: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get() * 2)
+                    .unwrap_or(4),
+            )),
             hostname,
         })
     }

@@ -477,7 +477,9 @@ async fn create_sandbox(
     let cfg = sandbox_config(node, pod, attempt);
     let rt = node.runtime.clone();
     let t0 = std::time::Instant::now();
+    let permit = node.starts.clone().acquire_owned().await.ok();
     let res = blocking(move || rt.run_pod_sandbox(&cfg)).await?;
+    drop(permit);
     tracing::debug!(pod = ?pod.metadata.name, elapsed = ?t0.elapsed(), "run sandbox");
     obs.sandbox_failed = res.is_err();
     match res {
@@ -564,7 +566,9 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
         let rt = node.runtime.clone();
         let sid = sid.clone();
         let t0 = std::time::Instant::now();
+        let permit = node.starts.clone().acquire_owned().await.ok();
         let task = tokio::task::spawn_blocking(move || -> Result<(), RuntimeError> {
+            let _permit = permit;
             for id in stale {
                 rt.remove_container(&id)?;
             }
