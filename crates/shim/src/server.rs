@@ -43,10 +43,22 @@ struct ExecEntry {
     exit: Option<ExitInfo>,
 }
 
+/// What the shim holds for a container besides its state.
+struct Attached {
+    /// Where the container's state is kept on disk.
+    status_file: PathBuf,
+    /// The cgroup's OOM kill counter file.
+    oom_file: Option<PathBuf>,
+    /// Write end of a `stdin: true` container's stdin, held open while it runs.
+    stdin: Option<OwnedFd>,
+    /// The log writer (for `ReopenLog`) while the container runs.
+    log_writer: Option<logs::SharedWriter>,
+}
+
 struct Inner {
     dir: PathBuf,
-    /// Where each container's state is kept on disk.
-    status_files: HashMap<String, PathBuf>,
+    /// By container id.
+    attached: HashMap<String, Attached>,
     events: Option<(std::os::unix::net::UnixDatagram, PathBuf)>,
     cfg: SandboxConfig,
     state: ShimState,
@@ -54,11 +66,6 @@ struct Inner {
     /// Exits of processes reaped before they were registered.
     early_exits: HashMap<i32, WaitStatus>,
     execs: HashMap<String, ExecEntry>,
-    oom_files: HashMap<String, PathBuf>,
-    /// Write ends of `stdin: true` containers' stdin, held open.
-    stdin_holders: HashMap<String, OwnedFd>,
-    /// Each container's log writer (for `ReopenLog`).
-    log_writers: HashMap<String, logs::SharedWriter>,
     changed: watch::Sender<u64>,
     next_exec: u64,
 }
@@ -81,24 +88,23 @@ impl Inner {
 
     /// Persist container `id`'s state (atomically: write, then rename).
     fn persist(&self, id: &str) {
-        let (Some(c), Some(path)) = (self.state.containers.get(id), self.status_files.get(id))
-        else {
+        let (Some(c), Some(path)) = (
+            self.state.containers.get(id),
+            self.attached.get(id).map(|a| &a.status_file),
+        ) else {
             return;
         };
-        if let Err(e) = write_atomic(path, c) {
+        let written = serde_json::to_vec(c)
+            .map_err(std::io::Error::other)
+            .and_then(|body| write_atomic(path, &body));
+        if let Err(e) = written {
             eprintln!("peapod shim: {}: {e}", path.display());
         }
     }
 }
 
-fn write_atomic_text(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
-}
-
-fn write_atomic(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
-    let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+/// Replace `path`'s content at once (write a temporary file, rename it).
+fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, path)
@@ -237,7 +243,7 @@ async fn serve(dir: PathBuf, cfg: SandboxConfig) -> std::io::Result<()> {
     let (changed, _) = watch::channel(0u64);
     let inner: Shared = Rc::new(RefCell::new(Inner {
         dir: dir.clone(),
-        status_files: HashMap::new(),
+        attached: HashMap::new(),
         events,
         cfg,
         state: ShimState {
@@ -249,15 +255,12 @@ async fn serve(dir: PathBuf, cfg: SandboxConfig) -> std::io::Result<()> {
         procs,
         early_exits: HashMap::new(),
         execs: HashMap::new(),
-        oom_files: HashMap::new(),
-        stdin_holders: HashMap::new(),
-        log_writers: HashMap::new(),
         changed,
         next_exec: 0,
     }));
     let me = std::process::id() as i32;
     let started = start_time(me).unwrap_or(0);
-    write_atomic_text(&dir.join("shim.pid"), &format!("{me} {started}"))?;
+    write_atomic(&dir.join("shim.pid"), format!("{me} {started}").as_bytes())?;
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     {
@@ -349,11 +352,14 @@ fn record_exit(inner: &Shared, pid: i32, status: WaitStatus) {
             g.bump();
         }
         Some(Proc::Container(id)) => {
-            let oom = g.oom_files.get(&id).cloned();
+            let oom = g.attached.get_mut(&id).and_then(|a| {
+                a.stdin = None;
+                // The pumps keep the writer until their EOF; then the file
+                // closes.
+                a.log_writer = None;
+                a.oom_file.clone()
+            });
             let info = exit_info(status, oom.as_deref());
-            g.stdin_holders.remove(&id);
-            // The pumps keep the writer until their EOF; then the file closes.
-            g.log_writers.remove(&id);
             if let Some(c) = g.state.containers.get_mut(&id) {
                 c.status = ContainerStatus::Exited;
                 c.exit = Some(info);
@@ -558,10 +564,7 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
             .await?;
             let mut g = inner.borrow_mut();
             g.state.containers.remove(&id);
-            g.status_files.remove(&id);
-            g.oom_files.remove(&id);
-            g.stdin_holders.remove(&id);
-            g.log_writers.remove(&id);
+            g.attached.remove(&id);
             g.bump();
             Ok((Response::Ok, Vec::new()))
         }
@@ -609,7 +612,11 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
             Ok((Response::Ok, Vec::new()))
         }
         Request::ReopenLog { id } => {
-            let writer = inner.borrow().log_writers.get(&id).cloned();
+            let writer = inner
+                .borrow()
+                .attached
+                .get(&id)
+                .and_then(|a| a.log_writer.clone());
             logs::reopen(writer.as_ref(), &id)?;
             Ok((Response::Ok, Vec::new()))
         }
@@ -734,13 +741,10 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
     .await?;
     let pid = pid.ok_or_else(|| format!("container {}: helper reported no pid", c.id))?;
     let writer = logs::LogWriter::shared(&c.log_path, c.log_rotation);
-    inner
-        .borrow_mut()
-        .log_writers
-        .insert(c.id.clone(), writer.clone());
+    let mut stdin = None;
     for (name, fd) in outputs {
         if name == "stdin" {
-            inner.borrow_mut().stdin_holders.insert(c.id.clone(), fd);
+            stdin = Some(fd);
             continue;
         }
         let writer = writer.clone();
@@ -749,10 +753,15 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
     }
     {
         let mut g = inner.borrow_mut();
-        if let Some(f) = &c.oom_events {
-            g.oom_files.insert(c.id.clone(), f.clone());
-        }
-        g.status_files.insert(c.id.clone(), c.status_file.clone());
+        g.attached.insert(
+            c.id.clone(),
+            Attached {
+                status_file: c.status_file.clone(),
+                oom_file: c.oom_events.clone(),
+                stdin,
+                log_writer: Some(writer),
+            },
+        );
         g.state.containers.insert(
             c.id.clone(),
             ContainerState {
