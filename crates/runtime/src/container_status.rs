@@ -60,6 +60,17 @@ impl Runtime {
         )
     }
 
+    /// The records of a sandbox's containers.
+    pub(crate) fn container_records(&self, sid: &str) -> Vec<ContainerRecord> {
+        let Ok(rd) = std::fs::read_dir(self.paths.containers_dir(sid)) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| std::fs::read(e.path().join(RECORD)).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect()
+    }
+
     /// The state the shim last persisted for `cid`.
     pub(crate) fn shim_container_state(
         &self,
@@ -87,22 +98,11 @@ impl Runtime {
         let mut out = Vec::new();
         for sid in sids {
             let shim_alive = self.shim_pid(&sid).is_some();
-            let Ok(rd) = std::fs::read_dir(self.paths.containers_dir(&sid)) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let Some(cid) = e.file_name().to_str().map(str::to_string) else {
-                    continue;
-                };
+            for rec in self.container_records(&sid) {
+                let cid = rec.id.clone();
                 if filter.id.as_ref().is_some_and(|id| id != &cid) {
                     continue;
                 }
-                let Some(rec) = std::fs::read(e.path().join(RECORD))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<ContainerRecord>(&b).ok())
-                else {
-                    continue;
-                };
                 self.index_put(&cid, &sid);
                 let st = self.shim_container_state(&sid, &cid);
                 let status = status_from(&rec, st.as_ref(), shim_alive);

@@ -4,7 +4,7 @@
 use crate::error::RuntimeError;
 use crate::types::ContainerState;
 use crate::Runtime;
-use peapod_shim::{ContainerStatus, Request, ShimState};
+use peapod_shim::{ContainerStatus, Request, ShimClient, ShimState};
 use std::time::{Duration, Instant};
 
 fn exited(s: &ShimState, id: &str) -> bool {
@@ -14,21 +14,31 @@ fn exited(s: &ShimState, id: &str) -> bool {
         .unwrap_or(true)
 }
 
+/// Follow the shim's state from `state` until `done` holds (true) or
+/// `timeout` passes (false).
+pub(crate) fn wait_shim(
+    shim: &ShimClient,
+    mut state: ShimState,
+    timeout: Duration,
+    done: impl Fn(&ShimState) -> bool,
+) -> Result<bool, RuntimeError> {
+    let start = Instant::now();
+    while !done(&state) {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        state = shim.wait_change(state.generation, left.min(Duration::from_secs(5)))?;
+    }
+    Ok(true)
+}
+
 impl Runtime {
     /// Wait until container `cid` has exited or `timeout` passes.
     pub fn wait_container_exit(&self, cid: &str, timeout: Duration) -> Result<bool, RuntimeError> {
-        let sid = self.sandbox_of(cid)?;
-        let shim = self.shim(&sid);
-        let start = Instant::now();
-        let mut state = shim.state()?;
-        while !exited(&state, cid) {
-            let left = timeout.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            state = shim.wait_change(state.generation, left.min(Duration::from_secs(5)))?;
-        }
-        Ok(true)
+        let shim = self.shim(&self.sandbox_of(cid)?);
+        let state = shim.state()?;
+        wait_shim(&shim, state, timeout, |s| exited(s, cid))
     }
 
     /// StopContainer: `signal` first (else the image's `StopSignal`, else

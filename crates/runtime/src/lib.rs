@@ -14,7 +14,7 @@ mod container_remove;
 mod container_start;
 mod container_stats;
 pub mod container_status;
-mod container_stop;
+pub(crate) mod container_stop;
 mod container_update;
 pub mod error;
 pub mod etc_files;
@@ -137,6 +137,22 @@ impl Runtime {
             }
         }
         Ok(rt)
+    }
+
+    /// The daemon is stopping: remove the shims' shared cgroup and the
+    /// cgroup parent when no pod uses them any more (pods keep running
+    /// across a daemon restart, and then both stay).
+    pub fn release(&self) {
+        let shims = self.paths.shims_cgroup();
+        if self.cgroups.all_pids(&shims).is_empty() && self.sandbox_ids().is_empty() {
+            if let Err(e) = self.cgroups.remove(&shims) {
+                tracing::warn!("removing the shims' cgroup: {e}");
+            }
+            // Fails harmlessly while a process still lives below it.
+            if let Err(e) = self.cgroups.remove(self.paths.cgroup_parent()) {
+                tracing::warn!("removing the cgroup parent: {e}");
+            }
+        }
     }
 
     pub fn shim(&self, sid: &str) -> ShimClient {

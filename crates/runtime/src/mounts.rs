@@ -68,15 +68,7 @@ pub fn unmount_all_under(dir: &Path) -> Result<(), RuntimeError> {
             return Ok(());
         }
         for m in mounts {
-            match umount2(&m, MntFlags::MNT_DETACH) {
-                Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-                Err(e) => {
-                    return Err(RuntimeError::Io {
-                        path: m,
-                        source: e.into(),
-                    })
-                }
-            }
+            detach(&m)?;
         }
     }
     Ok(())

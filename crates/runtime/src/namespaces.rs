@@ -102,12 +102,6 @@ pub fn create_pinned(dir: &Path, want: &PodNamespaces) -> Result<Vec<PathBuf>, R
     if kinds.is_empty() {
         return Ok(Vec::new());
     }
-    for k in &kinds {
-        let target = dir.join(k);
-        if !target.exists() {
-            std::fs::File::create(&target).map_err(RuntimeError::io(&target))?;
-        }
-    }
     let want = want.clone();
     let dir_owned = dir.to_path_buf();
     let kinds_owned: Vec<&'static str> = kinds.clone();
@@ -136,15 +130,7 @@ pub fn create_pinned(dir: &Path, want: &PodNamespaces) -> Result<Vec<PathBuf>, R
             let mut pinned = Vec::new();
             for k in &kinds_owned {
                 let target = dir_owned.join(k);
-                let source = PathBuf::from(format!("/proc/thread-self/ns/{k}"));
-                mount(
-                    Some(&source),
-                    &target,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .map_err(|e| fail(&format!("pin {k} namespace"), e.into()))?;
+                pin(Path::new(&format!("/proc/thread-self/ns/{k}")), &target)?;
                 pinned.push(target);
             }
             Ok(pinned)
@@ -159,6 +145,25 @@ pub fn create_pinned(dir: &Path, want: &PodNamespaces) -> Result<Vec<PathBuf>, R
         let _ = crate::mounts::unmount_all_under(dir);
     }
     result
+}
+
+/// Bind-mount namespace file `source` (`/proc/<pid>/ns/<kind>`) onto
+/// `target` (made if missing), so the namespace lives while the mount does.
+pub fn pin(source: &Path, target: &Path) -> Result<(), RuntimeError> {
+    if !target.exists() {
+        std::fs::File::create(target).map_err(RuntimeError::io(target))?;
+    }
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| RuntimeError::Io {
+        path: target.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 /// Bring the loopback interface of the current network namespace up.

@@ -205,7 +205,10 @@ impl Runtime {
             })?;
             // Pin the pod's pid namespace too: containers join it by path.
             let target = self.paths.ns_dir(sid).join("pid");
-            pin_process_ns(pid, "pid", &target)?;
+            namespaces::pin(
+                std::path::Path::new(&format!("/proc/{pid}/ns/pid")),
+                &target,
+            )?;
         }
         if !cfg.host_ipc {
             mounts::mount_shm(&self.paths.shm_dir(sid), mounts::SHM_SIZE)?;
@@ -270,23 +273,4 @@ impl Runtime {
             }
         }
     }
-}
-
-/// Bind-mount `/proc/<pid>/ns/<kind>` onto `target`.
-fn pin_process_ns(pid: i32, kind: &str, target: &std::path::Path) -> Result<(), RuntimeError> {
-    if !target.exists() {
-        std::fs::File::create(target).map_err(RuntimeError::io(target))?;
-    }
-    let source = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
-    nix::mount::mount(
-        Some(&source),
-        target,
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| RuntimeError::Io {
-        path: target.to_path_buf(),
-        source: std::io::Error::from(e),
-    })
 }

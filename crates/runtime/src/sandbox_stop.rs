@@ -4,7 +4,7 @@
 //! removal. Idempotent, and works whether or not the shim still answers:
 //! it is also how a dead shim's leftovers are cleaned up.
 
-use crate::container_status::{ContainerRecord, RECORD, STATUS};
+use crate::container_status::STATUS;
 use crate::error::RuntimeError;
 use crate::Runtime;
 use nix::sys::signal::{kill, Signal};
@@ -13,17 +13,6 @@ use peapod_shim::{ContainerStatus, ExitInfo, Request};
 use std::time::{Duration, Instant};
 
 impl Runtime {
-    /// The records of a sandbox's containers.
-    pub(crate) fn container_records(&self, sid: &str) -> Vec<ContainerRecord> {
-        let Ok(rd) = std::fs::read_dir(self.paths.containers_dir(sid)) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter_map(|e| std::fs::read(e.path().join(RECORD)).ok())
-            .filter_map(|b| serde_json::from_slice(&b).ok())
-            .collect()
-    }
-
     pub fn stop_pod_sandbox(&self, sid: &str) -> Result<(), RuntimeError> {
         let mut rec = self.sandbox_record(sid)?;
         self.stop_processes(sid);
@@ -70,19 +59,16 @@ impl Runtime {
                 }
                 if killed {
                     // Let the shim reap and record the exits.
-                    let start = Instant::now();
-                    let mut st = state;
-                    while st
-                        .containers
-                        .values()
-                        .any(|c| c.status != ContainerStatus::Exited)
-                        && start.elapsed() < Duration::from_secs(5)
-                    {
-                        match shim.wait_change(st.generation, Duration::from_secs(1)) {
-                            Ok(s) => st = s,
-                            Err(_) => break,
-                        }
-                    }
+                    let _ = crate::container_stop::wait_shim(
+                        &shim,
+                        state,
+                        Duration::from_secs(5),
+                        |s| {
+                            s.containers
+                                .values()
+                                .all(|c| c.status == ContainerStatus::Exited)
+                        },
+                    );
                 }
                 let _ = shim.expect_ok(&Request::Shutdown);
             }
