@@ -120,20 +120,27 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     // sandboxes); a sandbox no stored pod owns is removed, and so is one
     // half-made by a crash.
     let pods = node.list_pods(None)?;
-    let known: Vec<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    let known: std::collections::HashSet<String> =
+        pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
     let rt = runtime.clone();
-    let stale: Vec<String> = tokio::task::spawn_blocking(move || {
-        let mut out: Vec<String> = rt
+    // One pass over the runtime's sandboxes: each is its pod's (the pod
+    // worker finds its sandboxes here) or no one's.
+    let (owned, stale) = tokio::task::spawn_blocking(move || {
+        let (owned, unowned): (Vec<_>, Vec<_>) = rt
             .list_pod_sandbox(&peapod_runtime::SandboxFilter::default())
             .into_iter()
-            .filter(|s| !known.contains(&s.metadata.uid))
-            .map(|s| s.id)
-            .collect();
-        out.extend(rt.orphaned_sandbox_ids());
-        out
+            .partition(|s| known.contains(&s.metadata.uid));
+        let mut stale: Vec<String> = unowned.into_iter().map(|s| s.id).collect();
+        stale.extend(rt.orphaned_sandbox_ids());
+        let owned: Vec<(String, String)> =
+            owned.into_iter().map(|s| (s.id, s.metadata.uid)).collect();
+        (owned, stale)
     })
     .await
     .unwrap_or_default();
+    for (sid, uid) in &owned {
+        node.own_sandbox(sid, uid);
+    }
     for sid in stale {
         tracing::info!(sandbox = %sid, "removing a sandbox no pod owns");
         let rt = runtime.clone();
@@ -171,6 +178,8 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         .await;
     let _ = std::fs::remove_file(&opts.socket);
     let _ = std::fs::remove_file(&events_path);
+    let rt = runtime.clone();
+    let _ = tokio::task::spawn_blocking(move || rt.release()).await;
     if let Err(e) = node.store.flush() {
         tracing::warn!("object store: flushing events at shutdown: {e}");
     }

@@ -180,15 +180,26 @@ impl Node {
         }
     }
 
-    /// The pod's newest sandbox.
+    /// The sandboxes the node knows for pod `uid`.
+    pub fn sandboxes_of(&self, uid: &str) -> Vec<String> {
+        let Ok(m) = self.sandboxes.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = m
+            .iter()
+            .filter(|(_, u)| u.as_str() == uid)
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The pod's newest sandbox. Blocking.
     pub fn current_sandbox(&self, pod: &Pod) -> Option<String> {
-        let uid = pod.metadata.uid.clone()?;
-        self.runtime
-            .list_pod_sandbox(&peapod_runtime::SandboxFilter {
-                labels: [(crate::config::LABEL_POD_UID.to_string(), uid)].into(),
-                ..Default::default()
-            })
-            .into_iter()
+        let uid = pod.metadata.uid.as_deref()?;
+        self.sandboxes_of(uid)
+            .iter()
+            .filter_map(|sid| self.runtime.pod_sandbox_status(sid).ok())
             .max_by(peapod_runtime::by_attempt)
             .map(|s| s.id)
     }
@@ -209,20 +220,19 @@ impl Node {
     /// The latest attempt of container `name` of `pod`, in any of its
     /// sandboxes. Blocking.
     pub fn find_container(&self, pod: &Pod, name: &str) -> Option<peapod_runtime::ContainerStatus> {
-        let uid = pod.metadata.uid.clone()?;
-        self.runtime
-            .list_containers(&peapod_runtime::ContainerFilter {
-                labels: [
-                    (crate::config::LABEL_POD_UID.to_string(), uid),
-                    (
-                        crate::config::LABEL_CONTAINER_NAME.to_string(),
-                        name.to_string(),
-                    ),
-                ]
-                .into(),
-                ..Default::default()
-            })
-            .into_iter()
+        let uid = pod.metadata.uid.as_deref()?;
+        let filter = |sid: &String| peapod_runtime::ContainerFilter {
+            sandbox_id: Some(sid.clone()),
+            labels: [(
+                crate::config::LABEL_CONTAINER_NAME.to_string(),
+                name.to_string(),
+            )]
+            .into(),
+            ..Default::default()
+        };
+        self.sandboxes_of(uid)
+            .iter()
+            .flat_map(|sid| self.runtime.list_containers(&filter(sid)))
             .max_by(peapod_runtime::by_attempt)
     }
 

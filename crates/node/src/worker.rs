@@ -16,8 +16,8 @@ use crate::volumes;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use peapod_runtime::cgroups::resources::pod_values;
 use peapod_runtime::{
-    ContainerFilter, ContainerState, RuntimeError, SandboxCgroup, SandboxConfig, SandboxFilter,
-    SandboxState, VolumeMount,
+    ContainerFilter, ContainerState, RuntimeError, SandboxCgroup, SandboxConfig, SandboxState,
+    VolumeMount,
 };
 use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -73,24 +73,10 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
         host_ip: Some(host_ip()),
         ..Default::default()
     };
-    // The pod's sandboxes, found by label once (after a daemon restart they
-    // exist already); from then on the worker tracks the ones it makes.
-    let rt = node.runtime.clone();
-    let u = uid.clone();
-    let mut sandbox_ids: Vec<String> = blocking(move || {
-        rt.list_pod_sandbox(&SandboxFilter {
-            labels: BTreeMap::from([(LABEL_POD_UID.to_string(), u)]),
-            ..Default::default()
-        })
-        .into_iter()
-        .map(|s| s.id)
-        .collect()
-    })
-    .await
-    .unwrap_or_default();
-    for sid in &sandbox_ids {
-        node.own_sandbox(sid, &uid);
-    }
+    // The pod's sandboxes: after a daemon restart the daemon found them
+    // (one pass over the runtime for all pods); from then on the worker
+    // tracks the ones it makes.
+    let mut sandbox_ids = node.sandboxes_of(&uid);
     // The watched shim: (sandbox id, pid, pidfd).
     let mut watched: Option<(String, i32, AsyncFd<OwnedFd>)> = None;
     loop {
