@@ -156,11 +156,23 @@ impl LogWriter {
     pub fn rotate(&mut self) -> std::io::Result<()> {
         self.file = None;
         let target = rotated_name(&self.path, Utc::now());
-        match std::fs::rename(&self.path, &target) {
+        // Never a moment without a live file (a reader opening the path
+        // then must find one): the old file gets its rotated name as a
+        // second link, then a new empty file replaces the path in one
+        // rename.
+        match std::fs::hard_link(&self.path, &target) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let fresh = self.path.with_file_name(format!(".{name}.new"));
+        std::fs::File::create(&fresh)?;
+        std::fs::rename(&fresh, &self.path)?;
         let keep = self.rotation.max_files.max(1) as usize - 1;
         let rotated = rotated_files(&self.path);
         let excess = rotated.len().saturating_sub(keep);
