@@ -23,8 +23,10 @@ use crate::path::FieldPath;
 pub enum Object {
     /// A core/v1 Pod.
     Pod(Box<Pod>),
-    /// A core/v1 Secret (image pull secrets).
+    /// A core/v1 Secret.
     Secret(Box<k8s_openapi::api::core::v1::Secret>),
+    /// A core/v1 ConfigMap.
+    ConfigMap(Box<k8s_openapi::api::core::v1::ConfigMap>),
     /// Any other kind of object, not decoded further.
     Other {
         /// `apiVersion`, e.g. `apps/v1`.
@@ -95,6 +97,9 @@ pub fn decode(input: &str) -> Result<Decoded, DecodeError> {
                 }
                 Object::Secret(s) => {
                     format!("Secret {:?}", s.metadata.name.as_deref().unwrap_or(""))
+                }
+                Object::ConfigMap(c) => {
+                    format!("ConfigMap {:?}", c.metadata.name.as_deref().unwrap_or(""))
                 }
                 Object::Other { kind, name, .. } => format!("{kind} {name:?}"),
             };
@@ -274,6 +279,12 @@ fn decode_value(
         out.push((Object::Secret(Box::new(secret)), warnings));
         return Ok(());
     }
+    if api_version == "v1" && kind == "ConfigMap" {
+        let cm: k8s_openapi::api::core::v1::ConfigMap = typed(&value, kind, location)?;
+        let warnings = unknown_fields(&value, &cm, location)?;
+        out.push((Object::ConfigMap(Box::new(cm)), warnings));
+        return Ok(());
+    }
 
     let name = map
         .get("metadata")
@@ -377,6 +388,9 @@ mod tests {
                 Object::Pod(p) => format!("Pod/{}", p.metadata.name.as_deref().unwrap_or("")),
                 Object::Secret(s) => {
                     format!("Secret/{}", s.metadata.name.as_deref().unwrap_or(""))
+                }
+                Object::ConfigMap(c) => {
+                    format!("ConfigMap/{}", c.metadata.name.as_deref().unwrap_or(""))
                 }
                 Object::Other { kind, name, .. } => format!("{kind}/{name}"),
             })

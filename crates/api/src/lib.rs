@@ -25,6 +25,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod configmap;
 mod decode;
 mod defaults;
 mod path;
@@ -33,6 +34,10 @@ mod secret;
 mod unsupported;
 mod validate;
 
+pub use configmap::{
+    config_key_errors, default_config_map, validate_config_map, validate_config_map_update,
+    MAX_CONFIG_SIZE,
+};
 pub use decode::{decode, DecodeError, Decoded, Object};
 pub use defaults::{
     default_pod, DEFAULT_NAMESPACE, DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS,
@@ -41,7 +46,8 @@ pub use defaults::{
 pub use k8s_openapi::api::core::v1::Pod;
 pub use quantity::{parse_quantity, Quantity};
 pub use secret::{
-    default_secret, validate_secret, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,
+    default_secret, validate_secret, validate_secret_update, DOCKER_CONFIG_JSON_KEY,
+    DOCKER_CONFIG_JSON_TYPE,
 };
 pub use unsupported::unsupported_fields;
 pub use validate::{validate_pod, FieldError, ValidationErrors};

@@ -25,38 +25,23 @@ pub fn default_secret(s: &mut Secret) {
     }
 }
 
-fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= 253
-        && k.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
-
-fn valid_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 253
-        && n.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-}
-
 /// Validate a (defaulted) Secret; the error reads like the API server's.
+/// Values never appear in it.
 pub fn validate_secret(s: &Secret) -> Result<(), String> {
     let name = s.metadata.name.clone().unwrap_or_default();
-    let mut errs = Vec::new();
-    if name.is_empty() {
-        errs.push("metadata.name: Required value: name or generateName is required".to_string());
-    } else if !valid_name(&name) {
-        errs.push(format!("metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"));
-    }
-    for k in s.data.iter().flat_map(|d| d.keys()) {
-        if !valid_key(k) {
-            errs.push(format!("data[{k}]: Invalid value: {k:?}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'"));
-        }
+    let mut errs: Vec<String> = crate::configmap::name_errors(&name).into_iter().collect();
+    crate::configmap::key_errors("data", s.data.iter().flat_map(|d| d.keys()), &mut errs);
+    let size: usize = s
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.0.len())
+        .sum();
+    if size > crate::configmap::MAX_CONFIG_SIZE {
+        errs.push(format!(
+            "data: Too long: may not be more than {} bytes",
+            crate::configmap::MAX_CONFIG_SIZE
+        ));
     }
     if s.type_.as_deref() == Some(DOCKER_CONFIG_JSON_TYPE) {
         match s.data.as_ref().and_then(|d| d.get(DOCKER_CONFIG_JSON_KEY)) {
@@ -68,11 +53,34 @@ pub fn validate_secret(s: &Secret) -> Result<(), String> {
             },
         }
     }
-    match errs.len() {
-        0 => Ok(()),
-        1 => Err(format!("Secret {name:?} is invalid: {}", errs[0])),
-        _ => Err(format!("Secret {name:?} is invalid: [{}]", errs.join(", "))),
+    crate::configmap::invalid("Secret", &name, errs)
+}
+
+/// Validate replacing `old` by `new`: the type never changes; an
+/// `immutable` Secret keeps its data and flag (`ValidateSecretUpdate`).
+pub fn validate_secret_update(old: &Secret, new: &Secret) -> Result<(), String> {
+    validate_secret(new)?;
+    let mut errs = Vec::new();
+    if new.type_ != old.type_ {
+        errs.push(format!(
+            "type: Invalid value: {:?}: field is immutable",
+            new.type_.as_deref().unwrap_or_default()
+        ));
     }
+    if old.immutable == Some(true) {
+        const MSG: &str = "Forbidden: field is immutable when `immutable` is set";
+        if new.immutable != old.immutable {
+            errs.push(format!("immutable: {MSG}"));
+        }
+        if new.data != old.data {
+            errs.push(format!("data: {MSG}"));
+        }
+    }
+    crate::configmap::invalid(
+        "Secret",
+        new.metadata.name.as_deref().unwrap_or_default(),
+        errs,
+    )
 }
 
 #[cfg(test)]
@@ -97,5 +105,28 @@ mod tests {
             .contains("data[.dockerconfigjson]: Required value"));
         let bad = secret("metadata: {name: Bad}\n");
         assert!(validate_secret(&bad).unwrap_err().contains("metadata.name"));
+    }
+
+    #[test]
+    fn generic_secret_keys_type_and_immutable() {
+        let s = secret("metadata: {name: db}\nstringData: {'pass word': hunter2}\n");
+        let e = validate_secret(&s).unwrap_err();
+        assert!(
+            e.starts_with(
+                "Secret \"db\" is invalid: data[pass word]: Invalid value: \"pass word\""
+            ),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        let old = secret("metadata: {name: db}\nstringData: {pass: a}\nimmutable: true\n");
+        let new = secret("metadata: {name: db}\nstringData: {pass: b}\nimmutable: true\n");
+        assert!(validate_secret_update(&old, &new)
+            .unwrap_err()
+            .contains("data: Forbidden: field is immutable when `immutable` is set"));
+        let tls = secret("metadata: {name: db}\ntype: kubernetes.io/tls\nstringData: {pass: a}\n");
+        let opaque = secret("metadata: {name: db}\nstringData: {pass: a}\n");
+        assert!(validate_secret_update(&opaque, &tls)
+            .unwrap_err()
+            .contains("type: Invalid value: \"kubernetes.io/tls\": field is immutable"));
     }
 }

@@ -151,8 +151,26 @@ fn spec_fields(spec: &PodSpec, path: &FieldPath, found: &mut Found) {
 
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
         let vpath = p("volumes").index(i);
-        found.check(v.config_map.is_some(), &vpath.child("configMap"));
-        found.check(v.secret.is_some(), &vpath.child("secret"));
+        for (j, src) in v
+            .projected
+            .iter()
+            .flat_map(|p| p.sources.iter().flatten())
+            .enumerate()
+        {
+            let spath = vpath.child("projected").child("sources").index(j);
+            found.check(
+                src.service_account_token.is_some(),
+                &spath.child("serviceAccountToken"),
+            );
+            found.check(
+                src.cluster_trust_bundle.is_some(),
+                &spath.child("clusterTrustBundle"),
+            );
+            found.check(
+                src.pod_certificate.is_some(),
+                &spath.child("podCertificate"),
+            );
+        }
     }
 }
 
@@ -181,13 +199,16 @@ fn pod_security_context_fields(sc: &PodSecurityContext, path: &FieldPath, found:
 fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
     let p = |name: &str| path.child(name);
 
+    // env valueFrom (configMapKeyRef, secretKeyRef, fieldRef,
+    // resourceFieldRef) and envFrom are honoured; fileKeyRef is not.
     for (i, var) in c.env.iter().flatten().enumerate() {
         found.check(
-            var.value_from.is_some(),
-            &p("env").index(i).child("valueFrom"),
+            var.value_from
+                .as_ref()
+                .is_some_and(|f| f.file_key_ref.is_some()),
+            &p("env").index(i).child("valueFrom").child("fileKeyRef"),
         );
     }
-    found.check(non_empty(&c.env_from), &p("envFrom"));
     found.check(c.lifecycle.is_some(), &p("lifecycle"));
     found.check(c.liveness_probe.is_some(), &p("livenessProbe"));
     for (i, port) in c.ports.iter().flatten().enumerate() {
@@ -332,6 +353,32 @@ mod tests {
     }
 
     #[test]
+    fn config_sources_have_no_warnings() {
+        assert_eq!(
+            warnings(json!({
+                "containers": [{
+                    "name": "app",
+                    "image": "nginx",
+                    "env": [
+                        {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}},
+                        {"name": "C", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                        {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "E", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+                    ],
+                    "envFrom": [{"secretRef": {"name": "s"}, "prefix": "S_"}],
+                }],
+                "volumes": [
+                    {"name": "cm", "configMap": {"name": "cm"}},
+                    {"name": "sec", "secret": {"secretName": "s"}},
+                    {"name": "dapi", "downwardAPI": {"items": [{"path": "n", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                    {"name": "all", "projected": {"sources": [{"secret": {"name": "s"}}]}},
+                ],
+            })),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
     fn container_fields_reported() {
         let probe = json!({"exec": {"command": ["true"]}});
         let container = json!({
@@ -347,6 +394,7 @@ mod tests {
             "env": [
                 {"name": "A", "value": "b"},
                 {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "F", "valueFrom": {"fileKeyRef": {"volumeName": "v", "path": "p", "key": "k"}}},
             ],
             "securityContext": {
                 "seLinuxOptions": {"level": "s0"},
@@ -361,8 +409,7 @@ mod tests {
         assert_eq!(
             warnings(json!({"containers": [container]})),
             [
-                msg(&format!("{c}.env[1].valueFrom")),
-                msg(&format!("{c}.envFrom")),
+                msg(&format!("{c}.env[2].valueFrom.fileKeyRef")),
                 msg(&format!("{c}.lifecycle")),
                 msg(&format!("{c}.livenessProbe")),
                 msg(&format!("{c}.ports[1].hostPort")),
@@ -385,10 +432,10 @@ mod tests {
     fn init_container_paths() {
         assert_eq!(
             warnings(json!({
-                "initContainers": [{"name": "init", "image": "x", "envFrom": [{"secretRef": {"name": "s"}}]}],
+                "initContainers": [{"name": "init", "image": "x", "livenessProbe": {"exec": {"command": ["true"]}}, "restartPolicy": "Always"}],
                 "containers": [{"name": "app", "image": "nginx"}],
             })),
-            [msg("spec.initContainers[0].envFrom")]
+            [msg("spec.initContainers[0].livenessProbe")]
         );
     }
 
@@ -434,6 +481,10 @@ mod tests {
                 "volumes": [
                     {"name": "cm", "configMap": {"name": "cm"}},
                     {"name": "sec", "secret": {"secretName": "s"}},
+                    {"name": "all", "projected": {"sources": [
+                        {"configMap": {"name": "cm"}},
+                        {"serviceAccountToken": {"path": "token"}},
+                    ]}},
                 ],
             })),
             [
@@ -467,8 +518,7 @@ mod tests {
                 msg("spec.subdomain"),
                 msg("spec.tolerations"),
                 msg("spec.topologySpreadConstraints"),
-                msg("spec.volumes[0].configMap"),
-                msg("spec.volumes[1].secret"),
+                msg("spec.volumes[2].projected.sources[1].serviceAccountToken"),
             ]
         );
     }

@@ -532,7 +532,7 @@ fn check_id(errs: &mut Vec<FieldError>, path: &FieldPath, id: Option<i64>) {
 // ---------------------------------------------------------------------------
 
 /// Volume sources peapod can run (or at least accept).
-const SUPPORTED_SOURCES: &str = "emptyDir, hostPath, configMap, secret";
+const SUPPORTED_SOURCES: &str = "emptyDir, hostPath, configMap, secret, downwardAPI, projected";
 const HOST_PATH_TYPES: &[&str] = &[
     "",
     "DirectoryOrCreate",
@@ -675,11 +675,193 @@ fn validate_volume_source(v: &Volume, path: &FieldPath, errs: &mut Vec<FieldErro
             &spath.child("items"),
             errs,
         );
+    } else if let Some(d) = &v.downward_api {
+        let dpath = path.child("downwardAPI");
+        check_mode(errs, &dpath.child("defaultMode"), d.default_mode);
+        validate_downward_items(
+            d.items.as_deref().unwrap_or(&[]),
+            &dpath.child("items"),
+            errs,
+        );
+    } else if let Some(p) = &v.projected {
+        let ppath = path.child("projected");
+        check_mode(errs, &ppath.child("defaultMode"), p.default_mode);
+        for (i, src) in p.sources.iter().flatten().enumerate() {
+            let spath = ppath.child("sources").index(i);
+            let set = [
+                ("clusterTrustBundle", src.cluster_trust_bundle.is_some()),
+                ("configMap", src.config_map.is_some()),
+                ("downwardAPI", src.downward_api.is_some()),
+                ("podCertificate", src.pod_certificate.is_some()),
+                ("secret", src.secret.is_some()),
+                ("serviceAccountToken", src.service_account_token.is_some()),
+            ];
+            let on: Vec<&str> = set.iter().filter(|(_, b)| *b).map(|(n, _)| *n).collect();
+            if on.len() > 1 {
+                for extra in &on[1..] {
+                    errs.push(FieldError::forbidden(
+                        &spath.child(extra),
+                        "may not specify more than 1 volume type per source",
+                    ));
+                }
+            }
+            if let Some(cm) = &src.config_map {
+                if cm.name.is_empty() {
+                    errs.push(FieldError::required(
+                        &spath.child("configMap").child("name"),
+                        "",
+                    ));
+                }
+                validate_key_to_paths(
+                    cm.items.as_deref().unwrap_or(&[]),
+                    &spath.child("configMap").child("items"),
+                    errs,
+                );
+            }
+            if let Some(sec) = &src.secret {
+                if sec.name.is_empty() {
+                    errs.push(FieldError::required(
+                        &spath.child("secret").child("name"),
+                        "",
+                    ));
+                }
+                validate_key_to_paths(
+                    sec.items.as_deref().unwrap_or(&[]),
+                    &spath.child("secret").child("items"),
+                    errs,
+                );
+            }
+            if let Some(d) = &src.downward_api {
+                validate_downward_items(
+                    d.items.as_deref().unwrap_or(&[]),
+                    &spath.child("downwardAPI").child("items"),
+                    errs,
+                );
+            }
+        }
     } else {
         errs.push(FieldError::new(
             path,
             format!("Unsupported value: volume source not supported yet; supported: {SUPPORTED_SOURCES}"),
         ));
+    }
+}
+
+/// fieldRef paths a downwardAPI volume can project (besides
+/// `metadata.labels['k']` and `metadata.annotations['k']`).
+const VOLUME_FIELD_PATHS: &[&str] = &[
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+];
+
+/// fieldRef paths an env var can take (besides subscripted labels and
+/// annotations).
+const ENV_FIELD_PATHS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+];
+
+/// resourceFieldRef resources.
+const RESOURCE_FIELDS: &[&str] = &[
+    "limits.cpu",
+    "limits.ephemeral-storage",
+    "limits.memory",
+    "requests.cpu",
+    "requests.ephemeral-storage",
+    "requests.memory",
+];
+
+/// `metadata.labels['k']` / `metadata.annotations['k']`.
+fn subscripted_field(p: &str) -> bool {
+    ["metadata.labels['", "metadata.annotations['"]
+        .iter()
+        .any(|pre| p.starts_with(pre) && p.ends_with("']") && p.len() > pre.len() + 2)
+}
+
+fn check_field_ref(errs: &mut Vec<FieldError>, path: &FieldPath, field: &str, allowed: &[&str]) {
+    if field.is_empty() {
+        errs.push(FieldError::required(path, ""));
+    } else if !allowed.contains(&field) && !subscripted_field(field) {
+        errs.push(FieldError::not_supported(path, field, allowed));
+    }
+}
+
+fn check_resource_field_ref(
+    errs: &mut Vec<FieldError>,
+    path: &FieldPath,
+    r: &k8s_openapi::api::core::v1::ResourceFieldSelector,
+) {
+    if r.resource.is_empty() {
+        errs.push(FieldError::required(&path.child("resource"), ""));
+    } else if !RESOURCE_FIELDS.contains(&r.resource.as_str()) {
+        errs.push(FieldError::not_supported(
+            &path.child("resource"),
+            &r.resource,
+            RESOURCE_FIELDS,
+        ));
+    }
+    if let Some(d) = &r.divisor {
+        if let Some(q) = check_quantity(errs, &path.child("divisor"), &d.0) {
+            if q.as_millis() <= 0 {
+                errs.push(FieldError::invalid(
+                    &path.child("divisor"),
+                    quote(&d.0),
+                    "must be greater than 0",
+                ));
+            }
+        }
+    }
+}
+
+fn validate_downward_items(
+    items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile],
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    for (i, item) in items.iter().enumerate() {
+        let ipath = path.index(i);
+        if item.path.is_empty() {
+            errs.push(FieldError::required(&ipath.child("path"), ""));
+        } else {
+            check_local_descending_path(errs, &ipath.child("path"), &item.path);
+        }
+        check_mode(errs, &ipath.child("mode"), item.mode);
+        match (&item.field_ref, &item.resource_field_ref) {
+            (Some(f), None) => check_field_ref(
+                errs,
+                &ipath.child("fieldRef").child("fieldPath"),
+                &f.field_path,
+                VOLUME_FIELD_PATHS,
+            ),
+            (None, Some(r)) => {
+                if r.container_name.as_deref().unwrap_or("").is_empty() {
+                    errs.push(FieldError::required(
+                        &ipath.child("resourceFieldRef").child("containerName"),
+                        "",
+                    ));
+                }
+                check_resource_field_ref(errs, &ipath.child("resourceFieldRef"), r)
+            }
+            (Some(_), Some(_)) => errs.push(FieldError::invalid(
+                &ipath,
+                quote("fieldRef and resourceFieldRef"),
+                "fieldRef and resourceFieldRef can not be specified simultaneously",
+            )),
+            (None, None) => errs.push(FieldError::required(
+                &ipath,
+                "one of fieldRef and resourceFieldRef is required",
+            )),
+        }
     }
 }
 
@@ -800,6 +982,11 @@ fn validate_container(
         errs,
     );
     validate_env(c.env.as_deref().unwrap_or(&[]), &path.child("env"), errs);
+    validate_env_from(
+        c.env_from.as_deref().unwrap_or(&[]),
+        &path.child("envFrom"),
+        errs,
+    );
     if let Some(resources) = &c.resources {
         validate_resources(resources, &path.child("resources"), errs);
     }
@@ -868,6 +1055,104 @@ fn validate_env(env: &[EnvVar], path: &FieldPath, errs: &mut Vec<FieldError>) {
                 quote(""),
                 "may not be specified when `value` is not empty",
             ));
+        }
+        if let Some(from) = &var.value_from {
+            let fpath = epath.child("valueFrom");
+            let set = [
+                from.field_ref.is_some(),
+                from.resource_field_ref.is_some(),
+                from.config_map_key_ref.is_some(),
+                from.secret_key_ref.is_some(),
+                from.file_key_ref.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if set == 0 {
+                errs.push(FieldError::invalid(
+                    &fpath,
+                    quote(""),
+                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+                ));
+            } else if set > 1 {
+                errs.push(FieldError::invalid(
+                    &fpath,
+                    quote(""),
+                    "may not have more than one field specified at a time",
+                ));
+            }
+            if let Some(f) = &from.field_ref {
+                check_field_ref(
+                    errs,
+                    &fpath.child("fieldRef").child("fieldPath"),
+                    &f.field_path,
+                    ENV_FIELD_PATHS,
+                );
+            }
+            if let Some(r) = &from.resource_field_ref {
+                check_resource_field_ref(errs, &fpath.child("resourceFieldRef"), r);
+            }
+            let key_refs = [
+                (
+                    "configMapKeyRef",
+                    from.config_map_key_ref.as_ref().map(|r| (&r.name, &r.key)),
+                ),
+                (
+                    "secretKeyRef",
+                    from.secret_key_ref.as_ref().map(|r| (&r.name, &r.key)),
+                ),
+            ];
+            for (field, r) in key_refs {
+                let Some((name, key)) = r else { continue };
+                let rpath = fpath.child(field);
+                if name.is_empty() {
+                    errs.push(FieldError::required(&rpath.child("name"), ""));
+                }
+                if key.is_empty() {
+                    errs.push(FieldError::required(&rpath.child("key"), ""));
+                } else {
+                    push_invalid(
+                        errs,
+                        &rpath.child("key"),
+                        key,
+                        crate::config_key_errors(key),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn validate_env_from(
+    env_from: &[k8s_openapi::api::core::v1::EnvFromSource],
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    for (i, e) in env_from.iter().enumerate() {
+        let epath = path.index(i);
+        match (&e.config_map_ref, &e.secret_ref) {
+            (Some(c), None) if c.name.is_empty() => errs.push(FieldError::required(
+                &epath.child("configMapRef").child("name"),
+                "",
+            )),
+            (None, Some(s)) if s.name.is_empty() => errs.push(FieldError::required(
+                &epath.child("secretRef").child("name"),
+                "",
+            )),
+            (Some(_), None) | (None, Some(_)) => {}
+            (Some(_), Some(_)) => errs.push(FieldError::invalid(
+                &epath,
+                quote(""),
+                "may not have more than one field specified at a time",
+            )),
+            (None, None) => errs.push(FieldError::invalid(
+                &epath,
+                quote(""),
+                "must specify one of: `configMapRef` or `secretRef`",
+            )),
+        }
+        if let Some(p) = e.prefix.as_deref().filter(|p| !p.is_empty()) {
+            push_invalid(errs, &epath.child("prefix"), p, env_var_name(p));
         }
     }
 }
@@ -1254,13 +1539,12 @@ mod tests {
             ])),
             [
                 "spec.volumes[0]: Unsupported value: volume source not supported yet; supported: \
-              emptyDir, hostPath, configMap, secret"
+              emptyDir, hostPath, configMap, secret, downwardAPI, projected"
             ]
         );
         for source in [
             json!({"persistentVolumeClaim": {"claimName": "c"}}),
-            json!({"projected": {"sources": []}}),
-            json!({"downwardAPI": {}}),
+            json!({"nfs": {"server": "nfs", "path": "/export"}}),
         ] {
             let mut vol = source;
             vol["name"] = json!("data");
@@ -1272,6 +1556,8 @@ mod tests {
         for source in [
             json!({"configMap": {"name": "cm"}}),
             json!({"secret": {"secretName": "s"}}),
+            json!({"projected": {"sources": [{"configMap": {"name": "cm"}}]}}),
+            json!({"downwardAPI": {"items": [{"path": "n", "fieldRef": {"fieldPath": "metadata.labels['a']"}}]}}),
             json!({"hostPath": {"path": "/srv"}}),
             json!({"emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}),
         ] {
@@ -1468,6 +1754,41 @@ mod tests {
         assert_eq!(
             fields_with(|v| v["spec"]["hostPID"] = json!(true)),
             Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn env_value_from_and_env_from() {
+        let env = |e: serde_json::Value| {
+            move |v: &mut serde_json::Value| v["spec"]["containers"][0]["env"] = e
+        };
+        assert_eq!(
+            errors_with(env(json!([{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}}]))),
+            ["spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: \"metadata.labels\": supported values: \"metadata.name\", \"metadata.namespace\", \"metadata.uid\", \"spec.nodeName\", \"spec.serviceAccountName\", \"status.hostIP\", \"status.hostIPs\", \"status.podIP\", \"status.podIPs\""]
+        );
+        assert_eq!(
+            fields_with(env(json!([
+                {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "a b"}}},
+                {"name": "B", "valueFrom": {"resourceFieldRef": {"resource": "limits.gpu"}}},
+                {"name": "C", "valueFrom": {}},
+                {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['x']"}}},
+            ]))),
+            [
+                "spec.containers[0].env[0].valueFrom.configMapKeyRef.key",
+                "spec.containers[0].env[1].valueFrom.resourceFieldRef.resource",
+                "spec.containers[0].env[2].valueFrom",
+            ]
+        );
+        assert_eq!(
+            fields_with(|v| v["spec"]["containers"][0]["envFrom"] = json!([
+                {"configMapRef": {"name": "c"}, "prefix": "OK_"},
+                {},
+                {"secretRef": {"name": "s"}, "prefix": "A=B"},
+            ])),
+            [
+                "spec.containers[0].envFrom[1]",
+                "spec.containers[0].envFrom[2].prefix"
+            ]
         );
     }
 
