@@ -97,6 +97,7 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     let node = Arc::new(Node::new(store, runtime.clone(), images, puller)?);
     node.register()?;
     tokio::spawn(housekeeping(node.clone()));
+    tokio::spawn(crate::projection::watch_sources(node.clone()));
 
     // Shims report state changes as datagrams on one socket: no thread
     // or connection per pod.

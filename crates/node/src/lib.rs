@@ -8,11 +8,13 @@
 
 pub mod config;
 pub mod daemon;
+pub mod env;
 pub mod events;
 pub mod image_pull;
 pub mod logfile;
 pub mod node;
 pub mod pod_actions;
+pub mod projection;
 pub mod server;
 pub mod status;
 pub mod store;

@@ -16,12 +16,22 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-/// An error that names the field and the fix.
+/// An error that names the field and the fix (kubelet's whole message
+/// when `field` is empty).
 #[derive(Debug, thiserror::Error)]
-#[error("{field}: {message}")]
 pub struct VolumeError {
     pub field: String,
     pub message: String,
+}
+
+impl std::fmt::Display for VolumeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> VolumeError {
@@ -34,15 +44,25 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> VolumeError {
 /// Host paths of a pod's volumes, by volume name.
 pub type Prepared = HashMap<String, PathBuf>;
 
-/// Prepare every volume of `pod` under `dir` (the pod's volumes directory).
-pub fn prepare(pod: &Pod, dir: &Path) -> Result<Prepared, VolumeError> {
+/// Prepare every volume of `pod` under `dir` (the pod's volumes directory);
+/// ConfigMaps and Secrets come from `src` (see [`crate::projection`]).
+pub fn prepare(
+    pod: &Pod,
+    dir: &Path,
+    src: &dyn crate::env::Sources,
+    ctx: &crate::env::PodContext,
+) -> Result<Prepared, VolumeError> {
     let mut out = HashMap::new();
     let Some(spec) = &pod.spec else {
         return Ok(out);
     };
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
         let field = format!("spec.volumes[{i}]");
-        let path = prepare_one(v, dir, &field)?;
+        let path = if crate::projection::is_projected(v) {
+            crate::projection::set_up(v, pod, dir, src, ctx)?
+        } else {
+            prepare_one(v, dir, &field)?
+        };
         out.insert(v.name.clone(), path);
     }
     Ok(out)
@@ -184,12 +204,10 @@ fn prepare_one(v: &Volume, dir: &Path, field: &str) -> Result<PathBuf, VolumeErr
         }
         return Ok(path);
     }
-    // configMap / secret are accepted with a warning at apply and not yet
-    // populated: mount an empty read-only directory so the container starts.
-    let path = dir.join("unsupported").join(&v.name);
-    std::fs::create_dir_all(&path)
-        .map_err(|e| err(field.to_string(), format!("{}: {e}", path.display())))?;
-    Ok(path)
+    Err(err(
+        field.to_string(),
+        "volume source not supported: use emptyDir, hostPath, configMap, secret, downwardAPI or projected",
+    ))
 }
 
 /// Open `sub` inside the volume at `base` one component at a time, each
@@ -422,8 +440,19 @@ pub fn container_mounts(
         let base = prepared
             .get(&m.name)
             .ok_or_else(|| err(format!("{f}.name"), format!("Not found: {:?}", m.name)))?;
+        // ConfigMap, Secret, downwardAPI and projected volumes are
+        // always read-only, as in Kubernetes; a subPath in them names a
+        // file of the current content (and does not follow updates).
+        let projected = base
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|n| n.to_string_lossy().starts_with("kubernetes.io~"));
         let host_path = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             Some(sub) => {
+                let resolved = projected
+                    .then(|| crate::projection::resolve_subpath(base, sub))
+                    .flatten();
+                let sub = resolved.as_deref().unwrap_or(sub);
                 stage_subpath(base, sub, &format!("{f}.subPath"), volumes_dir, &c.name, j)?
             }
             None => base.clone(),
@@ -431,7 +460,7 @@ pub fn container_mounts(
         out.push(VolumeMount {
             container_path: m.mount_path.clone(),
             host_path,
-            readonly: m.read_only.unwrap_or(false),
+            readonly: projected || m.read_only.unwrap_or(false),
         });
     }
     Ok(out)

@@ -130,6 +130,7 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
                 .unwrap_or_default();
         }
         read_messages(&node, &pod, &mut obs).await;
+        refresh_volumes(&node, &pod, &obs).await;
         write_status(&node, &pod, &obs);
         if progressed {
             continue;
@@ -445,15 +446,15 @@ async fn create_sandbox(
     if obs.volumes.is_none() {
         let p = pod.clone();
         let dir = node.pod_dir(&uid).join("volumes");
-        match blocking(move || volumes::prepare(&p, &dir)).await? {
+        let store = node.store.clone();
+        let ctx = crate::projection::pod_context(node, obs);
+        match blocking(move || volumes::prepare(&p, &dir, &*store, &ctx)).await? {
             Ok(v) => obs.volumes = Some(v),
             Err(e) => {
-                for c in &all {
-                    obs.waiting.insert(
-                        c.name.clone(),
-                        ("CreateContainerConfigError".into(), e.to_string()),
-                    );
-                }
+                // The containers stay ContainerCreating (kubelet's
+                // WaitForAttachAndMount); the worker tries again soon and
+                // when a ConfigMap or Secret appears.
+                obs.sandbox_failed = true;
                 node.events
                     .record(pod, "Warning", "FailedMount", e.to_string());
                 return None;
@@ -548,7 +549,16 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
             })
             .map(|x| x.id.clone())
             .collect();
-        let cfg = container_config(pod, &c, s.attempt, mounts);
+        let mut cfg = container_config(pod, &c, s.attempt, mounts);
+        if let Err(e) = container_env(node, pod, &c, obs, &mut cfg) {
+            obs.waiting.insert(
+                c.name.clone(),
+                ("CreateContainerConfigError".into(), e.to_string()),
+            );
+            node.events
+                .record(pod, "Warning", "Failed", format!("Error: {e}"));
+            continue;
+        }
         let rt = node.runtime.clone();
         let sid = sid.clone();
         let t0 = std::time::Instant::now();
@@ -602,6 +612,46 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
         }
     }
     any
+}
+
+/// The container's environment (env, envFrom, downward API) and its
+/// `$(VAR)`-expanded command and args, into `cfg`.
+fn container_env(
+    node: &Node,
+    pod: &Pod,
+    c: &Container,
+    obs: &Observed,
+    cfg: &mut peapod_runtime::ContainerConfig,
+) -> Result<(), crate::env::EnvError> {
+    let ctx = crate::projection::pod_context(node, obs);
+    let env = crate::env::make_environment(pod, c, &*node.store, &ctx)?;
+    for w in &env.warnings {
+        node.events
+            .record(pod, "Warning", "InvalidEnvironmentVariableNames", w.clone());
+    }
+    (cfg.command, cfg.args) = crate::env::expand_command_and_args(c, &env);
+    cfg.env = env.vars;
+    Ok(())
+}
+
+/// ConfigMap, Secret, downwardAPI and projected volumes follow their
+/// sources (a no-op for pods without them).
+async fn refresh_volumes(node: &Arc<Node>, pod: &Pod, obs: &Observed) {
+    let Some(prepared) = obs.volumes.clone() else {
+        return;
+    };
+    let has_any = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .any(crate::projection::is_projected);
+    if !has_any || pod.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let ctx = crate::projection::pod_context(node, obs);
+    let store = node.store.clone();
+    let pod = pod.clone();
+    blocking(move || crate::projection::refresh(&pod, &prepared, &*store, &ctx)).await;
 }
 
 /// Termination messages of exited containers: the file the container

@@ -20,6 +20,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -44,12 +45,25 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/namespaces/{ns}", get(cluster::get_namespace))
         .route("/api/v1/nodes", get(cluster::list_nodes))
         .route("/api/v1/nodes/{name}", get(cluster::get_node))
-        .route("/api/v1/namespaces/{ns}/secrets", get(secrets::list))
+        .route(
+            "/api/v1/namespaces/{ns}/secrets",
+            get(secrets::list::<Secret>).post(secrets::create::<Secret>),
+        )
         .route(
             "/api/v1/namespaces/{ns}/secrets/{name}",
-            get(secrets::get)
-                .put(secrets::apply)
-                .delete(secrets::delete),
+            get(secrets::get::<Secret>)
+                .put(secrets::apply::<Secret>)
+                .delete(secrets::delete::<Secret>),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/configmaps",
+            get(secrets::list::<ConfigMap>).post(secrets::create::<ConfigMap>),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/configmaps/{name}",
+            get(secrets::get::<ConfigMap>)
+                .put(secrets::apply::<ConfigMap>)
+                .delete(secrets::delete::<ConfigMap>),
         )
         .route(
             "/peapod/v1/namespaces/{ns}/pods/{name}/inspect",
