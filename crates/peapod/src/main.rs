@@ -160,6 +160,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ImageCmd,
     },
+    /// Create an object from the command line.
+    Create {
+        #[command(subcommand)]
+        cmd: CreateCmd,
+    },
     #[command(hide = true)]
     Shim {
         #[arg(long)]
@@ -169,6 +174,63 @@ enum Cmd {
     ShimHelper { action: String },
     #[command(hide = true)]
     Infra,
+}
+
+/// `--from-literal`, `--from-file`, `--from-env-file` (repeatable).
+#[derive(clap::Args)]
+struct FromArgs {
+    /// key=value (repeatable).
+    #[arg(long = "from-literal")]
+    from_literal: Vec<String>,
+    /// [key=]path: a file, or a directory of files (repeatable).
+    #[arg(long = "from-file")]
+    from_file: Vec<String>,
+    /// A file of KEY=value lines (repeatable).
+    #[arg(long = "from-env-file")]
+    from_env_file: Vec<String>,
+}
+
+impl FromArgs {
+    fn sources(self) -> client::config::Sources {
+        client::config::Sources {
+            literals: self.from_literal,
+            files: self.from_file,
+            env_files: self.from_env_file,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum CreateCmd {
+    /// Create a ConfigMap from literals, files or env files.
+    #[command(name = "configmap", visible_alias = "cm")]
+    ConfigMap {
+        name: String,
+        #[command(flatten)]
+        from: FromArgs,
+        #[command(flatten)]
+        ns: NsArg,
+    },
+    /// Create a Secret (`secret generic NAME`).
+    Secret {
+        #[command(subcommand)]
+        cmd: CreateSecretCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CreateSecretCmd {
+    /// A generic (Opaque) Secret from literals, files or env files.
+    Generic {
+        name: String,
+        #[command(flatten)]
+        from: FromArgs,
+        /// The Secret's type (default Opaque).
+        #[arg(long = "type")]
+        type_: Option<String>,
+        #[command(flatten)]
+        ns: NsArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -220,7 +282,8 @@ fn resource_of(r: &str) -> anyhow::Result<&'static str> {
     match r {
         "pod" | "pods" | "po" => Ok("pods"),
         "secret" | "secrets" => Ok("secrets"),
-        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods and secrets)"),
+        "configmap" | "configmaps" | "cm" => Ok("configmaps"),
+        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods, configmaps and secrets)"),
     }
 }
 
@@ -270,11 +333,21 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             }
             Cmd::Apply { file } => client::apply(&c, &file).await.map(|_| 0),
             Cmd::Get { resource, name, ns, all_namespaces, output, watch } => {
+                if let Some(r) = client::config::resource(&resource) {
+                    if all_namespaces || watch {
+                        anyhow::bail!("error: -A and -w are supported for pods only");
+                    }
+                    let output = client::Output::parse(output.as_deref())?;
+                    return client::config::get(&c, r, name.as_deref(), &ns.namespace, output).await.map(|_| 0);
+                }
                 check_pod_resource(&resource)?;
                 let output = client::Output::parse(output.as_deref())?;
                 client::get(&c, client::GetArgs { name, namespace: ns.namespace, all_namespaces, output, watch }).await.map(|_| 0)
             }
             Cmd::Describe { resource, name, ns } => {
+                if let Some(r) = client::config::resource(&resource) {
+                    return client::config::describe(&c, r, &ns.namespace, &name).await.map(|_| 0);
+                }
                 check_pod_resource(&resource)?;
                 client::describe(&c, &ns.namespace, &name).await.map(|_| 0)
             }
@@ -311,6 +384,12 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             Cmd::Image { cmd: ImageCmd::Prune { all } } => client::image_prune(&c, all).await.map(|_| 0),
             Cmd::Image { cmd: ImageCmd::Export { references, output, format } } => {
                 client::image_export(&c, &references, &output, &format).await.map(|_| 0)
+            }
+            Cmd::Create { cmd: CreateCmd::ConfigMap { name, from, ns } } => {
+                client::config::create(&c, "configmaps", &ns.namespace, &name, &from.sources(), None).await.map(|_| 0)
+            }
+            Cmd::Create { cmd: CreateCmd::Secret { cmd: CreateSecretCmd::Generic { name, from, type_, ns } } } => {
+                client::config::create(&c, "secrets", &ns.namespace, &name, &from.sources(), type_.as_deref()).await.map(|_| 0)
             }
             Cmd::Shim { .. } | Cmd::ShimHelper { .. } | Cmd::Infra => Ok(0),
         }

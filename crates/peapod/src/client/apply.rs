@@ -4,7 +4,7 @@ use std::io::Read;
 
 use anyhow::{anyhow, bail, Result};
 use hyper::Method;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use peapod_api::{Object, Pod};
 
 use super::transport::{object_path, pod_path, Client};
@@ -31,13 +31,19 @@ pub fn read_manifest(file: &str) -> Result<String> {
     }
 }
 
-/// Decodes a manifest into its pods and secrets (the kinds peapod serves)
-/// and the decoder's warnings; any other kind is an error naming it.
-pub fn decode_objects(
-    file: &str,
-    text: &str,
-    verb: &str,
-) -> Result<(Vec<Pod>, Vec<Secret>, Vec<String>)> {
+/// The objects of a manifest, by kind.
+#[derive(Default)]
+pub struct Objects {
+    pub pods: Vec<Pod>,
+    pub secrets: Vec<Secret>,
+    pub config_maps: Vec<ConfigMap>,
+    pub warnings: Vec<String>,
+}
+
+/// Decodes a manifest into its pods, secrets and config maps (the kinds
+/// peapod serves) and the decoder's warnings; any other kind is an error
+/// naming it.
+pub fn decode_objects(file: &str, text: &str, verb: &str) -> Result<Objects> {
     let verbs = match verb {
         "apply" => "applies".to_string(),
         other => format!("{other}s"),
@@ -48,27 +54,34 @@ pub fn decode_objects(
     })?;
     let mut pods = Vec::new();
     let mut secrets = Vec::new();
+    let mut config_maps = Vec::new();
     let mut unsupported = Vec::new();
     for object in decoded.objects {
         match object {
             Object::Pod(pod) => pods.push(*pod),
             Object::Secret(secret) => secrets.push(*secret),
+            Object::ConfigMap(cm) => config_maps.push(*cm),
             Object::Other {
                 api_version,
                 kind,
                 name,
             } => unsupported.push(format!(
-                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods and Secrets only"
+                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods, ConfigMaps and Secrets only"
             )),
         }
     }
     if !unsupported.is_empty() {
         bail!("{}", unsupported.join("\n"));
     }
-    if pods.is_empty() && secrets.is_empty() {
+    if pods.is_empty() && secrets.is_empty() && config_maps.is_empty() {
         bail!("error: no objects passed to {verb}");
     }
-    Ok((pods, secrets, decoded.warnings))
+    Ok(Objects {
+        pods,
+        secrets,
+        config_maps,
+        warnings: decoded.warnings,
+    })
 }
 
 /// The namespace of a manifest's pod: `metadata.namespace` or `default`.
@@ -108,7 +121,12 @@ async fn put(
 /// PUTs each pod and prints `pod/NAME created|configured|unchanged`.
 pub async fn apply(client: &Client, file: &str) -> Result<()> {
     let text = read_manifest(file)?;
-    let (pods, secrets, warnings) = decode_objects(file, &text, "apply")?;
+    let Objects {
+        pods,
+        secrets,
+        config_maps,
+        warnings,
+    } = decode_objects(file, &text, "apply")?;
     for warning in &warnings {
         eprintln!("Warning: {warning}");
     }
@@ -128,11 +146,33 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
             invalid.push(format!("The {e}"));
         }
     }
+    let mut config_maps = config_maps;
+    for cm in &mut config_maps {
+        peapod_api::default_config_map(cm);
+        if let Err(e) = peapod_api::validate_config_map(cm) {
+            invalid.push(format!("The {e}"));
+        }
+    }
     if !invalid.is_empty() {
         bail!("{}", invalid.join("\n"));
     }
 
     let mut failures = Vec::new();
+    // ConfigMaps and Secrets first: pods use them.
+    for cm in &config_maps {
+        let name = cm.metadata.name.clone().unwrap_or_default();
+        let namespace = cm
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let body = serde_json::to_vec(cm)
+            .map_err(|e| anyhow!("error: cannot encode configmap {name:?}: {e}"))?;
+        match put(client, &object_path("configmaps", &namespace, &name), body).await? {
+            Ok(result) => println!("configmap/{name} {result}"),
+            Err(e) => failures.push(e),
+        }
+    }
     // Secrets first: pods may name them in imagePullSecrets.
     for secret in &secrets {
         let name = secret.metadata.name.clone().unwrap_or_default();

@@ -165,7 +165,8 @@ pub fn parse_timeout(text: &str) -> Result<Option<Duration>> {
 /// `peapod delete -f FILE`. Objects other than Pods are an error.
 pub fn delete_targets_from_file(path: &str) -> Result<Vec<(String, String, String)>> {
     let text = read_manifest(path)?;
-    let (pods, secrets, _warnings) = decode_objects(path, &text, "delete")?;
+    let objects = decode_objects(path, &text, "delete")?;
+    let (pods, secrets) = (&objects.pods, &objects.secrets);
     let mut out: Vec<(String, String, String)> = pods
         .iter()
         .map(|pod| {
@@ -185,6 +186,17 @@ pub fn delete_targets_from_file(path: &str) -> Result<Vec<(String, String, Strin
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| "default".into()),
             s.metadata.name.clone().unwrap_or_default(),
+        )
+    }));
+    out.extend(objects.config_maps.iter().map(|c| {
+        (
+            "configmaps".to_string(),
+            c.metadata
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            c.metadata.name.clone().unwrap_or_default(),
         )
     }));
     Ok(out)

@@ -10,6 +10,7 @@
 //! printed to stderr as they come.
 
 mod apply;
+pub mod config;
 mod delete;
 mod describe;
 mod exec;

@@ -1,0 +1,495 @@
+//! ConfigMaps and Secrets on the command line, as kubectl shows them:
+//! `get configmaps|cm|secrets [NAME] [-o yaml|json|name]` (NAME DATA AGE;
+//! secrets NAME TYPE DATA AGE), `describe configmap|secret NAME` (a
+//! Secret's values are never printed: `key:  N bytes`), and
+//! `create configmap|secret generic NAME --from-literal --from-file
+//! --from-env-file` with kubectl's checks and messages.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use chrono::Utc;
+use hyper::Method;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::ByteString;
+use serde_json::Value;
+
+use super::get::Output;
+use super::table::{age, tabwrite, Table};
+use super::transport::{encode, object_path, Client};
+
+/// `configmaps` or `secrets` for the names kubectl accepts.
+pub fn resource(r: &str) -> Option<&'static str> {
+    match r {
+        "configmap" | "configmaps" | "cm" => Some("configmaps"),
+        "secret" | "secrets" => Some("secrets"),
+        _ => None,
+    }
+}
+
+fn data_count(resource: &str, v: &Value) -> usize {
+    let count = |k: &str| v.get(k).and_then(Value::as_object).map_or(0, |m| m.len());
+    if resource == "configmaps" {
+        count("data") + count("binaryData")
+    } else {
+        count("data")
+    }
+}
+
+/// `peapod get configmaps|secrets [NAME]`.
+pub async fn get(
+    client: &Client,
+    resource: &str,
+    name: Option<&str>,
+    namespace: &str,
+    output: Output,
+) -> Result<()> {
+    let (items, single) = match name {
+        Some(n) => (
+            vec![
+                client
+                    .get_json::<Value>(&object_path(resource, namespace, n))
+                    .await?,
+            ],
+            true,
+        ),
+        None => {
+            let list: Value = client
+                .get_json(&format!(
+                    "/api/v1/namespaces/{}/{resource}",
+                    encode(namespace)
+                ))
+                .await?;
+            let items = list
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            (items, false)
+        }
+    };
+    let kind = resource.trim_end_matches('s');
+    let out = match output {
+        Output::Json | Output::Yaml => {
+            let value = if single {
+                items.into_iter().next().unwrap_or(Value::Null)
+            } else {
+                serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items, "metadata": { "resourceVersion": "" } })
+            };
+            if output == Output::Yaml {
+                serde_yaml_ng::to_string(&value)
+                    .map_err(|e| anyhow!("error: cannot print YAML: {e}"))?
+            } else {
+                format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&value)
+                        .map_err(|e| anyhow!("error: cannot print JSON: {e}"))?
+                )
+            }
+        }
+        Output::Name => items
+            .iter()
+            .map(|v| format!("{kind}/{}\n", v["metadata"]["name"].as_str().unwrap_or("")))
+            .collect(),
+        Output::Default | Output::Wide => {
+            if items.is_empty() {
+                eprintln!("No resources found in {namespace} namespace.");
+                return Ok(());
+            }
+            let now = Utc::now();
+            let mut rows: Vec<Vec<String>> = vec![if resource == "secrets" {
+                vec!["NAME".into(), "TYPE".into(), "DATA".into(), "AGE".into()]
+            } else {
+                vec!["NAME".into(), "DATA".into(), "AGE".into()]
+            }];
+            for v in &items {
+                let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+                    serde_json::from_value(v["metadata"].clone()).unwrap_or_default();
+                let mut row = vec![meta.name.clone().unwrap_or_default()];
+                if resource == "secrets" {
+                    row.push(v["type"].as_str().unwrap_or("Opaque").to_string());
+                }
+                row.push(data_count(resource, v).to_string());
+                row.push(age(meta.creation_timestamp.as_ref(), now));
+                rows.push(row);
+            }
+            Table::kubectl().render(&rows)
+        }
+    };
+    print!("{out}");
+    Ok(())
+}
+
+fn map_lines(title: &str, m: Option<&BTreeMap<String, String>>, sep: &str) -> String {
+    match m.filter(|m| !m.is_empty()) {
+        None => format!("{title}:\t<none>\n"),
+        Some(m) => m
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                let head = if i == 0 {
+                    format!("{title}:")
+                } else {
+                    String::new()
+                };
+                format!("{head}\t{k}{sep}{v}\n")
+            })
+            .collect(),
+    }
+}
+
+fn header(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!(
+        "Name:\t{}\nNamespace:\t{}\n{}{}",
+        meta.name.as_deref().unwrap_or(""),
+        meta.namespace.as_deref().unwrap_or(""),
+        map_lines("Labels", meta.labels.as_ref(), "="),
+        map_lines("Annotations", meta.annotations.as_ref(), ": "),
+    )
+}
+
+/// kubectl's describe of a ConfigMap.
+pub fn describe_config_map_text(cm: &ConfigMap) -> String {
+    let mut out = header(&cm.metadata);
+    out.push_str("\nData\n====\n");
+    for (k, v) in cm.data.iter().flatten() {
+        out.push_str(&format!("{k}:\n----\n{v}\n\n"));
+    }
+    out.push_str("\nBinaryData\n====\n");
+    for (k, v) in cm.binary_data.iter().flatten() {
+        out.push_str(&format!("{k}: {} bytes\n", v.0.len()));
+    }
+    out.push_str("\nEvents:\t<none>\n");
+    tabwrite(&out, 0, 2)
+}
+
+/// kubectl's describe of a Secret: sizes, never values.
+pub fn describe_secret_text(s: &Secret) -> String {
+    let mut out = header(&s.metadata);
+    out.push_str(&format!(
+        "\nType:\t{}\n\nData\n====\n",
+        s.type_.as_deref().unwrap_or("Opaque")
+    ));
+    for (k, v) in s.data.iter().flatten() {
+        out.push_str(&format!("{k}:\t{} bytes\n", v.0.len()));
+    }
+    tabwrite(&out, 0, 2)
+}
+
+/// `peapod describe configmap|secret NAME`.
+pub async fn describe(client: &Client, resource: &str, namespace: &str, name: &str) -> Result<()> {
+    let path = object_path(resource, namespace, name);
+    let text = if resource == "secrets" {
+        let s: Secret = client.get_json(&path).await?;
+        describe_secret_text(&s)
+    } else {
+        let cm: ConfigMap = client.get_json(&path).await?;
+        describe_config_map_text(&cm)
+    };
+    print!("{text}");
+    Ok(())
+}
+
+/// `--from-*` sources of `create configmap` / `create secret generic`.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    pub literals: Vec<String>,
+    pub files: Vec<String>,
+    pub env_files: Vec<String>,
+}
+
+/// The strict environment variable name kubectl checks env files with.
+fn env_name_errors(k: &str) -> Option<String> {
+    let ok = !k.is_empty()
+        && k.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+        && !k.as_bytes()[0].is_ascii_digit();
+    (!ok).then(|| {
+        "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')".to_string()
+    })
+}
+
+/// The pairs of an env file (`KEY=value` lines; blank lines and `#`
+/// comments skipped; a bare `KEY` takes the value from this environment),
+/// with kubectl's errors.
+pub fn parse_env_file(path: &str, text: &[u8]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw).map_err(|_| {
+            anyhow!(
+                "error: env file {path} contains invalid utf8 bytes at line {}: {raw:?}",
+                i + 1
+            )
+        })?;
+        let line = if i == 0 {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (line.to_string(), std::env::var(line).unwrap_or_default()),
+        };
+        if let Some(e) = env_name_errors(&key) {
+            bail!("error: {key:?} is not a valid key name: {e}");
+        }
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// Every key → bytes the sources give, in kubectl's order (literals, then
+/// files, or the env files), checked as kubectl checks them. `kind` is
+/// `ConfigMap` or `Secret`.
+pub fn gather(kind: &str, name: &str, src: &Sources) -> Result<Vec<(String, Vec<u8>)>> {
+    if !src.env_files.is_empty() && (!src.literals.is_empty() || !src.files.is_empty()) {
+        bail!("error: from-env-file cannot be combined with from-file or from-literal");
+    }
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut add = |key: String, value: Vec<u8>| -> Result<()> {
+        let errs = peapod_api::config_key_errors(&key);
+        if !errs.is_empty() {
+            if kind == "Secret" {
+                bail!(
+                    "error: {key:?} is not valid key name for a Secret {}",
+                    errs.join(";")
+                );
+            }
+            bail!(
+                "error: {key:?} is not a valid key name for a ConfigMap: {}",
+                errs.join(",")
+            );
+        }
+        if out.iter().any(|(k, _)| *k == key) {
+            if kind == "Secret" {
+                bail!("error: cannot add key {key}, another key by that name already exists");
+            }
+            bail!("error: cannot add key {key:?}, another key by that name already exists in Data for ConfigMap {name:?}");
+        }
+        out.push((key, value));
+        Ok(())
+    };
+    for lit in &src.literals {
+        let Some((k, v)) = lit.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            bail!("error: invalid literal source {lit}, expected key=value");
+        };
+        // kubectl strips one pair of surrounding quotes.
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(v);
+        add(k.to_string(), v.as_bytes().to_vec())?;
+    }
+    for f in &src.files {
+        let (key, path) = match f.split_once('=') {
+            Some((k, p)) => {
+                if k.is_empty() || p.is_empty() {
+                    bail!("error: key names or file paths cannot be empty");
+                }
+                (Some(k.to_string()), p.to_string())
+            }
+            None => (None, f.clone()),
+        };
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| anyhow!("error: error reading {path}: {}", io_text(&e)))?;
+        if meta.is_dir() {
+            if key.is_some() {
+                bail!("error: cannot give a key name for a directory path");
+            }
+            let mut entries: Vec<_> = std::fs::read_dir(&path)
+                .map_err(|e| anyhow!("error: error listing files in {path}: {}", io_text(&e)))?
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .collect();
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let p = e.path();
+                let data = std::fs::read(&p).map_err(|err| {
+                    anyhow!("error: error reading {}: {}", p.display(), io_text(&err))
+                })?;
+                add(e.file_name().to_string_lossy().into_owned(), data)?;
+            }
+        } else {
+            let data = std::fs::read(&path)
+                .map_err(|e| anyhow!("error: error reading {path}: {}", io_text(&e)))?;
+            let key = key.unwrap_or_else(|| {
+                std::path::Path::new(&path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            add(key, data)?;
+        }
+    }
+    for f in &src.env_files {
+        let text =
+            std::fs::read(f).map_err(|e| anyhow!("error: error reading {f}: {}", io_text(&e)))?;
+        for (k, v) in parse_env_file(f, &text)? {
+            add(k, v.into_bytes())?;
+        }
+    }
+    Ok(out)
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// `peapod create configmap NAME ...` / `peapod create secret generic NAME ...`.
+pub async fn create(
+    client: &Client,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+    src: &Sources,
+    secret_type: Option<&str>,
+) -> Result<()> {
+    let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        ..Default::default()
+    };
+    let body = if resource == "secrets" {
+        let pairs = gather("Secret", name, src)?;
+        let mut s = Secret {
+            metadata: meta,
+            type_: Some(secret_type.unwrap_or("Opaque").to_string()),
+            data: Some(pairs.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
+            ..Default::default()
+        };
+        peapod_api::default_secret(&mut s);
+        peapod_api::validate_secret(&s).map_err(|e| anyhow!("The {e}"))?;
+        serde_json::to_vec(&s)
+    } else {
+        let pairs = gather("ConfigMap", name, src)?;
+        let (mut data, mut binary) = (BTreeMap::new(), BTreeMap::new());
+        for (k, v) in pairs {
+            match String::from_utf8(v) {
+                Ok(text) => {
+                    data.insert(k, text);
+                }
+                Err(e) => {
+                    binary.insert(k, ByteString(e.into_bytes()));
+                }
+            }
+        }
+        let cm = ConfigMap {
+            metadata: meta,
+            data: (!data.is_empty()).then_some(data),
+            binary_data: (!binary.is_empty()).then_some(binary),
+            ..Default::default()
+        };
+        peapod_api::validate_config_map(&cm).map_err(|e| anyhow!("The {e}"))?;
+        serde_json::to_vec(&cm)
+    }
+    .map_err(|e| anyhow!("error: cannot encode {name:?}: {e}"))?;
+    client
+        .call(
+            Method::POST,
+            &format!("/api/v1/namespaces/{}/{resource}", encode(namespace)),
+            Some(body),
+            Some("application/json"),
+        )
+        .await?;
+    println!("{}/{name} created", resource.trim_end_matches('s'));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files_as_kubectl_reads_them() {
+        let text =
+            b"\xef\xbb\xbf# comment\n\n  A=1\nB==x=\r\nC=\n  # indented comment\nD=with spaces \n";
+        assert_eq!(
+            parse_env_file("f.env", text).unwrap(),
+            [
+                ("A".to_string(), "1".to_string()),
+                ("B".into(), "=x=".into()),
+                ("C".into(), "".into()),
+                ("D".into(), "with spaces ".into()),
+            ]
+        );
+        let e = parse_env_file("f.env", b"1A=x\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "error: \"1A\" is not a valid key name: a valid environment variable name"
+            ),
+            "{e}"
+        );
+        let e = parse_env_file("f.env", b"A=1\nB=\xff\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("contains invalid utf8 bytes at line 2"), "{e}");
+    }
+
+    #[test]
+    fn literal_and_duplicate_errors() {
+        let src = |lits: &[&str]| Sources {
+            literals: lits.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            gather("ConfigMap", "cfg", &src(&["a=1", "b='two'"])).unwrap(),
+            [
+                ("a".to_string(), b"1".to_vec()),
+                ("b".into(), b"two".to_vec())
+            ]
+        );
+        assert_eq!(
+            gather("ConfigMap", "cfg", &src(&["a=1", "a=2"])).unwrap_err().to_string(),
+            "error: cannot add key \"a\", another key by that name already exists in Data for ConfigMap \"cfg\""
+        );
+        assert_eq!(
+            gather("Secret", "s", &src(&["a=1", "a=2"]))
+                .unwrap_err()
+                .to_string(),
+            "error: cannot add key a, another key by that name already exists"
+        );
+        assert_eq!(
+            gather("ConfigMap", "cfg", &src(&["novalue"]))
+                .unwrap_err()
+                .to_string(),
+            "error: invalid literal source novalue, expected key=value"
+        );
+        assert!(gather("ConfigMap", "cfg", &src(&["a b=1"]))
+            .unwrap_err()
+            .to_string()
+            .starts_with(
+                "error: \"a b\" is not a valid key name for a ConfigMap: a valid config key"
+            ));
+        let both = Sources {
+            literals: vec!["a=1".into()],
+            env_files: vec!["x".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            gather("ConfigMap", "cfg", &both).unwrap_err().to_string(),
+            "error: from-env-file cannot be combined with from-file or from-literal"
+        );
+    }
+
+    #[test]
+    fn describe_secret_shows_sizes_only() {
+        let mut s: Secret = serde_yaml_ng::from_str(
+            "metadata: {name: db, namespace: default}\nstringData: {password: hunter2, user: admin}\n",
+        )
+        .unwrap();
+        peapod_api::default_secret(&mut s);
+        assert_eq!(
+            describe_secret_text(&s),
+            "Name:         db\nNamespace:    default\nLabels:       <none>\nAnnotations:  <none>\n\nType:  Opaque\n\nData\n====\npassword:  7 bytes\nuser:      5 bytes\n"
+        );
+    }
+}
