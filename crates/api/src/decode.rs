@@ -268,6 +268,9 @@ fn decode_value(
     }
 
     if api_version == "v1" && kind == "Pod" {
+        let mut moded = value.clone();
+        octal_modes(&mut moded);
+        let value = moded;
         let pod: Pod = typed(&value, kind, location)?;
         let warnings = unknown_fields(&value, &pod, location)?;
         out.push((Object::Pod(Box::new(pod)), warnings));
@@ -301,6 +304,32 @@ fn decode_value(
         Vec::new(),
     ));
     Ok(())
+}
+
+/// File modes written the YAML 1.1 way (`defaultMode: 0400`, octal, as
+/// kubectl reads them) arrive as the string "0400" from a YAML 1.2
+/// parser: read `mode`/`defaultMode` strings of octal digits with a
+/// leading 0 (or 0o) as octal numbers.
+fn octal_modes(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if let (true, Value::String(s)) = (k == "mode" || k == "defaultMode", &*v) {
+                    let digits = s.strip_prefix("0o").or_else(|| s.strip_prefix('0'));
+                    if let Some(n) = digits
+                        .filter(|d| !d.is_empty() && d.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+                        .and_then(|d| i64::from_str_radix(d, 8).ok())
+                    {
+                        *v = Value::from(n);
+                    }
+                } else {
+                    octal_modes(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(octal_modes),
+        _ => {}
+    }
 }
 
 /// Deserialises `value` into `T`, naming the object and the offending field
@@ -452,6 +481,22 @@ data: {a: b}
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn octal_file_modes_as_yaml_1_1() {
+        let decoded = decode(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - name: s\n    secret: {secretName: s, defaultMode: 0400, items: [{key: k, path: p, mode: 0o640}]}\n  - name: c\n    configMap: {name: c, defaultMode: 420}\n",
+        )
+        .unwrap();
+        let Object::Pod(pod) = &decoded.objects[0] else {
+            panic!("not a pod")
+        };
+        let vols = pod.spec.as_ref().unwrap().volumes.as_ref().unwrap();
+        let secret = vols[0].secret.as_ref().unwrap();
+        assert_eq!(secret.default_mode, Some(0o400));
+        assert_eq!(secret.items.as_ref().unwrap()[0].mode, Some(0o640));
+        assert_eq!(vols[1].config_map.as_ref().unwrap().default_mode, Some(420));
     }
 
     #[test]

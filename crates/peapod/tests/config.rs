@@ -1,0 +1,649 @@
+//! ConfigMaps, Secrets, env (valueFrom, envFrom, `$(VAR)`), downward API and
+//! projected volumes, on real pods. Each test has its own daemon.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn pod(name: &str, body: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n{body}"
+    )
+}
+
+/// The pod's events as `(reason, message)`.
+fn events(d: &Daemon, pod: &str) -> Vec<(String, String)> {
+    let (code, body) = d.api_get("/api/v1/namespaces/default/events");
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["involvedObject"]["name"] == pod)
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or("").to_string(),
+                e["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn waiting(p: &Value, container: &str) -> (String, String) {
+    let cs = p["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == container).cloned())
+        .unwrap_or(Value::Null);
+    let w = &cs["state"]["waiting"];
+    (
+        w["reason"].as_str().unwrap_or("").to_string(),
+        w["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn create_get_describe_delete_configmaps_and_secrets() {
+    let d = Daemon::start();
+    let files = d.dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("app.properties"), "color=blue\nsize=2\n").unwrap();
+    std::fs::write(
+        files.join("game.env"),
+        "# settings\nLIVES=3\n\nENEMIES=aliens\n",
+    )
+    .unwrap();
+    let prop = files.join("app.properties");
+    let env = files.join("game.env");
+
+    let out = d.ok(&[
+        "create",
+        "configmap",
+        "app",
+        "--from-literal=mode=fast",
+        "--from-literal=level=3",
+        &format!("--from-file={}", prop.display()),
+        &format!("--from-file=renamed={}", prop.display()),
+    ]);
+    assert_eq!(out, "configmap/app created\n");
+    let out = d.ok(&[
+        "create",
+        "cm",
+        "game",
+        &format!("--from-env-file={}", env.display()),
+    ]);
+    assert_eq!(out, "configmap/game created\n");
+
+    // kubectl's errors: a duplicate key, a bad literal, an existing name.
+    let dup = d.peapod(&[
+        "create",
+        "configmap",
+        "dup",
+        "--from-literal=a=1",
+        "--from-literal=a=2",
+    ]);
+    assert!(!dup.status.success());
+    assert_eq!(
+        stderr(&dup).trim(),
+        "error: cannot add key \"a\", another key by that name already exists in Data for ConfigMap \"dup\""
+    );
+    let bad = d.peapod(&["create", "configmap", "bad", "--from-literal=novalue"]);
+    assert_eq!(
+        stderr(&bad).trim(),
+        "error: invalid literal source novalue, expected key=value"
+    );
+    let badkey = d.peapod(&["create", "configmap", "bad", "--from-literal=a b=1"]);
+    assert!(
+        stderr(&badkey).contains("\"a b\" is not a valid key name for a ConfigMap"),
+        "{}",
+        stderr(&badkey)
+    );
+    let again = d.peapod(&["create", "configmap", "app", "--from-literal=x=1"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).starts_with("Error from server (AlreadyExists): configmaps \"app\""),
+        "{}",
+        stderr(&again)
+    );
+
+    let table = d.ok(&["get", "cm"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    let cols = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+    assert_eq!(cols(lines[0]), ["NAME", "DATA", "AGE"]);
+    assert_eq!(cols(lines[1])[..2], ["app".to_string(), "4".into()]);
+    assert_eq!(cols(lines[2])[..2], ["game".to_string(), "2".into()]);
+
+    let cm: Value =
+        serde_json::from_str(&d.ok(&["get", "configmap", "app", "-o", "json"])).unwrap();
+    assert_eq!(cm["data"]["mode"], "fast");
+    assert_eq!(cm["data"]["app.properties"], "color=blue\nsize=2\n");
+    assert_eq!(cm["data"]["renamed"], "color=blue\nsize=2\n");
+    let game = d.ok(&["get", "configmaps", "game", "-o", "yaml"]);
+    assert!(
+        game.contains("LIVES: '3'") || game.contains("LIVES: \"3\""),
+        "{game}"
+    );
+    assert!(game.contains("ENEMIES: aliens"), "{game}");
+
+    let describe = d.ok(&["describe", "configmap", "game"]);
+    assert!(
+        describe.starts_with("Name:         game\nNamespace:    default\n"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("\nData\n====\nENEMIES:\n----\naliens\n\nLIVES:\n----\n3\n"),
+        "{describe}"
+    );
+    assert!(describe.contains("\nBinaryData\n====\n"), "{describe}");
+
+    // Secrets: values never shown by describe.
+    let out = d.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=username=admin",
+        "--from-literal=password=s3cr3t-hunter2",
+    ]);
+    assert_eq!(out, "secret/db created\n");
+    let describe = d.ok(&["describe", "secret", "db"]);
+    assert!(describe.contains("Type:  Opaque"), "{describe}");
+    assert!(
+        describe.contains("password:  14 bytes\nusername:  5 bytes\n"),
+        "{describe}"
+    );
+    assert!(
+        !describe.contains("hunter2") && !describe.contains("admin"),
+        "{describe}"
+    );
+    let table = d.ok(&["get", "secrets"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(cols(lines[0]), ["NAME", "TYPE", "DATA", "AGE"]);
+    assert_eq!(
+        cols(lines[1])[..3],
+        ["db".to_string(), "Opaque".into(), "2".into()]
+    );
+    let s: Value = serde_json::from_str(&d.ok(&["get", "secret", "db", "-o", "json"])).unwrap();
+    assert_eq!(s["data"]["username"], "YWRtaW4=");
+    let dup = d.peapod(&[
+        "create",
+        "secret",
+        "generic",
+        "s2",
+        "--from-literal=a=1",
+        "--from-literal=a=2",
+    ]);
+    assert_eq!(
+        stderr(&dup).trim(),
+        "error: cannot add key a, another key by that name already exists"
+    );
+
+    // An immutable ConfigMap keeps its data.
+    d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: '1'}\n");
+    let changed = d.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: '2'}\n");
+    assert!(!changed.status.success());
+    assert!(
+        stderr(&changed).contains("ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set"),
+        "{}",
+        stderr(&changed)
+    );
+
+    assert_eq!(
+        d.ok(&["delete", "configmap", "app"]),
+        "configmap \"app\" deleted\n"
+    );
+    assert_eq!(d.ok(&["delete", "secret", "db"]), "secret \"db\" deleted\n");
+    let gone = d.peapod(&["get", "cm", "app"]);
+    assert_eq!(
+        stderr(&gone).trim(),
+        "Error from server (NotFound): configmaps \"app\" not found"
+    );
+    let gone = d.peapod(&["describe", "secret", "db"]);
+    assert!(!gone.status.success());
+}
+
+#[test]
+fn env_from_configmaps_secrets_and_expansion() {
+    let d = Daemon::start();
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{greeting: hello, color: blue, REF: '$(color)'}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: creds}}\nstringData: {{password: s3cr3t, user: admin}}\n---\n{}",
+        pod(
+            "envy",
+            &format!(
+                r#"  restartPolicy: Never
+  containers:
+  - name: echo
+    image: {BUSYBOX}
+    command: [echo]
+    args: ["cmd=$(GREETING)", "esc=$$(GREETING)", "undef=$(NOPE)", "pw=$(PASS)"]
+    env:
+    - name: GREETING
+      valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}
+    - name: PASS
+      valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}
+  - name: main
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+    envFrom:
+    - configMapRef: {{name: cfg}}
+      prefix: CFG_
+    - secretRef: {{name: creds}}
+    - configMapRef: {{name: absent, optional: true}}
+    env:
+    - name: GREETING
+      valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}
+    - name: COMPOSED
+      value: "$(GREETING)-$(CFG_color)-$$(GREETING)-$(UNDEFINED)"
+    - name: OPTIONAL
+      valueFrom: {{configMapKeyRef: {{name: cfg, key: missing, optional: true}}}}
+    - name: user
+      value: overridden
+"#
+            )
+        )
+    ));
+    d.wait_pod("envy", "main running", |p| {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c["name"] == "main" && c["ready"] == true))
+    });
+    let env = d.exec_ok("envy", "main", &["env"]);
+    let vars: Vec<&str> = env.lines().collect();
+    for want in [
+        "CFG_greeting=hello",
+        "CFG_color=blue",
+        // Values from envFrom are not expanded.
+        "CFG_REF=$(color)",
+        "password=s3cr3t",
+        "user=overridden",
+        "GREETING=hello",
+        "COMPOSED=hello-blue-$(GREETING)-$(UNDEFINED)",
+    ] {
+        assert!(vars.contains(&want), "{want} missing in:\n{env}");
+    }
+    assert!(!env.contains("OPTIONAL="), "{env}");
+    let logs = wait_until("echo's output", || {
+        let l = d.ok(&["logs", "envy", "-c", "echo"]);
+        (!l.is_empty()).then_some(l)
+    });
+    assert_eq!(
+        logs.trim(),
+        "cmd=hello esc=$(GREETING) undef=$(NOPE) pw=s3cr3t"
+    );
+    // Secret values stay out of describe and the daemon's log.
+    let describe = d.ok(&["describe", "pod", "envy"]);
+    assert!(!describe.contains("s3cr3t"), "{describe}");
+    let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+    assert!(!log.contains("s3cr3t"), "{log}");
+}
+
+#[test]
+fn missing_configmap_holds_the_pod_until_it_is_created() {
+    let d = Daemon::start();
+    d.apply_ok(&pod(
+        "needy",
+        &format!(
+            r#"  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+    env:
+    - name: MODE
+      valueFrom: {{configMapKeyRef: {{name: later, key: mode}}}}
+"#
+        ),
+    ));
+    let p = d.wait_pod("needy", "CreateContainerConfigError", |p| {
+        waiting(p, "app").0 == "CreateContainerConfigError"
+    });
+    assert_eq!(waiting(&p, "app").1, "configmap \"later\" not found");
+    assert!(
+        events(&d, "needy").contains(&(
+            "Failed".to_string(),
+            "Error: configmap \"later\" not found".to_string()
+        )),
+        "{:?}",
+        events(&d, "needy")
+    );
+    // The ConfigMap without the key: kubelet's other message.
+    d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {other: x}\n");
+    d.wait_pod("needy", "missing key", |p| {
+        waiting(p, "app").1 == "couldn't find key mode in ConfigMap default/later"
+    });
+    d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {mode: fast}\n");
+    d.wait_running("needy");
+    assert_eq!(
+        d.exec_ok("needy", "app", &["sh", "-c", "echo $MODE"])
+            .trim(),
+        "fast"
+    );
+
+    // A volume of a missing ConfigMap: ContainerCreating and FailedMount.
+    d.apply_ok(&pod(
+        "mounty",
+        &format!(
+            r#"  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+    volumeMounts: [{{name: cfg, mountPath: /etc/cfg}}]
+  volumes:
+  - name: cfg
+    configMap: {{name: later-vol}}
+"#
+        ),
+    ));
+    let msg = "MountVolume.SetUp failed for volume \"cfg\" : configmap \"later-vol\" not found";
+    wait_until("FailedMount event", || {
+        events(&d, "mounty")
+            .iter()
+            .any(|(r, m)| r == "FailedMount" && m == msg)
+            .then(String::new)
+    });
+    let p = d.pod("mounty");
+    assert_eq!(p["status"]["phase"], "Pending");
+    assert_eq!(waiting(&p, "app").0, "ContainerCreating");
+    let describe = d.ok(&["describe", "pod", "mounty"]);
+    assert!(describe.contains("FailedMount"), "{describe}");
+    d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later-vol}\ndata: {k: v}\n");
+    d.wait_running("mounty");
+    assert_eq!(d.exec_ok("mounty", "app", &["cat", "/etc/cfg/k"]), "v");
+
+    // Optional references do not hold a pod.
+    d.apply_ok(&pod(
+        "relaxed",
+        &format!(
+            r#"  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+    env:
+    - name: MODE
+      valueFrom: {{configMapKeyRef: {{name: never, key: mode, optional: true}}}}
+    envFrom:
+    - secretRef: {{name: never, optional: true}}
+    volumeMounts: [{{name: cfg, mountPath: /etc/cfg}}]
+  volumes:
+  - name: cfg
+    configMap: {{name: never, optional: true}}
+"#
+        ),
+    ));
+    d.wait_running("relaxed");
+    assert_eq!(d.exec_ok("relaxed", "app", &["ls", "/etc/cfg"]), "");
+}
+
+#[test]
+fn configmap_volume_follows_updates_in_place() {
+    let d = Daemon::start();
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: site}}\ndata: {{index.html: version-1, extra: e1}}\n---\n{}",
+        pod(
+            "web",
+            &format!(
+                r#"  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+    volumeMounts:
+    - {{name: site, mountPath: /etc/site}}
+    - {{name: site, mountPath: /etc/pinned.html, subPath: index.html}}
+    - {{name: items, mountPath: /etc/items}}
+  volumes:
+  - name: site
+    configMap: {{name: site}}
+  - name: items
+    configMap:
+      name: site
+      defaultMode: 0440
+      items: [{{key: index.html, path: nested/page.html}}, {{key: extra, path: x, mode: 0600}}]
+"#
+            )
+        )
+    ));
+    d.wait_running("web");
+    assert_eq!(
+        d.exec_ok("web", "app", &["cat", "/etc/site/index.html"]),
+        "version-1"
+    );
+    assert_eq!(
+        d.exec_ok("web", "app", &["cat", "/etc/pinned.html"]),
+        "version-1"
+    );
+    assert_eq!(
+        d.exec_ok("web", "app", &["cat", "/etc/items/nested/page.html"]),
+        "version-1"
+    );
+    let modes = d.exec_ok(
+        "web",
+        "app",
+        &[
+            "stat",
+            "-L",
+            "-c",
+            "%a",
+            "/etc/items/nested/page.html",
+            "/etc/items/x",
+        ],
+    );
+    assert_eq!(modes, "440\n600\n");
+    // The atomic writer's layout, as the container sees it.
+    let link = d.exec_ok("web", "app", &["readlink", "/etc/site/index.html"]);
+    assert_eq!(link.trim(), "..data/index.html");
+    let data1 = d.exec_ok("web", "app", &["readlink", "/etc/site/..data"]);
+    assert!(data1.trim().starts_with("..20"), "{data1}");
+    // Read-only, as in Kubernetes.
+    let w = d.exec("web", "app", &["sh", "-c", "echo x > /etc/site/new"]);
+    assert!(!w.status.success());
+
+    d.apply_ok(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: site}\ndata: {index.html: version-2}\n",
+    );
+    wait_until("the new content in the running container", || {
+        let out = d.exec_ok("web", "app", &["cat", "/etc/site/index.html"]);
+        (out == "version-2").then_some(out)
+    });
+    let data2 = d.exec_ok("web", "app", &["readlink", "/etc/site/..data"]);
+    assert_ne!(data1, data2);
+    // The removed key is gone; the subPath mount keeps the old content.
+    let ls = d.exec_ok("web", "app", &["ls", "/etc/site"]);
+    assert_eq!(ls, "index.html\n");
+    assert_eq!(
+        d.exec_ok("web", "app", &["cat", "/etc/pinned.html"]),
+        "version-1"
+    );
+    // The same container: no restart.
+    let p = d.pod("web");
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+}
+
+#[test]
+fn secret_volume_is_tmpfs_with_default_mode() {
+    let d = Daemon::start();
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: tls}}\nstringData: {{key.pem: very-secret, cert.pem: public}}\n---\n{}",
+        pod(
+            "vault",
+            &format!(
+                r#"  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+    volumeMounts:
+    - {{name: tls, mountPath: /etc/tls}}
+    - {{name: all, mountPath: /etc/all}}
+  volumes:
+  - name: tls
+    secret: {{secretName: tls, defaultMode: 0400}}
+  - name: all
+    projected:
+      sources:
+      - secret: {{name: tls, items: [{{key: cert.pem, path: certs/cert.pem}}]}}
+      - downwardAPI: {{items: [{{path: podname, fieldRef: {{fieldPath: metadata.name}}}}]}}
+"#
+            )
+        )
+    ));
+    d.wait_running("vault");
+    assert_eq!(
+        d.exec_ok("vault", "app", &["cat", "/etc/tls/key.pem"]),
+        "very-secret"
+    );
+    let modes = d.exec_ok(
+        "vault",
+        "app",
+        &[
+            "stat",
+            "-L",
+            "-c",
+            "%a",
+            "/etc/tls/key.pem",
+            "/etc/tls/cert.pem",
+        ],
+    );
+    assert_eq!(modes, "400\n400\n");
+    let mountinfo = d.exec_ok("vault", "app", &["cat", "/proc/self/mountinfo"]);
+    for mp in ["/etc/tls", "/etc/all"] {
+        let line = mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(mp))
+            .unwrap_or_else(|| panic!("{mp} not mounted:\n{mountinfo}"));
+        assert!(line.contains(" - tmpfs "), "{mp} is not a tmpfs: {line}");
+        assert!(line.split(' ').nth(5).unwrap().starts_with("ro"), "{line}");
+    }
+    assert_eq!(
+        d.exec_ok("vault", "app", &["cat", "/etc/all/certs/cert.pem"]),
+        "public"
+    );
+    assert_eq!(
+        d.exec_ok("vault", "app", &["cat", "/etc/all/podname"]),
+        "vault"
+    );
+    // On the host, too: the volume is a tmpfs, and the secret is in no
+    // file under the daemon's root on disk.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        host.lines()
+            .any(|l| l.contains("kubernetes.io~secret/tls") && l.contains(" - tmpfs ")),
+        "no tmpfs for the secret volume on the host"
+    );
+    let uid = d.pod("vault")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vol = d
+        .root
+        .join("pods")
+        .join(&uid)
+        .join("volumes/kubernetes.io~secret/tls");
+    assert!(std::fs::symlink_metadata(vol.join("..data"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Secret updates reach the tmpfs.
+    d.apply_ok("apiVersion: v1\nkind: Secret\nmetadata: {name: tls}\nstringData: {key.pem: rotated, cert.pem: public}\n");
+    wait_until("the rotated secret", || {
+        let out = d.exec_ok("vault", "app", &["cat", "/etc/tls/key.pem"]);
+        (out == "rotated").then_some(out)
+    });
+    d.ok(&["delete", "pod", "vault"]);
+    assert!(!vol.exists());
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains(&uid), "a mount of the pod is left");
+}
+
+#[test]
+fn downward_api_as_env_and_volume() {
+    let d = Daemon::start();
+    d.apply_ok(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: self-aware
+  labels: {{app: web, tier: front}}
+  annotations: {{owner: team-a}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+    resources:
+      limits: {{cpu: 500m, memory: 64Mi}}
+      requests: {{cpu: 250m, memory: 32Mi}}
+    env:
+    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    - {{name: POD_NAMESPACE, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
+    - {{name: POD_UID, valueFrom: {{fieldRef: {{fieldPath: metadata.uid}}}}}}
+    - {{name: APP, valueFrom: {{fieldRef: {{fieldPath: "metadata.labels['app']"}}}}}}
+    - {{name: OWNER, valueFrom: {{fieldRef: {{fieldPath: "metadata.annotations['owner']"}}}}}}
+    - {{name: SA, valueFrom: {{fieldRef: {{fieldPath: spec.serviceAccountName}}}}}}
+    - {{name: HOST_IP, valueFrom: {{fieldRef: {{fieldPath: status.hostIP}}}}}}
+    - {{name: CPU_LIMIT_M, valueFrom: {{resourceFieldRef: {{resource: limits.cpu, divisor: 1m}}}}}}
+    - {{name: CPU_LIMIT, valueFrom: {{resourceFieldRef: {{resource: limits.cpu}}}}}}
+    - {{name: MEM_LIMIT_MI, valueFrom: {{resourceFieldRef: {{resource: limits.memory, divisor: 1Mi}}}}}}
+    - {{name: MEM_REQUEST, valueFrom: {{resourceFieldRef: {{resource: requests.memory}}}}}}
+    - {{name: SIDE_CPU, valueFrom: {{resourceFieldRef: {{containerName: side, resource: limits.cpu, divisor: 1m}}}}}}
+    volumeMounts: [{{name: info, mountPath: /etc/podinfo}}]
+  - name: side
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+  volumes:
+  - name: info
+    downwardAPI:
+      items:
+      - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
+      - {{path: namespace, fieldRef: {{fieldPath: metadata.namespace}}}}
+      - {{path: uid, fieldRef: {{fieldPath: metadata.uid}}}}
+      - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
+      - {{path: annotations, fieldRef: {{fieldPath: metadata.annotations}}}}
+      - {{path: mem_limit, resourceFieldRef: {{containerName: app, resource: limits.memory, divisor: 1Mi}}}}
+"#
+    ));
+    let p = d.wait_running("self-aware");
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    let env = d.exec_ok("self-aware", "app", &["env"]);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    for want in [
+        "POD_NAME=self-aware".to_string(),
+        "POD_NAMESPACE=default".into(),
+        format!("POD_UID={uid}"),
+        "APP=web".into(),
+        "OWNER=team-a".into(),
+        "SA=default".into(),
+        "HOST_IP=127.0.0.1".into(),
+        "CPU_LIMIT_M=500".into(),
+        // 0.5 CPU rounds up to 1.
+        "CPU_LIMIT=1".into(),
+        "MEM_LIMIT_MI=64".into(),
+        format!("MEM_REQUEST={}", 32 * 1024 * 1024),
+        // No limit: the node's allocatable CPUs.
+        format!("SIDE_CPU={}", cpus * 1000),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} missing in:\n{env}");
+    }
+    let read = |f: &str| d.exec_ok("self-aware", "app", &["cat", &format!("/etc/podinfo/{f}")]);
+    assert_eq!(read("name"), "self-aware");
+    assert_eq!(read("namespace"), "default");
+    assert_eq!(read("uid"), uid);
+    assert_eq!(read("labels"), "app=\"web\"\ntier=\"front\"");
+    assert_eq!(read("annotations"), "owner=\"team-a\"");
+    assert_eq!(read("mem_limit"), "64");
+}
