@@ -130,7 +130,7 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
                 .unwrap_or_default();
         }
         read_messages(&node, &pod, &mut obs).await;
-        refresh_volumes(&node, &pod, &obs).await;
+        refresh_volumes(&node, &pod, &mut obs).await;
         write_status(&node, &pod, &obs);
         if progressed {
             continue;
@@ -635,8 +635,24 @@ fn container_env(
 }
 
 /// ConfigMap, Secret, downwardAPI and projected volumes follow their
-/// sources (a no-op for pods without them).
-async fn refresh_volumes(node: &Arc<Node>, pod: &Pod, obs: &Observed) {
+/// sources (a no-op for pods without them). A pod adopted after a daemon
+/// restart has its volumes found again first (preparing is idempotent).
+async fn refresh_volumes(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let ctx = crate::projection::pod_context(node, obs);
+    let store = node.store.clone();
+    if obs.volumes.is_none() && obs.view.current_sandbox().is_some() {
+        let p = pod.clone();
+        let dir = node
+            .pod_dir(pod.metadata.uid.as_deref().unwrap_or_default())
+            .join("volumes");
+        let (store, ctx) = (store.clone(), ctx.clone());
+        if let Some(Ok(v)) = blocking(move || volumes::prepare(&p, &dir, &*store, &ctx)).await {
+            obs.volumes = Some(v);
+        }
+    }
     let Some(prepared) = obs.volumes.clone() else {
         return;
     };
@@ -645,11 +661,9 @@ async fn refresh_volumes(node: &Arc<Node>, pod: &Pod, obs: &Observed) {
         .iter()
         .flat_map(|s| s.volumes.iter().flatten())
         .any(crate::projection::is_projected);
-    if !has_any || pod.metadata.deletion_timestamp.is_some() {
+    if !has_any {
         return;
     }
-    let ctx = crate::projection::pod_context(node, obs);
-    let store = node.store.clone();
     let pod = pod.clone();
     blocking(move || crate::projection::refresh(&pod, &prepared, &*store, &ctx)).await;
 }

@@ -392,7 +392,7 @@ fn missing_configmap_holds_the_pod_until_it_is_created() {
 
 #[test]
 fn configmap_volume_follows_updates_in_place() {
-    let d = Daemon::start();
+    let mut d = Daemon::start();
     d.apply_ok(&format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: site}}\ndata: {{index.html: version-1, extra: e1}}\n---\n{}",
         pod(
@@ -472,6 +472,15 @@ fn configmap_volume_follows_updates_in_place() {
     // The same container: no restart.
     let p = d.pod("web");
     assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+
+    // A restarted daemon adopts the pod and keeps its volumes current.
+    d.restart(&[]);
+    d.wait_running("web");
+    d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: site}\ndata: {index.html: version-3}\n");
+    wait_until("the update after a daemon restart", || {
+        let out = d.exec_ok("web", "app", &["cat", "/etc/site/index.html"]);
+        (out == "version-3").then_some(out)
+    });
 }
 
 #[test]
