@@ -334,11 +334,11 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             Cmd::Apply { file } => client::apply(&c, &file).await.map(|_| 0),
             Cmd::Get { resource, name, ns, all_namespaces, output, watch } => {
                 if let Some(r) = client::config::resource(&resource) {
-                    if all_namespaces || watch {
-                        anyhow::bail!("error: -A and -w are supported for pods only");
+                    if watch {
+                        anyhow::bail!("error: -w is supported for pods only");
                     }
                     let output = client::Output::parse(output.as_deref())?;
-                    return client::config::get(&c, r, name.as_deref(), &ns.namespace, output).await.map(|_| 0);
+                    return client::config::get(&c, r, name.as_deref(), &ns.namespace, all_namespaces, output).await.map(|_| 0);
                 }
                 check_pod_resource(&resource)?;
                 let output = client::Output::parse(output.as_deref())?;

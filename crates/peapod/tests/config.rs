@@ -130,6 +130,29 @@ fn create_get_describe_delete_configmaps_and_secrets() {
     assert_eq!(cols(lines[1])[..2], ["app".to_string(), "4".into()]);
     assert_eq!(cols(lines[2])[..2], ["game".to_string(), "2".into()]);
 
+    d.ok(&[
+        "create",
+        "configmap",
+        "elsewhere",
+        "-n",
+        "other",
+        "--from-literal=a=1",
+    ]);
+    let all = d.ok(&["get", "configmaps", "-A"]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(cols(lines[0]), ["NAMESPACE", "NAME", "DATA", "AGE"]);
+    assert_eq!(lines.len(), 4, "{all}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| cols(l)[..3] == ["other".to_string(), "elsewhere".into(), "1".into()]),
+        "{all}"
+    );
+    assert_eq!(
+        d.ok(&["get", "cm", "-n", "other", "-o", "name"]),
+        "configmap/elsewhere\n"
+    );
+
     let cm: Value =
         serde_json::from_str(&d.ok(&["get", "configmap", "app", "-o", "json"])).unwrap();
     assert_eq!(cm["data"]["mode"], "fast");
@@ -476,7 +499,9 @@ fn configmap_volume_follows_updates_in_place() {
     // A restarted daemon adopts the pod and keeps its volumes current.
     d.restart(&[]);
     d.wait_running("web");
-    d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: site}\ndata: {index.html: version-3}\n");
+    d.apply_ok(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: site}\ndata: {index.html: version-3}\n",
+    );
     wait_until("the update after a daemon restart", || {
         let out = d.exec_ok("web", "app", &["cat", "/etc/site/index.html"]);
         (out == "version-3").then_some(out)

@@ -45,6 +45,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/namespaces/{ns}", get(cluster::get_namespace))
         .route("/api/v1/nodes", get(cluster::list_nodes))
         .route("/api/v1/nodes/{name}", get(cluster::get_node))
+        .route("/api/v1/secrets", get(secrets::list_all::<Secret>))
+        .route("/api/v1/configmaps", get(secrets::list_all::<ConfigMap>))
         .route(
             "/api/v1/namespaces/{ns}/secrets",
             get(secrets::list::<Secret>).post(secrets::create::<Secret>),

@@ -69,10 +69,16 @@ pub async fn list<T: ConfigKind>(
     State(node): State<Arc<Node>>,
     Path(ns): Path<String>,
 ) -> Response {
-    match node
-        .store
-        .list_at::<T>(&format!("{}/{ns}/", T::URL_PATH_SEGMENT))
-    {
+    list_prefix::<T>(&node, format!("{}/{ns}/", T::URL_PATH_SEGMENT))
+}
+
+/// Every namespace's (`/api/v1/configmaps`, `/api/v1/secrets`).
+pub async fn list_all<T: ConfigKind>(State(node): State<Arc<Node>>) -> Response {
+    list_prefix::<T>(&node, format!("{}/", T::URL_PATH_SEGMENT))
+}
+
+fn list_prefix<T: ConfigKind>(node: &Node, prefix: String) -> Response {
+    match node.store.list_at::<T>(&prefix) {
         Ok((items, rv)) => json_response(
             StatusCode::OK,
             &serde_json::json!({ "kind": format!("{}List", T::KIND), "apiVersion": "v1", "metadata": { "resourceVersion": rv.to_string() }, "items": items }),

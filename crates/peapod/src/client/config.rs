@@ -42,8 +42,10 @@ pub async fn get(
     resource: &str,
     name: Option<&str>,
     namespace: &str,
+    all_namespaces: bool,
     output: Output,
 ) -> Result<()> {
+    let all_namespaces = all_namespaces && name.is_none();
     let (items, single) = match name {
         Some(n) => (
             vec![
@@ -54,12 +56,12 @@ pub async fn get(
             true,
         ),
         None => {
-            let list: Value = client
-                .get_json(&format!(
-                    "/api/v1/namespaces/{}/{resource}",
-                    encode(namespace)
-                ))
-                .await?;
+            let path = if all_namespaces {
+                format!("/api/v1/{resource}")
+            } else {
+                format!("/api/v1/namespaces/{}/{resource}", encode(namespace))
+            };
+            let list: Value = client.get_json(&path).await?;
             let items = list
                 .get("items")
                 .and_then(Value::as_array)
@@ -93,19 +95,32 @@ pub async fn get(
             .collect(),
         Output::Default | Output::Wide => {
             if items.is_empty() {
-                eprintln!("No resources found in {namespace} namespace.");
+                if all_namespaces {
+                    eprintln!("No resources found");
+                } else {
+                    eprintln!("No resources found in {namespace} namespace.");
+                }
                 return Ok(());
             }
             let now = Utc::now();
-            let mut rows: Vec<Vec<String>> = vec![if resource == "secrets" {
-                vec!["NAME".into(), "TYPE".into(), "DATA".into(), "AGE".into()]
-            } else {
-                vec!["NAME".into(), "DATA".into(), "AGE".into()]
-            }];
+            let mut head: Vec<String> = Vec::new();
+            if all_namespaces {
+                head.push("NAMESPACE".into());
+            }
+            head.push("NAME".into());
+            if resource == "secrets" {
+                head.push("TYPE".into());
+            }
+            head.extend(["DATA".into(), "AGE".into()]);
+            let mut rows: Vec<Vec<String>> = vec![head];
             for v in &items {
                 let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
                     serde_json::from_value(v["metadata"].clone()).unwrap_or_default();
-                let mut row = vec![meta.name.clone().unwrap_or_default()];
+                let mut row = Vec::new();
+                if all_namespaces {
+                    row.push(meta.namespace.clone().unwrap_or_default());
+                }
+                row.push(meta.name.clone().unwrap_or_default());
                 if resource == "secrets" {
                     row.push(v["type"].as_str().unwrap_or("Opaque").to_string());
                 }
