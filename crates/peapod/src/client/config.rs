@@ -213,14 +213,12 @@ pub struct Sources {
     pub env_files: Vec<String>,
 }
 
-/// The strict environment variable name kubectl checks env files with.
+/// The environment variable name rule kubectl checks env files with
+/// (apimachinery's `IsEnvVarName`: printable ASCII but `=`).
 fn env_name_errors(k: &str) -> Option<String> {
-    let ok = !k.is_empty()
-        && k.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
-        && !k.as_bytes()[0].is_ascii_digit();
+    let ok = !k.is_empty() && k.bytes().all(|c| (b' '..=b'~').contains(&c) && c != b'=');
     (!ok).then(|| {
-        "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')".to_string()
+        "a valid environment variable name must consist only of printable ASCII characters other than '='".to_string()
     })
 }
 
@@ -436,13 +434,12 @@ mod tests {
                 ("D".into(), "with spaces ".into()),
             ]
         );
-        let e = parse_env_file("f.env", b"1A=x\n").unwrap_err().to_string();
-        assert!(
-            e.starts_with(
-                "error: \"1A\" is not a valid key name: a valid environment variable name"
-            ),
-            "{e}"
-        );
+        // A leading digit is fine (the relaxed rule); a tab is not printable.
+        assert_eq!(parse_env_file("f.env", b"1A=x\n").unwrap()[0].0, "1A");
+        let e = parse_env_file("f.env", b"A\tB=x\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "error: \"A\\tB\" is not a valid key name: a valid environment variable name must consist only of printable ASCII characters other than '='");
         let e = parse_env_file("f.env", b"A=1\nB=\xff\n")
             .unwrap_err()
             .to_string();
