@@ -389,6 +389,47 @@ fn missing_configmap_holds_the_pod_until_it_is_created() {
     d.wait_running("mounty");
     assert_eq!(d.exec_ok("mounty", "app", &["cat", "/etc/cfg/k"]), "v");
 
+    // A pod deleted while it waits for a volume leaves nothing behind: the
+    // Secret volume set up before the missing one is unmounted.
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: present}}\nstringData: {{k: v}}\n---\n{}",
+        pod(
+            "stuck",
+            &format!(
+                r#"  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+  volumes:
+  - name: sec
+    secret: {{secretName: present}}
+  - name: cfg
+    configMap: {{name: nowhere}}
+"#
+            ),
+        )
+    ));
+    let uid = d.pod("stuck")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until("FailedMount of stuck", || {
+        events(&d, "stuck")
+            .iter()
+            .any(|(r, _)| r == "FailedMount")
+            .then(String::new)
+    });
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains(&uid))
+    };
+    assert!(mounted(), "the secret volume was set up first");
+    d.ok(&["delete", "pod", "stuck"]);
+    assert!(!mounted(), "the secret volume's tmpfs is left");
+    assert!(!d.root.join("pods").join(&uid).exists());
+
     // Optional references do not hold a pod.
     d.apply_ok(&pod(
         "relaxed",
