@@ -218,6 +218,32 @@ fn create_get_describe_delete_configmaps_and_secrets() {
         "error: cannot add key a, another key by that name already exists"
     );
 
+    // apply: binaryData, stringData folded into data, unchanged on re-apply.
+    let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: blobs}\ndata: {text: hi}\nbinaryData: {blob: AAEC}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: mixed}\ndata: {a: YQ==}\nstringData: {b: bee}\n";
+    assert_eq!(
+        d.apply_ok(manifest),
+        "configmap/blobs created\nsecret/mixed created\n"
+    );
+    assert_eq!(
+        d.apply_ok(manifest),
+        "configmap/blobs unchanged\nsecret/mixed unchanged\n"
+    );
+    let describe = d.ok(&["describe", "cm", "blobs"]);
+    assert!(
+        describe.contains("\nBinaryData\n====\nblob: 3 bytes\n"),
+        "{describe}"
+    );
+    let s: Value = serde_json::from_str(&d.ok(&["get", "secret", "mixed", "-o", "json"])).unwrap();
+    assert_eq!(s["data"], serde_json::json!({"a": "YQ==", "b": "YmVl"}));
+    let bad =
+        d.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: badkeys}\ndata: {'a/b': x}\n");
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).starts_with("The ConfigMap \"badkeys\" is invalid: data[a/b]: Invalid value: \"a/b\": a valid config key must consist of alphanumeric characters"),
+        "{}",
+        stderr(&bad)
+    );
+
     // An immutable ConfigMap keeps its data.
     d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: '1'}\n");
     let changed = d.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: '2'}\n");
