@@ -582,6 +582,102 @@ mod tests {
             .collect()
     }
 
+    struct One(k8s_openapi::api::core::v1::ConfigMap);
+    impl Sources for One {
+        fn config_map(
+            &self,
+            _: &str,
+            name: &str,
+        ) -> Result<Option<k8s_openapi::api::core::v1::ConfigMap>, String> {
+            Ok((self.0.metadata.name.as_deref() == Some(name)).then(|| self.0.clone()))
+        }
+        fn secret(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<k8s_openapi::api::core::v1::Secret>, String> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn payloads_items_modes_and_kubelets_errors() {
+        let src = One(serde_yaml_ng::from_str(
+            "metadata: {name: cfg}\ndata: {a: '1', b: '2'}\nbinaryData: {bin: AAE=}\n",
+        )
+        .unwrap());
+        let pod: Pod = serde_yaml_ng::from_str(
+            "metadata: {name: p, namespace: default, labels: {x: y}}\nspec: {containers: []}\n",
+        )
+        .unwrap();
+        let vol = |yaml: &str| -> Volume { serde_yaml_ng::from_str(yaml).unwrap() };
+        let ctx = PodContext::default();
+        let all = payload(&vol("name: v\nconfigMap: {name: cfg}\n"), &pod, &src, &ctx).unwrap();
+        assert_eq!(
+            all,
+            payload_of(&[("a", "1", 0o644), ("b", "2", 0o644)])
+                .into_iter()
+                .chain([("bin".to_string(), (vec![0, 1], 0o644))])
+                .collect()
+        );
+        let items = payload(
+            &vol("name: v\nconfigMap: {name: cfg, defaultMode: 256, items: [{key: a, path: d/x}, {key: b, path: y, mode: 384}]}\n"),
+            &pod,
+            &src,
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(items, payload_of(&[("d/x", "1", 0o400), ("y", "2", 0o600)]));
+        assert_eq!(
+            payload(
+                &vol("name: v\nconfigMap: {name: cfg, items: [{key: zz, path: z}]}\n"),
+                &pod,
+                &src,
+                &ctx
+            )
+            .unwrap_err(),
+            "configmap references non-existent config key: zz"
+        );
+        assert!(payload(
+            &vol("name: v\nconfigMap: {name: cfg, optional: true, items: [{key: zz, path: z}]}\n"),
+            &pod,
+            &src,
+            &ctx
+        )
+        .unwrap()
+        .is_empty());
+        assert_eq!(
+            payload(
+                &vol("name: v\nsecret: {secretName: gone}\n"),
+                &pod,
+                &src,
+                &ctx
+            )
+            .unwrap_err(),
+            "secret \"gone\" not found"
+        );
+        let projected = payload(
+            &vol("name: v\nprojected: {defaultMode: 288, sources: [{configMap: {name: cfg, items: [{key: a, path: a}]}}, {downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}}, {secret: {name: gone, optional: true}}]}\n"),
+            &pod,
+            &src,
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(
+            projected,
+            payload_of(&[("a", "1", 0o440), ("labels", "x=\"y\"", 0o440)])
+        );
+        assert!(uses(
+            &serde_yaml_ng::from_str(
+                "metadata: {name: p}\nspec: {containers: [{name: c, envFrom: [{configMapRef: {name: cfg}}]}]}\n"
+            )
+            .unwrap(),
+            "configmaps",
+            "cfg"
+        ));
+        assert!(!uses(&pod, "configmaps", "cfg"));
+    }
+
     #[test]
     fn timestamped_names_are_kubelets() {
         let t = chrono::DateTime::parse_from_rfc3339("2026-11-30T12:00:00.123456789Z")
