@@ -249,7 +249,6 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
                 rro,
             );
         }
-        found.check(non_empty_str(&m.sub_path_expr), &mpath.child("subPathExpr"));
     }
 }
 

@@ -427,12 +427,14 @@ pub fn remove_subpaths(volumes_dir: &Path, container: Option<&str>) -> std::io::
 
 /// The mounts of one container. `field` is `spec.containers[i]`;
 /// `volumes_dir` is the pod's volumes directory, where subPath mounts are
-/// staged.
+/// staged; `env` is the container's environment, which `subPathExpr`
+/// expands.
 pub fn container_mounts(
     c: &Container,
     prepared: &Prepared,
     field: &str,
     volumes_dir: &Path,
+    env: &[(String, String)],
 ) -> Result<Vec<VolumeMount>, VolumeError> {
     let mut out = Vec::new();
     for (j, m) in c.volume_mounts.iter().flatten().enumerate() {
@@ -440,6 +442,13 @@ pub fn container_mounts(
         let base = prepared
             .get(&m.name)
             .ok_or_else(|| err(format!("{f}.name"), format!("Not found: {:?}", m.name)))?;
+        let expanded = match m.sub_path_expr.as_deref().filter(|s| !s.is_empty()) {
+            Some(expr) => {
+                Some(expand_sub_path(expr, env).map_err(|e| err(format!("{f}.subPathExpr"), e))?)
+            }
+            None => None,
+        };
+        let sub_path = expanded.as_deref().or(m.sub_path.as_deref());
         // ConfigMap, Secret, downwardAPI and projected volumes are
         // always read-only, as in Kubernetes; a subPath in them names a
         // file of the current content (and does not follow updates).
@@ -447,13 +456,18 @@ pub fn container_mounts(
             .parent()
             .and_then(|p| p.file_name())
             .is_some_and(|n| n.to_string_lossy().starts_with("kubernetes.io~"));
-        let host_path = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+        let host_path = match sub_path.filter(|s| !s.is_empty()) {
             Some(sub) => {
                 let resolved = projected
                     .then(|| crate::projection::resolve_subpath(base, sub))
                     .flatten();
                 let sub = resolved.as_deref().unwrap_or(sub);
-                stage_subpath(base, sub, &format!("{f}.subPath"), volumes_dir, &c.name, j)?
+                let which = if expanded.is_some() {
+                    "subPathExpr"
+                } else {
+                    "subPath"
+                };
+                stage_subpath(base, sub, &format!("{f}.{which}"), volumes_dir, &c.name, j)?
             }
             None => base.clone(),
         };
@@ -466,9 +480,50 @@ pub fn container_mounts(
     Ok(out)
 }
 
+/// `subPathExpr` with `$(VAR)` expanded from the container's env; a
+/// reference to a variable that is unset or empty is an error, as kubelet's
+/// `ExpandContainerVolumeMounts` makes it.
+pub fn expand_sub_path(expr: &str, env: &[(String, String)]) -> Result<String, String> {
+    let missing = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let out = crate::env::expand(expr, |k| {
+        let v = env
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if v.is_empty() {
+            missing.borrow_mut().insert(k.to_string());
+        }
+        Some(v)
+    });
+    let missing = missing.into_inner();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing value for {}",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sub_path_expr_expands_from_env() {
+        let env = vec![
+            ("POD".to_string(), "web-1".to_string()),
+            ("EMPTY".into(), String::new()),
+        ];
+        assert_eq!(expand_sub_path("logs/$(POD)", &env).unwrap(), "logs/web-1");
+        assert_eq!(expand_sub_path("$$(POD)", &env).unwrap(), "$(POD)");
+        assert_eq!(
+            expand_sub_path("$(NOPE)/$(EMPTY)/$(POD)", &env).unwrap_err(),
+            "missing value for EMPTY, NOPE"
+        );
+    }
 
     fn fd_path(fd: &OwnedFd) -> PathBuf {
         std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()

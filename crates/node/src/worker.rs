@@ -516,7 +516,19 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
         };
         let Some(c) = c.cloned() else { continue };
         let vols = node.pod_dir(&uid).join("volumes");
-        let mut mounts = match volumes::container_mounts(&c, &prepared, &field, &vols) {
+        let env = match container_env(node, pod, &c, obs) {
+            Ok(env) => env,
+            Err(e) => {
+                obs.waiting.insert(
+                    c.name.clone(),
+                    ("CreateContainerConfigError".into(), e.to_string()),
+                );
+                node.events
+                    .record(pod, "Warning", "Failed", format!("Error: {e}"));
+                continue;
+            }
+        };
+        let mut mounts = match volumes::container_mounts(&c, &prepared, &field, &vols, &env.vars) {
             Ok(m) => m,
             Err(e) => {
                 obs.waiting.insert(
@@ -550,15 +562,8 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
             .map(|x| x.id.clone())
             .collect();
         let mut cfg = container_config(pod, &c, s.attempt, mounts);
-        if let Err(e) = container_env(node, pod, &c, obs, &mut cfg) {
-            obs.waiting.insert(
-                c.name.clone(),
-                ("CreateContainerConfigError".into(), e.to_string()),
-            );
-            node.events
-                .record(pod, "Warning", "Failed", format!("Error: {e}"));
-            continue;
-        }
+        (cfg.command, cfg.args) = crate::env::expand_command_and_args(&c, &env);
+        cfg.env = env.vars;
         let rt = node.runtime.clone();
         let sid = sid.clone();
         let t0 = std::time::Instant::now();
@@ -614,24 +619,21 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
     any
 }
 
-/// The container's environment (env, envFrom, downward API) and its
-/// `$(VAR)`-expanded command and args, into `cfg`.
+/// The container's environment (env, envFrom, downward API); it expands
+/// `command`, `args` and `subPathExpr`.
 fn container_env(
     node: &Node,
     pod: &Pod,
     c: &Container,
     obs: &Observed,
-    cfg: &mut peapod_runtime::ContainerConfig,
-) -> Result<(), crate::env::EnvError> {
+) -> Result<crate::env::Environment, crate::env::EnvError> {
     let ctx = crate::projection::pod_context(node, obs);
     let env = crate::env::make_environment(pod, c, &*node.store, &ctx)?;
     for w in &env.warnings {
         node.events
             .record(pod, "Warning", "InvalidEnvironmentVariableNames", w.clone());
     }
-    (cfg.command, cfg.args) = crate::env::expand_command_and_args(c, &env);
-    cfg.env = env.vars;
-    Ok(())
+    Ok(env)
 }
 
 /// ConfigMap, Secret, downwardAPI and projected volumes follow their

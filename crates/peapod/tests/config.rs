@@ -702,11 +702,16 @@ spec:
     - {{name: MEM_LIMIT_MI, valueFrom: {{resourceFieldRef: {{resource: limits.memory, divisor: 1Mi}}}}}}
     - {{name: MEM_REQUEST, valueFrom: {{resourceFieldRef: {{resource: requests.memory}}}}}}
     - {{name: SIDE_CPU, valueFrom: {{resourceFieldRef: {{containerName: side, resource: limits.cpu, divisor: 1m}}}}}}
-    volumeMounts: [{{name: info, mountPath: /etc/podinfo}}]
+    volumeMounts:
+    - {{name: info, mountPath: /etc/podinfo}}
+    - {{name: logs, mountPath: /logs, subPathExpr: "$(POD_NAME)-$(APP)"}}
   - name: side
     image: {BUSYBOX}
     command: [sleep, "3600"]
+    volumeMounts: [{{name: logs, mountPath: /all}}]
   volumes:
+  - name: logs
+    emptyDir: {{}}
   - name: info
     downwardAPI:
       items:
@@ -747,4 +752,10 @@ spec:
     assert_eq!(read("labels"), "app=\"web\"\ntier=\"front\"");
     assert_eq!(read("annotations"), "owner=\"team-a\"");
     assert_eq!(read("mem_limit"), "64");
+    // subPathExpr expands the container's env.
+    d.exec_ok("self-aware", "app", &["sh", "-c", "echo mine > /logs/f"]);
+    assert_eq!(
+        d.exec_ok("self-aware", "side", &["cat", "/all/self-aware-web/f"]),
+        "mine\n"
+    );
 }
