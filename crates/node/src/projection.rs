@@ -371,14 +371,22 @@ pub fn write(target: &Path, files: &Payload) -> Result<bool, String> {
         }
     };
     let _ = std::fs::set_permissions(&ts_dir, std::fs::Permissions::from_mode(0o755));
-    for (rel, (content, mode)) in files {
-        let p = ts_dir.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io("cannot create", parent, e))?;
+    let fill = || -> Result<(), String> {
+        for (rel, (content, mode)) in files {
+            let p = ts_dir.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io("cannot create", parent, e))?;
+            }
+            std::fs::write(&p, content).map_err(|e| io("cannot write", &p, e))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))
+                .map_err(|e| io("cannot chmod", &p, e))?;
         }
-        std::fs::write(&p, content).map_err(|e| io("cannot write", &p, e))?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))
-            .map_err(|e| io("cannot chmod", &p, e))?;
+        Ok(())
+    };
+    if let Err(e) = fill() {
+        // The volume keeps showing the old content; nothing half-written stays.
+        let _ = std::fs::remove_dir_all(&ts_dir);
+        return Err(e);
     }
     // Swap `..data` atomically: a new link renamed over the old one.
     let tmp = target.join(DATA_TMP);
@@ -676,6 +684,37 @@ mod tests {
             "cfg"
         ));
         assert!(!uses(&pod, "configmaps", "cfg"));
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_content_and_leaves_nothing() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to mount");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path();
+        mount(
+            Some("tmpfs"),
+            t,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("size=16k"),
+        )
+        .unwrap();
+        let res = std::panic::catch_unwind(|| {
+            assert!(write(t, &payload_of(&[("a", "small", 0o644)])).unwrap());
+            let before = std::fs::read_link(t.join("..data")).unwrap();
+            let big = "x".repeat(64 * 1024);
+            let e = write(t, &payload_of(&[("a", &big, 0o644)])).unwrap_err();
+            assert!(e.contains("cannot write"), "{e}");
+            assert_eq!(std::fs::read_link(t.join("..data")).unwrap(), before);
+            assert_eq!(std::fs::read_to_string(t.join("a")).unwrap(), "small");
+            let entries = std::fs::read_dir(t).unwrap().count();
+            assert_eq!(entries, 3, "..data, one timestamped dir, a");
+        });
+        nix::mount::umount(t).unwrap();
+        res.unwrap();
     }
 
     #[test]
