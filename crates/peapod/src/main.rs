@@ -188,14 +188,25 @@ struct FromArgs {
     /// A file of KEY=value lines (repeatable).
     #[arg(long = "from-env-file")]
     from_env_file: Vec<String>,
+    /// none | client: with client, print the object without creating it.
+    #[arg(long = "dry-run", default_value = "none", num_args = 0..=1, default_missing_value = "client")]
+    dry_run: String,
+    /// yaml | json | name: print the object.
+    #[arg(short = 'o', long = "output")]
+    output: Option<String>,
 }
 
 impl FromArgs {
-    fn sources(self) -> client::config::Sources {
-        client::config::Sources {
-            literals: self.from_literal,
-            files: self.from_file,
-            env_files: self.from_env_file,
+    fn options(self, secret_type: Option<String>) -> client::config::CreateOptions {
+        client::config::CreateOptions {
+            sources: client::config::Sources {
+                literals: self.from_literal,
+                files: self.from_file,
+                env_files: self.from_env_file,
+            },
+            dry_run: self.dry_run,
+            output: self.output,
+            secret_type,
         }
     }
 }
@@ -386,10 +397,10 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 client::image_export(&c, &references, &output, &format).await.map(|_| 0)
             }
             Cmd::Create { cmd: CreateCmd::ConfigMap { name, from, ns } } => {
-                client::config::create(&c, "configmaps", &ns.namespace, &name, &from.sources(), None).await.map(|_| 0)
+                client::config::create(&c, "configmaps", &ns.namespace, &name, from.options(None)).await.map(|_| 0)
             }
             Cmd::Create { cmd: CreateCmd::Secret { cmd: CreateSecretCmd::Generic { name, from, type_, ns } } } => {
-                client::config::create(&c, "secrets", &ns.namespace, &name, &from.sources(), type_.as_deref()).await.map(|_| 0)
+                client::config::create(&c, "secrets", &ns.namespace, &name, from.options(type_)).await.map(|_| 0)
             }
             Cmd::Shim { .. } | Cmd::ShimHelper { .. } | Cmd::Infra => Ok(0),
         }

@@ -122,6 +122,29 @@ fn create_get_describe_delete_configmaps_and_secrets() {
         stderr(&again)
     );
 
+    // A dry run creates nothing.
+    assert_eq!(
+        d.ok(&["create", "cm", "dry", "--from-literal=a=1", "--dry-run"]),
+        "configmap/dry created (dry run)\n"
+    );
+    let json = d.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "dry",
+        "--from-literal=a=1",
+        "--dry-run=client",
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (v["kind"].as_str(), v["data"]["a"].as_str()),
+        (Some("Secret"), Some("MQ=="))
+    );
+    assert!(!d.peapod(&["get", "cm", "dry"]).status.success());
+    assert!(!d.peapod(&["get", "secret", "dry"]).status.success());
+
     let table = d.ok(&["get", "cm"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
@@ -543,9 +566,18 @@ fn configmap_volume_follows_updates_in_place() {
     let w = d.exec("web", "app", &["sh", "-c", "echo x > /etc/site/new"]);
     assert!(!w.status.success());
 
-    d.apply_ok(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: site}\ndata: {index.html: version-2}\n",
-    );
+    // kubectl's update idiom: create --dry-run=client -o yaml | apply -f -.
+    let yaml = d.ok(&[
+        "create",
+        "configmap",
+        "site",
+        "--from-literal=index.html=version-2",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    assert!(yaml.contains("kind: ConfigMap"), "{yaml}");
+    assert_eq!(d.apply_ok(&yaml), "configmap/site configured\n");
     wait_until("the new content in the running container", || {
         let out = d.exec_ok("web", "app", &["cat", "/etc/site/index.html"]);
         (out == "version-2").then_some(out)

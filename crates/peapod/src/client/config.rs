@@ -357,31 +357,78 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// `peapod create configmap NAME ...` / `peapod create secret generic NAME ...`.
+/// What `create configmap|secret generic` was asked.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub sources: Sources,
+    /// `none` or `client`.
+    pub dry_run: String,
+    /// `-o yaml|json|name`.
+    pub output: Option<String>,
+    /// `--type` of a Secret.
+    pub secret_type: Option<String>,
+}
+
+/// The object as `-o` asks for it.
+fn print_object(resource: &str, name: &str, value: &Value, output: &str) -> Result<String> {
+    Ok(match output {
+        "yaml" => {
+            serde_yaml_ng::to_string(value).map_err(|e| anyhow!("error: cannot print YAML: {e}"))?
+        }
+        "json" => format!(
+            "{}\n",
+            serde_json::to_string_pretty(value)
+                .map_err(|e| anyhow!("error: cannot print JSON: {e}"))?
+        ),
+        "name" => format!("{}/{name}\n", resource.trim_end_matches('s')),
+        other => bail!(
+            "error: unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,yaml"
+        ),
+    })
+}
+
+/// `peapod create configmap NAME ...` / `peapod create secret generic NAME ...`
+/// (`--dry-run=client -o yaml` prints the object for `apply -f -`).
 pub async fn create(
     client: &Client,
     resource: &str,
     namespace: &str,
     name: &str,
-    src: &Sources,
-    secret_type: Option<&str>,
+    opts: CreateOptions,
 ) -> Result<()> {
+    let dry_run = match opts.dry_run.as_str() {
+        "none" => false,
+        "client" => true,
+        "server" => {
+            bail!("error: --dry-run=server is not supported by peapod; use --dry-run=client")
+        }
+        other => bail!(
+            "error: Invalid dry-run value ({other}). Must be \"none\", \"server\", or \"client\"."
+        ),
+    };
+    if let Some(o) = opts.output.as_deref() {
+        print_object(resource, name, &Value::Null, o).map(drop)?;
+    }
+    let src = &opts.sources;
+    // The namespace is written only when it is not the default one, as
+    // kubectl's dry-run output leaves it out.
     let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         name: Some(name.to_string()),
-        namespace: Some(namespace.to_string()),
+        namespace: (namespace != peapod_api::DEFAULT_NAMESPACE).then(|| namespace.to_string()),
         ..Default::default()
     };
-    let body = if resource == "secrets" {
+    let value = if resource == "secrets" {
         let pairs = gather("Secret", name, src)?;
-        let mut s = Secret {
+        let s = Secret {
             metadata: meta,
-            type_: Some(secret_type.unwrap_or("Opaque").to_string()),
+            type_: Some(opts.secret_type.clone().unwrap_or_else(|| "Opaque".into())),
             data: Some(pairs.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
             ..Default::default()
         };
-        peapod_api::default_secret(&mut s);
-        peapod_api::validate_secret(&s).map_err(|e| anyhow!("The {e}"))?;
-        serde_json::to_vec(&s)
+        let mut check = s.clone();
+        peapod_api::default_secret(&mut check);
+        peapod_api::validate_secret(&check).map_err(|e| anyhow!("The {e}"))?;
+        serde_json::to_value(&s)
     } else {
         let pairs = gather("ConfigMap", name, src)?;
         let (mut data, mut binary) = (BTreeMap::new(), BTreeMap::new());
@@ -402,18 +449,32 @@ pub async fn create(
             ..Default::default()
         };
         peapod_api::validate_config_map(&cm).map_err(|e| anyhow!("The {e}"))?;
-        serde_json::to_vec(&cm)
+        serde_json::to_value(&cm)
     }
     .map_err(|e| anyhow!("error: cannot encode {name:?}: {e}"))?;
-    client
+    let kind = resource.trim_end_matches('s');
+    if dry_run {
+        match opts.output.as_deref() {
+            Some(o) => print!("{}", print_object(resource, name, &value, o)?),
+            None => println!("{kind}/{name} created (dry run)"),
+        }
+        return Ok(());
+    }
+    let body =
+        serde_json::to_vec(&value).map_err(|e| anyhow!("error: cannot encode {name:?}: {e}"))?;
+    let created: Value = client
         .call(
             Method::POST,
             &format!("/api/v1/namespaces/{}/{resource}", encode(namespace)),
             Some(body),
             Some("application/json"),
         )
-        .await?;
-    println!("{}/{name} created", resource.trim_end_matches('s'));
+        .await?
+        .json()?;
+    match opts.output.as_deref() {
+        Some(o) => print!("{}", print_object(resource, name, &created, o)?),
+        None => println!("{kind}/{name} created"),
+    }
     Ok(())
 }
 
