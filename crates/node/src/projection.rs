@@ -95,15 +95,12 @@ fn key_items(
                     }
                     None if optional => {}
                     None => {
-                        return Err(format!(
-                            "{what} references non-existent {} key: {}",
-                            if what == "configmap" {
-                                "config"
-                            } else {
-                                "secret"
-                            },
-                            it.key
-                        ))
+                        // kubelet's two wordings.
+                        return Err(if what == "configmap" {
+                            format!("configmap references non-existent config key: {}", it.key)
+                        } else {
+                            format!("references non-existent secret key: {}", it.key)
+                        });
                     }
                 }
             }
