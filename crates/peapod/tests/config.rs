@@ -258,6 +258,15 @@ fn create_get_describe_delete_configmaps_and_secrets() {
     );
     let s: Value = serde_json::from_str(&d.ok(&["get", "secret", "mixed", "-o", "json"])).unwrap();
     assert_eq!(s["data"], serde_json::json!({"a": "YQ==", "b": "YmVl"}));
+    let file = d.dir.join("blobs.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let deleted = d.ok(&["delete", "-f", file.to_str().unwrap()]);
+    assert!(
+        deleted.contains("configmap \"blobs\" deleted")
+            && deleted.contains("secret \"mixed\" deleted"),
+        "{deleted}"
+    );
+    assert!(!d.peapod(&["get", "cm", "blobs"]).status.success());
     let bad =
         d.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: badkeys}\ndata: {'a/b': x}\n");
     assert!(!bad.status.success());
