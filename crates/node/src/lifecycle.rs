@@ -129,9 +129,9 @@ pub async fn kill_container(
     }
     let rt = node.runtime.clone();
     let id = cid.to_string();
-    match tokio::task::spawn_blocking(move || rt.stop_container(&id, left, None)).await {
-        Ok(Err(e)) => tracing::warn!(pod = ?pod.metadata.name, container = %name, "stop: {e}"),
-        Ok(Ok(())) | Err(_) => {}
+    let stop = tokio::task::spawn_blocking(move || rt.stop_container(&id, left, None));
+    if let Ok(Err(e)) = stop.await {
+        tracing::warn!(pod = ?pod.metadata.name, container = %name, "stop: {e}");
     }
 }
 
