@@ -570,4 +570,14 @@ mod tests {
             Some("Pod was active on the node longer than the specified deadline")
         );
     }
+
+    #[test]
+    fn ignored_probes_do_not_hold_readiness() {
+        // gRPC probes are warned as not supported and ignored.
+        let p = pod("metadata: {name: p, uid: u1}\nspec:\n  containers:\n  - {name: a, image: i, readinessProbe: {grpc: {port: 9}}, startupProbe: {grpc: {port: 9}}}\n");
+        let o = obs(vec![cs("a", 0, ContainerState::Running, None)]);
+        let st = compute(&p, &o);
+        let c = &st.container_statuses.unwrap()[0];
+        assert!(c.ready && c.started == Some(true));
+    }
 }

@@ -48,14 +48,14 @@ impl Snapshot {
     /// kubelet's `started`: a running container without a startup probe
     /// has started; with one, once that probe succeeded.
     pub fn started(&self, c: &Container, cid: &str) -> bool {
-        c.startup_probe.is_none() || self.get(cid, ProbeType::Startup) == Some(ProbeResult::Success)
+        !has(&c.startup_probe) || self.get(cid, ProbeType::Startup) == Some(ProbeResult::Success)
     }
 
     /// kubelet's `ready`: started, and its readiness probe (if any)
     /// succeeded.
     pub fn ready(&self, c: &Container, cid: &str) -> bool {
         self.started(c, cid)
-            && (c.readiness_probe.is_none()
+            && (!has(&c.readiness_probe)
                 || self.get(cid, ProbeType::Readiness) == Some(ProbeResult::Success))
     }
 
@@ -71,6 +71,20 @@ impl Snapshot {
     }
 }
 
+/// Whether peapod runs this probe: gRPC probes and HTTPS are not
+/// supported yet, and ignored (apply warns).
+pub fn supported(p: &Probe) -> bool {
+    p.grpc.is_none()
+        && p.http_get
+            .as_ref()
+            .and_then(|g| g.scheme.as_deref())
+            .is_none_or(|s| s.eq_ignore_ascii_case("HTTP"))
+}
+
+fn has(p: &Option<Probe>) -> bool {
+    p.as_ref().is_some_and(supported)
+}
+
 fn probes(c: &Container) -> impl Iterator<Item = (ProbeType, &Probe)> {
     [
         (ProbeType::Liveness, c.liveness_probe.as_ref()),
@@ -78,7 +92,7 @@ fn probes(c: &Container) -> impl Iterator<Item = (ProbeType, &Probe)> {
         (ProbeType::Startup, c.startup_probe.as_ref()),
     ]
     .into_iter()
-    .filter_map(|(t, p)| Some((t, p?)))
+    .filter_map(|(t, p)| Some((t, p.filter(|p| supported(p))?)))
 }
 
 /// Containers that run beside others and may have probes: app containers
@@ -253,7 +267,7 @@ impl ProbeTask {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let started = self.container.startup_probe.is_none()
+            let started = !has(&self.container.startup_probe)
                 || self.published(ProbeType::Startup) == Some(ProbeResult::Success);
             let running_for = (chrono::Utc::now() - self.started_at)
                 .to_std()
