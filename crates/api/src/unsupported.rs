@@ -245,9 +245,8 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
     }
 }
 
-/// Probes are honoured but for gRPC handlers and HTTPS.
+/// Probes are honoured but for HTTPS.
 fn probe_fields(probe: &Probe, path: &FieldPath, found: &mut Found) {
-    found.check(probe.grpc.is_some(), &path.child("grpc"));
     if let Some(g) = &probe.http_get {
         http_get_fields(g, &path.child("httpGet"), found);
     }
@@ -305,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn probes_hooks_and_deadline_are_supported_but_grpc_and_https() {
+    fn probes_hooks_and_deadline_are_supported_but_https() {
         assert_eq!(
             warnings(json!({
                 "activeDeadlineSeconds": 30,
@@ -330,7 +329,6 @@ mod tests {
                 "readinessProbe": {"httpGet": {"port": 80, "scheme": "HTTPS"}},
             }]})),
             [
-                "spec.containers[0].livenessProbe.grpc is not supported yet and is ignored",
                 "spec.containers[0].readinessProbe.httpGet.scheme \"HTTPS\" is not supported yet and is ignored",
             ]
         );

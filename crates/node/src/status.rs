@@ -573,8 +573,8 @@ mod tests {
 
     #[test]
     fn ignored_probes_do_not_hold_readiness() {
-        // gRPC probes are warned as not supported and ignored.
-        let p = pod("metadata: {name: p, uid: u1}\nspec:\n  containers:\n  - {name: a, image: i, readinessProbe: {grpc: {port: 9}}, startupProbe: {grpc: {port: 9}}}\n");
+        // HTTPS probes are warned as not supported and ignored.
+        let p = pod("metadata: {name: p, uid: u1}\nspec:\n  containers:\n  - {name: a, image: i, readinessProbe: {httpGet: {port: 9, scheme: HTTPS}}, startupProbe: {httpGet: {port: 9, scheme: HTTPS}}}\n");
         let o = obs(vec![cs("a", 0, ContainerState::Running, None)]);
         let st = compute(&p, &o);
         let c = &st.container_statuses.unwrap()[0];

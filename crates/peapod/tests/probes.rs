@@ -600,3 +600,54 @@ fn sidecar_startup_probe_gates_the_next_init_container() {
         "Completed"
     );
 }
+
+#[test]
+fn grpc_probe_on_a_host_network_pod() {
+    use tonic_health::ServingStatus;
+    // A real grpc.health.v1 server on the host's loopback; a hostNetwork
+    // pod's probes run in the host's network namespace and reach it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (reporter, port) = rt.block_on(async {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("peapod", ServingStatus::NotServing)
+            .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        (reporter, port)
+    });
+    let d = Daemon::start();
+    d.apply_ok(&pod(
+        "grpc",
+        &format!(
+            "  terminationGracePeriodSeconds: 1
+  hostNetwork: true
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, '3600']
+    readinessProbe:
+      grpc: {{port: {port}, service: peapod}}
+      periodSeconds: 1
+"
+        ),
+    ));
+    let ev = wait_event(&d, "grpc", "Unhealthy");
+    assert!(
+        ev.iter().any(|(r, m)| r == "Unhealthy"
+            && m == "Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")"),
+        "{ev:?}"
+    );
+    assert_eq!(
+        d.pod("grpc")["status"]["containerStatuses"][0]["ready"],
+        false
+    );
+    rt.block_on(reporter.set_service_status("peapod", ServingStatus::Serving));
+    let p = d.wait_running("grpc");
+    assert_eq!(condition(&p, "Ready")["status"], "True");
+}

@@ -2,7 +2,7 @@
 //! from the spec and run to an [`Outcome`]. Blocking: call it off the
 //! async threads.
 
-use super::{http, tcp};
+use super::{grpc, http, tcp};
 use k8s_openapi::api::core::v1::{
     Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
 };
@@ -16,6 +16,7 @@ pub enum Handler {
     Exec(Vec<String>),
     Http(http::Get),
     Tcp { host: String, port: u16 },
+    Grpc { port: u16, service: Option<String> },
     Sleep(Duration),
 }
 
@@ -111,8 +112,17 @@ impl Handler {
         if let Some(t) = &p.tcp_socket {
             return Some(tcp_socket(t, c));
         }
-        if p.grpc.is_some() {
-            return Some(Err("grpc probes are not supported by peapod yet".into()));
+        if let Some(g) = &p.grpc {
+            return Some(
+                u16::try_from(g.port)
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .map(|port| Handler::Grpc {
+                        port,
+                        service: g.service.clone().filter(|s| !s.is_empty()),
+                    })
+                    .ok_or_else(|| format!("grpc port {} is out of range 1-65535", g.port)),
+            );
         }
         None
     }
@@ -169,6 +179,12 @@ impl Handler {
                 t.netns.as_deref(),
                 host,
                 *port,
+                timeout.unwrap_or(Duration::from_secs(3600)),
+            ),
+            Handler::Grpc { port, service } => grpc::probe(
+                t.netns.as_deref(),
+                *port,
+                service.as_deref(),
                 timeout.unwrap_or(Duration::from_secs(3600)),
             ),
             Handler::Sleep(d) => {

@@ -5,12 +5,14 @@
 //!
 //! Handlers: `exec` through the runtime's ExecSync with the probe's
 //! timeout, `httpGet` and `tcpSocket` from inside the pod's network
-//! namespace (`netns`). `grpc` is not supported yet (apply warns).
+//! namespace (`netns`), `grpc` (grpc.health.v1 Health/Check) over a
+//! connection made there too. HTTPS is not supported yet (apply warns).
 //!
 //! Results live in the daemon: after a daemon restart, the pod worker
 //! seeds readiness and startup from the pod's stored status for the same
 //! container, so a Ready pod does not flap to unready.
 
+pub mod grpc;
 pub mod handler;
 pub mod http;
 pub mod netns;
@@ -71,14 +73,13 @@ impl Snapshot {
     }
 }
 
-/// Whether peapod runs this probe: gRPC probes and HTTPS are not
-/// supported yet, and ignored (apply warns).
+/// Whether peapod runs this probe: HTTPS is not supported yet, and such
+/// a probe is ignored (apply warns).
 pub fn supported(p: &Probe) -> bool {
-    p.grpc.is_none()
-        && p.http_get
-            .as_ref()
-            .and_then(|g| g.scheme.as_deref())
-            .is_none_or(|s| s.eq_ignore_ascii_case("HTTP"))
+    p.http_get
+        .as_ref()
+        .and_then(|g| g.scheme.as_deref())
+        .is_none_or(|s| s.eq_ignore_ascii_case("HTTP"))
 }
 
 fn has(p: &Option<Probe>) -> bool {
