@@ -795,14 +795,24 @@ async fn read_messages(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
 }
 
 /// Graceful termination: every running container of the current sandbox,
-/// as the runtime reports it (not a cache), gets its stop signal and
-/// SIGKILL after the grace period.
+/// as the runtime reports it (not a cache), is stopped the kubelet way
+/// (preStop, stop signal, SIGKILL after the grace period); app containers
+/// first, then sidecars once they are gone, within what is left of the
+/// grace period, as kubelet orders them.
 async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &Observed) {
     let grace = lifecycle::grace_period(pod, None);
     let Some(sb) = obs.view.current_sandbox() else {
         return;
     };
-    let kills: Vec<Kill> = obs
+    let sidecar = |name: &str| {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+    };
+    let (sidecars, others): (Vec<Kill>, Vec<Kill>) = obs
         .view
         .containers
         .iter()
@@ -813,8 +823,15 @@ async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &Observed) {
             message: format!("Stopping container {}", c.metadata.name),
             grace,
         })
+        .partition(|k| sidecar(&k.name));
+    let t0 = std::time::Instant::now();
+    lifecycle::kill_all(node, pod, others, sb.netns.clone()).await;
+    let left = grace.saturating_sub(t0.elapsed());
+    let sidecars = sidecars
+        .into_iter()
+        .map(|k| Kill { grace: left, ..k })
         .collect();
-    lifecycle::kill_all(node, pod, kills, sb.netns.clone()).await;
+    lifecycle::kill_all(node, pod, sidecars, sb.netns.clone()).await;
 }
 
 /// Remove every sandbox of the pod and what the node keeps for it

@@ -409,6 +409,12 @@ fn pre_stop_runs_before_sigterm_and_the_grace_period_is_honoured() {
   - name: stubborn
     image: {BUSYBOX}
     command: [sh, -c, \"trap '' TERM; while true; do sleep 0.1; done\"]
+  - name: badstop
+    image: {BUSYBOX}
+    command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 0.1; done\"]
+    lifecycle:
+      preStop:
+        exec: {{command: [sh, -c, 'echo cannot-stop; exit 1']}}
   volumes:
   - name: h
     hostPath: {{path: {}}}
@@ -461,6 +467,52 @@ fn pre_stop_runs_before_sigterm_and_the_grace_period_is_honoured() {
     assert_eq!(
         std::fs::read_to_string(dir.join("order")).unwrap(),
         "started\nprestop\nterm\n"
+    );
+    // A failing preStop is reported, and the stop goes on.
+    let ev = events(&d, "grace");
+    assert!(
+        ev.iter()
+            .any(|(r, m)| r == "FailedPreStopHook" && m.contains("cannot-stop")),
+        "{ev:?}"
+    );
+    assert_eq!(statuses[2]["state"]["terminated"]["exitCode"], 0, "{last}");
+    assert!(ev
+        .iter()
+        .any(|(r, m)| r == "Killing" && m == "Stopping container polite"));
+}
+
+#[test]
+fn sidecars_stop_after_the_app_containers() {
+    let d = Daemon::start();
+    let dir = d.dir.join("hostdir");
+    std::fs::create_dir_all(&dir).unwrap();
+    d.apply_ok(&pod(
+        "ordered",
+        &format!(
+            "  terminationGracePeriodSeconds: 10
+  initContainers:
+  - name: side
+    image: {BUSYBOX}
+    restartPolicy: Always
+    command: [sh, -c, \"trap 'echo side-term >> /h/order; exit 0' TERM; while true; do sleep 0.1; done\"]
+    volumeMounts: [{{name: h, mountPath: /h}}]
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sh, -c, \"trap 'sleep 1; echo app-term >> /h/order; exit 0' TERM; while true; do sleep 0.1; done\"]
+    volumeMounts: [{{name: h, mountPath: /h}}]
+  volumes:
+  - name: h
+    hostPath: {{path: {}}}
+",
+            dir.display()
+        ),
+    ));
+    d.wait_running("ordered");
+    d.ok(&["delete", "pod", "ordered"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("order")).unwrap(),
+        "app-term\nside-term\n"
     );
 }
 
