@@ -375,6 +375,13 @@ fn tcp_socket_liveness_failure_restarts() {
       tcpSocket: {{port: 9999}}
       periodSeconds: 1
       failureThreshold: 1
+  - name: slow
+    image: {BUSYBOX}
+    command: [sleep, '3600']
+    readinessProbe:
+      exec: {{command: [sleep, '5']}}
+      timeoutSeconds: 1
+      periodSeconds: 2
 "
         ),
     ));
@@ -386,6 +393,23 @@ fn tcp_socket_liveness_failure_restarts() {
         ev.iter().any(|(r, m)| r == "Unhealthy"
             && m.starts_with("Liveness probe failed: dial tcp 127.0.0.1:9999: connect:")),
         "{ev:?}"
+    );
+    // An exec probe past its timeoutSeconds fails.
+    let ev = wait_event(&d, "tcplive", "Unhealthy");
+    let ev = if ev.iter().any(|(_, m)| m.contains("timed out")) {
+        ev
+    } else {
+        std::thread::sleep(Duration::from_secs(3));
+        events(&d, "tcplive")
+    };
+    assert!(
+        ev.iter().any(|(r, m)| r == "Unhealthy"
+            && m == "Readiness probe failed: command \"sleep 5\" timed out"),
+        "{ev:?}"
+    );
+    assert_eq!(
+        d.pod("tcplive")["status"]["containerStatuses"][1]["ready"],
+        false
     );
 }
 
@@ -702,4 +726,48 @@ fn grpc_probe_on_a_host_network_pod() {
     rt.block_on(reporter.set_service_status("peapod", ServingStatus::Serving));
     let p = d.wait_running("grpc");
     assert_eq!(condition(&p, "Ready")["status"], "True");
+}
+
+#[test]
+fn startup_probe_failure_kills_with_the_probe_grace_period() {
+    let d = Daemon::start();
+    d.apply_ok(&pod(
+        "neverup",
+        &format!(
+            "  terminationGracePeriodSeconds: 60
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, '3600']
+    startupProbe:
+      exec: {{command: [cat, /tmp/never]}}
+      periodSeconds: 1
+      failureThreshold: 2
+      terminationGracePeriodSeconds: 1
+"
+        ),
+    ));
+    let p = d.wait_pod("neverup", "restarted", |p| {
+        p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)
+    });
+    let ev = wait_event(&d, "neverup", "Killing");
+    assert!(
+        ev.iter()
+            .any(|(r, m)| r == "Killing"
+                && m == "Container app failed startup probe, will be restarted"),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|(r, m)| r == "Unhealthy" && m.starts_with("Startup probe failed: ")),
+        "{ev:?}"
+    );
+    // sleep (PID 1) ignores SIGTERM: it ran two probe periods, then was
+    // SIGKILLed after the probe's grace period (kubelet's minimum of 2 s),
+    // not the pod's 60 s.
+    let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 137, "{p}");
+    let ran = time(&last["finishedAt"]) - time(&last["startedAt"]);
+    assert!(ran < chrono::Duration::seconds(20), "ran {ran}: {p}");
+    assert_eq!(p["status"]["containerStatuses"][0]["started"], false);
 }
