@@ -6,8 +6,11 @@
 //! counts as started only once it completed.
 
 use crate::node::Node;
+use crate::pod_actions::PodView;
 use crate::prober::handler::{Handler, Outcome, Target};
+use crate::prober::{ProbeType, Snapshot};
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
+use peapod_runtime::ContainerState;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,5 +160,185 @@ pub async fn kill_all(node: &Arc<Node>, pod: &Pod, kills: Vec<Kill>, netns: Opti
         .collect();
     for t in tasks {
         let _ = t.await;
+    }
+}
+
+/// Kill the running containers whose liveness or startup probe failed, as
+/// kubelet's computePodActions; true if any was killed.
+pub async fn kill_unhealthy(
+    node: &Arc<Node>,
+    pod: &Pod,
+    view: &PodView,
+    probes: &Snapshot,
+) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let mut kills = Vec::new();
+    for c in crate::prober::probed_containers(spec) {
+        let Some(s) = view.current(&c.name) else {
+            continue;
+        };
+        if s.state != ContainerState::Running {
+            continue;
+        }
+        let Some((t, msg)) = probes.failed(&c.name, &s.id) else {
+            continue;
+        };
+        let sidecar = c.restart_policy.as_deref() == Some("Always");
+        let message = if sidecar || policy != "Never" {
+            format!("{msg}, will be restarted")
+        } else {
+            msg
+        };
+        let probe = match t {
+            ProbeType::Startup => c.startup_probe.as_ref(),
+            _ => c.liveness_probe.as_ref(),
+        };
+        kills.push(Kill {
+            cid: s.id.clone(),
+            name: c.name.clone(),
+            message,
+            grace: grace_period(pod, probe.and_then(|p| p.termination_grace_period_seconds)),
+        });
+    }
+    if kills.is_empty() {
+        return false;
+    }
+    let netns = view.current_sandbox().and_then(|s| s.netns.clone());
+    kill_all(node, pod, kills, netns).await;
+    true
+}
+
+/// Graceful termination: every running container of the current sandbox
+/// is stopped the kubelet way
+/// (preStop, stop signal, SIGKILL after the grace period); app containers
+/// first, then sidecars once they are gone, within what is left of the
+/// grace period, as kubelet orders them.
+pub async fn stop_pod(node: &Arc<Node>, pod: &Pod, view: &PodView) {
+    let grace = grace_period(pod, None);
+    let Some(sb) = view.current_sandbox() else {
+        return;
+    };
+    let sidecar = |name: &str| {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+    };
+    let (sidecars, others): (Vec<Kill>, Vec<Kill>) = view
+        .containers
+        .iter()
+        .filter(|c| c.sandbox_id == sb.id && c.state == ContainerState::Running)
+        .map(|c| Kill {
+            cid: c.id.clone(),
+            name: c.metadata.name.clone(),
+            message: format!("Stopping container {}", c.metadata.name),
+            grace,
+        })
+        .partition(|k| sidecar(&k.name));
+    let t0 = std::time::Instant::now();
+    kill_all(node, pod, others, sb.netns.clone()).await;
+    let left = grace.saturating_sub(t0.elapsed());
+    let sidecars = sidecars
+        .into_iter()
+        .map(|k| Kill { grace: left, ..k })
+        .collect();
+    kill_all(node, pod, sidecars, sb.netns.clone()).await;
+}
+
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
+/// How long the pod may still be active under `activeDeadlineSeconds`
+/// (zero: past it), counted from its start time as kubelet does.
+pub fn deadline_left(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    start: Option<&str>,
+) -> Option<Duration> {
+    let secs = spec.active_deadline_seconds?;
+    let start = chrono::DateTime::parse_from_rfc3339(start?).ok()?;
+    let end = start + chrono::Duration::seconds(secs.max(0));
+    Some(
+        (end.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+    )
+}
+
+/// A pod that already failed its deadline (from its stored status, when a
+/// restarted daemon adopts it).
+pub fn deadline_failure(pod: &Pod) -> Option<(String, String)> {
+    let st = pod.status.as_ref()?;
+    (st.phase.as_deref() == Some("Failed") && st.reason.as_deref() == Some("DeadlineExceeded"))
+        .then(|| ("DeadlineExceeded".to_string(), DEADLINE_MESSAGE.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(yaml: &str) -> Pod {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn grace_periods() {
+        let secs = Duration::from_secs;
+        // (what, pod, probe's terminationGracePeriodSeconds, grace)
+        let cases = [
+            ("default 30 s", "spec: {containers: []}", None, secs(30)),
+            ("the pod's", "spec: {terminationGracePeriodSeconds: 5, containers: []}", None, secs(5)),
+            ("a probe's overrides the pod's", "spec: {terminationGracePeriodSeconds: 60, containers: []}", Some(3), secs(3)),
+            (
+                "a deletion's overrides both",
+                "metadata: {deletionGracePeriodSeconds: 0}\nspec: {terminationGracePeriodSeconds: 60, containers: []}",
+                Some(3),
+                secs(0),
+            ),
+        ];
+        for (what, p, probe, want) in cases {
+            assert_eq!(grace_period(&pod(p), probe), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn active_deadline() {
+        let spec = |d: &str| {
+            pod(&format!(
+                "spec: {{activeDeadlineSeconds: {d}, containers: []}}"
+            ))
+            .spec
+            .unwrap()
+        };
+        let started = |ago: i64| (chrono::Utc::now() - chrono::Duration::seconds(ago)).to_rfc3339();
+        assert_eq!(
+            deadline_left(&spec("10"), Some(&started(20))),
+            Some(Duration::ZERO)
+        );
+        let left = deadline_left(&spec("100"), Some(&started(40))).unwrap();
+        assert!(
+            left > Duration::from_secs(55) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
+        assert_eq!(
+            deadline_left(
+                &pod("spec: {containers: []}").spec.unwrap(),
+                Some(&started(1))
+            ),
+            None
+        );
+        assert_eq!(deadline_left(&spec("10"), None), None, "not started yet");
+        let failed = pod("status: {phase: Failed, reason: DeadlineExceeded}");
+        assert_eq!(
+            deadline_failure(&failed),
+            Some(("DeadlineExceeded".into(), DEADLINE_MESSAGE.into()))
+        );
+        assert_eq!(
+            deadline_failure(&pod("status: {phase: Failed, reason: Evicted}")),
+            None
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::config::{container_config, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL
 use crate::lifecycle::{self, Kill};
 use crate::node::{pod_key, Node};
 use crate::pod_actions::{self, Kind, PodActions, PodView};
-use crate::prober::{PodProber, ProbeType};
+use crate::prober::PodProber;
 use crate::status::{self, Observed};
 use crate::volumes;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
@@ -99,7 +99,7 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             }
         };
         let pr = prober.get_or_insert_with(|| {
-            obs.failed = deadline_failure(&pod);
+            obs.failed = lifecycle::deadline_failure(&pod);
             PodProber::new(&pod)
         });
         look(&node, &pod, &sandbox_ids, pr, &notify, &mut obs).await;
@@ -131,7 +131,7 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             );
         }
         let Some(spec) = pod.spec.clone() else { return };
-        let deadline = deadline_left(&spec, obs.start_time.as_deref());
+        let deadline = lifecycle::deadline_left(&spec, obs.start_time.as_deref());
         if obs.failed.is_none() && deadline == Some(Duration::ZERO) {
             deadline_exceeded(&node, &pod, &mut obs).await;
         }
@@ -139,7 +139,7 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
         let mut progressed = false;
         if obs.failed.is_none() {
             actions = pod_actions::compute(&spec, &obs.view, chrono::Utc::now());
-            progressed = kill_unhealthy(&node, &pod, &obs).await
+            progressed = lifecycle::kill_unhealthy(&node, &pod, &obs.view, &obs.probes).await
                 || execute(&node, &pod, &actions, &mut obs, &mut sandbox_ids).await;
         }
         let pr = prober.get_or_insert_with(|| PodProber::new(&pod));
@@ -234,39 +234,13 @@ async fn look(
     obs.probes = prober.sync(node, pod, &mut obs.view, notify);
 }
 
-const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
-
-/// How long the pod may still be active under `activeDeadlineSeconds`
-/// (zero: past it), counted from its start time as kubelet does.
-fn deadline_left(
-    spec: &k8s_openapi::api::core::v1::PodSpec,
-    start: Option<&str>,
-) -> Option<Duration> {
-    let secs = spec.active_deadline_seconds?;
-    let start = chrono::DateTime::parse_from_rfc3339(start?).ok()?;
-    let end = start + chrono::Duration::seconds(secs.max(0));
-    Some(
-        (end.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or_default(),
-    )
-}
-
-/// A pod that already failed its deadline (from its stored status, when a
-/// restarted daemon adopts it).
-fn deadline_failure(pod: &Pod) -> Option<(String, String)> {
-    let st = pod.status.as_ref()?;
-    (st.phase.as_deref() == Some("Failed") && st.reason.as_deref() == Some("DeadlineExceeded"))
-        .then(|| ("DeadlineExceeded".to_string(), DEADLINE_MESSAGE.to_string()))
-}
-
 /// activeDeadlineSeconds passed: the pod fails (`DeadlineExceeded`), its
 /// containers are stopped gracefully and its sandbox stopped; nothing is
 /// restarted any more.
 async fn deadline_exceeded(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
-    node.events
-        .record(pod, "Normal", "DeadlineExceeded", DEADLINE_MESSAGE);
-    obs.failed = Some(("DeadlineExceeded".into(), DEADLINE_MESSAGE.into()));
+    let msg = lifecycle::DEADLINE_MESSAGE;
+    node.events.record(pod, "Normal", "DeadlineExceeded", msg);
+    obs.failed = Some(("DeadlineExceeded".into(), msg.into()));
     terminate(node, pod, obs).await;
     if let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) {
         let rt = node.runtime.clone();
@@ -274,52 +248,6 @@ async fn deadline_exceeded(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
             tracing::warn!(pod = ?pod.metadata.name, "stop sandbox: {e}");
         }
     }
-}
-
-/// Kill the running containers whose liveness or startup probe failed, as
-/// kubelet's computePodActions; true if any was killed.
-async fn kill_unhealthy(node: &Arc<Node>, pod: &Pod, obs: &Observed) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return false;
-    };
-    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
-    let mut kills = Vec::new();
-    for c in crate::prober::probed_containers(spec) {
-        let Some(s) = obs.view.current(&c.name) else {
-            continue;
-        };
-        if s.state != ContainerState::Running {
-            continue;
-        }
-        let Some((t, msg)) = obs.probes.failed(&c.name, &s.id) else {
-            continue;
-        };
-        let sidecar = c.restart_policy.as_deref() == Some("Always");
-        let message = if sidecar || policy != "Never" {
-            format!("{msg}, will be restarted")
-        } else {
-            msg
-        };
-        let probe = match t {
-            ProbeType::Startup => c.startup_probe.as_ref(),
-            _ => c.liveness_probe.as_ref(),
-        };
-        kills.push(Kill {
-            cid: s.id.clone(),
-            name: c.name.clone(),
-            message,
-            grace: lifecycle::grace_period(
-                pod,
-                probe.and_then(|p| p.termination_grace_period_seconds),
-            ),
-        });
-    }
-    if kills.is_empty() {
-        return false;
-    }
-    let netns = obs.view.current_sandbox().and_then(|s| s.netns.clone());
-    lifecycle::kill_all(node, pod, kills, netns).await;
-    true
 }
 
 fn host_ip() -> String {
@@ -794,44 +722,10 @@ async fn read_messages(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     obs.messages.extend(read);
 }
 
-/// Graceful termination: every running container of the current sandbox,
-/// as the runtime reports it (not a cache), is stopped the kubelet way
-/// (preStop, stop signal, SIGKILL after the grace period); app containers
-/// first, then sidecars once they are gone, within what is left of the
-/// grace period, as kubelet orders them.
+/// Graceful termination of the current sandbox's running containers, as
+/// the runtime reports them (not a cache): see [`lifecycle::stop_pod`].
 async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &Observed) {
-    let grace = lifecycle::grace_period(pod, None);
-    let Some(sb) = obs.view.current_sandbox() else {
-        return;
-    };
-    let sidecar = |name: &str| {
-        pod.spec
-            .as_ref()
-            .and_then(|s| s.init_containers.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
-    };
-    let (sidecars, others): (Vec<Kill>, Vec<Kill>) = obs
-        .view
-        .containers
-        .iter()
-        .filter(|c| c.sandbox_id == sb.id && c.state == ContainerState::Running)
-        .map(|c| Kill {
-            cid: c.id.clone(),
-            name: c.metadata.name.clone(),
-            message: format!("Stopping container {}", c.metadata.name),
-            grace,
-        })
-        .partition(|k| sidecar(&k.name));
-    let t0 = std::time::Instant::now();
-    lifecycle::kill_all(node, pod, others, sb.netns.clone()).await;
-    let left = grace.saturating_sub(t0.elapsed());
-    let sidecars = sidecars
-        .into_iter()
-        .map(|k| Kill { grace: left, ..k })
-        .collect();
-    lifecycle::kill_all(node, pod, sidecars, sb.netns.clone()).await;
+    lifecycle::stop_pod(node, pod, &obs.view).await;
 }
 
 /// Remove every sandbox of the pod and what the node keeps for it
