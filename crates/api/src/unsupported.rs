@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, PodSpec, SecurityContext};
+use k8s_openapi::api::core::v1::{
+    Container, HTTPGetAction, LifecycleHandler, Pod, PodSecurityContext, PodSpec, Probe,
+    SecurityContext,
+};
 
 use crate::path::FieldPath;
 
@@ -64,10 +67,6 @@ fn non_empty_str(s: &Option<String>) -> bool {
 fn spec_fields(spec: &PodSpec, path: &FieldPath, found: &mut Found) {
     let p = |name: &str| path.child(name);
 
-    found.check(
-        spec.active_deadline_seconds.is_some(),
-        &p("activeDeadlineSeconds"),
-    );
     found.check(spec.affinity.is_some(), &p("affinity"));
     found.check(
         spec.automount_service_account_token == Some(true),
@@ -209,8 +208,18 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
             &p("env").index(i).child("valueFrom").child("fileKeyRef"),
         );
     }
-    found.check(c.lifecycle.is_some(), &p("lifecycle"));
-    found.check(c.liveness_probe.is_some(), &p("livenessProbe"));
+    if let Some(l) = &c.lifecycle {
+        let lp = p("lifecycle");
+        for (name, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+            if let Some(h) = h {
+                hook_fields(h, &lp.child(name), found);
+            }
+        }
+        found.check(non_empty_str(&l.stop_signal), &lp.child("stopSignal"));
+    }
+    if let Some(probe) = &c.liveness_probe {
+        probe_fields(probe, &p("livenessProbe"), found);
+    }
     for (i, port) in c.ports.iter().flatten().enumerate() {
         let ppath = p("ports").index(i);
         found.check(
@@ -219,7 +228,9 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
         );
         found.check(non_empty_str(&port.host_ip), &ppath.child("hostIP"));
     }
-    found.check(c.readiness_probe.is_some(), &p("readinessProbe"));
+    if let Some(probe) = &c.readiness_probe {
+        probe_fields(probe, &p("readinessProbe"), found);
+    }
     found.check(non_empty(&c.resize_policy), &p("resizePolicy"));
     if let Some(resources) = &c.resources {
         found.check(
@@ -231,7 +242,9 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
     if let Some(sc) = &c.security_context {
         security_context_fields(sc, &p("securityContext"), found);
     }
-    found.check(c.startup_probe.is_some(), &p("startupProbe"));
+    if let Some(probe) = &c.startup_probe {
+        probe_fields(probe, &p("startupProbe"), found);
+    }
     found.check(non_empty(&c.volume_devices), &p("volumeDevices"));
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
         let mpath = p("volumeMounts").index(i);
@@ -249,6 +262,29 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
                 rro,
             );
         }
+    }
+}
+
+/// Probes are honoured but for HTTPS.
+fn probe_fields(probe: &Probe, path: &FieldPath, found: &mut Found) {
+    if let Some(g) = &probe.http_get {
+        http_get_fields(g, &path.child("httpGet"), found);
+    }
+}
+
+fn hook_fields(h: &LifecycleHandler, path: &FieldPath, found: &mut Found) {
+    if let Some(g) = &h.http_get {
+        http_get_fields(g, &path.child("httpGet"), found);
+    }
+}
+
+fn http_get_fields(g: &HTTPGetAction, path: &FieldPath, found: &mut Found) {
+    if let Some(scheme) = &g.scheme {
+        found.check_value(
+            !scheme.eq_ignore_ascii_case("HTTP"),
+            &path.child("scheme"),
+            scheme,
+        );
     }
 }
 
@@ -288,14 +324,33 @@ mod tests {
     }
 
     #[test]
-    fn liveness_probe_exact_message() {
+    fn probes_hooks_and_deadline_are_supported_but_https() {
+        assert_eq!(
+            warnings(json!({
+                "activeDeadlineSeconds": 30,
+                "containers": [{
+                "name": "app",
+                "image": "nginx",
+                "livenessProbe": {"httpGet": {"port": 80}},
+                "readinessProbe": {"tcpSocket": {"port": 80}},
+                "startupProbe": {"exec": {"command": ["true"]}},
+                "lifecycle": {
+                    "postStart": {"exec": {"command": ["true"]}},
+                    "preStop": {"sleep": {"seconds": 1}},
+                },
+            }]})),
+            Vec::<String>::new()
+        );
         assert_eq!(
             warnings(json!({"containers": [{
                 "name": "app",
                 "image": "nginx",
-                "livenessProbe": {"httpGet": {"port": 80}},
+                "livenessProbe": {"grpc": {"port": 80}},
+                "readinessProbe": {"httpGet": {"port": 80, "scheme": "HTTPS"}},
             }]})),
-            ["spec.containers[0].livenessProbe is not supported yet and is ignored"]
+            [
+                "spec.containers[0].readinessProbe.httpGet.scheme \"HTTPS\" is not supported yet and is ignored",
+            ]
         );
     }
 
@@ -386,7 +441,7 @@ mod tests {
             "livenessProbe": probe,
             "readinessProbe": probe,
             "startupProbe": probe,
-            "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
+            "lifecycle": {"preStop": {"exec": {"command": ["true"]}}, "stopSignal": "SIGUSR1"},
             "ports": [{"containerPort": 80}, {"containerPort": 443, "hostPort": 8443}],
             "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
             "envFrom": [{"configMapRef": {"name": "cm"}}],
@@ -409,17 +464,14 @@ mod tests {
             warnings(json!({"containers": [container]})),
             [
                 msg(&format!("{c}.env[2].valueFrom.fileKeyRef")),
-                msg(&format!("{c}.lifecycle")),
-                msg(&format!("{c}.livenessProbe")),
+                msg(&format!("{c}.lifecycle.stopSignal")),
                 msg(&format!("{c}.ports[1].hostPort")),
-                msg(&format!("{c}.readinessProbe")),
                 msg(&format!("{c}.resizePolicy")),
                 msg(&format!("{c}.resources.claims")),
                 msg(&format!("{c}.securityContext.appArmorProfile")),
                 msg(&format!("{c}.securityContext.procMount \"Unmasked\"")),
                 msg(&format!("{c}.securityContext.seLinuxOptions")),
                 msg(&format!("{c}.securityContext.windowsOptions")),
-                msg(&format!("{c}.startupProbe")),
                 msg(&format!(
                     "{c}.volumeMounts[0].mountPropagation \"Bidirectional\""
                 )),
@@ -443,7 +495,6 @@ mod tests {
         assert_eq!(
             warnings(json!({
                 "containers": [{"name": "app", "image": "nginx"}],
-                "activeDeadlineSeconds": 10,
                 "affinity": {},
                 "automountServiceAccountToken": true,
                 "dnsConfig": {"nameservers": ["1.1.1.1"]},
@@ -487,7 +538,6 @@ mod tests {
                 ],
             })),
             [
-                msg("spec.activeDeadlineSeconds"),
                 msg("spec.affinity"),
                 msg("spec.automountServiceAccountToken"),
                 msg("spec.dnsConfig"),

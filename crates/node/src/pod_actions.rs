@@ -26,6 +26,10 @@ pub struct PodView {
     pub sandboxes: Vec<PodSandboxStatus>,
     /// Every attempt of every container, in every sandbox of the pod.
     pub containers: Vec<ContainerStatus>,
+    /// Running containers whose startup probe has not passed yet (from
+    /// the prober): a sidecar among them holds back the next init
+    /// container.
+    pub unstarted: std::collections::BTreeSet<String>,
 }
 
 impl PodView {
@@ -213,7 +217,7 @@ pub fn compute(spec: &PodSpec, view: &PodView, now: DateTime<Utc>) -> PodActions
                 return a;
             }
             Some(s) if s.state == ContainerState::Running => {
-                if is_sidecar(c) {
+                if is_sidecar(c) && !view.unstarted.contains(&c.name) {
                     continue;
                 }
                 return a;
@@ -635,6 +639,7 @@ mod tests {
             let view = PodView {
                 sandboxes: c.sandboxes,
                 containers: c.containers,
+                ..Default::default()
             };
             let a = compute(&sp, &view, now);
             assert_eq!(a.create_sandbox, c.create, "{}: create", c.what);
@@ -675,9 +680,29 @@ mod tests {
                 sandbox("s1", 1, false),
                 sandbox("s2", 2, true),
             ],
-            containers: vec![],
+            ..Default::default()
         };
         let a = compute(&spec(TWO), &view, Utc::now());
         assert_eq!(a.remove_sandboxes, vec!["s0".to_string()]);
+    }
+
+    #[test]
+    fn a_sidecar_gates_the_next_init_container_until_its_startup_probe_passed() {
+        let mut view = PodView {
+            sandboxes: vec![sandbox("s0", 0, true)],
+            containers: vec![
+                ctr("s0", "i1", 0, "exit:0"),
+                ctr("s0", "side", 0, "running"),
+            ],
+            ..Default::default()
+        };
+        view.unstarted.insert("side".into());
+        let now = Utc::now();
+        assert_eq!(starts(&compute(&spec(INIT), &view, now)), vec![]);
+        view.unstarted.clear();
+        assert_eq!(
+            starts(&compute(&spec(INIT), &view, now)),
+            vec![("i2".to_string(), 0)]
+        );
     }
 }

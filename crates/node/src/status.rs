@@ -34,6 +34,11 @@ pub struct Observed {
     pub messages: HashMap<String, String>,
     /// The last RunPodSandbox failed (retry soon).
     pub sandbox_failed: bool,
+    /// Probe results of the running containers.
+    pub probes: crate::prober::Snapshot,
+    /// The pod failed as a whole: (reason, message), e.g.
+    /// `DeadlineExceeded`.
+    pub failed: Option<(String, String)>,
 }
 
 /// Seconds precision, as the API server stores times.
@@ -85,8 +90,8 @@ fn container_status(c: &Container, obs: &Observed, default_wait: &str) -> Value 
             let started_at = secs(s.started_at.as_deref().unwrap_or(&s.created_at));
             (
                 json!({ "running": { "startedAt": started_at } }),
-                true,
-                true,
+                obs.probes.ready(c, &s.id),
+                obs.probes.started(c, &s.id),
             )
         }
         // A container waiting for a restart shows why (CrashLoopBackOff).
@@ -149,7 +154,10 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
         let s = get(&c.name);
         init_statuses.push(container_status(c, obs, "PodInitializing"));
         let ok = match s {
-            Some(s) if is_sidecar(c) => s.started_at.is_some(),
+            Some(s) if is_sidecar(c) => {
+                s.started_at.is_some()
+                    && (s.state != ContainerState::Running || obs.probes.started(c, &s.id))
+            }
             Some(s) => exited(s) && s.exit_code == Some(0),
             None => false,
         };
@@ -193,7 +201,7 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
         && !spec.containers.is_empty()
         && !done.iter().any(|s| will_restart(s));
 
-    let phase = if init_failed && restart_policy == "Never" {
+    let phase = if obs.failed.is_some() || (init_failed && restart_policy == "Never") {
         "Failed"
     } else if all_done {
         if done.iter().all(|s| s.exit_code == Some(0)) {
@@ -207,7 +215,17 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
         "Pending"
     };
 
-    let ready = init_done && running == spec.containers.len() && !obs.terminating;
+    // Ready: every app container and sidecar runs and is ready.
+    let is_ready = |c: &Container| {
+        get(&c.name)
+            .is_some_and(|s| s.state == ContainerState::Running && obs.probes.ready(c, &s.id))
+    };
+    let ready = init_done
+        && running == spec.containers.len()
+        && spec.containers.iter().all(is_ready)
+        && inits.iter().filter(|c| is_sidecar(c)).all(is_ready)
+        && !obs.terminating
+        && obs.failed.is_none();
     let sandbox_ready = obs
         .view
         .current_sandbox()
@@ -252,6 +270,10 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
     });
     if !inits.is_empty() {
         status["initContainerStatuses"] = json!(init_statuses);
+    }
+    if let Some((reason, message)) = &obs.failed {
+        status["reason"] = json!(reason);
+        status["message"] = json!(message);
     }
     if let Some(ts) = &obs.start_time {
         status["startTime"] = json!(secs(ts));
@@ -351,6 +373,7 @@ mod tests {
             view: PodView {
                 sandboxes: vec![sandbox],
                 containers,
+                ..Default::default()
             },
             ..Default::default()
         }
@@ -477,5 +500,84 @@ mod tests {
             "Guaranteed"
         );
         assert_eq!(qos_class(&pod("metadata: {name: p}\nspec: {containers: [{name: a, resources: {limits: {memory: 1Gi}}}]}")), "Burstable");
+    }
+
+    #[test]
+    fn readiness_and_startup_probes_drive_ready_and_started() {
+        let p = pod("metadata: {name: p, uid: u1}\nspec:\n  containers:\n  - {name: a, image: i, readinessProbe: {exec: {command: [x]}}}\n  - {name: b, image: i, startupProbe: {exec: {command: [x]}}}\n");
+        let mut o = obs(vec![
+            cs("a", 0, ContainerState::Running, None),
+            cs("b", 0, ContainerState::Running, None),
+        ]);
+        let flags = |st: &PodStatus| {
+            let cs = st.container_statuses.clone().unwrap();
+            let ready = st
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == "Ready")
+                .unwrap()
+                .status
+                .clone();
+            (
+                cs.iter()
+                    .map(|c| (c.ready, c.started.unwrap()))
+                    .collect::<Vec<_>>(),
+                ready,
+            )
+        };
+        // No results yet: not ready, b not started.
+        assert_eq!(
+            flags(&compute(&p, &o)),
+            (vec![(false, true), (false, false)], "False".to_string())
+        );
+        use crate::prober::{ProbeResult, ProbeType};
+        o.probes
+            .set("a0", ProbeType::Readiness, ProbeResult::Success);
+        o.probes.set("b0", ProbeType::Startup, ProbeResult::Success);
+        let st = compute(&p, &o);
+        assert_eq!(
+            flags(&st),
+            (vec![(true, true), (true, true)], "True".to_string())
+        );
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        o.probes
+            .set("a0", ProbeType::Readiness, ProbeResult::Failure);
+        assert_eq!(
+            flags(&compute(&p, &o)),
+            (vec![(false, true), (true, true)], "False".to_string())
+        );
+    }
+
+    #[test]
+    fn deadline_exceeded_fails_the_pod() {
+        let p = pod(POD);
+        let mut o = obs(vec![cs(
+            "init",
+            0,
+            ContainerState::Exited,
+            Some((0, "Completed")),
+        )]);
+        o.failed = Some((
+            "DeadlineExceeded".into(),
+            "Pod was active on the node longer than the specified deadline".into(),
+        ));
+        let st = compute(&p, &o);
+        assert_eq!(st.phase.as_deref(), Some("Failed"));
+        assert_eq!(st.reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(
+            st.message.as_deref(),
+            Some("Pod was active on the node longer than the specified deadline")
+        );
+    }
+
+    #[test]
+    fn ignored_probes_do_not_hold_readiness() {
+        // HTTPS probes are warned as not supported and ignored.
+        let p = pod("metadata: {name: p, uid: u1}\nspec:\n  containers:\n  - {name: a, image: i, readinessProbe: {httpGet: {port: 9, scheme: HTTPS}}, startupProbe: {httpGet: {port: 9, scheme: HTTPS}}}\n");
+        let o = obs(vec![cs("a", 0, ContainerState::Running, None)]);
+        let st = compute(&p, &o);
+        let c = &st.container_statuses.unwrap()[0];
+        assert!(c.ready && c.started == Some(true));
     }
 }

@@ -9,8 +9,10 @@
 //! runtime, which reads them from disk.
 
 use crate::config::{container_config, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID};
+use crate::lifecycle::{self, Kill};
 use crate::node::{pod_key, Node};
 use crate::pod_actions::{self, Kind, PodActions, PodView};
+use crate::prober::PodProber;
 use crate::status::{self, Observed};
 use crate::volumes;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
@@ -79,6 +81,9 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
     let mut sandbox_ids = node.sandboxes_of(&uid);
     // The watched shim: (sandbox id, pid, pidfd).
     let mut watched: Option<(String, i32, AsyncFd<OwnedFd>)> = None;
+    // The pod's probe workers (made on the first look at the pod, seeded
+    // from its stored status).
+    let mut prober: Option<PodProber> = None;
     loop {
         let pod = match node.get_pod(&ns, &name) {
             Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => p,
@@ -93,15 +98,21 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
                 continue;
             }
         };
-        let rt = node.runtime.clone();
-        let ids = sandbox_ids.clone();
-        obs.view = blocking(move || read_view(&rt, &ids))
-            .await
-            .unwrap_or_default();
+        let pr = prober.get_or_insert_with(|| {
+            obs.failed = lifecycle::deadline_failure(&pod);
+            PodProber::new(&pod)
+        });
+        look(&node, &pod, &sandbox_ids, pr, &notify, &mut obs).await;
 
         if pod.metadata.deletion_timestamp.is_some() {
             obs.terminating = true;
+            // Probes stop with the pod's termination.
+            drop(prober.take());
             terminate(&node, &pod, &obs).await;
+            // The containers' ends are the pod's last status.
+            let mut pr = PodProber::new(&pod);
+            look(&node, &pod, &sandbox_ids, &mut pr, &notify, &mut obs).await;
+            write_status(&node, &pod, &obs);
             remove_all(&node, &ns, &name, &uid, &sandbox_ids).await;
             if let Err(e) = node.store.delete("pods", &pod_key(&ns, &name)) {
                 tracing::error!(pod = %name, "store delete: {e}");
@@ -120,14 +131,20 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             );
         }
         let Some(spec) = pod.spec.clone() else { return };
-        let actions = pod_actions::compute(&spec, &obs.view, chrono::Utc::now());
-        let progressed = execute(&node, &pod, &actions, &mut obs, &mut sandbox_ids).await;
-        if progressed {
-            let rt = node.runtime.clone();
-            let ids = sandbox_ids.clone();
-            obs.view = blocking(move || read_view(&rt, &ids))
-                .await
-                .unwrap_or_default();
+        let deadline = lifecycle::deadline_left(&spec, obs.start_time.as_deref());
+        if obs.failed.is_none() && deadline == Some(Duration::ZERO) {
+            deadline_exceeded(&node, &pod, &mut obs).await;
+        }
+        let mut actions = PodActions::default();
+        let mut progressed = false;
+        if obs.failed.is_none() {
+            actions = pod_actions::compute(&spec, &obs.view, chrono::Utc::now());
+            progressed = lifecycle::kill_unhealthy(&node, &pod, &obs.view, &obs.probes).await
+                || execute(&node, &pod, &actions, &mut obs, &mut sandbox_ids).await;
+        }
+        let pr = prober.get_or_insert_with(|| PodProber::new(&pod));
+        if progressed || obs.failed.is_some() {
+            look(&node, &pod, &sandbox_ids, pr, &notify, &mut obs).await;
         }
         read_messages(&node, &pod, &mut obs).await;
         refresh_volumes(&node, &pod, &mut obs).await;
@@ -177,6 +194,7 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             .map(|(_, _, until)| (*until - chrono::Utc::now()).to_std().unwrap_or_default())
             .chain(pull_retry)
             .chain(retry)
+            .chain(deadline.filter(|_| obs.failed.is_none()))
             .min()
             .map(|d| d + Duration::from_millis(50))
             .unwrap_or(RESYNC)
@@ -195,6 +213,40 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
                 }
                 watched = None;
             }
+        }
+    }
+}
+
+/// Read the pod's sandboxes and containers from the runtime, and sync its
+/// probe workers to them.
+async fn look(
+    node: &Arc<Node>,
+    pod: &Pod,
+    sandbox_ids: &[String],
+    prober: &mut PodProber,
+    notify: &Arc<Notify>,
+    obs: &mut Observed,
+) {
+    let rt = node.runtime.clone();
+    let ids = sandbox_ids.to_vec();
+    obs.view = blocking(move || read_view(&rt, &ids))
+        .await
+        .unwrap_or_default();
+    obs.probes = prober.sync(node, pod, &mut obs.view, notify);
+}
+
+/// activeDeadlineSeconds passed: the pod fails (`DeadlineExceeded`), its
+/// containers are stopped gracefully and its sandbox stopped; nothing is
+/// restarted any more.
+async fn deadline_exceeded(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
+    let msg = lifecycle::DEADLINE_MESSAGE;
+    node.events.record(pod, "Normal", "DeadlineExceeded", msg);
+    obs.failed = Some(("DeadlineExceeded".into(), msg.into()));
+    terminate(node, pod, obs).await;
+    if let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) {
+        let rt = node.runtime.clone();
+        if let Some(Err(e)) = blocking(move || rt.stop_pod_sandbox(&sid)).await {
+            tracing::warn!(pod = ?pod.metadata.name, "stop sandbox: {e}");
         }
     }
 }
@@ -335,19 +387,19 @@ async fn execute(
         }
         return progressed;
     }
-    for (cid, name, why) in &a.kill {
-        node.events.record(
-            pod,
-            "Normal",
-            "Killing",
-            format!("Stopping container {name}: {why}"),
-        );
-        let rt = node.runtime.clone();
-        let cid = cid.clone();
-        let grace = grace_period(pod);
-        if let Some(Err(e)) = blocking(move || rt.stop_container(&cid, grace, None)).await {
-            tracing::warn!(%uid, container = %name, "stop: {e}");
-        }
+    let kills: Vec<Kill> = a
+        .kill
+        .iter()
+        .map(|(cid, name, why)| Kill {
+            cid: cid.clone(),
+            name: name.clone(),
+            message: format!("Stopping container {name}: {why}"),
+            grace: lifecycle::grace_period(pod, None),
+        })
+        .collect();
+    if !kills.is_empty() {
+        let netns = obs.view.current_sandbox().and_then(|s| s.netns.clone());
+        lifecycle::kill_all(node, pod, kills, netns).await;
         progressed = true;
     }
     for (name, message, _) in &a.backoff {
@@ -372,19 +424,6 @@ async fn execute(
         progressed = true;
     }
     progressed
-}
-
-fn grace_period(pod: &Pod) -> Duration {
-    let g = pod
-        .metadata
-        .deletion_grace_period_seconds
-        .or(pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds))
-        .unwrap_or(30)
-        .max(0);
-    Duration::from_secs(g as u64)
 }
 
 /// Images (per pull policy), volumes (once: they outlive sandboxes), then
@@ -500,6 +539,7 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
     let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) else {
         return false;
     };
+    let netns = obs.view.current_sandbox().and_then(|s| s.netns.clone());
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let prepared = obs.volumes.clone().unwrap_or_default();
     let mut tasks = Vec::new();
@@ -568,8 +608,10 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
         let sid = sid.clone();
         let t0 = std::time::Instant::now();
         let permit = node.starts.clone().acquire_owned().await.ok();
-        let task = tokio::task::spawn_blocking(move || -> Result<(), RuntimeError> {
-            let _permit = permit;
+        let post_start = c.lifecycle.as_ref().and_then(|l| l.post_start.clone());
+        let (p, c2, ns) = (pod.clone(), c.clone(), netns.clone());
+        type Started = (String, Option<String>);
+        let task = tokio::task::spawn_blocking(move || -> Result<Started, RuntimeError> {
             for id in stale {
                 rt.remove_container(&id)?;
             }
@@ -578,7 +620,19 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
             }
             std::fs::write(&term, b"").map_err(RuntimeError::io(&term))?;
             let cid = rt.create_container(&sid, &cfg)?;
-            rt.start_container(&cid)
+            rt.start_container(&cid)?;
+            drop(permit);
+            // postStart: the container is not started (nor its status
+            // written) until the hook completed.
+            let failed = post_start.and_then(|h| {
+                let target = crate::prober::handler::Target {
+                    runtime: rt.clone(),
+                    container_id: cid.clone(),
+                    netns: ns,
+                };
+                lifecycle::run_hook(&h, &c2, &p, &target, None).err()
+            });
+            Ok((cid, failed))
         });
         tasks.push((c, t0, task));
     }
@@ -587,7 +641,7 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
         let res = task.await;
         tracing::debug!(pod = ?pod.metadata.name, container = %c.name, elapsed = ?t0.elapsed(), "create+start container");
         match res {
-            Ok(Ok(())) => {
+            Ok(Ok((cid, hook_failed))) => {
                 node.events.record(
                     pod,
                     "Normal",
@@ -602,6 +656,21 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
                 );
                 obs.waiting.remove(&c.name);
                 any = true;
+                if let Some(msg) = hook_failed {
+                    node.events
+                        .record(pod, "Warning", "FailedPostStartHook", msg);
+                    let grace = lifecycle::grace_period(pod, None);
+                    lifecycle::kill_container(
+                        node,
+                        pod,
+                        &cid,
+                        &c.name,
+                        "FailedPostStartHook",
+                        grace,
+                        netns.clone(),
+                    )
+                    .await;
+                }
             }
             Ok(Err(e)) => {
                 let reason = match e {
@@ -719,39 +788,10 @@ async fn read_messages(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     obs.messages.extend(read);
 }
 
-/// Graceful termination: every running container of the current sandbox,
-/// as the runtime reports it (not a cache), gets its stop signal and
-/// SIGKILL after the grace period.
+/// Graceful termination of the current sandbox's running containers, as
+/// the runtime reports them (not a cache): see [`lifecycle::stop_pod`].
 async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &Observed) {
-    let grace = grace_period(pod);
-    let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) else {
-        return;
-    };
-    let running: Vec<(String, String)> = obs
-        .view
-        .containers
-        .iter()
-        .filter(|c| c.sandbox_id == sid && c.state == ContainerState::Running)
-        .map(|c| (c.id.clone(), c.metadata.name.clone()))
-        .collect();
-    let mut tasks = Vec::new();
-    for (cid, name) in running {
-        node.events.record(
-            pod,
-            "Normal",
-            "Killing",
-            format!("Stopping container {name}"),
-        );
-        let rt = node.runtime.clone();
-        tasks.push(tokio::task::spawn_blocking(move || {
-            rt.stop_container(&cid, grace, None)
-        }));
-    }
-    for t in tasks {
-        if let Ok(Err(e)) = t.await {
-            tracing::warn!(pod = ?pod.metadata.name, "stop: {e}");
-        }
-    }
+    lifecycle::stop_pod(node, pod, &obs.view).await;
 }
 
 /// Remove every sandbox of the pod and what the node keeps for it
