@@ -30,6 +30,7 @@ mod defaults;
 mod path;
 mod quantity;
 mod secret;
+pub mod selector;
 mod unsupported;
 mod validate;
 
@@ -43,5 +44,6 @@ pub use quantity::{parse_quantity, Quantity};
 pub use secret::{
     default_secret, validate_secret, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,
 };
+pub use selector::{parse_field_selector, parse_label_selector, FieldSelector, LabelSelector};
 pub use unsupported::unsupported_fields;
 pub use validate::{validate_pod, FieldError, ValidationErrors};
