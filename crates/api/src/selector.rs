@@ -176,7 +176,9 @@ fn name_part_error(s: &str, allow_empty: bool) -> Option<String> {
     if s.len() > 63 {
         return Some("must be no more than 63 characters".into());
     }
-    let ok = s.chars().all(|c| is_alnum(c) || matches!(c, '-' | '_' | '.'))
+    let ok = s
+        .chars()
+        .all(|c| is_alnum(c) || matches!(c, '-' | '_' | '.'))
         && s.starts_with(is_alnum)
         && s.ends_with(is_alnum);
     (!ok).then(|| {
@@ -217,10 +219,7 @@ fn validate_key(k: &str) -> Result<(), String> {
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "key: Invalid value: \"{k}\": {}",
-            errs.join(", ")
-        ))
+        Err(format!("key: Invalid value: \"{k}\": {}", errs.join(", ")))
     }
 }
 
@@ -318,12 +317,7 @@ impl Parser {
                 }
                 // `key=` selects the empty value.
                 Tok::Comma | Tok::End => vec![String::new()],
-                t => {
-                    return Err(format!(
-                        "found '{}', expected: identifier",
-                        t.literal()
-                    ))
-                }
+                t => return Err(format!("found '{}', expected: identifier", t.literal())),
             },
         };
         if matches!(op, Op::GreaterThan | Op::LessThan) {
@@ -362,12 +356,7 @@ impl Parser {
                     match self.next() {
                         Tok::Comma => continue,
                         Tok::Close => return Ok(values),
-                        t => {
-                            return Err(format!(
-                                "found '{}', expected: ',' or ')'",
-                                t.literal()
-                            ))
-                        }
+                        t => return Err(format!("found '{}', expected: ',' or ')'", t.literal())),
                     }
                 }
                 Tok::Comma => values.push(String::new()),
@@ -624,7 +613,10 @@ mod tests {
             ("x=", &[("x", "")]),
             ("x in (,a)", &[("x", "")]),
             (" x = y , z in ( a , b ) ", &[("x", "y"), ("z", "b")]),
-            ("app=web,tier!=db,env in (a,b),env notin (c),key,!nokey", &[("app", "web"), ("tier", "fe"), ("env", "a"), ("key", "")]),
+            (
+                "app=web,tier!=db,env in (a,b),env notin (c),key,!nokey",
+                &[("app", "web"), ("tier", "fe"), ("env", "a"), ("key", "")],
+            ),
             ("example.com/team=x", &[("example.com/team", "x")]),
         ];
         for (sel, l) in matching {
@@ -674,7 +666,10 @@ mod tests {
             ("-x=a", "key: Invalid value: \"-x\""),
             ("x=a b", "found 'b', expected: ',' or 'end of string'"),
             ("x=-a", "values[0][-a]: Invalid value: \"-a\""),
-            ("Bad_Prefix/x=a", "prefix part a lowercase RFC 1123 subdomain"),
+            (
+                "Bad_Prefix/x=a",
+                "prefix part a lowercase RFC 1123 subdomain",
+            ),
         ];
         for (sel, want) in cases {
             match parse_label_selector(sel) {
@@ -708,9 +703,11 @@ mod tests {
             _ => None,
         };
         assert!(s.matches(get));
-        assert!(!parse_field_selector("metadata.name==web,status.phase!=Running")
-            .expect("parse")
-            .matches(get));
+        assert!(
+            !parse_field_selector("metadata.name==web,status.phase!=Running")
+                .expect("parse")
+                .matches(get)
+        );
         assert!(parse_field_selector("spec.nodeName=")
             .expect("parse")
             .matches(get));

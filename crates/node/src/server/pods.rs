@@ -130,9 +130,25 @@ fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
         qos_class: Some(crate::status::qos_class(&pod).into()),
         ..Default::default()
     });
-    let pod = match node.create_pod(pod) {
-        Ok(p) => p,
-        Err(e) => return store_error(e),
+    // Kubelet's admission, decided once and stored with the pod under one
+    // lock: concurrent creates are admitted one after the other.
+    let (pod, rejection) = {
+        let _admitting = crate::admission::LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let rejection = match admission_check(node, &pod) {
+            Ok(r) => r,
+            Err(e) => return store_error(e),
+        };
+        if let (Some((reason, message)), Some(st)) = (&rejection, pod.status.as_mut()) {
+            st.phase = Some("Failed".into());
+            st.reason = Some(reason.clone());
+            st.message = Some(format!("Pod was rejected: {message}"));
+        }
+        match node.create_pod(pod) {
+            Ok(p) => (p, rejection),
+            Err(e) => return store_error(e),
+        }
     };
     node.events.record(
         &pod,
@@ -145,8 +161,48 @@ fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
             node.hostname
         ),
     );
-    node.ensure_worker(&pod);
+    if let Some((reason, message)) = rejection {
+        // Nothing is made for a rejected pod: no worker until it is
+        // deleted.
+        node.events.record(&pod, "Warning", &reason, message);
+    } else {
+        node.ensure_worker(&pod);
+    }
     with_warnings(json_response(StatusCode::CREATED, &pod), warnings)
+}
+
+/// Kubelet's admit decision for a new pod against the pods the node
+/// holds: the whole list is read only for a pod that requests resources
+/// or host ports (the others can only exceed the pod count).
+fn admission_check(
+    node: &Node,
+    pod: &Pod,
+) -> Result<Option<(String, String)>, crate::store::StoreError> {
+    let wants = crate::admission::pod_requests(pod) != Default::default()
+        || pod
+            .spec
+            .iter()
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
+            .flat_map(|c| c.ports.iter().flatten())
+            .any(|p| p.host_port.unwrap_or(0) > 0);
+    let alloc = node.allocatable;
+    if wants {
+        let others = node.list_pods(None)?;
+        return Ok(crate::admission::decide(pod, &others, alloc));
+    }
+    let (stored, _) = node.store.list_raw_at("pods/")?;
+    Ok(crate::admission::decide(
+        pod,
+        &[],
+        crate::admission::Allocatable {
+            pods: alloc.pods - stored.len() as i64,
+            ..alloc
+        },
+    ))
 }
 
 pub async fn create(
