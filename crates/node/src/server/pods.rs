@@ -2,7 +2,7 @@
 
 use super::{
     internal, json_response, pod_not_found, query_map, status_error, store_error, truthy,
-    watch_response, with_warnings,
+    with_warnings,
 };
 use crate::node::{pod_key, Node};
 use axum::body::Bytes;
@@ -30,12 +30,27 @@ async fn list_in(node: Arc<Node>, ns: Option<String>, q: Option<String>) -> Resp
         Some(ns) => format!("pods/{ns}/"),
         None => "pods/".to_string(),
     };
-    if truthy(q.get("watch")) {
-        let (pods, rv) = match node.store.list_at::<Pod>(&prefix) {
+    let sel = match super::select::Selectors::from_query(&q, peapod_api::selector::POD_FIELDS) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if truthy(q.get("watch")) || !sel.is_empty() {
+        let (mut pods, rv) = match node.store.list_at::<Pod>(&prefix) {
             Ok(x) => x,
             Err(e) => return store_error(e),
         };
-        return watch_response(&node, prefix, &q, pods, rv);
+        pods.retain(|p| sel.matches_pod(p));
+        if truthy(q.get("watch")) {
+            return super::watch_selected(&node, prefix, &q, pods, rv, sel);
+        }
+        return json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "kind": "PodList", "apiVersion": "v1",
+                "metadata": { "resourceVersion": rv.to_string() },
+                "items": pods,
+            }),
+        );
     }
     // The stored objects are already the JSON the client wants: join them.
     let n = node.clone();
@@ -115,6 +130,11 @@ fn admit(ns: &str, body: &[u8]) -> Result<(Pod, Vec<String>), Response> {
 /// Store a new pod; the store sets uid, creationTimestamp, generation and
 /// resourceVersion (whatever the client sent).
 fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
+    let ns = crate::node::namespace_of(&pod.metadata);
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if let Err(r) = super::namespaces::check_namespace(node, &ns, "pods", &name) {
+        return r;
+    }
     if pod
         .spec
         .as_ref()
@@ -292,7 +312,23 @@ pub async fn delete(
         }
         None => None,
     };
-    let res = node.store.update_with::<Pod>(&pod_key(&ns, &name), |pod| {
+    match request_delete(&node, &ns, &name, grace) {
+        Ok(Some(pod)) => json_response(StatusCode::OK, &pod).into_response(),
+        Ok(None) => pod_not_found(&name),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Ask for a pod's graceful deletion (`grace` or its own period): set
+/// deletionTimestamp and the grace period and wake its worker, which
+/// stops it and removes it from the store. None when there is no such pod.
+pub fn request_delete(
+    node: &Arc<Node>,
+    ns: &str,
+    name: &str,
+    grace: Option<i64>,
+) -> Result<Option<Pod>, crate::store::StoreError> {
+    let res = node.store.update_with::<Pod>(&pod_key(ns, name), |pod| {
         if pod.metadata.deletion_timestamp.is_some() && grace.is_none() {
             return false;
         }
@@ -318,12 +354,8 @@ pub async fn delete(
         }
         changed
     });
-    match res {
-        Ok(Some(pod)) => {
-            node.ensure_worker(&pod);
-            json_response(StatusCode::OK, &pod).into_response()
-        }
-        Ok(None) => pod_not_found(&name),
-        Err(e) => store_error(e),
+    if let Ok(Some(pod)) = &res {
+        node.ensure_worker(pod);
     }
+    res
 }

@@ -100,7 +100,12 @@ pub async fn apply(
             secret.metadata.resource_version = cur.metadata.resource_version.clone();
             (StatusCode::OK, "configured", node.store.update(secret))
         }
-        None => (StatusCode::CREATED, "created", node.store.create(secret)),
+        None => {
+            if let Err(r) = super::namespaces::check_namespace(&node, &ns, "secrets", &name) {
+                return r;
+            }
+            (StatusCode::CREATED, "created", node.store.create(secret))
+        }
     };
     let secret = match stored {
         Ok(s) => s,
