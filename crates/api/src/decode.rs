@@ -25,6 +25,8 @@ pub enum Object {
     Pod(Box<Pod>),
     /// A core/v1 Secret (image pull secrets).
     Secret(Box<k8s_openapi::api::core::v1::Secret>),
+    /// A core/v1 Namespace.
+    Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
     /// Any other kind of object, not decoded further.
     Other {
         /// `apiVersion`, e.g. `apps/v1`.
@@ -95,6 +97,9 @@ pub fn decode(input: &str) -> Result<Decoded, DecodeError> {
                 }
                 Object::Secret(s) => {
                     format!("Secret {:?}", s.metadata.name.as_deref().unwrap_or(""))
+                }
+                Object::Namespace(n) => {
+                    format!("Namespace {:?}", n.metadata.name.as_deref().unwrap_or(""))
                 }
                 Object::Other { kind, name, .. } => format!("{kind} {name:?}"),
             };
@@ -266,6 +271,12 @@ fn decode_value(
         let pod: Pod = typed(&value, kind, location)?;
         let warnings = unknown_fields(&value, &pod, location)?;
         out.push((Object::Pod(Box::new(pod)), warnings));
+        return Ok(());
+    }
+    if api_version == "v1" && kind == "Namespace" {
+        let ns: k8s_openapi::api::core::v1::Namespace = typed(&value, kind, location)?;
+        let warnings = unknown_fields(&value, &ns, location)?;
+        out.push((Object::Namespace(Box::new(ns)), warnings));
         return Ok(());
     }
     if api_version == "v1" && kind == "Secret" {

@@ -43,8 +43,15 @@ pub struct Allocatable {
     pub pods: i64,
 }
 
-fn container_requests(c: &Container) -> Resources {
-    let req = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+/// A container's requests, or limits with `limits`.
+fn container_resources(c: &Container, limits: bool) -> Resources {
+    let req = c.resources.as_ref().and_then(|r| {
+        if limits {
+            r.limits.as_ref()
+        } else {
+            r.requests.as_ref()
+        }
+    });
     let get = |k: &str| {
         req.and_then(|r| r.get(k))
             .and_then(|q| peapod_api::parse_quantity(&q.0).ok())
@@ -60,6 +67,13 @@ fn container_requests(c: &Container) -> Resources {
 /// (an init container plus the sidecars started before it), whichever is
 /// more, per resource.
 pub fn pod_requests(pod: &Pod) -> Resources {
+    pod_resources(pod, false)
+}
+
+/// [`pod_requests`], or the same sum of limits with `limits`
+/// (`PodRequestsAndLimits`, for `describe node`).
+pub fn pod_resources(pod: &Pod, limits: bool) -> Resources {
+    let container_requests = |c: &Container| container_resources(c, limits);
     let Some(spec) = pod.spec.as_ref() else {
         return Resources::default();
     };

@@ -49,26 +49,44 @@ pub fn decode_objects(
     let mut pods = Vec::new();
     let mut secrets = Vec::new();
     let mut unsupported = Vec::new();
+    let mut namespaces = 0;
     for object in decoded.objects {
         match object {
             Object::Pod(pod) => pods.push(*pod),
             Object::Secret(secret) => secrets.push(*secret),
+            // Sent first by `apply` (see `namespaces_in`).
+            Object::Namespace(_) => namespaces += 1,
             Object::Other {
                 api_version,
                 kind,
                 name,
             } => unsupported.push(format!(
-                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods and Secrets only"
+                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods, Secrets and Namespaces only"
             )),
         }
     }
     if !unsupported.is_empty() {
         bail!("{}", unsupported.join("\n"));
     }
-    if pods.is_empty() && secrets.is_empty() {
+    if pods.is_empty() && secrets.is_empty() && namespaces == 0 {
         bail!("error: no objects passed to {verb}");
     }
     Ok((pods, secrets, decoded.warnings))
+}
+
+/// The Namespaces of a manifest (already checked by `decode_objects`).
+pub fn namespaces_in(text: &str) -> Vec<k8s_openapi::api::core::v1::Namespace> {
+    peapod_api::decode(text)
+        .map(|d| {
+            d.objects
+                .into_iter()
+                .filter_map(|o| match o {
+                    Object::Namespace(n) => Some(*n),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The namespace of a manifest's pod: `metadata.namespace` or `default`.
@@ -133,6 +151,17 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
     }
 
     let mut failures = Vec::new();
+    // Namespaces first: the other objects may live in them.
+    for ns in namespaces_in(&text) {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let body = serde_json::to_vec(&ns)
+            .map_err(|e| anyhow!("error: cannot encode namespace {name:?}: {e}"))?;
+        let path = format!("/api/v1/namespaces/{}", super::transport::encode(&name));
+        match put(client, &path, body).await? {
+            Ok(result) => println!("namespace/{name} {result}"),
+            Err(e) => failures.push(e),
+        }
+    }
     // Secrets first: pods may name them in imagePullSecrets.
     for secret in &secrets {
         let name = secret.metadata.name.clone().unwrap_or_default();

@@ -62,12 +62,12 @@ struct EventList {
 }
 
 /// kubectl's `PrefixWriter`: each level indents by two spaces.
-struct Writer {
-    out: String,
+pub(super) struct Writer {
+    pub(super) out: String,
 }
 
 impl Writer {
-    fn write(&mut self, level: usize, text: &str) {
+    pub(super) fn write(&mut self, level: usize, text: &str) {
         for _ in 0..level {
             self.out.push_str("  ");
         }
@@ -213,11 +213,15 @@ pub fn describe_pod(pod: &Pod, events: &[Event], hostname: &str, now: DateTime<U
     tabwrite(&w.out, 0, 2)
 }
 
-fn non_empty(s: &Option<String>) -> Option<&str> {
+pub(super) fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
-fn labels_multiline(w: &mut Writer, title: &str, labels: Option<&BTreeMap<String, String>>) {
+pub(super) fn labels_multiline(
+    w: &mut Writer,
+    title: &str,
+    labels: Option<&BTreeMap<String, String>>,
+) {
     w.write(0, &format!("{title}:\t"));
     let labels = match labels {
         Some(l) if !l.is_empty() => l,
@@ -236,7 +240,7 @@ fn labels_multiline(w: &mut Writer, title: &str, labels: Option<&BTreeMap<String
 
 const MAX_ANNOTATION_LEN: usize = 140;
 
-fn annotations_multiline(
+pub(super) fn annotations_multiline(
     w: &mut Writer,
     title: &str,
     annotations: Option<&BTreeMap<String, String>>,
@@ -843,7 +847,7 @@ fn micro_age(t: Option<&MicroTime>, now: DateTime<Utc>) -> String {
     }
 }
 
-fn describe_events(w: &mut Writer, events: &[Event], now: DateTime<Utc>) {
+pub(super) fn describe_events(w: &mut Writer, events: &[Event], now: DateTime<Utc>) {
     if events.is_empty() {
         w.write(0, "Events:\t<none>\n");
         return;

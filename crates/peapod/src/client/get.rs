@@ -68,6 +68,48 @@ pub struct GetArgs {
     pub output: Output,
     /// `-w`.
     pub watch: bool,
+    /// `-l`: a label selector the daemon applies.
+    pub label_selector: Option<String>,
+    /// `--field-selector`.
+    pub field_selector: Option<String>,
+    /// `--show-labels`: a LABELS column.
+    pub show_labels: bool,
+}
+
+impl GetArgs {
+    /// `labelSelector=`/`fieldSelector=` for a list or watch, with
+    /// `extra_field` (a watch of one pod by name) joined to the field
+    /// selector.
+    fn selector_query(&self, extra_field: Option<String>) -> String {
+        let mut q = String::new();
+        if let Some(l) = self.label_selector.as_deref().filter(|l| !l.is_empty()) {
+            q.push_str(&format!("&labelSelector={}", encode(l)));
+        }
+        let fields: Vec<String> = self
+            .field_selector
+            .iter()
+            .filter(|f| !f.is_empty())
+            .cloned()
+            .chain(extra_field)
+            .collect();
+        if !fields.is_empty() {
+            q.push_str(&format!("&fieldSelector={}", encode(&fields.join(","))));
+        }
+        q
+    }
+
+    fn list_path(&self) -> String {
+        let base = if self.all_namespaces {
+            "/api/v1/pods".to_string()
+        } else {
+            format!("/api/v1/namespaces/{}/pods", encode(&self.namespace))
+        };
+        let q = self.selector_query(None);
+        match q.strip_prefix('&') {
+            Some(q) => format!("{base}?{q}"),
+            None => base,
+        }
+    }
 }
 
 /// `peapod get pods [NAME] [-n NS | -A] [-o wide|yaml|json|name] [-w]`.
@@ -84,11 +126,7 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
             out.push_str(&printer.print(&[(value, pod)], true)?);
         }
         None => {
-            let path = if args.all_namespaces {
-                "/api/v1/pods".to_string()
-            } else {
-                format!("/api/v1/namespaces/{}/pods", encode(&args.namespace))
-            };
+            let path = args.list_path();
             // Tables need typed pods only: decode the list straight into
             // them (no JSON value tree per pod) unless the output is the
             // objects themselves.
@@ -133,7 +171,8 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
 /// again, what changed meanwhile is printed, and the watch resumes from
 /// the new list.
 async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
-    let list_path = if args.all_namespaces {
+    let list_path = args.list_path();
+    let watch_base = if args.all_namespaces {
         "/api/v1/pods".to_string()
     } else {
         format!("/api/v1/namespaces/{}/pods", encode(&args.namespace))
@@ -177,13 +216,11 @@ async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
         seen = now;
         write_out(&out)?;
 
-        let mut path = format!("{list_path}?watch=1&resourceVersion={}", encode(&rv));
-        if let Some(name) = &args.name {
-            path.push_str(&format!(
-                "&fieldSelector={}",
-                encode(&format!("metadata.name={name}"))
-            ));
-        }
+        let path = format!(
+            "{watch_base}?watch=1&resourceVersion={}{}",
+            encode(&rv),
+            args.selector_query(args.name.as_ref().map(|n| format!("metadata.name={n}")))
+        );
         let mut stream = client.stream(&path).await?;
         let mut buffer: Vec<u8> = Vec::new();
         'stream: loop {
@@ -232,6 +269,26 @@ async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
     }
 }
 
+/// The names of the pods in `namespace` that `label_selector` selects
+/// (all with None), for `delete pods -l` / `--all`.
+pub async fn pod_names(
+    client: &Client,
+    namespace: &str,
+    label_selector: Option<&str>,
+) -> Result<Vec<String>> {
+    let args = GetArgs {
+        namespace: namespace.to_string(),
+        label_selector: label_selector.map(str::to_string),
+        ..Default::default()
+    };
+    let list: TypedPodList = client.get_json(&args.list_path()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect())
+}
+
 /// `namespace/name` and resourceVersion of a pod.
 fn identity(pod: &Pod) -> (String, String) {
     (
@@ -270,6 +327,7 @@ fn to_pod(value: &Value) -> Result<Pod> {
 struct Printer {
     output: Output,
     all_namespaces: bool,
+    show_labels: bool,
     table: Table,
     hostname: String,
     now: DateTime<Utc>,
@@ -284,6 +342,7 @@ impl Printer {
         Printer {
             output: args.output,
             all_namespaces: args.all_namespaces,
+            show_labels: args.show_labels,
             table: Table::kubectl(),
             hostname,
             now: Utc::now(),
@@ -354,17 +413,24 @@ impl Printer {
         if self.output == Output::Wide {
             header.extend(["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
         }
+        if self.show_labels {
+            header.push("LABELS");
+        }
         header.into_iter().map(String::from).collect()
     }
 
     fn row(&self, pod: &Pod) -> Vec<String> {
-        pod_row(
+        let mut row = pod_row(
             pod,
             self.all_namespaces,
             self.output == Output::Wide,
             &self.hostname,
             self.now,
-        )
+        );
+        if self.show_labels {
+            row.push(labels_column(pod.metadata.labels.as_ref()));
+        }
+        row
     }
 }
 
@@ -426,6 +492,18 @@ pub fn pod_row(
         }
     }
     row
+}
+
+/// kubectl's LABELS column: `k=v` sorted by key, joined by `,`; `<none>`.
+pub fn labels_column(labels: Option<&std::collections::BTreeMap<String, String>>) -> String {
+    match labels {
+        Some(l) if !l.is_empty() => l
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "<none>".to_string(),
+    }
 }
 
 /// kubectl's `List` wrapper for several objects.
