@@ -160,7 +160,10 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
             init_done = false;
         }
     }
-    let app_wait = if init_done {
+    // kubelet's default waiting reason of a container not yet made:
+    // PodInitializing in a pod with init containers (also once they are
+    // done), ContainerCreating otherwise.
+    let app_wait = if inits.is_empty() {
         "ContainerCreating"
     } else {
         "PodInitializing"
