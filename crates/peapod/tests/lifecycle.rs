@@ -312,7 +312,7 @@ fn back_off_grows_and_survives_daemon_restarts() {
     let describe = d.ok(&["describe", "pod", "crash"]);
     let line = describe
         .lines()
-        .find(|l| l.contains("BackOff"))
+        .find(|l| l.trim_start().starts_with("Warning") && l.contains("BackOff"))
         .unwrap_or_else(|| panic!("{describe}"));
     let cells: Vec<&str> = line
         .split("  ")
