@@ -389,6 +389,9 @@ mod tests {
                 Object::Secret(s) => {
                     format!("Secret/{}", s.metadata.name.as_deref().unwrap_or(""))
                 }
+                Object::Namespace(n) => {
+                    format!("Namespace/{}", n.metadata.name.as_deref().unwrap_or(""))
+                }
                 Object::Other { kind, name, .. } => format!("{kind}/{name}"),
             })
             .collect()

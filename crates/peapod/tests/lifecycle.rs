@@ -640,7 +640,7 @@ fn node_admission_rejects_what_does_not_fit() {
     assert_eq!(status_of(&d, "big").0, "OutOfcpu");
     let describe = d.ok(&["describe", "pod", "big"]);
     assert!(
-        describe.contains(&format!("Warning  OutOfcpu"))
+        describe.contains("Warning  OutOfcpu")
             && describe.contains("Node didn't have enough resource: cpu"),
         "{describe}"
     );
