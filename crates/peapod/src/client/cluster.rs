@@ -525,7 +525,11 @@ mod tests {
             "metadata": {"name": "h", "creationTimestamp": "2024-01-01T00:00:00Z",
                          "labels": {"kubernetes.io/hostname": "h"}},
             "status": {"capacity": {"cpu": "2", "memory": "1Gi", "pods": "250"},
-                       "allocatable": {"cpu": "2", "memory": "1Gi", "pods": "250"}}
+                       "allocatable": {"cpu": "2", "memory": "1Gi", "pods": "250"},
+                       "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "6.1",
+                                    "osImage": "", "containerRuntimeVersion": "peapod://0.1.0",
+                                    "kubeletVersion": "v0.1.0", "kubeProxyVersion": "",
+                                    "operatingSystem": "linux", "architecture": "amd64"}}
         }))
         .expect("node");
         let pod = |name: &str, phase: &str, cpu: &str| -> Pod {
@@ -545,13 +549,17 @@ mod tests {
             &[pod("web", "Running", "100m"), pod("done", "Succeeded", "1")],
             now,
         );
+        // As kubectl lays it out: the pods table shares its first column
+        // with System Info above it.
         assert!(
-            text.contains("Non-terminated Pods:          (1 in total)\n"),
+            text.contains(
+                "  Kube-Proxy Version:         \nNon-terminated Pods:          (1 in total)\n"
+            ),
             "{text}"
         );
         assert!(
             text.contains(
-                "  default    web   100m (5%)     0 (0%)      64Mi (6%)        128Mi (12%)    5m\n"
+                "  default                     web   100m (5%)     0 (0%)      64Mi (6%)        128Mi (12%)    5m\n"
             ),
             "{text}"
         );
