@@ -381,6 +381,34 @@ mod tests {
     }
 
     #[test]
+    fn app_containers_not_yet_made_wait_pod_initializing_once_inits_are_done() {
+        // kubelet's default waiting reason in a pod with init containers.
+        let p = pod(POD);
+        let s = compute(
+            &p,
+            &obs(vec![cs(
+                "init",
+                0,
+                ContainerState::Exited,
+                Some((0, "Completed")),
+            )]),
+        );
+        let reasons: Vec<Option<String>> = s
+            .container_statuses
+            .iter()
+            .flatten()
+            .map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+            .collect();
+        assert!(!reasons.is_empty());
+        assert!(
+            reasons
+                .iter()
+                .all(|r| r.as_deref() == Some("PodInitializing")),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
     fn running_and_oom_and_restarts() {
         let p = pod(POD);
         let o = obs(vec![
