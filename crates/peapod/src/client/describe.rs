@@ -975,6 +975,53 @@ mod tests {
     }
 
     #[test]
+    fn repeated_events_fold_as_kubectl_prints_them() {
+        let event = |reason: &str, count: i32, first: &str, last: &str, msg: &str| -> Event {
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("web.{reason}")},
+                "involvedObject": {"kind": "Pod", "name": "web"},
+                "type": if reason == "BackOff" { "Warning" } else { "Normal" },
+                "reason": reason, "message": msg, "count": count,
+                "firstTimestamp": first, "lastTimestamp": last,
+                "source": {"component": "kubelet"}
+            }))
+            .expect("event")
+        };
+        let now = DateTime::parse_from_rfc3339("2024-01-01T00:10:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let mut w = Writer { out: String::new() };
+        describe_events(
+            &mut w,
+            &[
+                event(
+                    "BackOff",
+                    3,
+                    "2024-01-01T00:05:00Z",
+                    "2024-01-01T00:08:00Z",
+                    "Back-off restarting failed container app in pod web_default(u)",
+                ),
+                event(
+                    "Pulled",
+                    1,
+                    "2024-01-01T00:04:30Z",
+                    "2024-01-01T00:04:30Z",
+                    "Container image \"x\" already present on machine",
+                ),
+            ],
+            now,
+        );
+        assert_eq!(
+            tabwrite(&w.out, 0, 2),
+            "Events:\n\
+             \x20 Type     Reason   Age              From     Message\n\
+             \x20 ----     ------   ----             ----     -------\n\
+             \x20 Normal   Pulled   5m30s            kubelet  Container image \"x\" already present on machine\n\
+             \x20 Warning  BackOff  2m (x3 over 5m)  kubelet  Back-off restarting failed container app in pod web_default(u)\n"
+        );
+    }
+
+    #[test]
     fn qos_classes() {
         let with = |resources: serde_json::Value| {
             pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [
