@@ -200,17 +200,24 @@ pub async fn delete(State(node): State<Arc<Node>>, Path(name): Path<String>) -> 
             &format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
         );
     }
+    // Whether this request started the deletion (a repeat, or a retry of
+    // the compare-and-swap that finds it started, does not).
+    let started = std::cell::Cell::new(false);
     let res = node.store.update_with::<Namespace>(&key(&name), |n| {
         if n.metadata.deletion_timestamp.is_some() {
+            started.set(false);
             return false;
         }
         n.metadata.deletion_timestamp = Some(crate::time::now());
         n.status.get_or_insert_with(Default::default).phase = Some("Terminating".into());
+        started.set(true);
         true
     });
     match res {
         Ok(Some(n)) => {
-            tokio::spawn(finalize(node.clone(), name));
+            if started.get() {
+                tokio::spawn(finalize(node.clone(), name));
+            }
             json_response(StatusCode::OK, &n)
         }
         Ok(None) => not_found(&name),
