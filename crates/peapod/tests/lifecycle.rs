@@ -514,12 +514,12 @@ fn namespaces_labels_and_field_selectors() {
     let out = d.peapod(&["get", "pods", "-l", "env in a"]);
     assert_eq!(
         stderr(&out).trim(),
-        "Error from server (BadRequest): found 'a', expected: '('"
+        "Error from server (BadRequest): Unable to find \"/v1, Resource=pods\" that match label selector \"env in a\", field selector \"\": found 'a', expected: '('"
     );
     let out = d.peapod(&["get", "pods", "--field-selector", "spec.foo=x"]);
     assert_eq!(
         stderr(&out).trim(),
-        "Error from server (BadRequest): field label not supported: spec.foo"
+        "Error from server (BadRequest): Unable to find \"/v1, Resource=pods\" that match label selector \"\", field selector \"spec.foo=x\": field label not supported: spec.foo"
     );
     // A watch with a selector sees only what it selects.
     let events = d.api_watch(

@@ -98,6 +98,26 @@ impl GetArgs {
         q
     }
 
+    /// kubectl's wording of a BadRequest or NotFound answer to a list:
+    /// `Unable to find "/v1, Resource=pods" that match label selector
+    /// "...", field selector "...": <the server's message>`.
+    fn list_error(&self, e: anyhow::Error) -> anyhow::Error {
+        let text = e.to_string();
+        for reason in ["BadRequest", "NotFound"] {
+            let prefix = format!("Error from server ({reason}): ");
+            if let Some(message) = text.strip_prefix(&prefix) {
+                let label = self.label_selector.as_deref().unwrap_or("");
+                let field = self.field_selector.as_deref().unwrap_or("");
+                return if label.is_empty() && field.is_empty() {
+                    anyhow!("{prefix}Unable to list \"/v1, Resource=pods\": {message}")
+                } else {
+                    anyhow!("{prefix}Unable to find \"/v1, Resource=pods\" that match label selector \"{label}\", field selector \"{field}\": {message}")
+                };
+            }
+        }
+        e
+    }
+
     fn list_path(&self) -> String {
         let base = if self.all_namespaces {
             "/api/v1/pods".to_string()
@@ -131,7 +151,10 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
             // them (no JSON value tree per pod) unless the output is the
             // objects themselves.
             let pods: Vec<(Value, Pod)> = if matches!(args.output, Output::Json | Output::Yaml) {
-                let list: Value = client.get_json(&path).await?;
+                let list: Value = client
+                    .get_json(&path)
+                    .await
+                    .map_err(|e| args.list_error(e))?;
                 let items = match list.get("items") {
                     Some(Value::Array(items)) => items.clone(),
                     Some(Value::Null) | None => Vec::new(),
@@ -144,7 +167,10 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
                 }
                 pods
             } else {
-                let list: TypedPodList = client.get_json(&path).await?;
+                let list: TypedPodList = client
+                    .get_json(&path)
+                    .await
+                    .map_err(|e| args.list_error(e))?;
                 list.items.into_iter().map(|p| (Value::Null, p)).collect()
             };
             if pods.is_empty() && !matches!(args.output, Output::Json | Output::Yaml) {
@@ -187,7 +213,10 @@ async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
             .is_none_or(|n| pod.metadata.name.as_deref() == Some(n.as_str()))
     };
     loop {
-        let list: Value = client.get_json(&list_path).await?;
+        let list: Value = client
+            .get_json(&list_path)
+            .await
+            .map_err(|e| args.list_error(e))?;
         let rv = list["metadata"]["resourceVersion"]
             .as_str()
             .unwrap_or_default()
