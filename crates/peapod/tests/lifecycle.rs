@@ -336,25 +336,9 @@ fn back_off_grows_and_survives_daemon_restarts() {
 #[test]
 fn get_watch_streams_a_pod_through_its_states() {
     let d = Daemon::start();
-    let mut watcher = std::process::Command::new(exe())
-        .args(["--socket", d.socket.to_str().unwrap(), "get", "pods", "-w"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("get -w");
-    // Let it list (nothing) and start watching.
-    std::thread::sleep(Duration::from_secs(1));
-    one(&d, "brief", &format!("  restartPolicy: Never\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 2']\n"));
-    wait_status(&d, "brief", "Completed");
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = watcher.kill();
-    let out = watcher.wait_with_output().expect("output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let statuses: Vec<String> = table(&text)
-        .into_iter()
-        .filter(|r| r.first().map(String::as_str) == Some("brief"))
-        .map(|r| r[2].clone())
-        .collect();
-    assert!(text.starts_with("NAME"), "{text}");
+    let statuses = watched_statuses(&d, "brief", "Completed", || {
+        one(&d, "brief", &format!("  restartPolicy: Never\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 2']\n"));
+    });
     let pos = |s: &str| statuses.iter().position(|x| x == s);
     assert!(pos("Pending").is_some(), "{statuses:?}");
     assert!(pos("Running").is_some(), "{statuses:?}");
@@ -363,6 +347,44 @@ fn get_watch_streams_a_pod_through_its_states() {
         pos("Pending") < pos("Running") && pos("Running") < pos("Completed"),
         "{statuses:?}"
     );
+}
+
+/// The STATUS cells `get pods -w` printed for `name` while `act` ran and
+/// until `get pods` showed `until`.
+fn watched_statuses(d: &Daemon, name: &str, until: &str, act: impl FnOnce()) -> Vec<String> {
+    let mut watcher = std::process::Command::new(exe())
+        .args(["--socket", d.socket.to_str().unwrap(), "get", "pods", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("get -w");
+    // Let it list (nothing) and start watching.
+    std::thread::sleep(Duration::from_secs(1));
+    act();
+    wait_status(d, name, until);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = watcher.kill();
+    let out = watcher.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("NAME"), "{text}");
+    table(&text)
+        .into_iter()
+        .filter(|r| r.first().map(String::as_str) == Some(name))
+        .map(|r| r[2].clone())
+        .collect()
+}
+
+#[test]
+fn status_pod_initializing_while_the_app_containers_are_made() {
+    let d = Daemon::start();
+    // A sidecar is an init container that keeps running: once it has
+    // started, the pod is initialized and its app container not made
+    // yet, which kubectl shows as PodInitializing.
+    let statuses = watched_statuses(&d, "sidecar", "Running", || {
+        one(&d, "sidecar", &format!("  initContainers:\n  - name: side\n    image: {BUSYBOX}\n    restartPolicy: Always\n    command: [sleep, '3600']\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"));
+    });
+    let pos = |s: &str| statuses.iter().position(|x| x == s);
+    assert!(pos("PodInitializing").is_some(), "{statuses:?}");
+    assert!(pos("PodInitializing") < pos("Running"), "{statuses:?}");
 }
 
 #[test]
