@@ -350,24 +350,48 @@ fn get_watch_streams_a_pod_through_its_states() {
 }
 
 /// The STATUS cells `get pods -w` printed for `name` while `act` ran and
-/// until `get pods` showed `until`.
+/// until `get pods` showed `until`. `act` runs once the watcher has listed
+/// (it printed the row of a marker pod), so every change after is streamed.
 fn watched_statuses(d: &Daemon, name: &str, until: &str, act: impl FnOnce()) -> Vec<String> {
+    use std::io::BufRead;
+    d.apply_ok(&sleeper("marker", None, ""));
     let mut watcher = std::process::Command::new(exe())
         .args(["--socket", d.socket.to_str().unwrap(), "get", "pods", "-w"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("get -w");
-    // Let it list (nothing) and start watching.
-    std::thread::sleep(Duration::from_secs(1));
+    let out = watcher.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("get -w printed no marker row: {lines:?}"));
+        let marker = line.starts_with("marker ");
+        lines.push(line);
+        if marker {
+            break;
+        }
+    }
     act();
     wait_status(d, name, until);
     std::thread::sleep(Duration::from_millis(500));
     let _ = watcher.kill();
-    let out = watcher.wait_with_output().expect("output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("NAME"), "{text}");
-    table(&text)
-        .into_iter()
+    let _ = watcher.wait();
+    let _ = reader.join();
+    lines.extend(rx.try_iter());
+    assert!(lines[0].starts_with("NAME"), "{lines:?}");
+    lines
+        .iter()
+        .map(|l| table(l).remove(0))
         .filter(|r| r.first().map(String::as_str) == Some(name))
         .map(|r| r[2].clone())
         .collect()
@@ -564,7 +588,7 @@ fn namespaces_labels_and_field_selectors() {
     // Deleting a namespace: Terminating, its pods stopped gracefully, new
     // content refused, then everything in it and itself gone.
     d.apply_ok(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: slow, namespace: prod}}\nspec:\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, \"trap '' TERM; while true; do sleep 1; done\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: slow, namespace: prod}}\nspec:\n  terminationGracePeriodSeconds: 10\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, \"trap '' TERM; while true; do sleep 1; done\"]\n"
     ));
     d.apply_ok(
         "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: prod}\nstringData: {token: x}\n",
@@ -591,7 +615,7 @@ fn namespaces_labels_and_field_selectors() {
         .any(|l| l.starts_with("slow") && l.contains("Terminating"))
     {
         assert!(
-            start.elapsed() < Duration::from_secs(3),
+            start.elapsed() < Duration::from_secs(8),
             "slow never showed Terminating"
         );
         std::thread::sleep(Duration::from_millis(50));
