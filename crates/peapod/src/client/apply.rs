@@ -105,12 +105,24 @@ async fn put(
     client: &Client,
     path: &str,
     body: Vec<u8>,
+    source: &str,
 ) -> Result<std::result::Result<String, String>> {
     let response = client
         .request(Method::PUT, path, Some(body), Some("application/json"))
         .await?;
     if !response.is_success() {
-        return Ok(Err(response.error().to_string()));
+        let text = response.error().to_string();
+        // A missing or terminating namespace refuses a creation: kubectl
+        // names the manifest (`error when creating "app.yaml": ...`).
+        if matches!(response.status, 403 | 404) {
+            if let Some((head, message)) = text.split_once("): ") {
+                let source = if source == "-" { "STDIN" } else { source };
+                return Ok(Err(format!(
+                    "{head}): error when creating \"{source}\": {message}"
+                )));
+            }
+        }
+        return Ok(Err(text));
     }
     if response.status == 201 {
         return Ok(Ok("created".into()));
@@ -157,7 +169,7 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
         let body = serde_json::to_vec(&ns)
             .map_err(|e| anyhow!("error: cannot encode namespace {name:?}: {e}"))?;
         let path = format!("/api/v1/namespaces/{}", super::transport::encode(&name));
-        match put(client, &path, body).await? {
+        match put(client, &path, body, file).await? {
             Ok(result) => println!("namespace/{name} {result}"),
             Err(e) => failures.push(e),
         }
@@ -172,7 +184,14 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
             .unwrap_or_else(|| "default".into());
         let body = serde_json::to_vec(secret)
             .map_err(|e| anyhow!("error: cannot encode secret {name:?}: {e}"))?;
-        match put(client, &object_path("secrets", &namespace, &name), body).await? {
+        match put(
+            client,
+            &object_path("secrets", &namespace, &name),
+            body,
+            file,
+        )
+        .await?
+        {
             Ok(result) => println!("secret/{name} {result}"),
             Err(e) => failures.push(e),
         }
@@ -182,7 +201,7 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
         let namespace = namespace_of(pod);
         let body = serde_json::to_vec(pod)
             .map_err(|e| anyhow!("error: cannot encode pod {name:?}: {e}"))?;
-        match put(client, &pod_path(&namespace, &name), body).await? {
+        match put(client, &pod_path(&namespace, &name), body, file).await? {
             Ok(result) => println!("pod/{name} {result}"),
             Err(e) => failures.push(e),
         }
