@@ -336,9 +336,38 @@ fn back_off_grows_and_survives_daemon_restarts() {
 #[test]
 fn get_watch_streams_a_pod_through_its_states() {
     let d = Daemon::start();
-    let statuses = watched_statuses(&d, "brief", "Completed", || {
-        one(&d, "brief", &format!("  restartPolicy: Never\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 2']\n"));
+    // Beside it, a watch of the Running pods, as the API server filters
+    // one: the pod is ADDED when it starts running, DELETED when it stops.
+    let running = std::thread::scope(|s| {
+        let running = s.spawn(|| {
+            d.api_watch(
+                "/api/v1/namespaces/default/pods?watch=1&fieldSelector=status.phase%3DRunning,metadata.name%3Dbrief",
+                Duration::from_secs(12),
+            )
+        });
+        let statuses = watched_statuses(&d, "brief", "Completed", || {
+            one(&d, "brief", &format!("  restartPolicy: Never\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 2']\n"));
+        });
+        (statuses, running.join().expect("watch"))
     });
+    let (statuses, running) = running;
+    let seen: Vec<(&str, &str)> = running
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or(""),
+                e["object"]["status"]["phase"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(seen.first(), Some(&("ADDED", "Running")), "{seen:?}");
+    assert_eq!(seen.last(), Some(&("DELETED", "Succeeded")), "{seen:?}");
+    assert!(
+        seen[1..seen.len() - 1]
+            .iter()
+            .all(|e| *e == ("MODIFIED", "Running")),
+        "{seen:?}"
+    );
     let pos = |s: &str| statuses.iter().position(|x| x == s);
     assert!(pos("Pending").is_some(), "{statuses:?}");
     assert!(pos("Running").is_some(), "{statuses:?}");

@@ -206,6 +206,16 @@ pub fn watch_selected<T: serde::Serialize + Send + 'static>(
     let resume = q
         .get("resourceVersion")
         .filter(|v| !v.is_empty() && v.as_str() != "0");
+    // Keys of the objects the client holds as matching: the (filtered)
+    // list it is sent, or, resuming, the ones that match now.
+    let mut matched = std::collections::HashSet::new();
+    if !sel.is_empty() {
+        matched.extend(
+            list.iter()
+                .filter_map(|o| serde_json::to_value(o).ok())
+                .map(|v| object_key(&v)),
+        );
+    }
     let (initial, since) =
         match resume.map(|v| v.parse::<u64>()) {
             None => (list, listed_at),
@@ -228,14 +238,7 @@ pub fn watch_selected<T: serde::Serialize + Send + 'static>(
                 return;
             }
         };
-        // Keys of the objects the client holds as matching.
-        let mut matched = std::collections::HashSet::new();
         for o in initial {
-            if !sel.is_empty() {
-                if let Ok(v) = serde_json::to_value(&o) {
-                    matched.insert(object_key(&v));
-                }
-            }
             let ev = serde_json::json!({ "type": "ADDED", "object": o });
             if tx.send(line(ev)).await.is_err() {
                 return;
