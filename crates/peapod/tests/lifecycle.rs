@@ -162,7 +162,7 @@ fn status_container_creating_while_the_sandbox_cannot_be_made() {
 fn status_terminating() {
     let d = Daemon::start();
     d.apply_ok(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: stubborn}}\nspec:\n  terminationGracePeriodSeconds: 4\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, \"trap '' TERM; while true; do sleep 1; done\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: stubborn}}\nspec:\n  terminationGracePeriodSeconds: 10\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, \"trap '' TERM; while true; do sleep 1; done\"]\n"
     ));
     d.wait_running("stubborn");
     d.ok(&["delete", "pod", "stubborn", "--wait=false"]);
