@@ -27,6 +27,8 @@ pub enum Object {
     Secret(Box<k8s_openapi::api::core::v1::Secret>),
     /// A core/v1 ConfigMap.
     ConfigMap(Box<k8s_openapi::api::core::v1::ConfigMap>),
+    /// A core/v1 Namespace.
+    Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
     /// Any other kind of object, not decoded further.
     Other {
         /// `apiVersion`, e.g. `apps/v1`.
@@ -100,6 +102,9 @@ pub fn decode(input: &str) -> Result<Decoded, DecodeError> {
                 }
                 Object::ConfigMap(c) => {
                     format!("ConfigMap {:?}", c.metadata.name.as_deref().unwrap_or(""))
+                }
+                Object::Namespace(n) => {
+                    format!("Namespace {:?}", n.metadata.name.as_deref().unwrap_or(""))
                 }
                 Object::Other { kind, name, .. } => format!("{kind} {name:?}"),
             };
@@ -276,6 +281,12 @@ fn decode_value(
         out.push((Object::Pod(Box::new(pod)), warnings));
         return Ok(());
     }
+    if api_version == "v1" && kind == "Namespace" {
+        let ns: k8s_openapi::api::core::v1::Namespace = typed(&value, kind, location)?;
+        let warnings = unknown_fields(&value, &ns, location)?;
+        out.push((Object::Namespace(Box::new(ns)), warnings));
+        return Ok(());
+    }
     if api_version == "v1" && kind == "Secret" {
         let secret: k8s_openapi::api::core::v1::Secret = typed(&value, kind, location)?;
         let warnings = unknown_fields(&value, &secret, location)?;
@@ -420,6 +431,9 @@ mod tests {
                 }
                 Object::ConfigMap(c) => {
                     format!("ConfigMap/{}", c.metadata.name.as_deref().unwrap_or(""))
+                }
+                Object::Namespace(n) => {
+                    format!("Namespace/{}", n.metadata.name.as_deref().unwrap_or(""))
                 }
                 Object::Other { kind, name, .. } => format!("{kind}/{name}"),
             })

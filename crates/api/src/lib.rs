@@ -31,6 +31,7 @@ mod defaults;
 mod path;
 mod quantity;
 mod secret;
+pub mod selector;
 mod unsupported;
 mod validate;
 
@@ -49,5 +50,6 @@ pub use secret::{
     default_secret, validate_secret, validate_secret_update, DOCKER_CONFIG_JSON_KEY,
     DOCKER_CONFIG_JSON_TYPE,
 };
+pub use selector::{parse_field_selector, parse_label_selector, FieldSelector, LabelSelector};
 pub use unsupported::unsupported_fields;
 pub use validate::{validate_pod, FieldError, ValidationErrors};

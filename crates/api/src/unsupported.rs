@@ -483,10 +483,10 @@ mod tests {
     fn init_container_paths() {
         assert_eq!(
             warnings(json!({
-                "initContainers": [{"name": "init", "image": "x", "livenessProbe": {"exec": {"command": ["true"]}}, "restartPolicy": "Always"}],
+                "initContainers": [{"name": "init", "image": "x", "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]}],
                 "containers": [{"name": "app", "image": "nginx"}],
             })),
-            [msg("spec.initContainers[0].livenessProbe")]
+            [msg("spec.initContainers[0].resizePolicy")]
         );
     }
 

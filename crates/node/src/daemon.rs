@@ -159,6 +159,7 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     tracing::info!(socket = %opts.socket.display(), root = %opts.root.display(), cgroups = runtime.cgroups.version(), "peapod daemon serving");
     eprintln!("peapod: serving on {}", opts.socket.display());
 
+    crate::server::resume_namespace_deletions(&node);
     let app = crate::server::router(node.clone());
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};

@@ -6,6 +6,7 @@
 //! (`store`), and the daemon serves the Kubernetes-shaped API on a unix
 //! socket (`server`, `daemon`).
 
+pub mod admission;
 pub mod config;
 pub mod daemon;
 pub mod env;

@@ -25,6 +25,8 @@ pub struct Node {
     /// slower in total than a few at a time.
     pub starts: Arc<tokio::sync::Semaphore>,
     pub hostname: String,
+    /// What pods may request of this node (kubelet's allocatable).
+    pub allocatable: crate::admission::Allocatable,
 }
 
 /// An object's namespace, `default` when unset (as the API server fills
@@ -66,6 +68,7 @@ impl Node {
                     .unwrap_or(4),
             )),
             hostname,
+            allocatable: crate::admission::host_allocatable(),
         })
     }
 
@@ -276,6 +279,8 @@ impl Node {
                 .unwrap_or_default()
         };
         let status = NodeStatus {
+            capacity: Some(crate::admission::quantities(self.allocatable)),
+            allocatable: Some(crate::admission::quantities(self.allocatable)),
             addresses: Some(vec![
                 NodeAddress {
                     type_: "InternalIP".into(),

@@ -168,7 +168,10 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
             init_done = false;
         }
     }
-    let app_wait = if init_done {
+    // kubelet's default waiting reason of a container not yet made:
+    // PodInitializing in a pod with init containers (also once they are
+    // done), ContainerCreating otherwise.
+    let app_wait = if inits.is_empty() {
         "ContainerCreating"
     } else {
         "PodInitializing"
@@ -397,6 +400,34 @@ mod tests {
                 .reason
                 .as_deref(),
             Some("PodInitializing")
+        );
+    }
+
+    #[test]
+    fn app_containers_not_yet_made_wait_pod_initializing_once_inits_are_done() {
+        // kubelet's default waiting reason in a pod with init containers.
+        let p = pod(POD);
+        let s = compute(
+            &p,
+            &obs(vec![cs(
+                "init",
+                0,
+                ContainerState::Exited,
+                Some((0, "Completed")),
+            )]),
+        );
+        let reasons: Vec<Option<String>> = s
+            .container_statuses
+            .iter()
+            .flatten()
+            .map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+            .collect();
+        assert!(!reasons.is_empty());
+        assert!(
+            reasons
+                .iter()
+                .all(|r| r.as_deref() == Some("PodInitializing")),
+            "{reasons:?}"
         );
     }
 

@@ -321,6 +321,21 @@ impl Store {
         Ok((out, rv.unwrap_or(0)))
     }
 
+    /// Every stored key that `keep` accepts, in key order (namespace
+    /// deletion finds everything in a namespace this way).
+    pub fn keys(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(OBJECTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(db_err)? {
+            let (k, _) = item.map_err(db_err)?;
+            if keep(k.value()) {
+                out.push(k.value().to_string());
+            }
+        }
+        Ok(out)
+    }
+
     /// One write transaction on `key`: `f` sees the stored bytes and the
     /// resourceVersion this write would take, and says what to do.
     fn write(

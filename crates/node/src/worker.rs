@@ -119,6 +119,12 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             }
             return;
         }
+        if crate::admission::rejected(&pod) {
+            // Rejected at admission: nothing is made for it; wait for its
+            // deletion.
+            notify.notified().await;
+            continue;
+        }
         if obs.start_time.is_none() {
             // Keep the recorded start time when a restarted daemon adopts
             // the pod.

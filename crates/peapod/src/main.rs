@@ -65,9 +65,9 @@ enum Cmd {
         #[arg(short = 'f', long = "filename")]
         file: String,
     },
-    /// List pods, or show one.
+    /// List pods, namespaces or nodes, or show one.
     Get {
-        /// pod | pods | po
+        /// pods (po) | namespaces (ns) | nodes (no)
         resource: String,
         name: Option<String>,
         #[command(flatten)]
@@ -79,11 +79,21 @@ enum Cmd {
         output: Option<String>,
         #[arg(short = 'w', long = "watch")]
         watch: bool,
+        /// Label selector: `app=web,tier!=db,env in (a,b),key,!key`.
+        #[arg(short = 'l', long = "selector")]
+        selector: Option<String>,
+        /// Field selector: `status.phase=Running,metadata.name!=x`.
+        #[arg(long = "field-selector")]
+        field_selector: Option<String>,
+        /// Add a LABELS column.
+        #[arg(long = "show-labels")]
+        show_labels: bool,
     },
-    /// Show a pod in detail, with its events.
+    /// Show a pod (with its events) or the node in detail.
     Describe {
+        /// pod | node
         resource: String,
-        name: String,
+        name: Option<String>,
         #[command(flatten)]
         ns: NsArg,
     },
@@ -131,6 +141,12 @@ enum Cmd {
         /// default the grace period + 30s.
         #[arg(long)]
         timeout: Option<String>,
+        /// Delete the pods this label selector selects.
+        #[arg(short = 'l', long = "selector")]
+        selector: Option<String>,
+        /// Delete every pod of the namespace.
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         ns: NsArg,
     },
@@ -227,6 +243,9 @@ enum CreateCmd {
         #[command(subcommand)]
         cmd: CreateSecretCmd,
     },
+    /// Create a namespace.
+    #[command(alias = "ns")]
+    Namespace { name: String },
 }
 
 #[derive(Subcommand)]
@@ -294,7 +313,8 @@ fn resource_of(r: &str) -> anyhow::Result<&'static str> {
         "pod" | "pods" | "po" => Ok("pods"),
         "secret" | "secrets" => Ok("secrets"),
         "configmap" | "configmaps" | "cm" => Ok("configmaps"),
-        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods, configmaps and secrets)"),
+        "namespace" | "namespaces" | "ns" => Ok("namespaces"),
+        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods, configmaps, secrets and namespaces)"),
     }
 }
 
@@ -343,23 +363,36 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 Ok(0)
             }
             Cmd::Apply { file } => client::apply(&c, &file).await.map(|_| 0),
-            Cmd::Get { resource, name, ns, all_namespaces, output, watch } => {
+            Cmd::Get { resource, name, ns, all_namespaces, output, watch, selector, field_selector, show_labels } => {
+                let output = client::Output::parse(output.as_deref())?;
                 if let Some(r) = client::config::resource(&resource) {
                     if watch {
                         anyhow::bail!("error: -w is supported for pods only");
                     }
-                    let output = client::Output::parse(output.as_deref())?;
                     return client::config::get(&c, r, name.as_deref(), &ns.namespace, all_namespaces, output).await.map(|_| 0);
                 }
-                check_pod_resource(&resource)?;
-                let output = client::Output::parse(output.as_deref())?;
-                client::get(&c, client::GetArgs { name, namespace: ns.namespace, all_namespaces, output, watch }).await.map(|_| 0)
-            }
-            Cmd::Describe { resource, name, ns } => {
-                if let Some(r) = client::config::resource(&resource) {
-                    return client::config::describe(&c, r, &ns.namespace, &name).await.map(|_| 0);
+                let cluster = match resource.as_str() {
+                    "namespace" | "namespaces" | "ns" => Some(client::Kind::Namespace),
+                    "node" | "nodes" | "no" => Some(client::Kind::Node),
+                    _ => None,
+                };
+                if let Some(kind) = cluster {
+                    return client::get_cluster(&c, kind, name.as_deref(), output, selector.as_deref(), show_labels).await.map(|_| 0);
                 }
                 check_pod_resource(&resource)?;
+                client::get(&c, client::GetArgs { name, namespace: ns.namespace, all_namespaces, output, watch, label_selector: selector, field_selector, show_labels }).await.map(|_| 0)
+            }
+            Cmd::Create { cmd: CreateCmd::Namespace { name } } => client::create_namespace(&c, &name).await.map(|_| 0),
+            Cmd::Describe { resource, name, ns } => {
+                if let Some(r) = client::config::resource(&resource) {
+                    let name = name.ok_or_else(|| anyhow::anyhow!("error: you must specify the name of the {resource} to describe"))?;
+                    return client::config::describe(&c, r, &ns.namespace, &name).await.map(|_| 0);
+                }
+                if matches!(resource.as_str(), "node" | "nodes" | "no") {
+                    return client::describe_node(&c, name.as_deref()).await.map(|_| 0);
+                }
+                check_pod_resource(&resource)?;
+                let name = name.ok_or_else(|| anyhow::anyhow!("error: you must specify the name of the pod to describe"))?;
                 client::describe(&c, &ns.namespace, &name).await.map(|_| 0)
             }
             Cmd::Logs { pod, container, follow, timestamps, tail, previous, ns } => {
@@ -370,12 +403,26 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let pod = pod.strip_prefix("pod/").unwrap_or(&pod).to_string();
                 client::exec(&c, &ns.namespace, &pod, container, command, stdin, tty).await
             }
-            Cmd::Delete { targets, file, wait, grace_period, timeout, ns } => {
+            Cmd::Delete { targets, file, wait, grace_period, timeout, ns, selector, all } => {
                 let timeout = match timeout {
                     Some(t) => client::parse_timeout(&t)?,
                     None => None,
                 };
-                let mut t = delete_targets(&targets, &ns.namespace)?;
+                let mut t = if selector.is_some() || all {
+                    // `delete pods -l SEL` / `delete pods --all`.
+                    match targets.as_slice() {
+                        [r] if resource_of(r)? == "pods" => {}
+                        _ => anyhow::bail!("error: -l and --all delete pods: `peapod delete pods -l app=web` or `peapod delete pods --all`"),
+                    }
+                    let names = client::pod_names(&c, &ns.namespace, selector.as_deref()).await?;
+                    if names.is_empty() {
+                        eprintln!("No resources found");
+                        return Ok(0);
+                    }
+                    names.into_iter().map(|n| ("pods".to_string(), ns.namespace.clone(), n)).collect()
+                } else {
+                    delete_targets(&targets, &ns.namespace)?
+                };
                 if let Some(f) = file {
                     t.extend(client::delete_targets_from_file(&f)?);
                 }

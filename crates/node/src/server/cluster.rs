@@ -1,12 +1,12 @@
-//! Cluster-scoped objects the daemon records itself: the Namespace
-//! `default` and the Node of this host. Read-only.
+//! The Node object of this host, which the daemon records itself.
+//! Read-only.
 
 use super::{json_response, status_error, store_error};
 use crate::node::Node;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use k8s_openapi::api::core::v1::{Namespace, Node as NodeObject};
+use k8s_openapi::api::core::v1::Node as NodeObject;
 use std::sync::Arc;
 
 fn list_of<T: crate::store::Object>(node: &Node, resource: &str, kind: &str) -> Response {
@@ -33,14 +33,6 @@ fn get_one<T: crate::store::Object>(node: &Node, resource: &str, name: &str) -> 
         ),
         Err(e) => store_error(e),
     }
-}
-
-pub async fn list_namespaces(State(node): State<Arc<Node>>) -> Response {
-    list_of::<Namespace>(&node, "namespaces", "NamespaceList")
-}
-
-pub async fn get_namespace(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
-    get_one::<Namespace>(&node, "namespaces", &name)
 }
 
 pub async fn list_nodes(State(node): State<Arc<Node>>) -> Response {

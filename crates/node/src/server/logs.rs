@@ -1,5 +1,6 @@
 //! GET .../pods/{name}/log: a container's CRI log as plain text, with
-//! `follow`, `timestamps` and `tailLines`.
+//! `follow`, `timestamps`, `tailLines` and `previous` (the attempt before
+//! the latest).
 
 use super::{internal, pod_not_found, query_map, status_error, stream_response, truthy};
 use crate::logfile;
@@ -153,7 +154,27 @@ pub async fn log(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let found = node.find_container_async(&pod, &container).await;
+    let found = if truthy(q.get("previous")) {
+        let (n, p, c) = (node.clone(), pod.clone(), container.clone());
+        let prev = tokio::task::spawn_blocking(move || previous_attempt(&n, &p, &c))
+            .await
+            .ok()
+            .flatten();
+        match prev {
+            Some(c) if c.log_path.exists() => Some(c),
+            _ => {
+                return status_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!(
+                        "previous terminated container \"{container}\" in pod \"{name}\" not found"
+                    ),
+                )
+            }
+        }
+    } else {
+        node.find_container_async(&pod, &container).await
+    };
     let (cid, path) = match &found {
         Some(c) => (c.id.clone(), c.log_path.clone()),
         None => (String::new(), std::path::PathBuf::new()),
@@ -199,6 +220,32 @@ pub async fn log(
         }
     });
     stream_response("text/plain", rx)
+}
+
+/// The attempt of container `name` before its latest (`--previous`), in
+/// any of the pod's sandboxes. Blocking.
+fn previous_attempt(node: &Node, pod: &Pod, name: &str) -> Option<peapod_runtime::ContainerStatus> {
+    let uid = pod.metadata.uid.as_deref()?;
+    let all: Vec<peapod_runtime::ContainerStatus> = node
+        .sandboxes_of(uid)
+        .iter()
+        .flat_map(|sid| {
+            node.runtime
+                .list_containers(&peapod_runtime::ContainerFilter {
+                    sandbox_id: Some(sid.clone()),
+                    labels: [(
+                        crate::config::LABEL_CONTAINER_NAME.to_string(),
+                        name.to_string(),
+                    )]
+                    .into(),
+                    ..Default::default()
+                })
+        })
+        .collect();
+    let latest = all.iter().map(|c| c.metadata.attempt).max()?;
+    all.into_iter()
+        .filter(|c| c.metadata.attempt < latest)
+        .max_by_key(|c| c.metadata.attempt)
 }
 
 /// The text of the last `lines` lines of CRI log `path`, at most

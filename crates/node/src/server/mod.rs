@@ -12,8 +12,10 @@ mod exec;
 mod images;
 mod inspect;
 pub mod logs;
+mod namespaces;
 mod pods;
 pub mod secrets;
+pub mod select;
 
 use crate::node::Node;
 use axum::http::{HeaderValue, StatusCode};
@@ -41,8 +43,16 @@ pub fn router(node: Arc<Node>) -> Router {
             get(exec::exec).post(exec::exec),
         )
         .route("/api/v1/namespaces/{ns}/events", get(events::list))
-        .route("/api/v1/namespaces", get(cluster::list_namespaces))
-        .route("/api/v1/namespaces/{ns}", get(cluster::get_namespace))
+        .route(
+            "/api/v1/namespaces",
+            get(namespaces::list).post(namespaces::create),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}",
+            get(namespaces::get)
+                .put(namespaces::apply)
+                .delete(namespaces::delete),
+        )
         .route("/api/v1/nodes", get(cluster::list_nodes))
         .route("/api/v1/nodes/{name}", get(cluster::get_node))
         .route("/api/v1/secrets", get(secrets::list_all::<Secret>))
@@ -80,6 +90,12 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/version", get(version))
         .fallback(not_found)
         .with_state(node)
+}
+
+/// Namespaces left `Terminating` by a previous daemon are emptied and
+/// removed.
+pub fn resume_namespace_deletions(node: &Arc<Node>) {
+    namespaces::resume(node);
 }
 
 async fn version() -> Response {
@@ -182,9 +198,40 @@ pub fn watch_response<T: serde::Serialize + Send + 'static>(
     list: Vec<T>,
     listed_at: u64,
 ) -> Response {
+    watch_selected(
+        node,
+        prefix,
+        q,
+        list,
+        listed_at,
+        select::Selectors::default(),
+    )
+}
+
+/// [`watch_response`] of the objects `sel` selects, as the API server
+/// filters a watch: an object that stops matching is sent as DELETED, one
+/// that starts matching as ADDED (`list` is already filtered).
+pub fn watch_selected<T: serde::Serialize + Send + 'static>(
+    node: &Node,
+    prefix: String,
+    q: &HashMap<String, String>,
+    list: Vec<T>,
+    listed_at: u64,
+    sel: select::Selectors,
+) -> Response {
     let resume = q
         .get("resourceVersion")
         .filter(|v| !v.is_empty() && v.as_str() != "0");
+    // Keys of the objects the client holds as matching: the (filtered)
+    // list it is sent, or, resuming, the ones that match now.
+    let mut matched = std::collections::HashSet::new();
+    if !sel.is_empty() {
+        matched.extend(
+            list.iter()
+                .filter_map(|o| serde_json::to_value(o).ok())
+                .map(|v| object_key(&v)),
+        );
+    }
     let (initial, since) =
         match resume.map(|v| v.parse::<u64>()) {
             None => (list, listed_at),
@@ -219,6 +266,35 @@ pub fn watch_response<T: serde::Serialize + Send + 'static>(
                 // The client went away: stop watching.
                 _ = tx.closed() => return,
             };
+            let ev = match ev {
+                Some(Ok(c)) if !sel.is_empty() => {
+                    let key = object_key(&c.object);
+                    let now = c.event != "DELETED" && sel.matches_value(&c.object);
+                    let before = matched.contains(&key);
+                    let event = match (before, now) {
+                        (_, true) => {
+                            matched.insert(key);
+                            if before {
+                                c.event
+                            } else {
+                                "ADDED"
+                            }
+                        }
+                        (true, false) => {
+                            matched.remove(&key);
+                            "DELETED"
+                        }
+                        // Deleted, or changed, without ever matching here;
+                        // after a resume the client's set is unknown.
+                        (false, false) if c.event == "DELETED" && sel.matches_value(&c.object) => {
+                            "DELETED"
+                        }
+                        (false, false) => continue,
+                    };
+                    Some(Ok(crate::store::Change { event, ..c }))
+                }
+                other => other,
+            };
             let (ev, last) = match ev {
                 Some(Ok(c)) => (
                     serde_json::json!({ "type": c.event, "object": &*c.object }),
@@ -236,6 +312,19 @@ pub fn watch_response<T: serde::Serialize + Send + 'static>(
         }
     });
     stream_response("application/json", out)
+}
+
+/// `namespace/name` of a JSON object.
+fn object_key(v: &serde_json::Value) -> String {
+    format!(
+        "{}/{}",
+        v.pointer("/metadata/namespace")
+            .and_then(|x| x.as_str())
+            .unwrap_or(""),
+        v.pointer("/metadata/name")
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+    )
 }
 
 pub fn internal(e: impl std::fmt::Display) -> Response {

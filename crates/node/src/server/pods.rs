@@ -2,7 +2,7 @@
 
 use super::{
     internal, json_response, pod_not_found, query_map, status_error, store_error, truthy,
-    watch_response, with_warnings,
+    with_warnings,
 };
 use crate::node::{pod_key, Node};
 use axum::body::Bytes;
@@ -30,12 +30,27 @@ async fn list_in(node: Arc<Node>, ns: Option<String>, q: Option<String>) -> Resp
         Some(ns) => format!("pods/{ns}/"),
         None => "pods/".to_string(),
     };
-    if truthy(q.get("watch")) {
-        let (pods, rv) = match node.store.list_at::<Pod>(&prefix) {
+    let sel = match super::select::Selectors::from_query(&q, peapod_api::selector::POD_FIELDS) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if truthy(q.get("watch")) || !sel.is_empty() {
+        let (mut pods, rv) = match node.store.list_at::<Pod>(&prefix) {
             Ok(x) => x,
             Err(e) => return store_error(e),
         };
-        return watch_response(&node, prefix, &q, pods, rv);
+        pods.retain(|p| sel.matches_pod(p));
+        if truthy(q.get("watch")) {
+            return super::watch_selected(&node, prefix, &q, pods, rv, sel);
+        }
+        return json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "kind": "PodList", "apiVersion": "v1",
+                "metadata": { "resourceVersion": rv.to_string() },
+                "items": pods,
+            }),
+        );
     }
     // The stored objects are already the JSON the client wants: join them.
     let n = node.clone();
@@ -115,6 +130,11 @@ fn admit(ns: &str, body: &[u8]) -> Result<(Pod, Vec<String>), Response> {
 /// Store a new pod; the store sets uid, creationTimestamp, generation and
 /// resourceVersion (whatever the client sent).
 fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
+    let ns = crate::node::namespace_of(&pod.metadata);
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if let Err(r) = super::namespaces::check_namespace(node, &ns, "pods", &name) {
+        return r;
+    }
     if pod
         .spec
         .as_ref()
@@ -130,9 +150,25 @@ fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
         qos_class: Some(crate::status::qos_class(&pod).into()),
         ..Default::default()
     });
-    let pod = match node.create_pod(pod) {
-        Ok(p) => p,
-        Err(e) => return store_error(e),
+    // Kubelet's admission, decided once and stored with the pod under one
+    // lock: concurrent creates are admitted one after the other.
+    let (pod, rejection) = {
+        let _admitting = crate::admission::LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let rejection = match admission_check(node, &pod) {
+            Ok(r) => r,
+            Err(e) => return store_error(e),
+        };
+        if let (Some((reason, message)), Some(st)) = (&rejection, pod.status.as_mut()) {
+            st.phase = Some("Failed".into());
+            st.reason = Some(reason.clone());
+            st.message = Some(format!("Pod was rejected: {message}"));
+        }
+        match node.create_pod(pod) {
+            Ok(p) => (p, rejection),
+            Err(e) => return store_error(e),
+        }
     };
     node.events.record(
         &pod,
@@ -145,8 +181,48 @@ fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
             node.hostname
         ),
     );
-    node.ensure_worker(&pod);
+    if let Some((reason, message)) = rejection {
+        // Nothing is made for a rejected pod: no worker until it is
+        // deleted.
+        node.events.record(&pod, "Warning", &reason, message);
+    } else {
+        node.ensure_worker(&pod);
+    }
     with_warnings(json_response(StatusCode::CREATED, &pod), warnings)
+}
+
+/// Kubelet's admit decision for a new pod against the pods the node
+/// holds: the whole list is read only for a pod that requests resources
+/// or host ports (the others can only exceed the pod count).
+fn admission_check(
+    node: &Node,
+    pod: &Pod,
+) -> Result<Option<(String, String)>, crate::store::StoreError> {
+    let wants = crate::admission::pod_requests(pod) != Default::default()
+        || pod
+            .spec
+            .iter()
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
+            .flat_map(|c| c.ports.iter().flatten())
+            .any(|p| p.host_port.unwrap_or(0) > 0);
+    let alloc = node.allocatable;
+    if wants {
+        let others = node.list_pods(None)?;
+        return Ok(crate::admission::decide(pod, &others, alloc));
+    }
+    let (stored, _) = node.store.list_raw_at("pods/")?;
+    Ok(crate::admission::decide(
+        pod,
+        &[],
+        crate::admission::Allocatable {
+            pods: alloc.pods - stored.len() as i64,
+            ..alloc
+        },
+    ))
 }
 
 pub async fn create(
@@ -236,7 +312,23 @@ pub async fn delete(
         }
         None => None,
     };
-    let res = node.store.update_with::<Pod>(&pod_key(&ns, &name), |pod| {
+    match request_delete(&node, &ns, &name, grace) {
+        Ok(Some(pod)) => json_response(StatusCode::OK, &pod).into_response(),
+        Ok(None) => pod_not_found(&name),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Ask for a pod's graceful deletion (`grace` or its own period): set
+/// deletionTimestamp and the grace period and wake its worker, which
+/// stops it and removes it from the store. None when there is no such pod.
+pub fn request_delete(
+    node: &Arc<Node>,
+    ns: &str,
+    name: &str,
+    grace: Option<i64>,
+) -> Result<Option<Pod>, crate::store::StoreError> {
+    let res = node.store.update_with::<Pod>(&pod_key(ns, name), |pod| {
         if pod.metadata.deletion_timestamp.is_some() && grace.is_none() {
             return false;
         }
@@ -262,12 +354,8 @@ pub async fn delete(
         }
         changed
     });
-    match res {
-        Ok(Some(pod)) => {
-            node.ensure_worker(&pod);
-            json_response(StatusCode::OK, &pod).into_response()
-        }
-        Ok(None) => pod_not_found(&name),
-        Err(e) => store_error(e),
+    if let Ok(Some(pod)) = &res {
+        node.ensure_worker(pod);
     }
+    res
 }

@@ -140,6 +140,10 @@ pub async fn create<T: ConfigKind>(
         Ok(o) => o,
         Err(r) => return r,
     };
+    let name = obj.metadata().name.clone().unwrap_or_default();
+    if let Err(r) = super::namespaces::check_namespace(&node, &ns, T::URL_PATH_SEGMENT, &name) {
+        return r;
+    }
     match node.store.create(obj) {
         Ok(o) => json_response(StatusCode::CREATED, &o),
         Err(e) => store_error(e),
@@ -189,7 +193,14 @@ pub async fn apply<T: ConfigKind>(
             m.resource_version = cur.metadata().resource_version.clone();
             (StatusCode::OK, "configured", node.store.update(obj))
         }
-        None => (StatusCode::CREATED, "created", node.store.create(obj)),
+        None => {
+            if let Err(r) =
+                super::namespaces::check_namespace(&node, &ns, T::URL_PATH_SEGMENT, &name)
+            {
+                return r;
+            }
+            (StatusCode::CREATED, "created", node.store.create(obj))
+        }
     };
     let obj = match stored {
         Ok(s) => s,

@@ -4,7 +4,7 @@ use std::io::Read;
 
 use anyhow::{anyhow, bail, Result};
 use hyper::Method;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use peapod_api::{Object, Pod};
 
 use super::transport::{object_path, pod_path, Client};
@@ -37,6 +37,7 @@ pub struct Objects {
     pub pods: Vec<Pod>,
     pub secrets: Vec<Secret>,
     pub config_maps: Vec<ConfigMap>,
+    pub namespaces: Vec<Namespace>,
     pub warnings: Vec<String>,
 }
 
@@ -56,30 +57,33 @@ pub fn decode_objects(file: &str, text: &str, verb: &str) -> Result<Objects> {
     let mut secrets = Vec::new();
     let mut config_maps = Vec::new();
     let mut unsupported = Vec::new();
+    let mut namespaces = Vec::new();
     for object in decoded.objects {
         match object {
             Object::Pod(pod) => pods.push(*pod),
             Object::Secret(secret) => secrets.push(*secret),
             Object::ConfigMap(cm) => config_maps.push(*cm),
+            Object::Namespace(ns) => namespaces.push(*ns),
             Object::Other {
                 api_version,
                 kind,
                 name,
             } => unsupported.push(format!(
-                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods, ConfigMaps and Secrets only"
+                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods, ConfigMaps, Secrets and Namespaces only"
             )),
         }
     }
     if !unsupported.is_empty() {
         bail!("{}", unsupported.join("\n"));
     }
-    if pods.is_empty() && secrets.is_empty() && config_maps.is_empty() {
+    if pods.is_empty() && secrets.is_empty() && config_maps.is_empty() && namespaces.is_empty() {
         bail!("error: no objects passed to {verb}");
     }
     Ok(Objects {
         pods,
         secrets,
         config_maps,
+        namespaces,
         warnings: decoded.warnings,
     })
 }
@@ -100,12 +104,24 @@ async fn put(
     client: &Client,
     path: &str,
     body: Vec<u8>,
+    source: &str,
 ) -> Result<std::result::Result<String, String>> {
     let response = client
         .request(Method::PUT, path, Some(body), Some("application/json"))
         .await?;
     if !response.is_success() {
-        return Ok(Err(response.error().to_string()));
+        let text = response.error().to_string();
+        // A missing or terminating namespace refuses a creation: kubectl
+        // names the manifest (`error when creating "app.yaml": ...`).
+        if matches!(response.status, 403 | 404) {
+            if let Some((head, message)) = text.split_once("): ") {
+                let source = if source == "-" { "STDIN" } else { source };
+                return Ok(Err(format!(
+                    "{head}): error when creating \"{source}\": {message}"
+                )));
+            }
+        }
+        return Ok(Err(text));
     }
     if response.status == 201 {
         return Ok(Ok("created".into()));
@@ -125,6 +141,7 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
         pods,
         secrets,
         config_maps,
+        namespaces,
         warnings,
     } = decode_objects(file, &text, "apply")?;
     for warning in &warnings {
@@ -158,6 +175,17 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
     }
 
     let mut failures = Vec::new();
+    // Namespaces first: the other objects may live in them.
+    for ns in &namespaces {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let body = serde_json::to_vec(ns)
+            .map_err(|e| anyhow!("error: cannot encode namespace {name:?}: {e}"))?;
+        let path = format!("/api/v1/namespaces/{}", super::transport::encode(&name));
+        match put(client, &path, body, file).await? {
+            Ok(result) => println!("namespace/{name} {result}"),
+            Err(e) => failures.push(e),
+        }
+    }
     // ConfigMaps and Secrets first: pods use them.
     for cm in &config_maps {
         let name = cm.metadata.name.clone().unwrap_or_default();
@@ -168,7 +196,14 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
             .unwrap_or_else(|| "default".into());
         let body = serde_json::to_vec(cm)
             .map_err(|e| anyhow!("error: cannot encode configmap {name:?}: {e}"))?;
-        match put(client, &object_path("configmaps", &namespace, &name), body).await? {
+        match put(
+            client,
+            &object_path("configmaps", &namespace, &name),
+            body,
+            file,
+        )
+        .await?
+        {
             Ok(result) => println!("configmap/{name} {result}"),
             Err(e) => failures.push(e),
         }
@@ -183,7 +218,14 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
             .unwrap_or_else(|| "default".into());
         let body = serde_json::to_vec(secret)
             .map_err(|e| anyhow!("error: cannot encode secret {name:?}: {e}"))?;
-        match put(client, &object_path("secrets", &namespace, &name), body).await? {
+        match put(
+            client,
+            &object_path("secrets", &namespace, &name),
+            body,
+            file,
+        )
+        .await?
+        {
             Ok(result) => println!("secret/{name} {result}"),
             Err(e) => failures.push(e),
         }
@@ -193,7 +235,7 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
         let namespace = namespace_of(pod);
         let body = serde_json::to_vec(pod)
             .map_err(|e| anyhow!("error: cannot encode pod {name:?}: {e}"))?;
-        match put(client, &pod_path(&namespace, &name), body).await? {
+        match put(client, &pod_path(&namespace, &name), body, file).await? {
             Ok(result) => println!("pod/{name} {result}"),
             Err(e) => failures.push(e),
         }

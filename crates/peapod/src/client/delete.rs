@@ -24,8 +24,13 @@ pub async fn delete(
 ) -> Result<()> {
     let mut failures = Vec::new();
     let mut deleted = Vec::new();
+    let mut namespaces = Vec::new();
     for (resource, namespace, name) in targets {
-        let mut path = object_path(&resource, &namespace, &name);
+        let mut path = if resource == "namespaces" {
+            format!("/api/v1/namespaces/{}", super::transport::encode(&name))
+        } else {
+            object_path(&resource, &namespace, &name)
+        };
         if let Some(seconds) = grace_period.filter(|s| *s >= 0) {
             path.push_str(&format!("?gracePeriodSeconds={seconds}"));
         }
@@ -42,6 +47,8 @@ pub async fn delete(
                     .unwrap_or(30)
                     .max(0) as u64;
                 deleted.push((namespace, name, grace));
+            } else if resource == "namespaces" {
+                namespaces.push(name);
             }
         } else {
             failures.push(response.error().to_string());
@@ -53,11 +60,39 @@ pub async fn delete(
                 failures.push(e.to_string());
             }
         }
+        for name in &namespaces {
+            if let Err(e) = wait_namespace_gone(client, name, timeout).await {
+                failures.push(e.to_string());
+            }
+        }
     }
     if failures.is_empty() {
         Ok(())
     } else {
         Err(anyhow!("{}", failures.join("\n")))
+    }
+}
+
+/// Polls a terminating namespace until it is gone (its pods stopped and
+/// its objects removed); fails after `timeout` (default 5 min).
+async fn wait_namespace_gone(client: &Client, name: &str, timeout: Option<Duration>) -> Result<()> {
+    let path = format!("/api/v1/namespaces/{}", super::transport::encode(name));
+    let limit = timeout.unwrap_or(Duration::from_secs(300));
+    let start = Instant::now();
+    loop {
+        let response = client.request(Method::GET, &path, None, None).await?;
+        match response.status {
+            404 => return Ok(()),
+            200..=299 => {}
+            _ => return Err(response.error()),
+        }
+        if start.elapsed() >= limit {
+            bail!(
+                "error: timed out after {} waiting for namespace \"{name}\" to be deleted: its pods are still stopping; see `peapod get pods -n {name}`",
+                seconds(limit)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -197,6 +232,14 @@ pub fn delete_targets_from_file(path: &str) -> Result<Vec<(String, String, Strin
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| "default".into()),
             c.metadata.name.clone().unwrap_or_default(),
+        )
+    }));
+    // A namespace goes last: deleting it deletes what is in it.
+    out.extend(objects.namespaces.iter().map(|n| {
+        (
+            "namespaces".to_string(),
+            String::new(),
+            n.metadata.name.clone().unwrap_or_default(),
         )
     }));
     Ok(out)

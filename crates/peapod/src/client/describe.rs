@@ -62,12 +62,12 @@ struct EventList {
 }
 
 /// kubectl's `PrefixWriter`: each level indents by two spaces.
-struct Writer {
-    out: String,
+pub(super) struct Writer {
+    pub(super) out: String,
 }
 
 impl Writer {
-    fn write(&mut self, level: usize, text: &str) {
+    pub(super) fn write(&mut self, level: usize, text: &str) {
         for _ in 0..level {
             self.out.push_str("  ");
         }
@@ -213,11 +213,15 @@ pub fn describe_pod(pod: &Pod, events: &[Event], hostname: &str, now: DateTime<U
     tabwrite(&w.out, 0, 2)
 }
 
-fn non_empty(s: &Option<String>) -> Option<&str> {
+pub(super) fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
-fn labels_multiline(w: &mut Writer, title: &str, labels: Option<&BTreeMap<String, String>>) {
+pub(super) fn labels_multiline(
+    w: &mut Writer,
+    title: &str,
+    labels: Option<&BTreeMap<String, String>>,
+) {
     w.write(0, &format!("{title}:\t"));
     let labels = match labels {
         Some(l) if !l.is_empty() => l,
@@ -236,7 +240,7 @@ fn labels_multiline(w: &mut Writer, title: &str, labels: Option<&BTreeMap<String
 
 const MAX_ANNOTATION_LEN: usize = 140;
 
-fn annotations_multiline(
+pub(super) fn annotations_multiline(
     w: &mut Writer,
     title: &str,
     annotations: Option<&BTreeMap<String, String>>,
@@ -843,7 +847,7 @@ fn micro_age(t: Option<&MicroTime>, now: DateTime<Utc>) -> String {
     }
 }
 
-fn describe_events(w: &mut Writer, events: &[Event], now: DateTime<Utc>) {
+pub(super) fn describe_events(w: &mut Writer, events: &[Event], now: DateTime<Utc>) {
     if events.is_empty() {
         w.write(0, "Events:\t<none>\n");
         return;
@@ -968,6 +972,53 @@ mod tests {
             Ok(p) => p,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn repeated_events_fold_as_kubectl_prints_them() {
+        let event = |reason: &str, count: i32, first: &str, last: &str, msg: &str| -> Event {
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("web.{reason}")},
+                "involvedObject": {"kind": "Pod", "name": "web"},
+                "type": if reason == "BackOff" { "Warning" } else { "Normal" },
+                "reason": reason, "message": msg, "count": count,
+                "firstTimestamp": first, "lastTimestamp": last,
+                "source": {"component": "kubelet"}
+            }))
+            .expect("event")
+        };
+        let now = DateTime::parse_from_rfc3339("2024-01-01T00:10:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let mut w = Writer { out: String::new() };
+        describe_events(
+            &mut w,
+            &[
+                event(
+                    "BackOff",
+                    3,
+                    "2024-01-01T00:05:00Z",
+                    "2024-01-01T00:08:00Z",
+                    "Back-off restarting failed container app in pod web_default(u)",
+                ),
+                event(
+                    "Pulled",
+                    1,
+                    "2024-01-01T00:04:30Z",
+                    "2024-01-01T00:04:30Z",
+                    "Container image \"x\" already present on machine",
+                ),
+            ],
+            now,
+        );
+        assert_eq!(
+            tabwrite(&w.out, 0, 2),
+            "Events:\n\
+             \x20 Type     Reason   Age              From     Message\n\
+             \x20 ----     ------   ----             ----     -------\n\
+             \x20 Normal   Pulled   5m30s            kubelet  Container image \"x\" already present on machine\n\
+             \x20 Warning  BackOff  2m (x3 over 5m)  kubelet  Back-off restarting failed container app in pod web_default(u)\n"
+        );
     }
 
     #[test]

@@ -68,6 +68,68 @@ pub struct GetArgs {
     pub output: Output,
     /// `-w`.
     pub watch: bool,
+    /// `-l`: a label selector the daemon applies.
+    pub label_selector: Option<String>,
+    /// `--field-selector`.
+    pub field_selector: Option<String>,
+    /// `--show-labels`: a LABELS column.
+    pub show_labels: bool,
+}
+
+impl GetArgs {
+    /// `labelSelector=`/`fieldSelector=` for a list or watch, with
+    /// `extra_field` (a watch of one pod by name) joined to the field
+    /// selector.
+    fn selector_query(&self, extra_field: Option<String>) -> String {
+        let mut q = String::new();
+        if let Some(l) = self.label_selector.as_deref().filter(|l| !l.is_empty()) {
+            q.push_str(&format!("&labelSelector={}", encode(l)));
+        }
+        let fields: Vec<String> = self
+            .field_selector
+            .iter()
+            .filter(|f| !f.is_empty())
+            .cloned()
+            .chain(extra_field)
+            .collect();
+        if !fields.is_empty() {
+            q.push_str(&format!("&fieldSelector={}", encode(&fields.join(","))));
+        }
+        q
+    }
+
+    /// kubectl's wording of a BadRequest or NotFound answer to a list:
+    /// `Unable to find "/v1, Resource=pods" that match label selector
+    /// "...", field selector "...": <the server's message>`.
+    fn list_error(&self, e: anyhow::Error) -> anyhow::Error {
+        let text = e.to_string();
+        for reason in ["BadRequest", "NotFound"] {
+            let prefix = format!("Error from server ({reason}): ");
+            if let Some(message) = text.strip_prefix(&prefix) {
+                let label = self.label_selector.as_deref().unwrap_or("");
+                let field = self.field_selector.as_deref().unwrap_or("");
+                return if label.is_empty() && field.is_empty() {
+                    anyhow!("{prefix}Unable to list \"/v1, Resource=pods\": {message}")
+                } else {
+                    anyhow!("{prefix}Unable to find \"/v1, Resource=pods\" that match label selector \"{label}\", field selector \"{field}\": {message}")
+                };
+            }
+        }
+        e
+    }
+
+    fn list_path(&self) -> String {
+        let base = if self.all_namespaces {
+            "/api/v1/pods".to_string()
+        } else {
+            format!("/api/v1/namespaces/{}/pods", encode(&self.namespace))
+        };
+        let q = self.selector_query(None);
+        match q.strip_prefix('&') {
+            Some(q) => format!("{base}?{q}"),
+            None => base,
+        }
+    }
 }
 
 /// `peapod get pods [NAME] [-n NS | -A] [-o wide|yaml|json|name] [-w]`.
@@ -84,16 +146,15 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
             out.push_str(&printer.print(&[(value, pod)], true)?);
         }
         None => {
-            let path = if args.all_namespaces {
-                "/api/v1/pods".to_string()
-            } else {
-                format!("/api/v1/namespaces/{}/pods", encode(&args.namespace))
-            };
+            let path = args.list_path();
             // Tables need typed pods only: decode the list straight into
             // them (no JSON value tree per pod) unless the output is the
             // objects themselves.
             let pods: Vec<(Value, Pod)> = if matches!(args.output, Output::Json | Output::Yaml) {
-                let list: Value = client.get_json(&path).await?;
+                let list: Value = client
+                    .get_json(&path)
+                    .await
+                    .map_err(|e| args.list_error(e))?;
                 let items = match list.get("items") {
                     Some(Value::Array(items)) => items.clone(),
                     Some(Value::Null) | None => Vec::new(),
@@ -106,7 +167,10 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
                 }
                 pods
             } else {
-                let list: TypedPodList = client.get_json(&path).await?;
+                let list: TypedPodList = client
+                    .get_json(&path)
+                    .await
+                    .map_err(|e| args.list_error(e))?;
                 list.items.into_iter().map(|p| (Value::Null, p)).collect()
             };
             if pods.is_empty() && !matches!(args.output, Output::Json | Output::Yaml) {
@@ -133,7 +197,8 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
 /// again, what changed meanwhile is printed, and the watch resumes from
 /// the new list.
 async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
-    let list_path = if args.all_namespaces {
+    let list_path = args.list_path();
+    let watch_base = if args.all_namespaces {
         "/api/v1/pods".to_string()
     } else {
         format!("/api/v1/namespaces/{}/pods", encode(&args.namespace))
@@ -148,7 +213,10 @@ async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
             .is_none_or(|n| pod.metadata.name.as_deref() == Some(n.as_str()))
     };
     loop {
-        let list: Value = client.get_json(&list_path).await?;
+        let list: Value = client
+            .get_json(&list_path)
+            .await
+            .map_err(|e| args.list_error(e))?;
         let rv = list["metadata"]["resourceVersion"]
             .as_str()
             .unwrap_or_default()
@@ -177,13 +245,11 @@ async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
         seen = now;
         write_out(&out)?;
 
-        let mut path = format!("{list_path}?watch=1&resourceVersion={}", encode(&rv));
-        if let Some(name) = &args.name {
-            path.push_str(&format!(
-                "&fieldSelector={}",
-                encode(&format!("metadata.name={name}"))
-            ));
-        }
+        let path = format!(
+            "{watch_base}?watch=1&resourceVersion={}{}",
+            encode(&rv),
+            args.selector_query(args.name.as_ref().map(|n| format!("metadata.name={n}")))
+        );
         let mut stream = client.stream(&path).await?;
         let mut buffer: Vec<u8> = Vec::new();
         'stream: loop {
@@ -232,6 +298,26 @@ async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
     }
 }
 
+/// The names of the pods in `namespace` that `label_selector` selects
+/// (all with None), for `delete pods -l` / `--all`.
+pub async fn pod_names(
+    client: &Client,
+    namespace: &str,
+    label_selector: Option<&str>,
+) -> Result<Vec<String>> {
+    let args = GetArgs {
+        namespace: namespace.to_string(),
+        label_selector: label_selector.map(str::to_string),
+        ..Default::default()
+    };
+    let list: TypedPodList = client.get_json(&args.list_path()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect())
+}
+
 /// `namespace/name` and resourceVersion of a pod.
 fn identity(pod: &Pod) -> (String, String) {
     (
@@ -270,6 +356,7 @@ fn to_pod(value: &Value) -> Result<Pod> {
 struct Printer {
     output: Output,
     all_namespaces: bool,
+    show_labels: bool,
     table: Table,
     hostname: String,
     now: DateTime<Utc>,
@@ -284,6 +371,7 @@ impl Printer {
         Printer {
             output: args.output,
             all_namespaces: args.all_namespaces,
+            show_labels: args.show_labels,
             table: Table::kubectl(),
             hostname,
             now: Utc::now(),
@@ -354,17 +442,24 @@ impl Printer {
         if self.output == Output::Wide {
             header.extend(["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
         }
+        if self.show_labels {
+            header.push("LABELS");
+        }
         header.into_iter().map(String::from).collect()
     }
 
     fn row(&self, pod: &Pod) -> Vec<String> {
-        pod_row(
+        let mut row = pod_row(
             pod,
             self.all_namespaces,
             self.output == Output::Wide,
             &self.hostname,
             self.now,
-        )
+        );
+        if self.show_labels {
+            row.push(labels_column(pod.metadata.labels.as_ref()));
+        }
+        row
     }
 }
 
@@ -426,6 +521,18 @@ pub fn pod_row(
         }
     }
     row
+}
+
+/// kubectl's LABELS column: `k=v` sorted by key, joined by `,`; `<none>`.
+pub fn labels_column(labels: Option<&std::collections::BTreeMap<String, String>>) -> String {
+    match labels {
+        Some(l) if !l.is_empty() => l
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "<none>".to_string(),
+    }
 }
 
 /// kubectl's `List` wrapper for several objects.

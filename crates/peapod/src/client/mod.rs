@@ -10,6 +10,7 @@
 //! printed to stderr as they come.
 
 mod apply;
+mod cluster;
 pub mod config;
 mod delete;
 mod describe;
@@ -24,10 +25,11 @@ mod table;
 mod transport;
 
 pub use apply::apply;
+pub use cluster::{create_namespace, describe_node, get_cluster, Kind};
 pub use delete::{delete, delete_targets_from_file, parse_timeout};
 pub use describe::describe;
 pub use exec::exec;
-pub use get::{get, GetArgs, Output};
+pub use get::{get, pod_names, GetArgs, Output};
 pub use images::{image_export, image_import, image_prune, image_rm, images};
 pub use inspect::inspect;
 pub use logs::logs;

@@ -280,6 +280,23 @@ mod tests {
     }
 
     #[test]
+    fn inits_done_app_not_made_is_pod_initializing() {
+        let p = pod(json!({
+            "metadata": {"name": "web"},
+            "spec": {"initContainers": [{"name": "a", "image": "x"}], "containers": [{"name": "web", "image": "x"}]},
+            "status": {"phase": "Pending", "initContainerStatuses": [
+                {"name": "a", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+            ], "containerStatuses": [
+                {"name": "web", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"waiting": {"reason": "PodInitializing"}}}
+            ]}
+        }));
+        assert_eq!(pod_status_reason(&p), "PodInitializing");
+        assert_eq!(pod_ready(&p), (0, 1));
+    }
+
+    #[test]
     fn init_waiting_pod_initializing_counts() {
         let p = pod(json!({
             "metadata": {"name": "web"},

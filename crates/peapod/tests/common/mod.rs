@@ -342,6 +342,25 @@ impl Daemon {
             .unwrap_or_default()
     }
 
+    /// (namespace, name) of every pod.
+    pub fn pod_refs(&self) -> Vec<(String, String)> {
+        let out = self.peapod(&["get", "pods", "-A", "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| {
+                        Some((
+                            p["metadata"]["namespace"].as_str()?.to_string(),
+                            p["metadata"]["name"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Everything peapod left on the machine for this daemon.
     pub fn leftovers(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -455,8 +474,8 @@ impl Drop for Daemon {
     /// failing already: a second panic while unwinding would abort).
     fn drop(&mut self) {
         if self.child.is_some() {
-            for name in self.pod_names() {
-                let _ = self.peapod(&["delete", "pod", &name, "--grace-period=0"]);
+            for (ns, name) in self.pod_refs() {
+                let _ = self.peapod(&["delete", "pod", &name, "-n", &ns, "--grace-period=0"]);
             }
             if let Some(mut c) = self.child.take() {
                 let _ = nix::sys::signal::kill(
