@@ -153,6 +153,22 @@ fn create_get_describe_delete_configmaps_and_secrets() {
     assert_eq!(cols(lines[1])[..2], ["app".to_string(), "4".into()]);
     assert_eq!(cols(lines[2])[..2], ["game".to_string(), "2".into()]);
 
+    // A namespace must exist before anything is made in it.
+    let refused = d.peapod(&[
+        "create",
+        "configmap",
+        "elsewhere",
+        "-n",
+        "other",
+        "--from-literal=a=1",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("namespaces \"other\" not found"),
+        "{}",
+        stderr(&refused)
+    );
+    d.ok(&["create", "namespace", "other"]);
     d.ok(&[
         "create",
         "configmap",
