@@ -190,14 +190,6 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
     found.check(non_empty(&c.env_from), &p("envFrom"));
     found.check(c.lifecycle.is_some(), &p("lifecycle"));
     found.check(c.liveness_probe.is_some(), &p("livenessProbe"));
-    for (i, port) in c.ports.iter().flatten().enumerate() {
-        let ppath = p("ports").index(i);
-        found.check(
-            port.host_port.is_some_and(|hp| hp != 0),
-            &ppath.child("hostPort"),
-        );
-        found.check(non_empty_str(&port.host_ip), &ppath.child("hostIP"));
-    }
     found.check(c.readiness_probe.is_some(), &p("readinessProbe"));
     found.check(non_empty(&c.resize_policy), &p("resizePolicy"));
     if let Some(resources) = &c.resources {
@@ -365,7 +357,6 @@ mod tests {
                 msg(&format!("{c}.envFrom")),
                 msg(&format!("{c}.lifecycle")),
                 msg(&format!("{c}.livenessProbe")),
-                msg(&format!("{c}.ports[1].hostPort")),
                 msg(&format!("{c}.readinessProbe")),
                 msg(&format!("{c}.resizePolicy")),
                 msg(&format!("{c}.resources.claims")),

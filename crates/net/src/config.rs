@@ -144,11 +144,11 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["loopback", "bridge", "portmap"]);
         assert_eq!(list.plugins[1]["bridge"], "peapod0");
-        assert_eq!(list.plugins[1]["ipam"]["ranges"][0][0]["subnet"], "10.85.0.0/16");
         assert_eq!(
-            lease_dir(&list).unwrap(),
-            state.join("cni/networks/peapod")
+            list.plugins[1]["ipam"]["ranges"][0][0]["subnet"],
+            "10.85.0.0/16"
         );
+        assert_eq!(lease_dir(&list).unwrap(), state.join("cni/networks/peapod"));
         // The written file keeps no state path: another --state reads it
         // with its own.
         let written = std::fs::read_to_string(cfg.join("net.d/10-peapod.conflist")).unwrap();
@@ -167,7 +167,12 @@ mod tests {
         assert_eq!(list.name, "mine");
         assert!(!net.join(DEFAULT_FILE).exists());
         std::fs::write(net.join("01-bad.conflist"), "{").unwrap();
-        let e = load_or_init(dir.path(), dir.path()).unwrap_err().to_string();
-        assert!(e.contains("01-bad.conflist") && e.contains("not valid JSON"), "{e}");
+        let e = load_or_init(dir.path(), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("01-bad.conflist") && e.contains("not valid JSON"),
+            "{e}"
+        );
     }
 }

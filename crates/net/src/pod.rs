@@ -209,7 +209,12 @@ impl PodNetwork {
             recorded.config.to_string().as_bytes(),
             Path::new("(recorded with the sandbox)"),
         )?;
-        list.check(&self.path, &a.invocation(), &a.runtime_config(), &recorded.result)
+        list.check(
+            &self.path,
+            &a.invocation(),
+            &a.runtime_config(),
+            &recorded.result,
+        )
     }
 }
 

@@ -17,8 +17,11 @@ pub struct DaemonOptions {
     pub pod_max_pids: Option<i64>,
     pub exe: PathBuf,
     /// Configuration directory: `registries.toml` (mirrors, insecure
-    /// registries, CAs, credentials).
+    /// registries, CAs, credentials), `net.d/` (the pod network's CNI
+    /// configuration list; a default is written on first start).
     pub config_dir: PathBuf,
+    /// Where CNI plugin binaries are looked for, in order.
+    pub cni_path: Vec<PathBuf>,
     /// `--container-log-max-size` / `--container-log-max-files`.
     pub log_rotation: peapod_shim::LogRotation,
 }
@@ -80,6 +83,9 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     }
     let _lock = lock_root(&opts.root)?;
     let images = Arc::new(ImageStore::open(&opts.root.join("images"))?);
+    let network =
+        peapod_runtime::PodNetwork::load(&opts.config_dir, &opts.state, opts.cni_path.clone())
+            .map_err(peapod_runtime::RuntimeError::from)?;
     let runtime = Arc::new(Runtime::new(
         RuntimeOptions {
             root: opts.root.clone(),
@@ -88,6 +94,7 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
             pod_max_pids: opts.pod_max_pids,
             exe: opts.exe.clone(),
             log_rotation: opts.log_rotation,
+            network: Some(network),
         },
         images.clone(),
     )?);

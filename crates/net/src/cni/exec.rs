@@ -64,7 +64,10 @@ impl PluginPath {
         if kind.is_empty() || kind.contains('/') || kind == "." || kind == ".." {
             return None;
         }
-        self.0.iter().map(|d| d.join(kind)).find(|p| is_executable(p))
+        self.0
+            .iter()
+            .map(|d| d.join(kind))
+            .find(|p| is_executable(p))
     }
 }
 
@@ -199,7 +202,10 @@ mod tests {
             r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"no IP addresses available","details":"range 10.1.0.0/30"}'; exit 1"#,
         );
         script(dir.path(), "crasher", "echo boom >&2; exit 3");
-        let path = PluginPath(vec![PathBuf::from("/nonexistent"), dir.path().to_path_buf()]);
+        let path = PluginPath(vec![
+            PathBuf::from("/nonexistent"),
+            dir.path().to_path_buf(),
+        ]);
         let inv = Invocation {
             container_id: "abc".into(),
             netns: "/run/x/ns/net".into(),
@@ -218,10 +224,7 @@ mod tests {
 
         let e = run(&path, "failer", "n", CniCommand::Add, &inv, &cfg).unwrap_err();
         let text = e.to_string();
-        assert!(
-            matches!(e, NetError::Plugin { code: 11, .. }),
-            "{text}"
-        );
+        assert!(matches!(e, NetError::Plugin { code: 11, .. }), "{text}");
         assert!(
             text.contains("no IP addresses available: range 10.1.0.0/30"),
             "{text}"

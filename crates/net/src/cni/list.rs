@@ -72,7 +72,11 @@ impl NetworkConfigList {
             return Err(config_err(path, "\"plugins\" is empty"));
         }
         for (i, p) in plugins.iter().enumerate() {
-            if p.get("type").and_then(Value::as_str).unwrap_or("").is_empty() {
+            if p.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
                 return Err(config_err(
                     path,
                     format!("plugins[{i}].type is required (the plugin binary's name)"),
@@ -182,7 +186,14 @@ impl NetworkConfigList {
         }
         for (i, p) in self.plugins.iter().enumerate() {
             let conf = self.plugin_config(i, Some(cached), runtime);
-            exec::run(path, Self::kind(p), &self.name, CniCommand::Check, inv, &conf)?;
+            exec::run(
+                path,
+                Self::kind(p),
+                &self.name,
+                CniCommand::Check,
+                inv,
+                &conf,
+            )?;
         }
         Ok(())
     }
@@ -230,7 +241,10 @@ mod tests {
         for (body, want) in [
             (&br#"{"plugins":[]}"#[..], "\"name\" is required"),
             (br#"{"name":"x","plugins":[]}"#, "empty"),
-            (br#"{"name":"x","plugins":[{"bridge":"b"}]}"#, "plugins[0].type"),
+            (
+                br#"{"name":"x","plugins":[{"bridge":"b"}]}"#,
+                "plugins[0].type",
+            ),
             (br#"{"name":"x"}"#, "\"plugins\" is required"),
             (b"{", "not valid JSON"),
         ] {

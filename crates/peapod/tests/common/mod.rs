@@ -47,6 +47,111 @@ pub struct Daemon {
     pub cgroup_parent: String,
     child: Option<Child>,
     pub log: PathBuf,
+    /// This daemon's own pod network (bridge, subnet, network name).
+    pub net: TestNet,
+}
+
+/// A pod network no other test daemon uses at the same time, even in
+/// another test binary: bridge `pptest<N>`, subnet `10.234.<N>.0/24`,
+/// network `pptest-<N>`, claimed by an flock held while the daemon lives
+/// (the kernel drops it if the test process dies).
+pub struct TestNet {
+    pub n: u32,
+    pub bridge: String,
+    pub subnet: String,
+    pub network: String,
+    _lock: std::fs::File,
+}
+
+impl TestNet {
+    fn claim() -> TestNet {
+        use std::os::fd::AsRawFd;
+        let dir = Path::new("/tmp/peapod-test-nets");
+        std::fs::create_dir_all(dir).unwrap();
+        let start = (std::process::id() * 7 + short_id().len() as u32) % 250;
+        for i in 0..250 {
+            let n = (start + i) % 250;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(format!("{n}.lock")))
+                .unwrap();
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return TestNet {
+                    n,
+                    bridge: format!("pptest{n}"),
+                    subnet: format!("10.234.{n}.0/24"),
+                    network: format!("pptest-{n}"),
+                    _lock: f,
+                };
+            }
+        }
+        panic!("no free test pod network (all 250 claimed)");
+    }
+
+    /// The bridge's own address (the pods' gateway).
+    pub fn gateway(&self) -> String {
+        format!("10.234.{}.1", self.n)
+    }
+
+    /// A network configuration list like peapod's default, on this
+    /// network's bridge and subnet.
+    pub fn conflist(&self) -> String {
+        serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": self.network,
+            "plugins": [
+                {"type": "loopback"},
+                {"type": "bridge", "bridge": self.bridge, "isGateway": true, "ipMasq": true,
+                 "hairpinMode": true,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": self.subnet}]],
+                          "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+            ]
+        })
+        .to_string()
+    }
+
+    /// Write the conflist into `config_dir/net.d` unless one is there.
+    fn write_into(&self, config_dir: &Path) {
+        let d = config_dir.join("net.d");
+        std::fs::create_dir_all(&d).unwrap();
+        let has = std::fs::read_dir(&d)
+            .map(|rd| rd.flatten().next().is_some())
+            .unwrap_or(false);
+        if !has {
+            std::fs::write(d.join("10-test.conflist"), self.conflist()).unwrap();
+        }
+    }
+
+    /// Interfaces attached to this network's bridge (the pods' veths).
+    pub fn veths(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{}/brif", self.bridge))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Addresses host-local holds leased in `state`'s lease directory.
+    pub fn leases(&self, state: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(state.join("cni/networks").join(&self.network))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
 }
 
 fn short_id() -> String {
@@ -88,6 +193,7 @@ impl Daemon {
         // Short paths: shim sockets live under --state (108-byte limit).
         let dir = PathBuf::from(format!("/tmp/pp-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let net = TestNet::claim();
         let mut d = Daemon {
             root: dir.join("root"),
             state: dir.join("s"),
@@ -96,12 +202,28 @@ impl Daemon {
             log: dir.join("daemon.log"),
             dir,
             child: None,
+            net,
         };
         d.spawn(extra);
         d
     }
 
     pub fn spawn(&mut self, extra: &[&str]) {
+        // This daemon's own pod network, in its own --config-dir unless the
+        // test gives one (then written there).
+        let given = extra
+            .iter()
+            .position(|a| *a == "--config-dir")
+            .and_then(|i| extra.get(i + 1));
+        let config_dir = given
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.dir.join("etc"));
+        self.net.write_into(&config_dir);
+        let own_config: Vec<&str> = if given.is_some() {
+            Vec::new()
+        } else {
+            vec!["--config-dir", config_dir.to_str().unwrap()]
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -117,6 +239,7 @@ impl Daemon {
             .arg(&self.cgroup_parent)
             .arg("--socket")
             .arg(&self.socket)
+            .args(&own_config)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -375,6 +498,15 @@ impl Daemon {
                 }
             }
         }
+        for v in self.net.veths() {
+            out.push(format!("veth {v} on bridge {}", self.net.bridge));
+        }
+        for ip in self.net.leases(&self.state) {
+            out.push(format!(
+                "host-local lease {ip} of network {}",
+                self.net.network
+            ));
+        }
         let daemon = self.child.as_ref().map(|c| c.id() as i32);
         for pid in pids_mentioning(self.dir.to_str().unwrap()) {
             if Some(pid) == daemon {
@@ -523,6 +655,16 @@ impl Daemon {
                 remove_cgroup_tree(&e.path().join(&self.cgroup_parent));
             }
         }
+        // The bridge the plugins made for this test's network (the
+        // plugins never remove a bridge); removing it takes the veths still
+        // on it.
+        for v in self.net.veths() {
+            let _ = Command::new("ip").args(["link", "del", &v]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.net.bridge])
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
