@@ -10,9 +10,12 @@
 
 use crate::error::NetError;
 use serde_json::Value;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// A CNI command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +115,9 @@ pub fn run(
         .env("CNI_PATH", path.joined())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills what it started too.
+        .process_group(0);
     if command != CniCommand::Version {
         cmd.env("CNI_CONTAINERID", &inv.container_id)
             .env("CNI_NETNS", &inv.netns)
@@ -127,9 +132,15 @@ pub fn run(
         // its exit status then tells what happened.
         let _ = w.write_all(&stdin);
     }
-    let out = child
-        .wait_with_output()
+    let (out, timed_out) = wait_bounded(child, PLUGIN_TIMEOUT)
         .map_err(|e| exec_err(format!("waiting for {}: {e}", bin.display())))?;
+    if timed_out {
+        return Err(exec_err(format!(
+            "{} did not finish within {} s and was killed",
+            bin.display(),
+            PLUGIN_TIMEOUT.as_secs()
+        )));
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let (code, message) = match serde_json::from_str::<PluginError>(&stdout) {
@@ -165,6 +176,51 @@ pub fn run(
         .map_err(|e| exec_err(format!("its answer is not JSON ({e}): {}", stdout.trim())))
 }
 
+/// How long one plugin call may take (an ADD takes ~30 ms here; a plugin
+/// waiting forever on a lock held by someone else must not hold a pod's
+/// sandbox creation, or the daemon's blocking threads, forever).
+pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `wait_with_output`, but after `limit` the child's process group (it
+/// leads one: see `run`) is killed; true when it was. A reader thread
+/// still held by a grandchild that keeps the pipe ends when that does.
+fn wait_bounded(mut child: Child, limit: Duration) -> std::io::Result<(Output, bool)> {
+    fn reader(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut b);
+            }
+            let _ = tx.send(b);
+        });
+        rx
+    }
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
+    let deadline = std::time::Instant::now() + limit;
+    let stdout = out.recv_timeout(limit);
+    let timed_out = stdout.is_err();
+    if timed_out {
+        let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // Not reaped yet (wait comes below), so the group is the plugin's.
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let left = deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .max(Duration::from_millis(100));
+    Ok((
+        Output {
+            status,
+            stdout: stdout.unwrap_or_default(),
+            stderr: err.recv_timeout(left).unwrap_or_default(),
+        },
+        timed_out,
+    ))
+}
+
 /// The error a plugin prints (CNI spec, "Error").
 #[derive(Debug, serde::Deserialize)]
 struct PluginError {
@@ -185,6 +241,33 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn a_hung_plugin_is_killed() {
+        let child = Command::new("sh")
+            .args(["-c", "echo partial; sleep 30"])
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        let (out, timed_out) = wait_bounded(child, Duration::from_millis(200)).unwrap();
+        assert!(timed_out);
+        assert!(!out.status.success());
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        let child = Command::new("sh")
+            .args(["-c", "echo fine; echo warn >&2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (out, timed_out) = wait_bounded(child, Duration::from_secs(10)).unwrap();
+        assert!(!timed_out);
+        assert_eq!(out.stdout, b"fine\n");
+        assert_eq!(out.stderr, b"warn\n");
     }
 
     #[test]
