@@ -403,3 +403,25 @@ fn a_plugin_error_fails_the_sandbox_with_its_message_and_keeps_nothing() {
     let p = d.wait_running("second");
     assert_eq!(pod_ip(&p), format!("10.234.{}.2", d.net.n));
 }
+
+/// The leak guard reports a veth left on the test's bridge and an address
+/// host-local still holds (and removes both).
+#[test]
+#[should_panic(expected = "the test left 2 thing(s) behind")]
+fn guard_reports_a_leaked_veth_and_lease() {
+    let d = Daemon::start_bare(&[]);
+    let n = d.net.n;
+    let veth = format!("ppl{n}a");
+    let peer = format!("ppl{n}b");
+    for args in [
+        vec!["link", "add", &d.net.bridge, "type", "bridge"],
+        vec!["link", "add", &veth, "type", "veth", "peer", "name", &peer],
+        vec!["link", "set", &veth, "master", &d.net.bridge],
+    ] {
+        let st = Command::new("ip").args(&args).status().expect("ip");
+        assert!(st.success(), "ip {args:?}");
+    }
+    let leases = d.state.join("cni/networks").join(&d.net.network);
+    std::fs::create_dir_all(&leases).unwrap();
+    std::fs::write(leases.join(format!("10.234.{n}.9")), "x\neth0").unwrap();
+}
