@@ -143,6 +143,49 @@ impl PodNetwork {
         crate::config::lease_dir(&self.list)
     }
 
+    /// What would keep pods off this network, found without a pod: a
+    /// plugin that is missing, or that does not speak the list's
+    /// `cniVersion` (asked with CNI's VERSION command).
+    pub fn check_plugins(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let version = serde_json::json!({ "cniVersion": self.list.cni_version });
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &self.list.plugins {
+            let kind = p["type"].as_str().unwrap_or_default();
+            if !seen.insert(kind.to_string()) {
+                continue;
+            }
+            let answer = crate::cni::exec::run(
+                &self.path,
+                kind,
+                &self.list.name,
+                crate::cni::CniCommand::Version,
+                &Invocation::default(),
+                &version,
+            );
+            match answer {
+                Err(e) => problems.push(e.to_string()),
+                Ok(v) => {
+                    let supported: Vec<&str> = v["supportedVersions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    if !supported.contains(&self.list.cni_version.as_str()) {
+                        problems.push(format!(
+                            "CNI plugin {kind:?} supports cniVersion {supported:?}, not {:?} of network {:?} ({}); set one it supports in the file",
+                            self.list.cni_version,
+                            self.list.name,
+                            self.list.source.display()
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
     /// CNI ADD. On any failure (a plugin's error, or a result with no
     /// address for the pod) DEL runs, so nothing stays allocated, and the
     /// ADD error is returned.
@@ -221,6 +264,37 @@ impl PodNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_plugins_asks_each_plugin_its_versions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (name, versions) in [("new", r#"["0.4.0","1.0.0"]"#), ("old", r#"["0.3.1"]"#)] {
+            let p = dir.path().join(name);
+            std::fs::write(
+                &p,
+                format!("#!/bin/sh\n[ \"$CNI_COMMAND\" = VERSION ] || exit 9\necho '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":{versions}}}'\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let list = NetworkConfigList::parse(
+            br#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"new"},{"type":"old"},{"type":"gone"}]}"#,
+            Path::new("/etc/peapod/net.d/n.conflist"),
+        )
+        .unwrap();
+        let net = PodNetwork::from_list(list, vec![dir.path().to_path_buf()]);
+        let problems = net.check_plugins();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("\"old\" supports cniVersion [\"0.3.1\"], not \"1.0.0\""),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("\"gone\"") && problems[1].contains("not found"),
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn port_mappings_in_portmap_shape() {

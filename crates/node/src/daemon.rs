@@ -86,6 +86,12 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     let network =
         peapod_runtime::PodNetwork::load(&opts.config_dir, &opts.state, opts.cni_path.clone())
             .map_err(peapod_runtime::RuntimeError::from)?;
+    for problem in network.check_plugins() {
+        // Pods with hostNetwork still run; the others fail with this at
+        // sandbox creation.
+        tracing::warn!("pod network: {problem}");
+        eprintln!("peapod: warning: pod network: {problem}");
+    }
     let runtime = Arc::new(Runtime::new(
         RuntimeOptions {
             root: opts.root.clone(),

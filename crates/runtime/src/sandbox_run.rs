@@ -185,7 +185,12 @@ impl Runtime {
         let (added, started) = std::thread::scope(|s| {
             let add = self.pod_network(cfg).map(|net| {
                 let a = self.attachment(sid, cfg);
-                s.spawn(move || net.attach(&a))
+                s.spawn(move || {
+                    let t0 = Instant::now();
+                    let r = net.attach(&a);
+                    tracing::debug!(sandbox = %a.sandbox_id, elapsed = ?t0.elapsed(), ok = r.is_ok(), "CNI ADD");
+                    r
+                })
             });
             let started = self.start_shim(sid, cfg, &parent, pinned);
             let added = add.map(|h| {
