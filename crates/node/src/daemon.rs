@@ -154,6 +154,21 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     for (sid, uid) in &owned {
         node.own_sandbox(sid, uid);
     }
+    // CNI CHECK of the adopted sandboxes' networks, in the background: a
+    // pod whose interface, address or hostPort rules went missing while
+    // the daemon was away is reported (the pod keeps running).
+    {
+        let rt = runtime.clone();
+        let sids: Vec<String> = owned.iter().map(|(s, _)| s.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            for sid in sids {
+                if let Err(e) = rt.check_pod_network(&sid) {
+                    tracing::warn!(sandbox = %sid, "CNI CHECK of an adopted sandbox failed: {e}");
+                    eprintln!("peapod: warning: sandbox {sid}: CNI CHECK failed: {e}");
+                }
+            }
+        });
+    }
     for sid in stale {
         tracing::info!(sandbox = %sid, "removing a sandbox no pod owns");
         let rt = runtime.clone();

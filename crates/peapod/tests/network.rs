@@ -352,6 +352,44 @@ fn pods_keep_their_ips_and_answer_after_the_daemon_is_killed() {
         v.sort();
         v
     });
+    // The adopted sandboxes passed CNI CHECK.
+    let web_sid = d.inspect("web")["sandbox_id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let log = std::fs::read_to_string(&d.log).unwrap();
+    assert!(!log.contains("CNI CHECK failed"), "{log}");
+
+    // The web pod's host-side veth vanishes while the daemon is away: the
+    // next daemon's CHECK says so.
+    let iflink = d.exec_ok("web", "web", &["cat", "/sys/class/net/eth0/iflink"]);
+    d.kill9();
+    let host_if = d
+        .net
+        .veths()
+        .into_iter()
+        .find(|v| {
+            std::fs::read_to_string(format!("/sys/class/net/{v}/ifindex"))
+                .map(|i| i.trim() == iflink.trim())
+                .unwrap_or(false)
+        })
+        .expect("the web pod's veth on the bridge");
+    let st = Command::new("ip")
+        .args(["link", "del", &host_if])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    d.spawn(&[]);
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&d.log).unwrap();
+        if log.contains(&format!("sandbox {web_sid}: CNI CHECK failed")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no CHECK failure for {web_sid}: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -32,6 +32,22 @@ impl Runtime {
         self.opts.network.as_ref().filter(|_| !cfg.host_network)
     }
 
+    /// CNI CHECK of a running sandbox's network against what ADD
+    /// recorded (an adopted sandbox after a daemon restart). Ok when there
+    /// is nothing to check (hostNetwork, no pod network, released).
+    pub fn check_pod_network(&self, sid: &str) -> Result<(), RuntimeError> {
+        let rec = self.sandbox_record(sid)?;
+        let (Some(net), Some(recorded)) = (self.pod_network(&rec.config), rec.network.as_ref())
+        else {
+            return Ok(());
+        };
+        if rec.network_released || rec.stopped {
+            return Ok(());
+        }
+        net.check(&self.attachment(sid, &rec.config), recorded)?;
+        Ok(())
+    }
+
     /// CNI DEL for the sandbox of `rec` unless it never needed one or it
     /// already ran; records that it ran.
     pub(crate) fn network_teardown(&self, rec: &mut SandboxRecord) -> Result<(), RuntimeError> {
