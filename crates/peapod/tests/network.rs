@@ -9,6 +9,7 @@ use common::*;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -462,4 +463,30 @@ fn guard_reports_a_leaked_veth_and_lease() {
     let leases = d.state.join("cni/networks").join(&d.net.network);
     std::fs::create_dir_all(&leases).unwrap();
     std::fs::write(leases.join(format!("10.234.{n}.9")), "x\neth0").unwrap();
+}
+
+/// A daemon dies with a pod running and the test ends: the guard reports
+/// the pod, and its clean-up runs CNI DEL from the sandbox's record, so no
+/// masquerade or hostPort rule, veth or bridge of the test outlives it.
+#[test]
+fn guard_releases_the_network_a_dead_daemon_left() {
+    let mut d = Daemon::start();
+    let port = 24000 + d.net.n;
+    d.apply_ok(&format!(
+        "{}    ports: [{{containerPort: 80, hostPort: {port}}}]\n",
+        client_pod("orphan")
+    ));
+    d.wait_running("orphan");
+    let (network, bridge, _claim) = (d.net.network.clone(), d.net.bridge.clone(), d.net.hold());
+    assert!(rules_of(&network).iter().any(|r| r.contains("dnat name")));
+    d.kill9();
+    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(d)))
+        .expect_err("the guard reports what the dead daemon left");
+    let report = report.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        report.contains("veth") && report.contains("lease"),
+        "{report}"
+    );
+    assert_eq!(rules_of(&network), Vec::<String>::new());
+    assert!(!Path::new(&format!("/sys/class/net/{bridge}")).exists());
 }

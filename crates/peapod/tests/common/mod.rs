@@ -60,7 +60,7 @@ pub struct TestNet {
     pub bridge: String,
     pub subnet: String,
     pub network: String,
-    _lock: std::fs::File,
+    lock: std::sync::Arc<std::fs::File>,
 }
 
 impl TestNet {
@@ -84,11 +84,17 @@ impl TestNet {
                     bridge: format!("pptest{n}"),
                     subnet: format!("10.234.{n}.0/24"),
                     network: format!("pptest-{n}"),
-                    _lock: f,
+                    lock: std::sync::Arc::new(f),
                 };
             }
         }
         panic!("no free test pod network (all 250 claimed)");
+    }
+
+    /// Keeps this network claimed while the returned handle lives (past
+    /// the daemon's end).
+    pub fn hold(&self) -> std::sync::Arc<std::fs::File> {
+        self.lock.clone()
     }
 
     /// The bridge's own address (the pods' gateway).
@@ -634,6 +640,7 @@ impl Daemon {
     /// cgroups and its directory.
     fn clean_up(&self) {
         // Last resort so one failing test does not leak into others.
+        self.cni_del_leftovers();
         for pid in pids_mentioning(self.dir.to_str().unwrap_or("/nonexistent")) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -666,6 +673,61 @@ impl Daemon {
             .stderr(Stdio::null())
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Daemon {
+    /// CNI DEL, by hand, for every sandbox whose record says its network
+    /// was never released (the daemon died or the test failed first), so
+    /// its masquerade and hostPort rules do not outlive the test.
+    fn cni_del_leftovers(&self) {
+        let Ok(rd) = std::fs::read_dir(self.root.join("sandboxes")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let Ok(b) = std::fs::read(e.path().join("sandbox.json")) else {
+                continue;
+            };
+            let Ok(rec) = serde_json::from_slice::<Value>(&b) else {
+                continue;
+            };
+            let net = &rec["network"];
+            if rec["network_released"] == true || net.is_null() {
+                continue;
+            }
+            let sid = rec["id"].as_str().unwrap_or_default();
+            let netns = self.state.join("sandboxes").join(sid).join("ns/net");
+            let list = &net["config"];
+            for plugin in list["plugins"].as_array().into_iter().flatten().rev() {
+                let mut conf = plugin.clone();
+                conf["name"] = list["name"].clone();
+                conf["cniVersion"] = list["cniVersion"].clone();
+                conf["prevResult"] = net["result"].clone();
+                // portmap removes nothing unless given the mappings.
+                if plugin["capabilities"]["portMappings"] == true {
+                    conf["runtimeConfig"] =
+                        serde_json::json!({"portMappings": rec["config"]["port_mappings"]});
+                }
+                let kind = plugin["type"].as_str().unwrap_or_default();
+                let child = Command::new(Path::new("/usr/lib/cni").join(kind))
+                    .env("CNI_COMMAND", "DEL")
+                    .env("CNI_CONTAINERID", sid)
+                    .env("CNI_NETNS", &netns)
+                    .env("CNI_IFNAME", "eth0")
+                    .env("CNI_PATH", "/usr/lib/cni")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+                if let Ok(mut c) = child {
+                    if let Some(mut w) = c.stdin.take() {
+                        use std::io::Write;
+                        let _ = w.write_all(conf.to_string().as_bytes());
+                    }
+                    let _ = c.wait();
+                }
+            }
+        }
     }
 }
 
