@@ -79,16 +79,60 @@ impl TestNet {
                 .unwrap();
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return TestNet {
+                let net = TestNet {
                     n,
                     bridge: format!("pptest{n}"),
                     subnet: format!("10.234.{n}.0/24"),
                     network: format!("pptest-{n}"),
                     lock: std::sync::Arc::new(f),
                 };
+                net.purge_stale();
+                return net;
             }
         }
         panic!("no free test pod network (all 250 claimed)");
+    }
+
+    /// What a test process killed outright left of this network (its
+    /// clean-up never ran): the bridge, and the NAT rules the plugins
+    /// commented with this network's name and the chains they jump to.
+    /// Nothing of any other network or tool is touched.
+    fn purge_stale(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let Ok(out) = Command::new("iptables-save").args(["-t", "nat"]).output() else {
+            return;
+        };
+        let needle = format!("\\\"{}\\\"", self.network);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut chains = Vec::new();
+        for rule in text
+            .lines()
+            .filter(|l| l.starts_with("-A ") && l.contains(&needle))
+        {
+            if let Some(target) = rule.split(" -j ").nth(1) {
+                let t = target.split_whitespace().next().unwrap_or("");
+                if t.starts_with("CNI-") && !t.starts_with("CNI-HOSTPORT-") {
+                    chains.push(t.to_string());
+                }
+            }
+            // iptables-save quotes as a shell would: let sh split it.
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("iptables -t nat -D {}", &rule[3..]))
+                .stderr(Stdio::null())
+                .status();
+        }
+        for c in chains {
+            for op in ["-F", "-X"] {
+                let _ = Command::new("iptables")
+                    .args(["-t", "nat", op, &c])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
     }
 
     /// Keeps this network claimed while the returned handle lives (past
