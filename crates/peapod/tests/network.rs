@@ -100,6 +100,13 @@ fn two_pods_get_distinct_ips_and_fetch_http_from_each_other_and_reach_the_host()
     assert_eq!(i["network"]["ip"], wip.as_str(), "{i}");
     assert_eq!(i["network"]["gateway"], d.net.gateway().as_str(), "{i}");
     assert_eq!(i["network"]["interface"], "eth0");
+    let describe = d.ok(&["describe", "pod", "web"]);
+    assert!(
+        describe
+            .lines()
+            .any(|l| l.starts_with("IP:") && l.trim_end().ends_with(&wip)),
+        "{describe}"
+    );
     // The pod's /etc/hosts names it on its IP, as kubelet writes it.
     let hosts = d.exec_ok("web", "web", &["cat", "/etc/hosts"]);
     assert!(
@@ -487,4 +494,44 @@ fn guard_releases_the_network_a_dead_daemon_left() {
     );
     assert_eq!(rules_of(&network), Vec::<String>::new());
     assert!(!Path::new(&format!("/sys/class/net/{bridge}")).exists());
+}
+
+/// A sandbox no pod owns any more (here: the daemon died and its object
+/// store was lost) is removed when the next daemon starts, and CNI DEL
+/// releases its address, veth and hostPort rules.
+#[test]
+fn a_sandbox_no_pod_owns_releases_its_network_at_start_up() {
+    let mut d = Daemon::start();
+    let port = 25000 + d.net.n;
+    d.apply_ok(&format!(
+        "{}    ports: [{{containerPort: 80, hostPort: {port}}}]\n",
+        client_pod("lost")
+    ));
+    d.wait_running("lost");
+    assert_eq!(d.net.veths().len(), 1);
+    assert_eq!(d.net.leases(&d.state).len(), 1);
+    assert!(rules_of(&d.net.network)
+        .iter()
+        .any(|r| r.contains("dnat name")));
+    d.kill9();
+    std::fs::remove_file(d.root.join("peapod.redb")).expect("remove the object store");
+    d.spawn(&[]);
+    let start = Instant::now();
+    while !(d.net.veths().is_empty() && d.net.leases(&d.state).is_empty()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "veths {:?}, leases {:?}",
+            d.net.veths(),
+            d.net.leases(&d.state)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(rules_of(&d.net.network), Vec::<String>::new());
+    assert!(d.pod_names().is_empty());
+    // The node keeps the lost pod's directories (its log and volume
+    // directories, named by a UID it no longer knows): not the network's
+    // to clean, and beyond this test.
+    for sub in ["pods", "logs"] {
+        let _ = std::fs::remove_dir_all(d.root.join(sub));
+    }
 }
