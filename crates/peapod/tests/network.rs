@@ -535,3 +535,32 @@ fn a_sandbox_no_pod_owns_releases_its_network_at_start_up() {
         let _ = std::fs::remove_dir_all(d.root.join(sub));
     }
 }
+
+/// The daemon died between CNI ADD and recording its result (simulated by
+/// taking the result out of the sandbox's record): deleting the pod still
+/// releases everything, by a DEL with the current configuration and no
+/// prevResult, as CNI allows.
+#[test]
+fn delete_releases_the_network_even_without_a_recorded_result() {
+    let mut d = Daemon::start();
+    let port = 26000 + d.net.n;
+    d.apply_ok(&format!(
+        "{}    ports: [{{containerPort: 80, hostPort: {port}}}]\n",
+        client_pod("cut")
+    ));
+    d.wait_running("cut");
+    let sid = d.inspect("cut")["sandbox_id"].as_str().unwrap().to_string();
+    assert!(!rules_of(&d.net.network).is_empty());
+    d.kill9();
+    let rec_path = d.root.join("sandboxes").join(&sid).join("sandbox.json");
+    let mut rec: Value = serde_json::from_slice(&std::fs::read(&rec_path).unwrap()).unwrap();
+    assert!(!rec["network"].is_null(), "{rec}");
+    rec["network"] = Value::Null;
+    std::fs::write(&rec_path, serde_json::to_vec(&rec).unwrap()).unwrap();
+    d.spawn(&[]);
+    d.wait_running("cut");
+    d.ok(&["delete", "pod", "cut", "--grace-period=0"]);
+    assert_eq!(d.net.veths(), Vec::<String>::new());
+    assert_eq!(d.net.leases(&d.state), Vec::<String>::new());
+    assert_eq!(rules_of(&d.net.network), Vec::<String>::new());
+}
