@@ -53,38 +53,37 @@ pub struct Daemon {
 
 /// A pod network no other test daemon uses at the same time, even in
 /// another test binary: bridge `pptest<N>`, subnet `10.234.<N>.0/24`,
-/// network `pptest-<N>`, claimed by an flock held while the daemon lives
-/// (the kernel drops it if the test process dies).
+/// network `pptest-<N>`, claimed by an abstract unix socket name held
+/// while the daemon lives (the kernel drops it if the test process dies).
 pub struct TestNet {
     pub n: u32,
     pub bridge: String,
     pub subnet: String,
     pub network: String,
-    lock: std::sync::Arc<std::fs::File>,
+    lock: std::sync::Arc<std::os::unix::net::UnixListener>,
 }
 
 impl TestNet {
     fn claim() -> TestNet {
-        use std::os::fd::AsRawFd;
-        let dir = Path::new("/tmp/peapod-test-nets");
-        std::fs::create_dir_all(dir).unwrap();
+        use std::os::linux::net::SocketAddrExt;
         let start = (std::process::id() * 7 + short_id().len() as u32) % 250;
         for i in 0..250 {
             let n = (start + i) % 250;
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(dir.join(format!("{n}.lock")))
-                .unwrap();
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            // An abstract socket name is held only while its socket is
+            // open: the kernel frees it when the test process ends, however
+            // it ends, and no file is left.
+            let Ok(addr) =
+                std::os::unix::net::SocketAddr::from_abstract_name(format!("peapod-test-net-{n}"))
+            else {
+                continue;
+            };
+            if let Ok(sock) = std::os::unix::net::UnixListener::bind_addr(&addr) {
                 let net = TestNet {
                     n,
                     bridge: format!("pptest{n}"),
                     subnet: format!("10.234.{n}.0/24"),
                     network: format!("pptest-{n}"),
-                    lock: std::sync::Arc::new(f),
+                    lock: std::sync::Arc::new(sock),
                 };
                 net.purge_stale();
                 return net;
@@ -137,7 +136,7 @@ impl TestNet {
 
     /// Keeps this network claimed while the returned handle lives (past
     /// the daemon's end).
-    pub fn hold(&self) -> std::sync::Arc<std::fs::File> {
+    pub fn hold(&self) -> std::sync::Arc<std::os::unix::net::UnixListener> {
         self.lock.clone()
     }
 
