@@ -25,6 +25,34 @@ pub const DEFAULT_NETWORK: &str = "peapod";
 pub const DEFAULT_BRIDGE: &str = "peapod0";
 pub const DEFAULT_SUBNET: &str = "10.85.0.0/16";
 
+/// The default configuration file, laid out for a person to edit (the
+/// JSON value's own printing would sort the keys).
+fn default_file(network: &str, bridge: &str, subnet: &str) -> String {
+    format!(
+        r#"{{
+  "cniVersion": "{CNI_VERSION}",
+  "name": "{network}",
+  "plugins": [
+    {{ "type": "loopback" }},
+    {{
+      "type": "bridge",
+      "bridge": "{bridge}",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {{
+        "type": "host-local",
+        "ranges": [[{{ "subnet": "{subnet}" }}]],
+        "routes": [{{ "dst": "0.0.0.0/0" }}]
+      }}
+    }},
+    {{ "type": "portmap", "capabilities": {{ "portMappings": true }}, "snat": true }}
+  ]
+}}
+"#
+    )
+}
+
 /// The default configuration list for `bridge` and `subnet`.
 pub fn default_conflist(network: &str, bridge: &str, subnet: &str) -> Value {
     json!({
@@ -79,15 +107,7 @@ pub fn load_or_init(config_dir: &Path, state_dir: &Path) -> Result<NetworkConfig
     if files.is_empty() {
         std::fs::create_dir_all(&dir).map_err(NetError::io(&dir))?;
         let path = dir.join(DEFAULT_FILE);
-        let body = serde_json::to_vec_pretty(&default_conflist(
-            DEFAULT_NETWORK,
-            DEFAULT_BRIDGE,
-            DEFAULT_SUBNET,
-        ))
-        .map_err(|e| NetError::Config {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let body = default_file(DEFAULT_NETWORK, DEFAULT_BRIDGE, DEFAULT_SUBNET);
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, body).map_err(NetError::io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(NetError::io(&path))?;
@@ -150,9 +170,15 @@ mod tests {
         );
         assert_eq!(lease_dir(&list).unwrap(), state.join("cni/networks/peapod"));
         // The written file keeps no state path: another --state reads it
-        // with its own.
+        // with its own. It is the default list, laid out to be edited.
         let written = std::fs::read_to_string(cfg.join("net.d/10-peapod.conflist")).unwrap();
         assert!(!written.contains("dataDir"), "{written}");
+        let v: Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(v, default_conflist("peapod", "peapod0", "10.85.0.0/16"));
+        assert!(
+            written.contains("      \"type\": \"bridge\",\n      \"bridge\": \"peapod0\""),
+            "{written}"
+        );
     }
 
     #[test]
