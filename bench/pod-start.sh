@@ -3,6 +3,8 @@
 #
 # 1. apply -> all containers running, for a pod with one init container and
 #    two app containers, image present: median (and p90) of RUNS (20) runs.
+#    Pods get their IP from CNI (peapod's default network configuration,
+#    on a bridge of the bench's own, ppbench0, 10.86.0.0/16).
 # 2. Processes per pod besides its containers, and their PSS, with 10 pods
 #    running (a pod without shareProcessNamespace has only its shim).
 # Beside it, podman's figures (podman kube play, with the same images) when
@@ -22,13 +24,22 @@ D=$(mktemp -d /tmp/ppb-XXXX)
 # Runtime state on tmpfs, as /run/peapod is in production.
 S=/run/peapod-bench-$$
 export PEAPOD_SOCKET=$S/peapod.sock
-RUST_LOG=${RUST_LOG:-info} $P serve --root "$D/root" --state "$S" --cgroup-parent "peapod-bench-$$" >"$D/daemon.log" 2>&1 &
+mkdir -p "$D/etc/net.d"
+cat > "$D/etc/net.d/10-bench.conflist" <<'JSON'
+{"cniVersion": "1.0.0", "name": "ppbench", "plugins": [
+  {"type": "loopback"},
+  {"type": "bridge", "bridge": "ppbench0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.86.0.0/16"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}]}
+JSON
+RUST_LOG=${RUST_LOG:-info} $P serve --root "$D/root" --state "$S" --cgroup-parent "peapod-bench-$$" --config-dir "$D/etc" >"$D/daemon.log" 2>&1 &
 DAEMON=$!
 cleanup() {
     for p in $($P get pods -o name 2>/dev/null); do $P delete "$p" --grace-period=0 >/dev/null 2>&1 || true; done
     kill "$DAEMON" 2>/dev/null || true
     wait "$DAEMON" 2>/dev/null || true
     for c in /sys/fs/cgroup/*/peapod-bench-$$; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null; done
+    ip link del ppbench0 2>/dev/null || true
     [ -n "${BENCH_KEEP:-}" ] && cp "$D/daemon.log" /tmp/bench-daemon.log
     rm -rf "$D" "$S"
 }

@@ -220,14 +220,6 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
     if let Some(probe) = &c.liveness_probe {
         probe_fields(probe, &p("livenessProbe"), found);
     }
-    for (i, port) in c.ports.iter().flatten().enumerate() {
-        let ppath = p("ports").index(i);
-        found.check(
-            port.host_port.is_some_and(|hp| hp != 0),
-            &ppath.child("hostPort"),
-        );
-        found.check(non_empty_str(&port.host_ip), &ppath.child("hostIP"));
-    }
     if let Some(probe) = &c.readiness_probe {
         probe_fields(probe, &p("readinessProbe"), found);
     }
@@ -465,7 +457,6 @@ mod tests {
             [
                 msg(&format!("{c}.env[2].valueFrom.fileKeyRef")),
                 msg(&format!("{c}.lifecycle.stopSignal")),
-                msg(&format!("{c}.ports[1].hostPort")),
                 msg(&format!("{c}.resizePolicy")),
                 msg(&format!("{c}.resources.claims")),
                 msg(&format!("{c}.securityContext.appArmorProfile")),

@@ -17,8 +17,11 @@ pub struct DaemonOptions {
     pub pod_max_pids: Option<i64>,
     pub exe: PathBuf,
     /// Configuration directory: `registries.toml` (mirrors, insecure
-    /// registries, CAs, credentials).
+    /// registries, CAs, credentials), `net.d/` (the pod network's CNI
+    /// configuration list; a default is written on first start).
     pub config_dir: PathBuf,
+    /// Where CNI plugin binaries are looked for, in order.
+    pub cni_path: Vec<PathBuf>,
     /// `--container-log-max-size` / `--container-log-max-files`.
     pub log_rotation: peapod_shim::LogRotation,
 }
@@ -80,6 +83,15 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     }
     let _lock = lock_root(&opts.root)?;
     let images = Arc::new(ImageStore::open(&opts.root.join("images"))?);
+    let network =
+        peapod_runtime::PodNetwork::load(&opts.config_dir, &opts.state, opts.cni_path.clone())
+            .map_err(peapod_runtime::RuntimeError::from)?;
+    for problem in network.check_plugins() {
+        // Pods with hostNetwork still run; the others fail with this at
+        // sandbox creation.
+        tracing::warn!("pod network: {problem}");
+        eprintln!("peapod: warning: pod network: {problem}");
+    }
     let runtime = Arc::new(Runtime::new(
         RuntimeOptions {
             root: opts.root.clone(),
@@ -88,6 +100,7 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
             pod_max_pids: opts.pod_max_pids,
             exe: opts.exe.clone(),
             log_rotation: opts.log_rotation,
+            network: Some(network),
         },
         images.clone(),
     )?);
@@ -141,6 +154,21 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     .unwrap_or_default();
     for (sid, uid) in &owned {
         node.own_sandbox(sid, uid);
+    }
+    // CNI CHECK of the adopted sandboxes' networks, in the background: a
+    // pod whose interface, address or hostPort rules went missing while
+    // the daemon was away is reported (the pod keeps running).
+    {
+        let rt = runtime.clone();
+        let sids: Vec<String> = owned.iter().map(|(s, _)| s.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            for sid in sids {
+                if let Err(e) = rt.check_pod_network(&sid) {
+                    tracing::warn!(sandbox = %sid, "CNI CHECK of an adopted sandbox failed: {e}");
+                    eprintln!("peapod: warning: sandbox {sid}: CNI CHECK failed: {e}");
+                }
+            }
+        });
     }
     for sid in stale {
         tracing::info!(sandbox = %sid, "removing a sandbox no pod owns");

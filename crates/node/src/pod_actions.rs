@@ -342,6 +342,7 @@ pub(crate) mod fixtures {
             shim_pid: None,
             infra_pid: None,
             not_ready_reason: None,
+            network: None,
         }
     }
 

@@ -285,9 +285,24 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
         status["hostIP"] = json!(ip);
         status["hostIPs"] = json!([{ "ip": ip }]);
     }
-    if let Some(ip) = &obs.pod_ip {
+    // The pod's addresses from CNI (kept by its sandbox); a hostNetwork
+    // pod has the host's, as kubelet reports.
+    let host_network = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let net = obs.view.current_sandbox().and_then(|s| s.network.as_ref());
+    let ips: Vec<String> = match net {
+        Some(n) => std::iter::once(n.ip.clone())
+            .chain(n.additional_ips.iter().cloned())
+            .collect(),
+        None if host_network => obs.host_ip.iter().cloned().collect(),
+        None => obs.pod_ip.iter().cloned().collect(),
+    };
+    if let Some(ip) = ips.first() {
         status["podIP"] = json!(ip);
-        status["podIPs"] = json!([{ "ip": ip }]);
+        status["podIPs"] = json!(ips.iter().map(|ip| json!({ "ip": ip })).collect::<Vec<_>>());
     }
     serde_json::from_value(status).unwrap_or_default()
 }

@@ -343,7 +343,29 @@ fn sandbox_config(node: &Node, pod: &Pod, attempt: u32) -> SandboxConfig {
             .into_iter()
             .map(|s| (s.name, s.value))
             .collect(),
+        port_mappings: port_mappings(&spec),
     }
+}
+
+/// The pod's hostPorts, for CNI's portmap (kubelet's MakePortMappings);
+/// none with hostNetwork, where a container port is a host port already.
+fn port_mappings(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<peapod_runtime::PortMapping> {
+    if spec.host_network.unwrap_or(false) {
+        return Vec::new();
+    }
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter(|p| p.host_port.is_some_and(|h| h > 0))
+        .map(|p| peapod_runtime::PortMapping {
+            host_port: p.host_port.unwrap_or_default(),
+            container_port: p.container_port,
+            protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
+            host_ip: p.host_ip.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Carry out `a`; true when something was made, started or stopped (look

@@ -48,9 +48,14 @@ enum Cmd {
         #[arg(long)]
         pod_max_pids: Option<i64>,
         /// Configuration: `registries.toml` (mirrors, insecure registries,
-        /// CAs, credentials).
+        /// CAs, credentials); `net.d/*.conflist`: the pod network (CNI), the
+        /// first file by name; a default (bridge peapod0, 10.85.0.0/16) is
+        /// written when there is none.
         #[arg(long, default_value = "/etc/peapod")]
         config_dir: PathBuf,
+        /// Directories of the CNI plugin binaries, `:`-separated.
+        #[arg(long, default_value = "/usr/lib/cni:/opt/cni/bin")]
+        cni_path: String,
         /// Size at which a container's log file is rotated, as kubelet's
         /// containerLogMaxSize (a quantity: 10Mi, 256Ki; 0 turns rotation off).
         #[arg(long, default_value = "10Mi", value_parser = parse_log_size)]
@@ -348,7 +353,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
     rt.block_on(async move {
         let c = client::Client::new(socket.clone());
         match cmd {
-            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, container_log_max_size, container_log_max_files } => {
+            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files } => {
                 let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
                 // The per-pod processes run the small `peapod-shim` beside
                 // this binary when it is there, else this binary's hidden
@@ -357,7 +362,8 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let exe = me.with_file_name("peapod-shim");
                 let exe = if exe.is_file() { exe } else { me };
                 let log_rotation = peapod_shim::LogRotation { max_size: container_log_max_size, max_files: container_log_max_files };
-                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, log_rotation })
+                let cni_path = cni_path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
+                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation })
                     .await
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
                 Ok(0)

@@ -62,6 +62,7 @@ impl Env {
                 pod_max_pids: None,
                 exe: PathBuf::from(env!("CARGO_BIN_EXE_peapod-shim")),
                 log_rotation: Default::default(),
+                network: None,
             },
             images,
         )

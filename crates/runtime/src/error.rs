@@ -17,6 +17,9 @@ pub enum RuntimeError {
     Image(#[from] peapod_image::ImageError),
     #[error("{0}")]
     Config(String),
+    /// The pod network (a CNI plugin's error, a bad configuration).
+    #[error("pod network: {0}")]
+    Network(#[from] peapod_net::NetError),
     /// No such sandbox or container (CRI's NotFound).
     #[error("{0} not found")]
     NotFound(String),

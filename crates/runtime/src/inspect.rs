@@ -28,6 +28,8 @@ pub struct SandboxInspect {
     pub processes: Vec<ProcessInfo>,
     pub cgroups: Vec<CgroupInfo>,
     pub pinned: Vec<(String, Option<u64>)>,
+    /// The pod's addresses from CNI.
+    pub network: Option<crate::types::SandboxNetwork>,
 }
 
 impl Runtime {
@@ -89,6 +91,7 @@ impl Runtime {
             processes,
             cgroups,
             pinned,
+            network: sandbox.network.clone(),
         })
     }
 }

@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod mounts;
 pub mod namespaces;
 pub mod paths;
+mod sandbox_network;
 mod sandbox_remove;
 pub mod sandbox_run;
 mod sandbox_status;
@@ -35,6 +36,7 @@ pub use container_create::{ContainerConfig, SeccompConfig, SecurityConfig, Volum
 pub use container_exec::ExecSession;
 pub use error::RuntimeError;
 pub use paths::Paths;
+pub use peapod_net::{PodNetwork, PodNetworkStatus, PortMapping};
 pub use sandbox_run::{SandboxCgroup, SandboxConfig};
 pub use types::*;
 
@@ -60,6 +62,8 @@ pub struct RuntimeOptions {
     pub exe: PathBuf,
     /// `--container-log-max-size` / `--container-log-max-files`.
     pub log_rotation: peapod_shim::LogRotation,
+    /// The pod network (CNI); None: pods get only `lo`.
+    pub network: Option<peapod_net::PodNetwork>,
 }
 
 pub struct Runtime {

@@ -1,5 +1,6 @@
-//! RemovePodSandbox: everything the sandbox made: processes, containers
-//! and their kept statuses, mounts, pinned namespaces, cgroups, files.
+//! RemovePodSandbox: everything the sandbox made: processes, the pod
+//! network (CNI DEL), containers and their kept statuses, mounts, pinned
+//! namespaces, cgroups, files.
 //! What the caller owns (the log directory, volumes) stays. Idempotent; it
 //! also takes a sandbox half-made when a crash interrupted RunPodSandbox.
 
@@ -10,6 +11,15 @@ impl Runtime {
     pub fn remove_pod_sandbox(&self, sid: &str) -> Result<(), RuntimeError> {
         let rec = self.sandbox_record(sid).ok();
         self.stop_processes(sid);
+        // CNI DEL unless StopPodSandbox did it. A sandbox with no record
+        // never reached ADD (the record is written first). A DEL that
+        // fails must not keep the rest here: removing the netns takes the
+        // pod's interface with it.
+        if let Some(mut r) = rec.clone() {
+            if let Err(e) = self.network_teardown(&mut r) {
+                tracing::warn!(sandbox = %sid, "releasing the pod network: {e}");
+            }
+        }
         for c in self.container_records(sid) {
             self.cgroups.remove(&c.cgroup)?;
             self.index_remove(&c.id);

@@ -35,6 +35,9 @@ pub struct SandboxConfig {
     pub share_process_namespace: bool,
     /// Namespaced sysctls (`spec.securityContext.sysctls`).
     pub sysctls: Vec<(String, String)>,
+    /// hostPorts (CRI's port_mappings), for CNI's portmap.
+    #[serde(default)]
+    pub port_mappings: Vec<peapod_net::PortMapping>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -56,6 +59,13 @@ pub struct SandboxRecord {
     /// The runtime made `config.cgroup_parent` (and so removes it).
     #[serde(default)]
     pub created_cgroup: bool,
+    /// What CNI ADD gave the sandbox (kept across daemon restarts: the
+    /// pod keeps its addresses; DEL gets ADD's configuration and result).
+    #[serde(default)]
+    pub network: Option<peapod_net::PodNetworkStatus>,
+    /// CNI DEL ran: the addresses are released.
+    #[serde(default)]
+    pub network_released: bool,
 }
 
 impl Runtime {
@@ -138,6 +148,8 @@ impl Runtime {
             created_at: crate::now(),
             stopped: false,
             created_cgroup: !self.cgroups.exists(&parent),
+            network: None,
+            network_released: false,
         };
         self.write_sandbox_record(&rec)?;
         self.parent_put(&parent, sid);
@@ -168,9 +180,74 @@ impl Runtime {
         };
         let pinned = namespaces::create_pinned(&ns_dir, &want)?;
 
+        // CNI ADD on the pinned netns runs while the shim starts (both
+        // take tens of milliseconds and need nothing from each other).
+        let (added, started) = std::thread::scope(|s| {
+            let add = self.pod_network(cfg).map(|net| {
+                let a = self.attachment(sid, cfg);
+                s.spawn(move || {
+                    let t0 = Instant::now();
+                    let r = net.attach(&a);
+                    tracing::debug!(sandbox = %a.sandbox_id, elapsed = ?t0.elapsed(), ok = r.is_ok(), "CNI ADD");
+                    r
+                })
+            });
+            let started = self.start_shim(sid, cfg, &parent, pinned);
+            let added = add.map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(peapod_net::NetError::Exec {
+                        plugin: String::new(),
+                        network: String::new(),
+                        command: "ADD",
+                        message: "the CNI thread panicked".into(),
+                    })
+                })
+            });
+            (added, started)
+        });
+        match added {
+            Some(Ok(st)) => {
+                rec.network = Some(st);
+                self.write_sandbox_record(&rec)?;
+            }
+            Some(Err(e)) => {
+                // attach ran DEL already: nothing stays allocated.
+                rec.network_released = true;
+                self.write_sandbox_record(&rec)?;
+                return Err(e.into());
+            }
+            None => {}
+        }
+        started?;
+        let pod_ip = rec.network.as_ref().and_then(|n| n.ip());
+        etc_files::write(
+            &self.paths.etc_dir(sid),
+            &cfg.hostname,
+            cfg.host_network,
+            pod_ip,
+        )?;
+        if !cfg.log_directory.as_os_str().is_empty() {
+            std::fs::create_dir_all(&cfg.log_directory)
+                .map_err(RuntimeError::io(&cfg.log_directory))?;
+        }
+        rec.stopped = false;
+        self.write_sandbox_record(&rec)?;
+        Ok(())
+    }
+
+    /// The shim (and the infra process with its pinned pid namespace),
+    /// and the pod's /dev/shm.
+    fn start_shim(
+        &self,
+        sid: &str,
+        cfg: &SandboxConfig,
+        parent: &str,
+        pinned: Vec<PathBuf>,
+    ) -> Result<(), RuntimeError> {
+        let state_dir = self.paths.sandbox_state(sid);
         // The infra process only for a shared pid namespace: PID 1 there.
         let infra = if cfg.share_process_namespace && !cfg.host_pid {
-            let infra_cg = crate::paths::container_cgroup(&parent, sid);
+            let infra_cg = crate::paths::container_cgroup(parent, sid);
             // The pause process only waits: the least cpu weight.
             self.cgroups.create(
                 &infra_cg,
@@ -180,7 +257,7 @@ impl Runtime {
                 },
             )?;
             Some(peapod_shim::InfraConfig {
-                join: pinned.clone(),
+                join: pinned,
                 cgroup_procs: self.cgroups.procs_files(&infra_cg),
             })
         } else {
@@ -213,13 +290,6 @@ impl Runtime {
         if !cfg.host_ipc {
             mounts::mount_shm(&self.paths.shm_dir(sid), mounts::SHM_SIZE)?;
         }
-        etc_files::write(&self.paths.etc_dir(sid), &cfg.hostname, cfg.host_network)?;
-        if !cfg.log_directory.as_os_str().is_empty() {
-            std::fs::create_dir_all(&cfg.log_directory)
-                .map_err(RuntimeError::io(&cfg.log_directory))?;
-        }
-        rec.stopped = false;
-        self.write_sandbox_record(&rec)?;
         Ok(())
     }
 

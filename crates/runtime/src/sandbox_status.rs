@@ -68,6 +68,10 @@ impl Runtime {
             shim_pid,
             infra_pid,
             not_ready_reason,
+            network: rec
+                .network
+                .as_ref()
+                .and_then(crate::sandbox_network::sandbox_network),
         }
     }
 

@@ -1,6 +1,7 @@
 //! StopPodSandbox: every container's processes are killed (graceful stop
 //! is the caller's, before this), their ends are recorded on disk, the
-//! shim exits and the sandbox is `NotReady`. Container statuses stay until
+//! shim exits, the pod network is released (CNI DEL) and the sandbox is
+//! `NotReady`. Container statuses stay until
 //! removal. Idempotent, and works whether or not the shim still answers:
 //! it is also how a dead shim's leftovers are cleaned up.
 
@@ -37,7 +38,8 @@ impl Runtime {
             rec.stopped = true;
             self.write_sandbox_record(&rec)?;
         }
-        Ok(())
+        // CNI DEL: the pod's address, veth and hostPorts are released.
+        self.network_teardown(&mut rec)
     }
 
     /// Kill every process of the sandbox and end its shim.

@@ -47,6 +47,22 @@ pub struct PodSandboxStatus {
     pub infra_pid: Option<i32>,
     /// Why the sandbox is not ready (shim gone, infra exited, stopped).
     pub not_ready_reason: Option<String>,
+    /// The pod's addresses from CNI (CRI's PodSandboxNetworkStatus);
+    /// None with hostNetwork or before CNI ADD.
+    #[serde(default)]
+    pub network: Option<SandboxNetwork>,
+}
+
+/// CRI's PodSandboxNetworkStatus.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SandboxNetwork {
+    /// The primary address (IPv4 first).
+    pub ip: String,
+    pub additional_ips: Vec<String>,
+    pub gateway: Option<String>,
+    /// The CNI network's name and the pod's interface.
+    pub network: String,
+    pub interface: String,
 }
 
 /// Sandboxes and containers have attempts: newer means a higher attempt,

@@ -35,6 +35,24 @@ pub struct PodInspect {
     pub cgroups: Vec<CgroupInfo>,
     #[serde(default)]
     pub pinned: Vec<(String, Option<u64>)>,
+    /// The pod's addresses from CNI (none with hostNetwork).
+    #[serde(default)]
+    pub network: Option<NetworkInfo>,
+}
+
+/// The pod's network, as the runtime recorded CNI ADD's result.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NetworkInfo {
+    #[serde(default)]
+    pub ip: String,
+    #[serde(default)]
+    pub additional_ips: Vec<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub network: String,
+    #[serde(default)]
+    pub interface: String,
 }
 
 /// One process: a container's init, or the infra process ("(infra)") of a
@@ -91,7 +109,7 @@ fn inode(namespaces: &[(String, Option<u64>)], kind: &str) -> Option<u64> {
 /// the cgroups with their limits.
 pub fn render(info: &PodInspect) -> String {
     let mut out = String::new();
-    let summary = format!(
+    let mut summary = format!(
         "Pod:\t{}/{}\nUID:\t{}\nSandbox:\t{}\nShim PID:\t{}\nCgroups:\tv{}\n",
         info.namespace,
         info.pod,
@@ -102,6 +120,19 @@ pub fn render(info: &PodInspect) -> String {
             .unwrap_or_else(|| "-".into()),
         info.cgroup_version
     );
+    match &info.network {
+        Some(n) => summary.push_str(&format!(
+            "IP:\t{}\nGateway:\t{}\nNetwork:\t{} ({})\n",
+            std::iter::once(n.ip.as_str())
+                .chain(n.additional_ips.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", "),
+            n.gateway.as_deref().unwrap_or("-"),
+            n.network,
+            n.interface
+        )),
+        None => summary.push_str("IP:\t-\n"),
+    }
     out.push_str(&tabwrite(&summary, 0, 2));
     out.push('\n');
 
@@ -196,7 +227,8 @@ mod tests {
                 {"path": "peapod/podu-1", "limits": [["cpu.shares", "2"]]},
                 {"path": "peapod/podu-1/web", "limits": [["cpu.shares", "2"], ["memory.limit_in_bytes", "33554432"]]}
             ],
-            "pinned": [["net", 1], ["ipc", 2], ["uts", 3]]
+            "pinned": [["net", 1], ["ipc", 2], ["uts", 3]],
+            "network": {"ip": "10.85.0.4", "additional_ips": [], "gateway": "10.85.0.1", "network": "peapod", "interface": "eth0"}
         })) {
             Ok(i) => i,
             Err(e) => panic!("{e}"),
@@ -208,6 +240,9 @@ UID:       u-1
 Sandbox:   ab12
 Shim PID:  100
 Cgroups:   v1
+IP:        10.85.0.4
+Gateway:   10.85.0.1
+Network:   peapod (eth0)
 
 PROCESS   PID   NET   IPC   UTS   PID   MNT   CGROUP   USER
 web       11    1*    2*    3*    14    15    16       7

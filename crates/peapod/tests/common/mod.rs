@@ -47,6 +47,160 @@ pub struct Daemon {
     pub cgroup_parent: String,
     child: Option<Child>,
     pub log: PathBuf,
+    /// This daemon's own pod network (bridge, subnet, network name).
+    pub net: TestNet,
+}
+
+/// A pod network no other test daemon uses at the same time, even in
+/// another test binary: bridge `pptest<N>`, subnet `10.234.<N>.0/24`,
+/// network `pptest-<N>`, claimed by an abstract unix socket name held
+/// while the daemon lives (the kernel drops it if the test process dies).
+pub struct TestNet {
+    pub n: u32,
+    pub bridge: String,
+    pub subnet: String,
+    pub network: String,
+    lock: std::sync::Arc<std::os::unix::net::UnixListener>,
+}
+
+impl TestNet {
+    fn claim() -> TestNet {
+        use std::os::linux::net::SocketAddrExt;
+        let start = (std::process::id() * 7 + short_id().len() as u32) % 250;
+        for i in 0..250 {
+            let n = (start + i) % 250;
+            // An abstract socket name is held only while its socket is
+            // open: the kernel frees it when the test process ends, however
+            // it ends, and no file is left.
+            let Ok(addr) =
+                std::os::unix::net::SocketAddr::from_abstract_name(format!("peapod-test-net-{n}"))
+            else {
+                continue;
+            };
+            if let Ok(sock) = std::os::unix::net::UnixListener::bind_addr(&addr) {
+                let net = TestNet {
+                    n,
+                    bridge: format!("pptest{n}"),
+                    subnet: format!("10.234.{n}.0/24"),
+                    network: format!("pptest-{n}"),
+                    lock: std::sync::Arc::new(sock),
+                };
+                net.purge_stale();
+                return net;
+            }
+        }
+        panic!("no free test pod network (all 250 claimed)");
+    }
+
+    /// What a test process killed outright left of this network (its
+    /// clean-up never ran): the bridge, and the NAT rules the plugins
+    /// commented with this network's name and the chains they jump to.
+    /// Nothing of any other network or tool is touched.
+    fn purge_stale(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let Ok(out) = Command::new("iptables-save").args(["-t", "nat"]).output() else {
+            return;
+        };
+        let needle = format!("\\\"{}\\\"", self.network);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut chains = Vec::new();
+        for rule in text
+            .lines()
+            .filter(|l| l.starts_with("-A ") && l.contains(&needle))
+        {
+            if let Some(target) = rule.split(" -j ").nth(1) {
+                let t = target.split_whitespace().next().unwrap_or("");
+                if t.starts_with("CNI-") && !t.starts_with("CNI-HOSTPORT-") {
+                    chains.push(t.to_string());
+                }
+            }
+            // iptables-save quotes as a shell would: let sh split it.
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("iptables -t nat -D {}", &rule[3..]))
+                .stderr(Stdio::null())
+                .status();
+        }
+        for c in chains {
+            for op in ["-F", "-X"] {
+                let _ = Command::new("iptables")
+                    .args(["-t", "nat", op, &c])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+
+    /// Keeps this network claimed while the returned handle lives (past
+    /// the daemon's end).
+    pub fn hold(&self) -> std::sync::Arc<std::os::unix::net::UnixListener> {
+        self.lock.clone()
+    }
+
+    /// The bridge's own address (the pods' gateway).
+    pub fn gateway(&self) -> String {
+        format!("10.234.{}.1", self.n)
+    }
+
+    /// A network configuration list like peapod's default, on this
+    /// network's bridge and subnet.
+    pub fn conflist(&self) -> String {
+        serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": self.network,
+            "plugins": [
+                {"type": "loopback"},
+                {"type": "bridge", "bridge": self.bridge, "isGateway": true, "ipMasq": true,
+                 "hairpinMode": true,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": self.subnet}]],
+                          "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+            ]
+        })
+        .to_string()
+    }
+
+    /// Write the conflist into `config_dir/net.d` unless one is there.
+    fn write_into(&self, config_dir: &Path) {
+        let d = config_dir.join("net.d");
+        std::fs::create_dir_all(&d).unwrap();
+        let has = std::fs::read_dir(&d)
+            .map(|rd| rd.flatten().next().is_some())
+            .unwrap_or(false);
+        if !has {
+            std::fs::write(d.join("10-test.conflist"), self.conflist()).unwrap();
+        }
+    }
+
+    /// Interfaces attached to this network's bridge (the pods' veths).
+    pub fn veths(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{}/brif", self.bridge))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Addresses host-local holds leased in `state`'s lease directory.
+    pub fn leases(&self, state: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(state.join("cni/networks").join(&self.network))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
 }
 
 fn short_id() -> String {
@@ -88,6 +242,7 @@ impl Daemon {
         // Short paths: shim sockets live under --state (108-byte limit).
         let dir = PathBuf::from(format!("/tmp/pp-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let net = TestNet::claim();
         let mut d = Daemon {
             root: dir.join("root"),
             state: dir.join("s"),
@@ -96,12 +251,28 @@ impl Daemon {
             log: dir.join("daemon.log"),
             dir,
             child: None,
+            net,
         };
         d.spawn(extra);
         d
     }
 
     pub fn spawn(&mut self, extra: &[&str]) {
+        // This daemon's own pod network, in its own --config-dir unless the
+        // test gives one (then written there).
+        let given = extra
+            .iter()
+            .position(|a| *a == "--config-dir")
+            .and_then(|i| extra.get(i + 1));
+        let config_dir = given
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.dir.join("etc"));
+        self.net.write_into(&config_dir);
+        let own_config: Vec<&str> = if given.is_some() {
+            Vec::new()
+        } else {
+            vec!["--config-dir", config_dir.to_str().unwrap()]
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -117,6 +288,7 @@ impl Daemon {
             .arg(&self.cgroup_parent)
             .arg("--socket")
             .arg(&self.socket)
+            .args(&own_config)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -394,6 +566,15 @@ impl Daemon {
                 }
             }
         }
+        for v in self.net.veths() {
+            out.push(format!("veth {v} on bridge {}", self.net.bridge));
+        }
+        for ip in self.net.leases(&self.state) {
+            out.push(format!(
+                "host-local lease {ip} of network {}",
+                self.net.network
+            ));
+        }
         let daemon = self.child.as_ref().map(|c| c.id() as i32);
         for pid in pids_mentioning(self.dir.to_str().unwrap()) {
             if Some(pid) == daemon {
@@ -521,6 +702,7 @@ impl Daemon {
     /// cgroups and its directory.
     fn clean_up(&self) {
         // Last resort so one failing test does not leak into others.
+        self.cni_del_leftovers();
         for pid in pids_mentioning(self.dir.to_str().unwrap_or("/nonexistent")) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -542,7 +724,72 @@ impl Daemon {
                 remove_cgroup_tree(&e.path().join(&self.cgroup_parent));
             }
         }
+        // The bridge the plugins made for this test's network (the
+        // plugins never remove a bridge); removing it takes the veths still
+        // on it.
+        for v in self.net.veths() {
+            let _ = Command::new("ip").args(["link", "del", &v]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.net.bridge])
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Daemon {
+    /// CNI DEL, by hand, for every sandbox whose record says its network
+    /// was never released (the daemon died or the test failed first), so
+    /// its masquerade and hostPort rules do not outlive the test.
+    fn cni_del_leftovers(&self) {
+        let Ok(rd) = std::fs::read_dir(self.root.join("sandboxes")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let Ok(b) = std::fs::read(e.path().join("sandbox.json")) else {
+                continue;
+            };
+            let Ok(rec) = serde_json::from_slice::<Value>(&b) else {
+                continue;
+            };
+            let net = &rec["network"];
+            if rec["network_released"] == true || net.is_null() {
+                continue;
+            }
+            let sid = rec["id"].as_str().unwrap_or_default();
+            let netns = self.state.join("sandboxes").join(sid).join("ns/net");
+            let list = &net["config"];
+            for plugin in list["plugins"].as_array().into_iter().flatten().rev() {
+                let mut conf = plugin.clone();
+                conf["name"] = list["name"].clone();
+                conf["cniVersion"] = list["cniVersion"].clone();
+                conf["prevResult"] = net["result"].clone();
+                // portmap removes nothing unless given the mappings.
+                if plugin["capabilities"]["portMappings"] == true {
+                    conf["runtimeConfig"] =
+                        serde_json::json!({"portMappings": rec["config"]["port_mappings"]});
+                }
+                let kind = plugin["type"].as_str().unwrap_or_default();
+                let child = Command::new(Path::new("/usr/lib/cni").join(kind))
+                    .env("CNI_COMMAND", "DEL")
+                    .env("CNI_CONTAINERID", sid)
+                    .env("CNI_NETNS", &netns)
+                    .env("CNI_IFNAME", "eth0")
+                    .env("CNI_PATH", "/usr/lib/cni")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+                if let Ok(mut c) = child {
+                    if let Some(mut w) = c.stdin.take() {
+                        use std::io::Write;
+                        let _ = w.write_all(conf.to_string().as_bytes());
+                    }
+                    let _ = c.wait();
+                }
+            }
+        }
     }
 }
 
