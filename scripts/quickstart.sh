@@ -9,8 +9,10 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "quickstart: peapod needs root (namespaces, mounts, cgroups)" >&2
     exit 1
 fi
-if ! [ -x /bin/busybox ] || ! command -v gcc >/dev/null; then
-    apt-get install -y -qq busybox-static gcc libc6-dev libseccomp-dev pkg-config >/dev/null
+if ! [ -x /bin/busybox ] || ! command -v gcc >/dev/null || ! command -v protoc >/dev/null \
+    || ! [ -x /usr/lib/cni/bridge ] || ! command -v nft >/dev/null; then
+    apt-get install -y -qq busybox-static gcc libc6-dev libseccomp-dev pkg-config \
+        protobuf-compiler containernetworking-plugins nftables iproute2 >/dev/null
 fi
 
 cargo build --release
