@@ -754,6 +754,8 @@ spec:
     - {{name: OWNER, valueFrom: {{fieldRef: {{fieldPath: "metadata.annotations['owner']"}}}}}}
     - {{name: SA, valueFrom: {{fieldRef: {{fieldPath: spec.serviceAccountName}}}}}}
     - {{name: HOST_IP, valueFrom: {{fieldRef: {{fieldPath: status.hostIP}}}}}}
+    - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+    - {{name: POD_IPS, valueFrom: {{fieldRef: {{fieldPath: status.podIPs}}}}}}
     - {{name: CPU_LIMIT_M, valueFrom: {{resourceFieldRef: {{resource: limits.cpu, divisor: 1m}}}}}}
     - {{name: CPU_LIMIT, valueFrom: {{resourceFieldRef: {{resource: limits.cpu}}}}}}
     - {{name: MEM_LIMIT_MI, valueFrom: {{resourceFieldRef: {{resource: limits.memory, divisor: 1Mi}}}}}}
@@ -784,8 +786,13 @@ spec:
     let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
     let env = d.exec_ok("self-aware", "app", &["env"]);
     let cpus = std::thread::available_parallelism().unwrap().get();
+    // The pod's IP from CNI, the same as its status shows.
+    let ip = p["status"]["podIP"].as_str().expect("podIP").to_string();
+    assert!(ip.starts_with(&format!("10.234.{}.", d.net.n)), "{ip}");
     for want in [
-        "POD_NAME=self-aware".to_string(),
+        format!("POD_IP={ip}"),
+        format!("POD_IPS={ip}"),
+        "POD_NAME=self-aware".into(),
         "POD_NAMESPACE=default".into(),
         format!("POD_UID={uid}"),
         "APP=web".into(),

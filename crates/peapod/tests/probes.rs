@@ -360,6 +360,48 @@ fn http_get_and_tcp_socket_probes() {
     );
 }
 
+/// As kubelet, an httpGet probe connects from the host to the pod's IP:
+/// a server on the pod's 0.0.0.0 answers it, one on the pod's own
+/// loopback cannot be reached.
+#[test]
+fn http_get_probe_connects_to_the_pod_ip() {
+    let d = Daemon::start();
+    d.apply_ok(&pod(
+        "byip",
+        &format!(
+            "  terminationGracePeriodSeconds: 1
+  containers:
+  - name: any
+    image: {HTTPD}
+    command: [httpd, -f, -p, '8080', -h, /www]
+    readinessProbe:
+      httpGet: {{path: /, port: 8080}}
+      periodSeconds: 1
+  - name: lo
+    image: {HTTPD}
+    command: [httpd, -f, -p, '127.0.0.1:8081', -h, /www]
+    readinessProbe:
+      httpGet: {{path: /, port: 8081}}
+      periodSeconds: 1
+"
+        ),
+    ));
+    let p = d.wait_pod("byip", "any ready", |p| {
+        p["status"]["containerStatuses"][0]["ready"] == true
+    });
+    let ip = p["status"]["podIP"].as_str().expect("podIP").to_string();
+    let ev = wait_event(&d, "byip", "Unhealthy");
+    let want = format!("Readiness probe failed: Get \"http://{ip}:8081/\": dial tcp {ip}:8081: connect: Connection refused");
+    assert!(
+        ev.iter().any(|(_, m)| m.starts_with(&want)),
+        "{want}\n{ev:?}"
+    );
+    assert_eq!(
+        d.pod("byip")["status"]["containerStatuses"][1]["ready"],
+        false
+    );
+}
+
 #[test]
 fn tcp_socket_liveness_failure_restarts() {
     let d = Daemon::start();
@@ -505,22 +547,30 @@ fn pre_stop_runs_before_sigterm_and_the_grace_period_is_honoured() {
         .any(|(r, m)| r == "Killing" && m == "Stopping container polite"));
 }
 
+/// kubelet's termination order: app containers first, then the sidecars
+/// in reverse order of their place in initContainers, each once the later
+/// ones are gone.
 #[test]
-fn sidecars_stop_after_the_app_containers() {
+fn sidecars_stop_after_the_app_containers_in_reverse_order() {
     let d = Daemon::start();
     let dir = d.dir.join("hostdir");
     std::fs::create_dir_all(&dir).unwrap();
+    let side = |name: &str| {
+        format!(
+            "  - name: {name}
+    image: {BUSYBOX}
+    restartPolicy: Always
+    command: [sh, -c, \"trap 'echo {name}-term >> /h/order; exit 0' TERM; while true; do sleep 0.1; done\"]
+    volumeMounts: [{{name: h, mountPath: /h}}]
+"
+        )
+    };
     d.apply_ok(&pod(
         "ordered",
         &format!(
             "  terminationGracePeriodSeconds: 10
   initContainers:
-  - name: side
-    image: {BUSYBOX}
-    restartPolicy: Always
-    command: [sh, -c, \"trap 'echo side-term >> /h/order; exit 0' TERM; while true; do sleep 0.1; done\"]
-    volumeMounts: [{{name: h, mountPath: /h}}]
-  containers:
+{}{}{}  containers:
   - name: app
     image: {BUSYBOX}
     command: [sh, -c, \"trap 'sleep 1; echo app-term >> /h/order; exit 0' TERM; while true; do sleep 0.1; done\"]
@@ -529,6 +579,9 @@ fn sidecars_stop_after_the_app_containers() {
   - name: h
     hostPath: {{path: {}}}
 ",
+            side("side1"),
+            side("side2"),
+            side("side3"),
             dir.display()
         ),
     ));
@@ -536,8 +589,44 @@ fn sidecars_stop_after_the_app_containers() {
     d.ok(&["delete", "pod", "ordered"]);
     assert_eq!(
         std::fs::read_to_string(dir.join("order")).unwrap(),
-        "app-term\nside-term\n"
+        "app-term\nside3-term\nside2-term\nside1-term\n"
     );
+}
+
+/// A second delete with a shorter grace period cuts a graceful stop in
+/// progress short, as the API server (deletionGracePeriodSeconds only
+/// decreases) and kubelet do.
+#[test]
+fn a_second_delete_with_a_shorter_grace_period_ends_the_stop_sooner() {
+    let d = Daemon::start();
+    d.apply_ok(&pod(
+        "slowstop",
+        &format!(
+            "  terminationGracePeriodSeconds: 60
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sh, -c, \"trap '' TERM; while true; do sleep 0.1; done\"]
+"
+        ),
+    ));
+    d.wait_running("slowstop");
+    d.ok(&["delete", "pod", "slowstop", "--wait=false"]);
+    let p = d.wait_pod("slowstop", "terminating", |p| {
+        p["metadata"]["deletionGracePeriodSeconds"] == 60
+    });
+    assert!(p["metadata"]["deletionTimestamp"].is_string(), "{p}");
+    wait_event(&d, "slowstop", "Killing");
+    // The TERM is ignored: without a second delete it would run 60 s.
+    let t0 = std::time::Instant::now();
+    let out = d.ok(&["delete", "pod", "slowstop", "--grace-period=1"]);
+    assert_eq!(out.trim(), "pod \"slowstop\" deleted");
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "the second delete took {took:?}, as the first grace period"
+    );
+    assert!(d.pod_names().is_empty(), "{:?}", d.pod_names());
 }
 
 #[test]
@@ -725,6 +814,81 @@ fn grpc_probe_on_a_host_network_pod() {
     );
     rt.block_on(reporter.set_service_status("peapod", ServingStatus::Serving));
     let p = d.wait_running("grpc");
+    assert_eq!(condition(&p, "Ready")["status"], "True");
+}
+
+/// `scheme: HTTPS`: TLS without verifying the certificate, as kubelet
+/// (a self-signed one here, from a real TLS server: openssl s_server on
+/// the host's loopback, which a hostNetwork pod's probes reach).
+#[test]
+fn https_probe_accepts_a_self_signed_certificate() {
+    let d = Daemon::start();
+    let (key, cert) = (d.dir.join("k.pem"), d.dir.join("c.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=pod.invalid", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    d.apply_ok(&pod(
+        "tls",
+        &format!(
+            "  terminationGracePeriodSeconds: 1
+  hostNetwork: true
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, '3600']
+    readinessProbe:
+      httpGet: {{port: {port}, scheme: HTTPS, path: /}}
+      periodSeconds: 1
+"
+        ),
+    ));
+    // No server yet: the probe runs and fails.
+    let ev = wait_event(&d, "tls", "Unhealthy");
+    let want = format!("Readiness probe failed: Get \"https://127.0.0.1:{port}/\": dial tcp");
+    assert!(
+        ev.iter().any(|(_, m)| m.starts_with(&want)),
+        "{want}\n{ev:?}"
+    );
+    assert_eq!(
+        d.pod("tls")["status"]["containerStatuses"][0]["ready"],
+        false
+    );
+    // Killed when the test ends (even by a failed assert).
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let p = d.wait_pod("tls", "ready", |p| {
+        p["status"]["containerStatuses"][0]["ready"] == true
+    });
     assert_eq!(condition(&p, "Ready")["status"], "True");
 }
 
