@@ -54,25 +54,13 @@ impl Allocatable {
     /// This machine: online CPUs, MemTotal, the size of the filesystem of
     /// `root` (where pods' writable layers and logs live).
     pub fn of_host(root: &std::path::Path) -> Self {
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get() as i64)
-            .unwrap_or(1);
-        let memory = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines()
-                    .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse::<i64>().ok())
-            })
-            .map(|kb| kb * 1024)
-            .unwrap_or(0);
+        let host = crate::admission::host_allocatable();
         let ephemeral_storage = nix::sys::statvfs::statvfs(root)
             .map(|s| s.blocks() as i64 * s.fragment_size() as i64)
             .unwrap_or(0);
         Allocatable {
-            cpu_milli: cpus * 1000,
-            memory,
+            cpu_milli: host.milli_cpu,
+            memory: host.memory,
             ephemeral_storage,
         }
     }

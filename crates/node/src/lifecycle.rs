@@ -81,35 +81,19 @@ pub fn grace_period(pod: &Pod, probe_grace: Option<i64>) -> Duration {
     Duration::from_secs(g as u64)
 }
 
-/// kubelet's killContainer: the `Killing` event with `message`, preStop
+/// kubelet's killContainer: the `Killing` event with `k.message`, preStop
 /// (when the grace period is not zero), then StopContainer with the rest
-/// of the grace period.
+/// of the grace period. After preStop it waits (within the grace period,
+/// which the wait uses up) until each of `turn` says its container is gone
+/// (or its kill was dropped), as kubelet's terminationOrdering.
 pub async fn kill_container(
     node: &Arc<Node>,
     pod: &Pod,
-    cid: &str,
-    name: &str,
-    message: &str,
-    grace: Duration,
-    net: PodNet,
-) {
-    kill_in_turn(node, pod, cid, name, message, grace, net, Vec::new()).await
-}
-
-/// [`kill_container`] that, after preStop, waits (within the grace
-/// period, which the wait uses up) until each of `turn` says its container
-/// is gone (or its kill was dropped), as kubelet's terminationOrdering.
-#[allow(clippy::too_many_arguments)]
-async fn kill_in_turn(
-    node: &Arc<Node>,
-    pod: &Pod,
-    cid: &str,
-    name: &str,
-    message: &str,
-    grace: Duration,
+    k: &Kill,
     net: PodNet,
     turn: Vec<watch::Receiver<bool>>,
 ) {
+    let (cid, name, grace) = (k.cid.as_str(), k.name.as_str(), k.grace);
     let c: Option<Container> = pod.spec.as_ref().and_then(|s| {
         s.containers
             .iter()
@@ -117,7 +101,7 @@ async fn kill_in_turn(
             .find(|c| c.name == name)
             .cloned()
     });
-    node.events.record(pod, "Normal", "Killing", message);
+    node.events.record(pod, "Normal", "Killing", &k.message);
     let mut left = grace;
     let pre_stop = c
         .as_ref()
@@ -198,7 +182,7 @@ pub async fn kill_all(node: &Arc<Node>, pod: &Pod, kills: Vec<Kill>, net: PodNet
             .collect();
         let done = gone.remove(&k.name).map(|(tx, _)| tx);
         tasks.spawn(async move {
-            kill_in_turn(&node, &pod, &k.cid, &k.name, &k.message, k.grace, net, turn).await;
+            kill_container(&node, &pod, &k, net, turn).await;
             if let Some(tx) = done {
                 let _ = tx.send(true);
             }

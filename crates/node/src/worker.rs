@@ -586,24 +586,21 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
         };
         let Some(c) = c.cloned() else { continue };
         let vols = node.pod_dir(&uid).join("volumes");
-        let env = match container_env(node, pod, &c, obs) {
-            Ok(env) => env,
+        // Env and mounts: an error holds the container in
+        // CreateContainerConfigError, as kubelet.
+        let config = container_env(node, pod, &c, obs)
+            .map_err(|e| e.to_string())
+            .and_then(|env| {
+                volumes::container_mounts(&c, &prepared, &field, &vols, &env.vars)
+                    .map(|m| (env, m))
+                    .map_err(|e| e.to_string())
+            });
+        let (env, mut mounts) = match config {
+            Ok(x) => x,
             Err(e) => {
                 obs.waiting.insert(
                     c.name.clone(),
-                    ("CreateContainerConfigError".into(), e.to_string()),
-                );
-                node.events
-                    .record(pod, "Warning", "Failed", format!("Error: {e}"));
-                continue;
-            }
-        };
-        let mut mounts = match volumes::container_mounts(&c, &prepared, &field, &vols, &env.vars) {
-            Ok(m) => m,
-            Err(e) => {
-                obs.waiting.insert(
-                    c.name.clone(),
-                    ("CreateContainerConfigError".into(), e.to_string()),
+                    ("CreateContainerConfigError".into(), e.clone()),
                 );
                 node.events
                     .record(pod, "Warning", "Failed", format!("Error: {e}"));
@@ -689,17 +686,14 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
                 if let Some(msg) = hook_failed {
                     node.events
                         .record(pod, "Warning", "FailedPostStartHook", msg);
-                    let grace = lifecycle::grace_period(pod, None);
-                    lifecycle::kill_container(
-                        node,
-                        pod,
-                        &cid,
-                        &c.name,
-                        "FailedPostStartHook",
-                        grace,
-                        net.clone(),
-                    )
-                    .await;
+                    let kill = Kill {
+                        cid: cid.clone(),
+                        name: c.name.clone(),
+                        message: "FailedPostStartHook".into(),
+                        grace: lifecycle::grace_period(pod, None),
+                        after: Vec::new(),
+                    };
+                    lifecycle::kill_container(node, pod, &kill, net.clone(), Vec::new()).await;
                 }
             }
             Ok(Err(e)) => {
