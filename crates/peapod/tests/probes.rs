@@ -427,13 +427,18 @@ fn tcp_socket_liveness_failure_restarts() {
 "
         ),
     ));
-    d.wait_pod("tcplive", "restarted", |p| {
+    let p = d.wait_pod("tcplive", "restarted", |p| {
         p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)
     });
+    // To the pod's IP, as kubelet.
+    let want = format!(
+        "Liveness probe failed: dial tcp {}:9999: connect:",
+        p["status"]["podIP"].as_str().expect("podIP")
+    );
     let ev = wait_event(&d, "tcplive", "Killing");
     assert!(
-        ev.iter().any(|(r, m)| r == "Unhealthy"
-            && m.starts_with("Liveness probe failed: dial tcp 127.0.0.1:9999: connect:")),
+        ev.iter()
+            .any(|(r, m)| r == "Unhealthy" && m.starts_with(&want)),
         "{ev:?}"
     );
     // An exec probe past its timeoutSeconds fails.
@@ -585,7 +590,16 @@ fn sidecars_stop_after_the_app_containers_in_reverse_order() {
             dir.display()
         ),
     ));
-    d.wait_running("ordered");
+    d.wait_pod("ordered", "all four running", |p| {
+        let running = |s: &Value| s["state"]["running"].is_object();
+        let st = &p["status"];
+        st["containerStatuses"]
+            .as_array()
+            .is_some_and(|v| v.iter().all(running))
+            && st["initContainerStatuses"]
+                .as_array()
+                .is_some_and(|v| v.len() == 3 && v.iter().all(running))
+    });
     d.ok(&["delete", "pod", "ordered"]);
     assert_eq!(
         std::fs::read_to_string(dir.join("order")).unwrap(),
