@@ -43,8 +43,8 @@ pub struct Observed {
 impl Observed {
     /// The pod's addresses, primary first: those CNI gave its current
     /// sandbox; a hostNetwork pod has the host's, as kubelet reports. The
-    /// one source of `status.podIP(s)`, the downward API and the host
-    /// that probes and hooks connect to.
+    /// one source of `status.podIP(s)` and the downward API; probes and
+    /// hooks take the same sandbox address (`prober::handler::PodNet`).
     pub fn pod_ips(&self, pod: &Pod) -> Vec<String> {
         let host_network = pod
             .spec
