@@ -9,41 +9,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 fn pod(name: &str, body: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{body}")
-}
-
-/// The pod's events (reason, message), in the order they were first seen.
-fn events(d: &Daemon, pod: &str) -> Vec<(String, String)> {
-    let (code, body) = d.api_get("/api/v1/namespaces/default/events");
-    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["involvedObject"]["name"] == pod)
-        .map(|e| {
-            (
-                e["reason"].as_str().unwrap_or_default().to_string(),
-                e["message"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn wait_event(d: &Daemon, pod: &str, reason: &str) -> Vec<(String, String)> {
-    for _ in 0..600 {
-        let ev = events(d, pod);
-        if ev.iter().any(|(r, _)| r == reason) {
-            return ev;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "no {reason} event for {pod}: {:?}\n--- daemon log ---\n{}",
-        events(d, pod),
-        std::fs::read_to_string(&d.log).unwrap_or_default()
-    );
+    pod_manifest(name, body)
 }
 
 fn condition(p: &Value, typ: &str) -> Value {
@@ -107,10 +73,7 @@ fn failing_liveness_probe_restarts_the_container() {
     d.wait_running("live");
     // Healthy: a few periods pass without a restart.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        d.pod("live")["status"]["containerStatuses"][0]["restartCount"],
-        0
-    );
+    assert_eq!(d.restart_count("live", 0), 0);
     d.exec_ok("live", "app", &["rm", "/tmp/healthy"]);
     let p = d.wait_pod("live", "restarted once", |p| {
         let c = &p["status"]["containerStatuses"][0];
@@ -122,7 +85,7 @@ fn failing_liveness_probe_restarts_the_container() {
         p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
         137
     );
-    let ev = wait_event(&d, "live", "Killing");
+    let ev = d.wait_event("live", "Killing");
     let unhealthy = ev
         .iter()
         .position(|(r, m)| {
@@ -142,10 +105,7 @@ fn failing_liveness_probe_restarts_the_container() {
     assert!(describe.contains("failed liveness probe"), "{describe}");
     // The new container is healthy again and stays.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        d.pod("live")["status"]["containerStatuses"][0]["restartCount"],
-        1
-    );
+    assert_eq!(d.restart_count("live", 0), 1);
 }
 
 #[test]
@@ -299,10 +259,7 @@ fn startup_probe_holds_liveness_back() {
     assert!(d
         .exec_ok("slow", "app", &["cat", "/tmp/liveness-runs"])
         .contains("run"));
-    assert_eq!(
-        d.pod("slow")["status"]["containerStatuses"][0]["restartCount"],
-        0
-    );
+    assert_eq!(d.restart_count("slow", 0), 0);
 }
 
 #[test]
@@ -340,7 +297,7 @@ fn http_get_and_tcp_socket_probes() {
         p["status"]["containerStatuses"][1]["ready"] == true
     });
     assert_eq!(p["status"]["containerStatuses"][0]["ready"], false);
-    let ev = wait_event(&d, "web", "Unhealthy");
+    let ev = d.wait_event("web", "Unhealthy");
     assert!(
         ev.iter().any(|(r, m)| r == "Unhealthy"
             && m == "Readiness probe failed: HTTP probe failed with statuscode: 404"),
@@ -354,10 +311,7 @@ fn http_get_and_tcp_socket_probes() {
     d.wait_pod("web", "web unready", |p| {
         p["status"]["containerStatuses"][0]["ready"] == false
     });
-    assert_eq!(
-        d.pod("web")["status"]["containerStatuses"][1]["restartCount"],
-        0
-    );
+    assert_eq!(d.restart_count("web", 1), 0);
 }
 
 /// As kubelet, an httpGet probe connects from the host to the pod's IP:
@@ -390,7 +344,7 @@ fn http_get_probe_connects_to_the_pod_ip() {
         p["status"]["containerStatuses"][0]["ready"] == true
     });
     let ip = p["status"]["podIP"].as_str().expect("podIP").to_string();
-    let ev = wait_event(&d, "byip", "Unhealthy");
+    let ev = d.wait_event("byip", "Unhealthy");
     let want = format!("Readiness probe failed: Get \"http://{ip}:8081/\": dial tcp {ip}:8081: connect: Connection refused");
     assert!(
         ev.iter().any(|(_, m)| m.starts_with(&want)),
@@ -435,19 +389,19 @@ fn tcp_socket_liveness_failure_restarts() {
         "Liveness probe failed: dial tcp {}:9999: connect:",
         p["status"]["podIP"].as_str().expect("podIP")
     );
-    let ev = wait_event(&d, "tcplive", "Killing");
+    let ev = d.wait_event("tcplive", "Killing");
     assert!(
         ev.iter()
             .any(|(r, m)| r == "Unhealthy" && m.starts_with(&want)),
         "{ev:?}"
     );
     // An exec probe past its timeoutSeconds fails.
-    let ev = wait_event(&d, "tcplive", "Unhealthy");
+    let ev = d.wait_event("tcplive", "Unhealthy");
     let ev = if ev.iter().any(|(_, m)| m.contains("timed out")) {
         ev
     } else {
         std::thread::sleep(Duration::from_secs(3));
-        events(&d, "tcplive")
+        d.events("tcplive")
     };
     assert!(
         ev.iter().any(|(r, m)| r == "Unhealthy"
@@ -540,7 +494,7 @@ fn pre_stop_runs_before_sigterm_and_the_grace_period_is_honoured() {
         "started\nprestop\nterm\n"
     );
     // A failing preStop is reported, and the stop goes on.
-    let ev = events(&d, "grace");
+    let ev = d.events("grace");
     assert!(
         ev.iter()
             .any(|(r, m)| r == "FailedPreStopHook" && m.contains("cannot-stop")),
@@ -630,7 +584,7 @@ fn a_second_delete_with_a_shorter_grace_period_ends_the_stop_sooner() {
         p["metadata"]["deletionGracePeriodSeconds"] == 60
     });
     assert!(p["metadata"]["deletionTimestamp"].is_string(), "{p}");
-    wait_event(&d, "slowstop", "Killing");
+    d.wait_event("slowstop", "Killing");
     // The TERM is ignored: without a second delete it would run 60 s.
     let t0 = std::time::Instant::now();
     let out = d.ok(&["delete", "pod", "slowstop", "--grace-period=1"]);
@@ -684,7 +638,7 @@ fn post_start_hook_completes_before_the_container_counts_as_started() {
 "
         ),
     ));
-    let ev = wait_event(&d, "badhook", "FailedPostStartHook");
+    let ev = d.wait_event("badhook", "FailedPostStartHook");
     assert!(
         ev.iter()
             .any(|(r, m)| r == "FailedPostStartHook" && m.contains("broken")),
@@ -718,7 +672,7 @@ fn active_deadline_fails_the_pod() {
         "Pod was active on the node longer than the specified deadline"
     );
     let started = time(&p["status"]["startTime"]);
-    let ev = wait_event(&d, "deadline", "DeadlineExceeded");
+    let ev = d.wait_event("deadline", "DeadlineExceeded");
     assert!(ev.iter().any(|(r, m)| r == "DeadlineExceeded"
         && m == "Pod was active on the node longer than the specified deadline"));
     let p = d.wait_pod("deadline", "container stopped", |p| {
@@ -816,7 +770,7 @@ fn grpc_probe_on_a_host_network_pod() {
 "
         ),
     ));
-    let ev = wait_event(&d, "grpc", "Unhealthy");
+    let ev = d.wait_event("grpc", "Unhealthy");
     assert!(
         ev.iter().any(|(r, m)| r == "Unhealthy"
             && m == "Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")"),
@@ -869,7 +823,7 @@ fn https_probe_accepts_a_self_signed_certificate() {
         ),
     ));
     // No server yet: the probe runs and fails.
-    let ev = wait_event(&d, "tls", "Unhealthy");
+    let ev = d.wait_event("tls", "Unhealthy");
     let want = format!("Readiness probe failed: Get \"https://127.0.0.1:{port}/\": dial tcp");
     assert!(
         ev.iter().any(|(_, m)| m.starts_with(&want)),
@@ -928,7 +882,7 @@ fn startup_probe_failure_kills_with_the_probe_grace_period() {
     let p = d.wait_pod("neverup", "restarted", |p| {
         p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)
     });
-    let ev = wait_event(&d, "neverup", "Killing");
+    let ev = d.wait_event("neverup", "Killing");
     assert!(
         ev.iter()
             .any(|(r, m)| r == "Killing"
