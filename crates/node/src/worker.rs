@@ -825,6 +825,7 @@ async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &Observed, notify: &Notify)
         pod.metadata.name.clone(),
     );
     let mut pod = pod.clone();
+    let mut view = obs.view.clone();
     loop {
         let grace = lifecycle::grace_period(&pod, None);
         let shorter = async {
@@ -840,12 +841,16 @@ async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &Observed, notify: &Notify)
             }
         };
         let next = tokio::select! {
-            _ = lifecycle::stop_pod(node, &pod, &obs.view) => None,
+            _ = lifecycle::stop_pod(node, &pod, &view) => None,
             p = shorter => Some(p),
         };
-        match next {
-            Some(p) => pod = p,
-            None => return,
+        let Some(p) = next else { return };
+        pod = p;
+        // Only what still runs is stopped again.
+        let rt = node.runtime.clone();
+        let ids: Vec<String> = view.sandboxes.iter().map(|s| s.id.clone()).collect();
+        if let Some(v) = blocking(move || read_view(&rt, &ids)).await {
+            view = v;
         }
     }
 }
