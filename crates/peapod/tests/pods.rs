@@ -1061,7 +1061,15 @@ spec:
     assert!(std::fs::read_to_string(logs.join("0.log"))
         .unwrap()
         .contains("first"));
-    assert!(d.ok(&["logs", "flaky"]).contains("second"));
+    // The status says running before the shell's echo may be written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !d.ok(&["logs", "flaky"]).contains("second") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no \"second\" in the log"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let table = d.ok(&["get", "pods"]);
     let row = table.lines().find(|l| l.starts_with("flaky")).unwrap();
     assert!(row.contains("Running") && row.contains(" 1 "), "{table}");
