@@ -314,23 +314,28 @@ fn http_get_and_tcp_socket_probes() {
     assert_eq!(d.restart_count("web", 1), 0);
 }
 
-/// As kubelet, an httpGet probe connects from the host to the pod's IP:
-/// a server on the pod's 0.0.0.0 answers it, one on the pod's own
+/// As kubelet, an httpGet probe or hook connects from the host to the
+/// pod's IP: a server on the pod's 0.0.0.0 answers it (and sees it come
+/// from the bridge's address, not loopback), one on the pod's own
 /// loopback cannot be reached.
 #[test]
-fn http_get_probe_connects_to_the_pod_ip() {
+fn http_get_probe_and_hook_connect_to_the_pod_ip() {
     let d = Daemon::start();
     d.apply_ok(&pod(
         "byip",
         &format!(
-            "  terminationGracePeriodSeconds: 1
+            "  terminationGracePeriodSeconds: 5
   containers:
   - name: any
     image: {HTTPD}
-    command: [httpd, -f, -p, '8080', -h, /www]
+    command: [httpd, -f, -vv, -p, '8080', -h, /www]
     readinessProbe:
-      httpGet: {{path: /, port: 8080}}
+      httpGet: {{path: /probe, port: 8080}}
       periodSeconds: 1
+      failureThreshold: 1000
+    lifecycle:
+      preStop:
+        httpGet: {{path: /bye, port: 8080}}
   - name: lo
     image: {HTTPD}
     command: [httpd, -f, -p, '127.0.0.1:8081', -h, /www]
@@ -340,20 +345,54 @@ fn http_get_probe_connects_to_the_pod_ip() {
 "
         ),
     ));
-    let p = d.wait_pod("byip", "any ready", |p| {
-        p["status"]["containerStatuses"][0]["ready"] == true
+    d.wait_pod("byip", "any running", |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
     });
+    // httpd -vv logs each request as `[::ffff:CLIENT-IP]:PORT: url:PATH`.
+    let gateway = d.net.gateway();
+    let wait_request = |path: &str| {
+        let want = format!("url:{path}");
+        for _ in 0..300 {
+            let log = d.ok(&["logs", "byip", "-c", "any"]);
+            if let Some(l) = log.lines().find(|l| l.ends_with(&want)) {
+                return l.to_string();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no request for {path}: {}",
+            d.ok(&["logs", "byip", "-c", "any"])
+        );
+    };
+    let probe = wait_request("/probe");
+    assert!(probe.contains(&format!("{gateway}]:")), "{probe}");
+    // /probe is missing (404): a server that answers is reached.
+    let p = d.pod("byip");
     let ip = p["status"]["podIP"].as_str().expect("podIP").to_string();
     let ev = d.wait_event("byip", "Unhealthy");
-    let want = format!("Readiness probe failed: Get \"http://{ip}:8081/\": dial tcp {ip}:8081: connect: Connection refused");
     assert!(
-        ev.iter().any(|(_, m)| m.starts_with(&want)),
-        "{want}\n{ev:?}"
+        ev.iter().any(|(_, m)| m
+            == &format!("Readiness probe failed: HTTP probe failed with statuscode: 404")),
+        "{ev:?}"
     );
-    assert_eq!(
-        d.pod("byip")["status"]["containerStatuses"][1]["ready"],
-        false
+    let want = format!("Readiness probe failed: Get \"http://{ip}:8081/\": dial tcp {ip}:8081: connect: Connection refused");
+    for _ in 0..100 {
+        if d.events("byip").iter().any(|(_, m)| m.starts_with(&want)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        d.events("byip").iter().any(|(_, m)| m.starts_with(&want)),
+        "{want}\n{:?}",
+        d.events("byip")
     );
+    // The preStop hook, while the pod terminates (httpd, PID 1, ignores
+    // SIGTERM: the grace period leaves time to read its log).
+    d.ok(&["delete", "pod", "byip", "--wait=false"]);
+    let hook = wait_request("/bye");
+    assert!(hook.contains(&format!("{gateway}]:")), "{hook}");
+    d.ok(&["delete", "pod", "byip", "--grace-period=0"]);
 }
 
 #[test]
