@@ -554,7 +554,7 @@ fn sidecars_stop_after_the_app_containers_in_reverse_order() {
             "  - name: {name}
     image: {BUSYBOX}
     restartPolicy: Always
-    command: [sh, -c, \"trap 'echo {name}-term >> /h/order; exit 0' TERM; while true; do sleep 0.1; done\"]
+    command: [sh, -c, \"trap 'echo {name}-term >> /h/order; exit 0' TERM; touch /h/up-{name}; while true; do sleep 0.1; done\"]
     volumeMounts: [{{name: h, mountPath: /h}}]
 "
         )
@@ -567,7 +567,7 @@ fn sidecars_stop_after_the_app_containers_in_reverse_order() {
 {}{}{}  containers:
   - name: app
     image: {BUSYBOX}
-    command: [sh, -c, \"trap 'sleep 1; echo app-term >> /h/order; exit 0' TERM; while true; do sleep 0.1; done\"]
+    command: [sh, -c, \"trap 'sleep 1; echo app-term >> /h/order; exit 0' TERM; touch /h/up-app; while true; do sleep 0.1; done\"]
     volumeMounts: [{{name: h, mountPath: /h}}]
   volumes:
   - name: h
@@ -579,20 +579,26 @@ fn sidecars_stop_after_the_app_containers_in_reverse_order() {
             dir.display()
         ),
     ));
-    d.wait_pod("ordered", "all four running", |p| {
-        let running = |s: &Value| s["state"]["running"].is_object();
-        let st = &p["status"];
-        st["containerStatuses"]
-            .as_array()
-            .is_some_and(|v| v.iter().all(running))
-            && st["initContainerStatuses"]
-                .as_array()
-                .is_some_and(|v| v.len() == 3 && v.iter().all(running))
-    });
+    // Each has set its TERM trap (a shell as PID 1 ignores TERM until
+    // then).
+    let up = ["app", "side1", "side2", "side3"].map(|n| dir.join(format!("up-{n}")));
+    for _ in 0..300 {
+        if up.iter().all(|f| f.exists()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        up.iter().all(|f| f.exists()),
+        "{:?}",
+        d.pod("ordered")["status"]
+    );
     d.ok(&["delete", "pod", "ordered"]);
     assert_eq!(
         std::fs::read_to_string(dir.join("order")).unwrap(),
-        "app-term\nside3-term\nside2-term\nside1-term\n"
+        "app-term\nside3-term\nside2-term\nside1-term\n",
+        "{:?}",
+        d.events("ordered")
     );
 }
 
