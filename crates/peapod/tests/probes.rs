@@ -12,6 +12,14 @@ fn pod(name: &str, body: &str) -> String {
     pod_manifest(name, body)
 }
 
+/// A pod of `containers` (the list's items) with a 1 s grace period.
+fn app_pod(name: &str, containers: &str) -> String {
+    pod(
+        name,
+        &format!("  terminationGracePeriodSeconds: 1\n  containers:\n{containers}"),
+    )
+}
+
 fn condition(p: &Value, typ: &str) -> Value {
     p["status"]["conditions"]
         .as_array()
@@ -111,12 +119,10 @@ fn failing_liveness_probe_restarts_the_container() {
 #[test]
 fn readiness_probe_flips_ready_both_ways() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "ready",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     readinessProbe:
@@ -165,12 +171,10 @@ fn readiness_survives_a_daemon_restart() {
     let mut d = Daemon::start();
     // The probe takes 2 s: a restarted daemon that forgot the result would
     // write the pod unready until the probe answers.
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "steady",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sh, -c, 'touch /tmp/ready; exec sleep 3600']
     readinessProbe:
@@ -205,12 +209,10 @@ fn readiness_survives_a_daemon_restart() {
 #[test]
 fn startup_probe_holds_liveness_back() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "slow",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     startupProbe:
@@ -265,12 +267,10 @@ fn startup_probe_holds_liveness_back() {
 #[test]
 fn http_get_and_tcp_socket_probes() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "web",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: web
+            "  - name: web
     image: {HTTPD}
     command: [httpd, -f, -p, '8080', -h, /www]
     ports: [{{name: http, containerPort: 8080}}]
@@ -394,12 +394,10 @@ fn http_get_probe_and_hook_connect_to_the_pod_ip() {
 #[test]
 fn tcp_socket_liveness_failure_restarts() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "tcplive",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     livenessProbe:
@@ -641,12 +639,10 @@ fn a_second_delete_with_a_shorter_grace_period_ends_the_stop_sooner() {
 #[test]
 fn post_start_hook_completes_before_the_container_counts_as_started() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "hooked",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     lifecycle:
@@ -665,12 +661,10 @@ fn post_start_hook_completes_before_the_container_counts_as_started() {
         "from-post-start"
     );
 
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "badhook",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     lifecycle:
