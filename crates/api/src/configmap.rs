@@ -114,23 +114,41 @@ pub fn validate_config_map(c: &ConfigMap) -> Result<(), String> {
 pub fn validate_config_map_update(old: &ConfigMap, new: &ConfigMap) -> Result<(), String> {
     validate_config_map(new)?;
     let mut errs = Vec::new();
-    if old.immutable == Some(true) {
-        const MSG: &str = "Forbidden: field is immutable when `immutable` is set";
-        if new.immutable != old.immutable {
-            errs.push(format!("immutable: {MSG}"));
-        }
-        if new.data != old.data {
-            errs.push(format!("data: {MSG}"));
-        }
-        if new.binary_data != old.binary_data {
-            errs.push(format!("binaryData: {MSG}"));
-        }
-    }
+    immutable_errors(
+        old.immutable,
+        new.immutable,
+        &[
+            ("data", new.data != old.data),
+            ("binaryData", new.binary_data != old.binary_data),
+        ],
+        &mut errs,
+    );
     invalid(
         "ConfigMap",
         new.metadata.name.as_deref().unwrap_or_default(),
         errs,
     )
+}
+
+/// The API server's check of an update of an `immutable` ConfigMap or
+/// Secret: the flag stays, and so does each of `changed` (field name,
+/// whether the update changes it).
+pub(crate) fn immutable_errors(
+    old: Option<bool>,
+    new: Option<bool>,
+    changed: &[(&str, bool)],
+    errs: &mut Vec<String>,
+) {
+    if old != Some(true) {
+        return;
+    }
+    const MSG: &str = "Forbidden: field is immutable when `immutable` is set";
+    if new != old {
+        errs.push(format!("immutable: {MSG}"));
+    }
+    for (field, _) in changed.iter().filter(|(_, c)| *c) {
+        errs.push(format!("{field}: {MSG}"));
+    }
 }
 
 #[cfg(test)]

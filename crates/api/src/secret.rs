@@ -67,15 +67,12 @@ pub fn validate_secret_update(old: &Secret, new: &Secret) -> Result<(), String> 
             new.type_.as_deref().unwrap_or_default()
         ));
     }
-    if old.immutable == Some(true) {
-        const MSG: &str = "Forbidden: field is immutable when `immutable` is set";
-        if new.immutable != old.immutable {
-            errs.push(format!("immutable: {MSG}"));
-        }
-        if new.data != old.data {
-            errs.push(format!("data: {MSG}"));
-        }
-    }
+    crate::configmap::immutable_errors(
+        old.immutable,
+        new.immutable,
+        &[("data", new.data != old.data)],
+        &mut errs,
+    );
     crate::configmap::invalid(
         "Secret",
         new.metadata.name.as_deref().unwrap_or_default(),

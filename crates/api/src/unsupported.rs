@@ -7,10 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Container, HTTPGetAction, LifecycleHandler, Pod, PodSecurityContext, PodSpec, Probe,
-    SecurityContext,
-};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, PodSpec, SecurityContext};
 
 use crate::path::FieldPath;
 
@@ -209,19 +206,10 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
         );
     }
     if let Some(l) = &c.lifecycle {
-        let lp = p("lifecycle");
-        for (name, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
-            if let Some(h) = h {
-                hook_fields(h, &lp.child(name), found);
-            }
-        }
-        found.check(non_empty_str(&l.stop_signal), &lp.child("stopSignal"));
-    }
-    if let Some(probe) = &c.liveness_probe {
-        probe_fields(probe, &p("livenessProbe"), found);
-    }
-    if let Some(probe) = &c.readiness_probe {
-        probe_fields(probe, &p("readinessProbe"), found);
+        found.check(
+            non_empty_str(&l.stop_signal),
+            &p("lifecycle").child("stopSignal"),
+        );
     }
     found.check(non_empty(&c.resize_policy), &p("resizePolicy"));
     if let Some(resources) = &c.resources {
@@ -233,9 +221,6 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
     found.check(non_empty(&c.restart_policy_rules), &p("restartPolicyRules"));
     if let Some(sc) = &c.security_context {
         security_context_fields(sc, &p("securityContext"), found);
-    }
-    if let Some(probe) = &c.startup_probe {
-        probe_fields(probe, &p("startupProbe"), found);
     }
     found.check(non_empty(&c.volume_devices), &p("volumeDevices"));
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
@@ -254,29 +239,6 @@ fn container_fields(c: &Container, path: &FieldPath, found: &mut Found) {
                 rro,
             );
         }
-    }
-}
-
-/// Probes are honoured but for HTTPS.
-fn probe_fields(probe: &Probe, path: &FieldPath, found: &mut Found) {
-    if let Some(g) = &probe.http_get {
-        http_get_fields(g, &path.child("httpGet"), found);
-    }
-}
-
-fn hook_fields(h: &LifecycleHandler, path: &FieldPath, found: &mut Found) {
-    if let Some(g) = &h.http_get {
-        http_get_fields(g, &path.child("httpGet"), found);
-    }
-}
-
-fn http_get_fields(g: &HTTPGetAction, path: &FieldPath, found: &mut Found) {
-    if let Some(scheme) = &g.scheme {
-        found.check_value(
-            !scheme.eq_ignore_ascii_case("HTTP"),
-            &path.child("scheme"),
-            scheme,
-        );
     }
 }
 
@@ -316,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn probes_hooks_and_deadline_are_supported_but_https() {
+    fn probes_hooks_and_deadline_are_supported() {
         assert_eq!(
             warnings(json!({
                 "activeDeadlineSeconds": 30,
@@ -339,10 +301,9 @@ mod tests {
                 "image": "nginx",
                 "livenessProbe": {"grpc": {"port": 80}},
                 "readinessProbe": {"httpGet": {"port": 80, "scheme": "HTTPS"}},
+                "lifecycle": {"preStop": {"httpGet": {"port": 80, "scheme": "HTTPS"}}},
             }]})),
-            [
-                "spec.containers[0].readinessProbe.httpGet.scheme \"HTTPS\" is not supported yet and is ignored",
-            ]
+            Vec::<String>::new()
         );
     }
 

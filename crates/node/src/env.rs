@@ -36,7 +36,9 @@ impl Sources for crate::store::Store {
 pub struct PodContext {
     pub node_name: String,
     pub host_ip: String,
-    pub pod_ip: Option<String>,
+    /// The pod's addresses, primary first (empty before its sandbox has
+    /// an IP).
+    pub pod_ips: Vec<String>,
     pub allocatable: Allocatable,
 }
 
@@ -52,25 +54,13 @@ impl Allocatable {
     /// This machine: online CPUs, MemTotal, the size of the filesystem of
     /// `root` (where pods' writable layers and logs live).
     pub fn of_host(root: &std::path::Path) -> Self {
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get() as i64)
-            .unwrap_or(1);
-        let memory = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines()
-                    .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse::<i64>().ok())
-            })
-            .map(|kb| kb * 1024)
-            .unwrap_or(0);
+        let host = crate::admission::host_allocatable();
         let ephemeral_storage = nix::sys::statvfs::statvfs(root)
             .map(|s| s.blocks() as i64 * s.fragment_size() as i64)
             .unwrap_or(0);
         Allocatable {
-            cpu_milli: cpus * 1000,
-            memory,
+            cpu_milli: host.milli_cpu,
+            memory: host.memory,
             ephemeral_storage,
         }
     }
@@ -350,7 +340,9 @@ pub fn pod_field(pod: &Pod, path: &str, ctx: &PodContext) -> Option<String> {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".into()),
         "status.hostIP" | "status.hostIPs" => ctx.host_ip.clone(),
-        "status.podIP" | "status.podIPs" => ctx.pod_ip.clone().unwrap_or_default(),
+        "status.podIP" => ctx.pod_ips.first().cloned().unwrap_or_default(),
+        // kubelet joins them with commas.
+        "status.podIPs" => ctx.pod_ips.join(","),
         _ => return None,
     })
 }
@@ -532,8 +524,11 @@ spec:
     - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}}
     - {name: OPT, valueFrom: {configMapKeyRef: {name: cfg, key: nope, optional: true}}}
     - {name: CM_A, value: overridden}
+    - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}
 "#);
         let ctx = PodContext {
+            pod_ips: vec!["10.88.0.5".into(), "fd00::5".into()],
             allocatable: Allocatable {
                 cpu_milli: 2000,
                 memory: 1 << 30,
@@ -553,6 +548,8 @@ spec:
         assert_eq!(get("MEM").as_deref(), Some("64"));
         assert_eq!(get("CPU").as_deref(), Some("2000"));
         assert_eq!(get("OPT"), None);
+        assert_eq!(get("IP").as_deref(), Some("10.88.0.5"));
+        assert_eq!(get("IPS").as_deref(), Some("10.88.0.5,fd00::5"));
         assert_eq!(
             env.warnings,
             ["Keys [CM_bäd] from the EnvFrom configMap default/cfg were skipped since they are considered invalid environment variable names."]

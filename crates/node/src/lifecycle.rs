@@ -7,13 +7,14 @@
 
 use crate::node::Node;
 use crate::pod_actions::PodView;
-use crate::prober::handler::{Handler, Outcome, Target};
+use crate::prober::handler::{Handler, Outcome, PodNet, Target};
 use crate::prober::{ProbeType, Snapshot};
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
-use peapod_runtime::ContainerState;
-use std::path::PathBuf;
+use peapod_runtime::{ContainerState, ContainerStatus};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// kubelet's `minimumGracePeriodInSeconds`: the stop after a preStop hook
 /// always gets this long.
@@ -80,18 +81,19 @@ pub fn grace_period(pod: &Pod, probe_grace: Option<i64>) -> Duration {
     Duration::from_secs(g as u64)
 }
 
-/// kubelet's killContainer: the `Killing` event with `message`, preStop
+/// kubelet's killContainer: the `Killing` event with `k.message`, preStop
 /// (when the grace period is not zero), then StopContainer with the rest
-/// of the grace period.
+/// of the grace period. After preStop it waits (within the grace period,
+/// which the wait uses up) until each of `turn` says its container is gone
+/// (or its kill was dropped), as kubelet's terminationOrdering.
 pub async fn kill_container(
     node: &Arc<Node>,
     pod: &Pod,
-    cid: &str,
-    name: &str,
-    message: &str,
-    grace: Duration,
-    netns: Option<PathBuf>,
+    k: &Kill,
+    net: PodNet,
+    turn: Vec<watch::Receiver<bool>>,
 ) {
+    let (cid, name, grace) = (k.cid.as_str(), k.name.as_str(), k.grace);
     let c: Option<Container> = pod.spec.as_ref().and_then(|s| {
         s.containers
             .iter()
@@ -99,7 +101,7 @@ pub async fn kill_container(
             .find(|c| c.name == name)
             .cloned()
     });
-    node.events.record(pod, "Normal", "Killing", message);
+    node.events.record(pod, "Normal", "Killing", &k.message);
     let mut left = grace;
     let pre_stop = c
         .as_ref()
@@ -110,7 +112,7 @@ pub async fn kill_container(
             let target = Target {
                 runtime: node.runtime.clone(),
                 container_id: cid.to_string(),
-                netns,
+                net,
             };
             let (p, c2) = (pod.clone(), c.clone());
             let hook =
@@ -127,6 +129,15 @@ pub async fn kill_container(
             left = grace.saturating_sub(Duration::from_secs(t0.elapsed().as_secs()));
         }
     }
+    if !turn.is_empty() && !left.is_zero() {
+        let t0 = Instant::now();
+        let gone = futures_util::future::join_all(
+            turn.into_iter()
+                .map(|mut r| async move { r.wait_for(|gone| *gone).await.map(drop) }),
+        );
+        let _ = tokio::time::timeout(left, gone).await;
+        left = left.saturating_sub(t0.elapsed());
+    }
     if !grace.is_zero() {
         left = left.max(MIN_GRACE);
     }
@@ -139,28 +150,45 @@ pub async fn kill_container(
 }
 
 /// What `kill_container` needs to know of a container to stop: id, name,
-/// the Killing message, the grace period.
+/// the Killing message, the grace period, and the containers (of the same
+/// kill) to be gone first.
 pub struct Kill {
     pub cid: String,
     pub name: String,
     pub message: String,
     pub grace: Duration,
+    pub after: Vec<String>,
 }
 
-/// Kill several containers at once (pod deletion, deadline).
-pub async fn kill_all(node: &Arc<Node>, pod: &Pod, kills: Vec<Kill>, netns: Option<PathBuf>) {
-    let tasks: Vec<_> = kills
-        .into_iter()
-        .map(|k| {
-            let (node, pod, netns) = (node.clone(), pod.clone(), netns.clone());
-            tokio::spawn(async move {
-                kill_container(&node, &pod, &k.cid, &k.name, &k.message, k.grace, netns).await
-            })
-        })
+/// Kill several containers at once (pod deletion, deadline), each after
+/// those its `after` names. Dropping the future aborts the kills (a
+/// shorter grace period starts them over).
+pub async fn kill_all(node: &Arc<Node>, pod: &Pod, kills: Vec<Kill>, net: PodNet) {
+    let mut gone: HashMap<String, (watch::Sender<bool>, watch::Receiver<bool>)> = kills
+        .iter()
+        .map(|k| (k.name.clone(), watch::channel(false)))
         .collect();
-    for t in tasks {
-        let _ = t.await;
+    let receivers: HashMap<String, watch::Receiver<bool>> = gone
+        .iter()
+        .map(|(n, (_, r))| (n.clone(), r.clone()))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in kills {
+        let (node, pod, net) = (node.clone(), pod.clone(), net.clone());
+        let turn = k
+            .after
+            .iter()
+            .filter_map(|n| receivers.get(n).cloned())
+            .collect();
+        let done = gone.remove(&k.name).map(|(tx, _)| tx);
+        tasks.spawn(async move {
+            kill_container(&node, &pod, &k, net, turn).await;
+            if let Some(tx) = done {
+                let _ = tx.send(true);
+            }
+        });
     }
+    while tasks.join_next().await.is_some() {}
 }
 
 /// Kill the running containers whose liveness or startup probe failed, as
@@ -201,53 +229,84 @@ pub async fn kill_unhealthy(
             name: c.name.clone(),
             message,
             grace: grace_period(pod, probe.and_then(|p| p.termination_grace_period_seconds)),
+            after: Vec::new(),
         });
     }
     if kills.is_empty() {
         return false;
     }
-    let netns = view.current_sandbox().and_then(|s| s.netns.clone());
-    kill_all(node, pod, kills, netns).await;
+    kill_all(node, pod, kills, PodNet::of(view.current_sandbox())).await;
     true
 }
 
 /// Graceful termination: every running container of the current sandbox
-/// is stopped the kubelet way
-/// (preStop, stop signal, SIGKILL after the grace period); app containers
-/// first, then sidecars once they are gone, within what is left of the
-/// grace period, as kubelet orders them.
+/// is stopped the kubelet way (preStop, stop signal, SIGKILL after the
+/// grace period), all at once but for sidecars: as kubelet's
+/// terminationOrdering, each sidecar (after its preStop) waits until the
+/// app containers and the sidecars after it in initContainers are gone,
+/// so they stop in reverse order, within what is left of the grace period.
 pub async fn stop_pod(node: &Arc<Node>, pod: &Pod, view: &PodView) {
     let grace = grace_period(pod, None);
     let Some(sb) = view.current_sandbox() else {
         return;
     };
-    let sidecar = |name: &str| {
-        pod.spec
-            .as_ref()
-            .and_then(|s| s.init_containers.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
-    };
-    let (sidecars, others): (Vec<Kill>, Vec<Kill>) = view
+    let running: Vec<&ContainerStatus> = view
         .containers
         .iter()
         .filter(|c| c.sandbox_id == sb.id && c.state == ContainerState::Running)
-        .map(|c| Kill {
-            cid: c.id.clone(),
-            name: c.metadata.name.clone(),
-            message: format!("Stopping container {}", c.metadata.name),
-            grace,
-        })
-        .partition(|k| sidecar(&k.name));
-    let t0 = std::time::Instant::now();
-    kill_all(node, pod, others, sb.netns.clone()).await;
-    let left = grace.saturating_sub(t0.elapsed());
-    let sidecars = sidecars
-        .into_iter()
-        .map(|k| Kill { grace: left, ..k })
         .collect();
-    kill_all(node, pod, sidecars, sb.netns.clone()).await;
+    let kills = stop_order(pod, running.iter().map(|c| c.metadata.name.as_str()))
+        .into_iter()
+        .filter_map(|(name, after)| {
+            let c = running.iter().find(|c| c.metadata.name == name)?;
+            Some(Kill {
+                cid: c.id.clone(),
+                name: name.clone(),
+                message: format!("Stopping container {name}"),
+                grace,
+                after,
+            })
+        })
+        .collect();
+    kill_all(node, pod, kills, PodNet::of(Some(sb))).await;
+}
+
+/// For each running container, those to be gone before it is stopped:
+/// nothing for app containers (and init containers that are not
+/// sidecars); for a sidecar, the running app containers and the running
+/// sidecars defined after it.
+pub fn stop_order<'a>(
+    pod: &Pod,
+    running: impl Iterator<Item = &'a str>,
+) -> Vec<(String, Vec<String>)> {
+    let running: Vec<&str> = running.collect();
+    let spec = pod.spec.as_ref();
+    let apps: Vec<&str> = spec
+        .into_iter()
+        .flat_map(|s| &s.containers)
+        .map(|c| c.name.as_str())
+        .collect();
+    let sidecars: Vec<&str> = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+        .map(|c| c.name.as_str())
+        .collect();
+    running
+        .iter()
+        .map(|name| {
+            let after = match sidecars.iter().position(|s| s == name) {
+                None => Vec::new(),
+                Some(i) => running
+                    .iter()
+                    .filter(|r| apps.contains(r) || sidecars.iter().position(|s| s == *r) > Some(i))
+                    .map(|r| r.to_string())
+                    .collect(),
+            };
+            (name.to_string(), after)
+        })
+        .collect()
 }
 
 pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
@@ -282,6 +341,29 @@ mod tests {
 
     fn pod(yaml: &str) -> Pod {
         serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn sidecars_stop_in_reverse_order_after_the_app_containers() {
+        let p = pod("spec:
+  initContainers:
+  - {name: s1, restartPolicy: Always}
+  - {name: init}
+  - {name: s2, restartPolicy: Always}
+  - {name: s3, restartPolicy: Always}
+  containers: [{name: a}, {name: b}]");
+        let order = stop_order(&p, ["a", "s1", "init", "s2", "s3", "b"].into_iter());
+        let after = |n: &str| order.iter().find(|(c, _)| c == n).unwrap().1.clone();
+        assert!(after("a").is_empty() && after("b").is_empty() && after("init").is_empty());
+        assert_eq!(after("s3"), ["a", "b"]);
+        assert_eq!(after("s2"), ["a", "s3", "b"]);
+        assert_eq!(after("s1"), ["a", "s2", "s3", "b"]);
+        // Only what runs is waited for.
+        let order = stop_order(&p, ["s1", "s3"].into_iter());
+        assert_eq!(
+            order,
+            [("s1".into(), vec!["s3".to_string()]), ("s3".into(), vec![])]
+        );
     }
 
     #[test]

@@ -223,7 +223,21 @@ impl Node {
     /// The latest attempt of container `name` of `pod`, in any of its
     /// sandboxes. Blocking.
     pub fn find_container(&self, pod: &Pod, name: &str) -> Option<peapod_runtime::ContainerStatus> {
-        let uid = pod.metadata.uid.as_deref()?;
+        self.container_attempts(pod, name)
+            .into_iter()
+            .max_by(peapod_runtime::by_attempt)
+    }
+
+    /// Every attempt of container `name` of `pod` the runtime keeps, in
+    /// any of its sandboxes. Blocking.
+    pub fn container_attempts(
+        &self,
+        pod: &Pod,
+        name: &str,
+    ) -> Vec<peapod_runtime::ContainerStatus> {
+        let Some(uid) = pod.metadata.uid.as_deref() else {
+            return Vec::new();
+        };
         let filter = |sid: &String| peapod_runtime::ContainerFilter {
             sandbox_id: Some(sid.clone()),
             labels: [(
@@ -236,7 +250,7 @@ impl Node {
         self.sandboxes_of(uid)
             .iter()
             .flat_map(|sid| self.runtime.list_containers(&filter(sid)))
-            .max_by(peapod_runtime::by_attempt)
+            .collect()
     }
 
     /// Record what the API server would hold for this node: the Namespace

@@ -524,12 +524,16 @@ pub fn refresh(
 }
 
 /// The downward API's view of the node and pod for `obs`.
-pub fn pod_context(node: &crate::node::Node, obs: &crate::status::Observed) -> PodContext {
+pub fn pod_context(
+    node: &crate::node::Node,
+    pod: &k8s_openapi::api::core::v1::Pod,
+    obs: &crate::status::Observed,
+) -> PodContext {
     static ALLOCATABLE: std::sync::OnceLock<crate::env::Allocatable> = std::sync::OnceLock::new();
     PodContext {
         node_name: node.hostname.clone(),
         host_ip: obs.host_ip.clone().unwrap_or_else(|| "127.0.0.1".into()),
-        pod_ip: obs.pod_ip.clone(),
+        pod_ips: obs.pod_ips(pod),
         allocatable: *ALLOCATABLE
             .get_or_init(|| crate::env::Allocatable::of_host(node.runtime.paths.root())),
     }

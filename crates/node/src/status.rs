@@ -19,7 +19,6 @@ pub struct Observed {
     /// The pod's start time (RFC 3339), set once the worker takes it on.
     pub start_time: Option<String>,
     pub host_ip: Option<String>,
-    pub pod_ip: Option<String>,
     /// Image ids by container name.
     pub image_ids: HashMap<String, String>,
     /// The pod is being deleted: running containers show as terminating.
@@ -39,6 +38,27 @@ pub struct Observed {
     /// The pod failed as a whole: (reason, message), e.g.
     /// `DeadlineExceeded`.
     pub failed: Option<(String, String)>,
+}
+
+impl Observed {
+    /// The pod's addresses, primary first: those CNI gave its current
+    /// sandbox; a hostNetwork pod has the host's, as kubelet reports. The
+    /// one source of `status.podIP(s)` and the downward API; probes and
+    /// hooks take the same sandbox address (`prober::handler::PodNet`).
+    pub fn pod_ips(&self, pod: &Pod) -> Vec<String> {
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        match self.view.current_sandbox().and_then(|s| s.network.as_ref()) {
+            Some(n) => std::iter::once(n.ip.clone())
+                .chain(n.additional_ips.iter().cloned())
+                .collect(),
+            None if host_network => self.host_ip.iter().cloned().collect(),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// Seconds precision, as the API server stores times.
@@ -285,21 +305,7 @@ pub fn compute(pod: &Pod, obs: &Observed) -> PodStatus {
         status["hostIP"] = json!(ip);
         status["hostIPs"] = json!([{ "ip": ip }]);
     }
-    // The pod's addresses from CNI (kept by its sandbox); a hostNetwork
-    // pod has the host's, as kubelet reports.
-    let host_network = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.host_network)
-        .unwrap_or(false);
-    let net = obs.view.current_sandbox().and_then(|s| s.network.as_ref());
-    let ips: Vec<String> = match net {
-        Some(n) => std::iter::once(n.ip.clone())
-            .chain(n.additional_ips.iter().cloned())
-            .collect(),
-        None if host_network => obs.host_ip.iter().cloned().collect(),
-        None => obs.pod_ip.iter().cloned().collect(),
-    };
+    let ips = obs.pod_ips(pod);
     if let Some(ip) = ips.first() {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!(ips.iter().map(|ip| json!({ "ip": ip })).collect::<Vec<_>>());
@@ -618,12 +624,13 @@ mod tests {
     }
 
     #[test]
-    fn ignored_probes_do_not_hold_readiness() {
-        // HTTPS probes are warned as not supported and ignored.
+    fn https_probes_hold_readiness_until_they_pass() {
+        // HTTPS probes are run (no longer ignored): no result yet, so
+        // neither started nor ready.
         let p = pod("metadata: {name: p, uid: u1}\nspec:\n  containers:\n  - {name: a, image: i, readinessProbe: {httpGet: {port: 9, scheme: HTTPS}}, startupProbe: {httpGet: {port: 9, scheme: HTTPS}}}\n");
         let o = obs(vec![cs("a", 0, ContainerState::Running, None)]);
         let st = compute(&p, &o);
         let c = &st.container_statuses.unwrap()[0];
-        assert!(c.ready && c.started == Some(true));
+        assert!(!c.ready && c.started == Some(false));
     }
 }

@@ -12,6 +12,7 @@ use crate::config::{container_config, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL
 use crate::lifecycle::{self, Kill};
 use crate::node::{pod_key, Node};
 use crate::pod_actions::{self, Kind, PodActions, PodView};
+use crate::prober::handler::PodNet;
 use crate::prober::PodProber;
 use crate::status::{self, Observed};
 use crate::volumes;
@@ -108,7 +109,7 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             obs.terminating = true;
             // Probes stop with the pod's termination.
             drop(prober.take());
-            terminate(&node, &pod, &obs).await;
+            terminate(&node, &pod, &obs, &notify).await;
             // The containers' ends are the pod's last status.
             let mut pr = PodProber::new(&pod);
             look(&node, &pod, &sandbox_ids, &mut pr, &notify, &mut obs).await;
@@ -248,7 +249,7 @@ async fn deadline_exceeded(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     let msg = lifecycle::DEADLINE_MESSAGE;
     node.events.record(pod, "Normal", "DeadlineExceeded", msg);
     obs.failed = Some(("DeadlineExceeded".into(), msg.into()));
-    terminate(node, pod, obs).await;
+    lifecycle::stop_pod(node, pod, &obs.view).await;
     if let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) {
         let rt = node.runtime.clone();
         if let Some(Err(e)) = blocking(move || rt.stop_pod_sandbox(&sid)).await {
@@ -423,11 +424,12 @@ async fn execute(
             name: name.clone(),
             message: format!("Stopping container {name}: {why}"),
             grace: lifecycle::grace_period(pod, None),
+            after: Vec::new(),
         })
         .collect();
     if !kills.is_empty() {
-        let netns = obs.view.current_sandbox().and_then(|s| s.netns.clone());
-        lifecycle::kill_all(node, pod, kills, netns).await;
+        let net = PodNet::of(obs.view.current_sandbox());
+        lifecycle::kill_all(node, pod, kills, net).await;
         progressed = true;
     }
     for (name, message, _) in &a.backoff {
@@ -514,7 +516,7 @@ async fn create_sandbox(
         let p = pod.clone();
         let dir = node.pod_dir(&uid).join("volumes");
         let store = node.store.clone();
-        let ctx = crate::projection::pod_context(node, obs);
+        let ctx = crate::projection::pod_context(node, pod, obs);
         match blocking(move || volumes::prepare(&p, &dir, &*store, &ctx)).await? {
             Ok(v) => obs.volumes = Some(v),
             Err(e) => {
@@ -567,7 +569,7 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
     let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) else {
         return false;
     };
-    let netns = obs.view.current_sandbox().and_then(|s| s.netns.clone());
+    let net = PodNet::of(obs.view.current_sandbox());
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let prepared = obs.volumes.clone().unwrap_or_default();
     let mut tasks = Vec::new();
@@ -584,24 +586,21 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
         };
         let Some(c) = c.cloned() else { continue };
         let vols = node.pod_dir(&uid).join("volumes");
-        let env = match container_env(node, pod, &c, obs) {
-            Ok(env) => env,
+        // Env and mounts: an error holds the container in
+        // CreateContainerConfigError, as kubelet.
+        let config = container_env(node, pod, &c, obs)
+            .map_err(|e| e.to_string())
+            .and_then(|env| {
+                volumes::container_mounts(&c, &prepared, &field, &vols, &env.vars)
+                    .map(|m| (env, m))
+                    .map_err(|e| e.to_string())
+            });
+        let (env, mut mounts) = match config {
+            Ok(x) => x,
             Err(e) => {
                 obs.waiting.insert(
                     c.name.clone(),
-                    ("CreateContainerConfigError".into(), e.to_string()),
-                );
-                node.events
-                    .record(pod, "Warning", "Failed", format!("Error: {e}"));
-                continue;
-            }
-        };
-        let mut mounts = match volumes::container_mounts(&c, &prepared, &field, &vols, &env.vars) {
-            Ok(m) => m,
-            Err(e) => {
-                obs.waiting.insert(
-                    c.name.clone(),
-                    ("CreateContainerConfigError".into(), e.to_string()),
+                    ("CreateContainerConfigError".into(), e.clone()),
                 );
                 node.events
                     .record(pod, "Warning", "Failed", format!("Error: {e}"));
@@ -637,7 +636,7 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
         let t0 = std::time::Instant::now();
         let permit = node.starts.clone().acquire_owned().await.ok();
         let post_start = c.lifecycle.as_ref().and_then(|l| l.post_start.clone());
-        let (p, c2, ns) = (pod.clone(), c.clone(), netns.clone());
+        let (p, c2, net) = (pod.clone(), c.clone(), net.clone());
         type Started = (String, Option<String>);
         let task = tokio::task::spawn_blocking(move || -> Result<Started, RuntimeError> {
             for id in stale {
@@ -656,7 +655,7 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
                 let target = crate::prober::handler::Target {
                     runtime: rt.clone(),
                     container_id: cid.clone(),
-                    netns: ns,
+                    net,
                 };
                 lifecycle::run_hook(&h, &c2, &p, &target, None).err()
             });
@@ -687,17 +686,14 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
                 if let Some(msg) = hook_failed {
                     node.events
                         .record(pod, "Warning", "FailedPostStartHook", msg);
-                    let grace = lifecycle::grace_period(pod, None);
-                    lifecycle::kill_container(
-                        node,
-                        pod,
-                        &cid,
-                        &c.name,
-                        "FailedPostStartHook",
-                        grace,
-                        netns.clone(),
-                    )
-                    .await;
+                    let kill = Kill {
+                        cid: cid.clone(),
+                        name: c.name.clone(),
+                        message: "FailedPostStartHook".into(),
+                        grace: lifecycle::grace_period(pod, None),
+                        after: Vec::new(),
+                    };
+                    lifecycle::kill_container(node, pod, &kill, net.clone(), Vec::new()).await;
                 }
             }
             Ok(Err(e)) => {
@@ -724,7 +720,7 @@ fn container_env(
     c: &Container,
     obs: &Observed,
 ) -> Result<crate::env::Environment, crate::env::EnvError> {
-    let ctx = crate::projection::pod_context(node, obs);
+    let ctx = crate::projection::pod_context(node, pod, obs);
     let env = crate::env::make_environment(pod, c, &*node.store, &ctx)?;
     for w in &env.warnings {
         node.events
@@ -740,7 +736,7 @@ async fn refresh_volumes(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
     if pod.metadata.deletion_timestamp.is_some() {
         return;
     }
-    let ctx = crate::projection::pod_context(node, obs);
+    let ctx = crate::projection::pod_context(node, pod, obs);
     let store = node.store.clone();
     if obs.volumes.is_none() && obs.view.current_sandbox().is_some() {
         let p = pod.clone();
@@ -818,8 +814,45 @@ async fn read_messages(node: &Arc<Node>, pod: &Pod, obs: &mut Observed) {
 
 /// Graceful termination of the current sandbox's running containers, as
 /// the runtime reports them (not a cache): see [`lifecycle::stop_pod`].
-async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &Observed) {
-    lifecycle::stop_pod(node, pod, &obs.view).await;
+/// Graceful termination. A later delete with a shorter grace period (the
+/// store only lets deletionGracePeriodSeconds decrease) starts the kills
+/// over with it, as kubelet cancels a termination in progress for a
+/// shorter one: the containers then get the stop signal again and are
+/// killed when the shorter period ends.
+async fn terminate(node: &Arc<Node>, pod: &Pod, obs: &Observed, notify: &Notify) {
+    let (ns, name) = (
+        crate::node::namespace_of(&pod.metadata),
+        pod.metadata.name.clone(),
+    );
+    let mut pod = pod.clone();
+    let mut view = obs.view.clone();
+    loop {
+        let grace = lifecycle::grace_period(&pod, None);
+        let shorter = async {
+            loop {
+                notify.notified().await;
+                if let Ok(Some(p)) = node.get_pod(&ns, name.as_deref().unwrap_or_default()) {
+                    if p.metadata.uid == pod.metadata.uid
+                        && lifecycle::grace_period(&p, None) < grace
+                    {
+                        return p;
+                    }
+                }
+            }
+        };
+        let next = tokio::select! {
+            _ = lifecycle::stop_pod(node, &pod, &view) => None,
+            p = shorter => Some(p),
+        };
+        let Some(p) = next else { return };
+        pod = p;
+        // Only what still runs is stopped again.
+        let rt = node.runtime.clone();
+        let ids: Vec<String> = view.sandboxes.iter().map(|s| s.id.clone()).collect();
+        if let Some(v) = blocking(move || read_view(&rt, &ids)).await {
+            view = v;
+        }
+    }
 }
 
 /// Remove every sandbox of the pod and what the node keeps for it

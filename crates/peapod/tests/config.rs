@@ -8,28 +8,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 fn pod(name: &str, body: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n{body}"
-    )
-}
-
-/// The pod's events as `(reason, message)`.
-fn events(d: &Daemon, pod: &str) -> Vec<(String, String)> {
-    let (code, body) = d.api_get("/api/v1/namespaces/default/events");
-    assert_eq!(code, 200);
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["involvedObject"]["name"] == pod)
-        .map(|e| {
-            (
-                e["reason"].as_str().unwrap_or("").to_string(),
-                e["message"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    pod_manifest(name, &format!("  terminationGracePeriodSeconds: 1\n{body}"))
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
@@ -115,11 +94,10 @@ fn create_get_describe_delete_configmaps_and_secrets() {
         stderr(&badkey)
     );
     let again = d.peapod(&["create", "configmap", "app", "--from-literal=x=1"]);
-    assert!(!again.status.success());
+    let e = failed(&again);
     assert!(
-        stderr(&again).starts_with("Error from server (AlreadyExists): configmaps \"app\""),
-        "{}",
-        stderr(&again)
+        e.starts_with("Error from server (AlreadyExists): configmaps \"app\""),
+        "{e}"
     );
 
     // A dry run creates nothing.
@@ -162,12 +140,8 @@ fn create_get_describe_delete_configmaps_and_secrets() {
         "other",
         "--from-literal=a=1",
     ]);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("namespaces \"other\" not found"),
-        "{}",
-        stderr(&refused)
-    );
+    let e = failed(&refused);
+    assert!(e.contains("namespaces \"other\" not found"), "{e}");
     d.ok(&["create", "namespace", "other"]);
     d.ok(&[
         "create",
@@ -285,22 +259,14 @@ fn create_get_describe_delete_configmaps_and_secrets() {
     assert!(!d.peapod(&["get", "cm", "blobs"]).status.success());
     let bad =
         d.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: badkeys}\ndata: {'a/b': x}\n");
-    assert!(!bad.status.success());
-    assert!(
-        stderr(&bad).starts_with("The ConfigMap \"badkeys\" is invalid: data[a/b]: Invalid value: \"a/b\": a valid config key must consist of alphanumeric characters"),
-        "{}",
-        stderr(&bad)
-    );
+    let e = failed(&bad);
+    assert!(e.starts_with("The ConfigMap \"badkeys\" is invalid: data[a/b]: Invalid value: \"a/b\": a valid config key must consist of alphanumeric characters"), "{e}");
 
     // An immutable ConfigMap keeps its data.
     d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: '1'}\n");
     let changed = d.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: '2'}\n");
-    assert!(!changed.status.success());
-    assert!(
-        stderr(&changed).contains("ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set"),
-        "{}",
-        stderr(&changed)
-    );
+    let e = failed(&changed);
+    assert!(e.contains("ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set"), "{e}");
 
     assert_eq!(
         d.ok(&["delete", "configmap", "app"]),
@@ -412,12 +378,12 @@ fn missing_configmap_holds_the_pod_until_it_is_created() {
     });
     assert_eq!(waiting(&p, "app").1, "configmap \"later\" not found");
     assert!(
-        events(&d, "needy").contains(&(
+        d.events("needy").contains(&(
             "Failed".to_string(),
             "Error: configmap \"later\" not found".to_string()
         )),
         "{:?}",
-        events(&d, "needy")
+        d.events("needy")
     );
     // The ConfigMap without the key: kubelet's other message.
     d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {other: x}\n");
@@ -449,7 +415,7 @@ fn missing_configmap_holds_the_pod_until_it_is_created() {
     ));
     let msg = "MountVolume.SetUp failed for volume \"cfg\" : configmap \"later-vol\" not found";
     wait_until("FailedMount event", || {
-        events(&d, "mounty")
+        d.events("mounty")
             .iter()
             .any(|(r, m)| r == "FailedMount" && m == msg)
             .then(String::new)
@@ -488,7 +454,7 @@ fn missing_configmap_holds_the_pod_until_it_is_created() {
         .unwrap()
         .to_string();
     wait_until("FailedMount of stuck", || {
-        events(&d, "stuck")
+        d.events("stuck")
             .iter()
             .any(|(r, _)| r == "FailedMount")
             .then(String::new)
@@ -569,17 +535,10 @@ fn configmap_volume_follows_updates_in_place() {
         d.exec_ok("web", "app", &["cat", "/etc/items/nested/page.html"]),
         "version-1"
     );
-    let modes = d.exec_ok(
+    let modes = d.modes(
         "web",
         "app",
-        &[
-            "stat",
-            "-L",
-            "-c",
-            "%a",
-            "/etc/items/nested/page.html",
-            "/etc/items/x",
-        ],
+        &["/etc/items/nested/page.html", "/etc/items/x"],
     );
     assert_eq!(modes, "440\n600\n");
     // The atomic writer's layout, as the container sees it.
@@ -664,18 +623,7 @@ fn secret_volume_is_tmpfs_with_default_mode() {
         d.exec_ok("vault", "app", &["cat", "/etc/tls/key.pem"]),
         "very-secret"
     );
-    let modes = d.exec_ok(
-        "vault",
-        "app",
-        &[
-            "stat",
-            "-L",
-            "-c",
-            "%a",
-            "/etc/tls/key.pem",
-            "/etc/tls/cert.pem",
-        ],
-    );
+    let modes = d.modes("vault", "app", &["/etc/tls/key.pem", "/etc/tls/cert.pem"]);
     assert_eq!(modes, "400\n400\n");
     let mountinfo = d.exec_ok("vault", "app", &["cat", "/proc/self/mountinfo"]);
     for mp in ["/etc/tls", "/etc/all"] {
@@ -754,6 +702,8 @@ spec:
     - {{name: OWNER, valueFrom: {{fieldRef: {{fieldPath: "metadata.annotations['owner']"}}}}}}
     - {{name: SA, valueFrom: {{fieldRef: {{fieldPath: spec.serviceAccountName}}}}}}
     - {{name: HOST_IP, valueFrom: {{fieldRef: {{fieldPath: status.hostIP}}}}}}
+    - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+    - {{name: POD_IPS, valueFrom: {{fieldRef: {{fieldPath: status.podIPs}}}}}}
     - {{name: CPU_LIMIT_M, valueFrom: {{resourceFieldRef: {{resource: limits.cpu, divisor: 1m}}}}}}
     - {{name: CPU_LIMIT, valueFrom: {{resourceFieldRef: {{resource: limits.cpu}}}}}}
     - {{name: MEM_LIMIT_MI, valueFrom: {{resourceFieldRef: {{resource: limits.memory, divisor: 1Mi}}}}}}
@@ -784,8 +734,13 @@ spec:
     let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
     let env = d.exec_ok("self-aware", "app", &["env"]);
     let cpus = std::thread::available_parallelism().unwrap().get();
+    // The pod's IP from CNI, the same as its status shows.
+    let ip = p["status"]["podIP"].as_str().expect("podIP").to_string();
+    assert!(ip.starts_with(&format!("10.234.{}.", d.net.n)), "{ip}");
     for want in [
-        "POD_NAME=self-aware".to_string(),
+        format!("POD_IP={ip}"),
+        format!("POD_IPS={ip}"),
+        "POD_NAME=self-aware".into(),
         "POD_NAMESPACE=default".into(),
         format!("POD_UID={uid}"),
         "APP=web".into(),

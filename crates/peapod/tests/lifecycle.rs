@@ -133,17 +133,23 @@ fn status_init_n_of_m() {
     );
 }
 
+/// A spec (`extra` first) whose init container exits 2 before a sleeping
+/// app container.
+fn failing_init(extra: &str) -> String {
+    format!("{extra}  initContainers:\n  - name: init\n    image: {BUSYBOX}\n    command: [sh, -c, 'exit 2']\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n")
+}
+
 #[test]
 fn status_init_error() {
     let d = Daemon::start();
-    one(&d, "badinit", &format!("  restartPolicy: Never\n  initContainers:\n  - name: init\n    image: {BUSYBOX}\n    command: [sh, -c, 'exit 2']\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"));
+    one(&d, "badinit", &failing_init("  restartPolicy: Never\n"));
     wait_status(&d, "badinit", "Init:Error");
 }
 
 #[test]
 fn status_init_crash_loop_back_off() {
     let d = Daemon::start();
-    one(&d, "loopinit", &format!("  initContainers:\n  - name: init\n    image: {BUSYBOX}\n    command: [sh, -c, 'exit 2']\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"));
+    one(&d, "loopinit", &failing_init(""));
     wait_status(&d, "loopinit", "Init:CrashLoopBackOff");
 }
 

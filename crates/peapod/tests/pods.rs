@@ -487,12 +487,12 @@ fn bad_manifests_are_refused_naming_the_field() {
 fn unsupported_fields_are_warned_not_ignored() {
     let d = Daemon::start();
     let out = d.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    livenessProbe:\n      httpGet: {{port: 9090, scheme: HTTPS}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    securityContext:\n      seLinuxOptions: {{level: 's0:c1'}}\n"
     ));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(
-            "Warning: spec.containers[0].livenessProbe.httpGet.scheme 'HTTPS' is not supported yet and is ignored"
+            "Warning: spec.containers[0].securityContext.seLinuxOptions is not supported yet and is ignored"
         ),
         "{}",
         stderr(&out)
@@ -500,7 +500,7 @@ fn unsupported_fields_are_warned_not_ignored() {
     assert!(stdout(&out).contains("pod/probe created"));
     d.wait_running("probe");
     let again = d.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    livenessProbe:\n      httpGet: {{port: 9090, scheme: HTTPS}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    securityContext:\n      seLinuxOptions: {{level: 's0:c1'}}\n"
     ));
     assert!(
         stdout(&again).contains("pod/probe unchanged"),
@@ -1061,7 +1061,15 @@ spec:
     assert!(std::fs::read_to_string(logs.join("0.log"))
         .unwrap()
         .contains("first"));
-    assert!(d.ok(&["logs", "flaky"]).contains("second"));
+    // The status says running before the shell's echo may be written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !d.ok(&["logs", "flaky"]).contains("second") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no \"second\" in the log"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let table = d.ok(&["get", "pods"]);
     let row = table.lines().find(|l| l.starts_with("flaky")).unwrap();
     assert!(row.contains("Running") && row.contains(" 1 "), "{table}");

@@ -9,41 +9,15 @@ use serde_json::Value;
 use std::time::Duration;
 
 fn pod(name: &str, body: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{body}")
+    pod_manifest(name, body)
 }
 
-/// The pod's events (reason, message), in the order they were first seen.
-fn events(d: &Daemon, pod: &str) -> Vec<(String, String)> {
-    let (code, body) = d.api_get("/api/v1/namespaces/default/events");
-    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["involvedObject"]["name"] == pod)
-        .map(|e| {
-            (
-                e["reason"].as_str().unwrap_or_default().to_string(),
-                e["message"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn wait_event(d: &Daemon, pod: &str, reason: &str) -> Vec<(String, String)> {
-    for _ in 0..600 {
-        let ev = events(d, pod);
-        if ev.iter().any(|(r, _)| r == reason) {
-            return ev;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "no {reason} event for {pod}: {:?}\n--- daemon log ---\n{}",
-        events(d, pod),
-        std::fs::read_to_string(&d.log).unwrap_or_default()
-    );
+/// A pod of `containers` (the list's items) with a 1 s grace period.
+fn app_pod(name: &str, containers: &str) -> String {
+    pod(
+        name,
+        &format!("  terminationGracePeriodSeconds: 1\n  containers:\n{containers}"),
+    )
 }
 
 fn condition(p: &Value, typ: &str) -> Value {
@@ -107,10 +81,7 @@ fn failing_liveness_probe_restarts_the_container() {
     d.wait_running("live");
     // Healthy: a few periods pass without a restart.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        d.pod("live")["status"]["containerStatuses"][0]["restartCount"],
-        0
-    );
+    assert_eq!(d.restart_count("live", 0), 0);
     d.exec_ok("live", "app", &["rm", "/tmp/healthy"]);
     let p = d.wait_pod("live", "restarted once", |p| {
         let c = &p["status"]["containerStatuses"][0];
@@ -122,7 +93,7 @@ fn failing_liveness_probe_restarts_the_container() {
         p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
         137
     );
-    let ev = wait_event(&d, "live", "Killing");
+    let ev = d.wait_event("live", "Killing");
     let unhealthy = ev
         .iter()
         .position(|(r, m)| {
@@ -142,21 +113,16 @@ fn failing_liveness_probe_restarts_the_container() {
     assert!(describe.contains("failed liveness probe"), "{describe}");
     // The new container is healthy again and stays.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        d.pod("live")["status"]["containerStatuses"][0]["restartCount"],
-        1
-    );
+    assert_eq!(d.restart_count("live", 0), 1);
 }
 
 #[test]
 fn readiness_probe_flips_ready_both_ways() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "ready",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     readinessProbe:
@@ -205,12 +171,10 @@ fn readiness_survives_a_daemon_restart() {
     let mut d = Daemon::start();
     // The probe takes 2 s: a restarted daemon that forgot the result would
     // write the pod unready until the probe answers.
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "steady",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sh, -c, 'touch /tmp/ready; exec sleep 3600']
     readinessProbe:
@@ -245,12 +209,10 @@ fn readiness_survives_a_daemon_restart() {
 #[test]
 fn startup_probe_holds_liveness_back() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "slow",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     startupProbe:
@@ -299,21 +261,16 @@ fn startup_probe_holds_liveness_back() {
     assert!(d
         .exec_ok("slow", "app", &["cat", "/tmp/liveness-runs"])
         .contains("run"));
-    assert_eq!(
-        d.pod("slow")["status"]["containerStatuses"][0]["restartCount"],
-        0
-    );
+    assert_eq!(d.restart_count("slow", 0), 0);
 }
 
 #[test]
 fn http_get_and_tcp_socket_probes() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "web",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: web
+            "  - name: web
     image: {HTTPD}
     command: [httpd, -f, -p, '8080', -h, /www]
     ports: [{{name: http, containerPort: 8080}}]
@@ -340,7 +297,7 @@ fn http_get_and_tcp_socket_probes() {
         p["status"]["containerStatuses"][1]["ready"] == true
     });
     assert_eq!(p["status"]["containerStatuses"][0]["ready"], false);
-    let ev = wait_event(&d, "web", "Unhealthy");
+    let ev = d.wait_event("web", "Unhealthy");
     assert!(
         ev.iter().any(|(r, m)| r == "Unhealthy"
             && m == "Readiness probe failed: HTTP probe failed with statuscode: 404"),
@@ -354,21 +311,93 @@ fn http_get_and_tcp_socket_probes() {
     d.wait_pod("web", "web unready", |p| {
         p["status"]["containerStatuses"][0]["ready"] == false
     });
-    assert_eq!(
-        d.pod("web")["status"]["containerStatuses"][1]["restartCount"],
-        0
+    assert_eq!(d.restart_count("web", 1), 0);
+}
+
+/// As kubelet, an httpGet probe or hook connects from the host to the
+/// pod's IP: a server on the pod's 0.0.0.0 answers it (and sees it come
+/// from the bridge's address, not loopback), one on the pod's own
+/// loopback cannot be reached.
+#[test]
+fn http_get_probe_and_hook_connect_to_the_pod_ip() {
+    let d = Daemon::start();
+    d.apply_ok(&pod(
+        "byip",
+        &format!(
+            "  terminationGracePeriodSeconds: 5
+  containers:
+  - name: any
+    image: {HTTPD}
+    command: [httpd, -f, -vv, -p, '8080', -h, /www]
+    readinessProbe:
+      httpGet: {{path: /probe, port: 8080}}
+      periodSeconds: 1
+      failureThreshold: 1000
+    lifecycle:
+      preStop:
+        httpGet: {{path: /bye, port: 8080}}
+  - name: lo
+    image: {HTTPD}
+    command: [httpd, -f, -p, '127.0.0.1:8081', -h, /www]
+    readinessProbe:
+      httpGet: {{path: /, port: 8081}}
+      periodSeconds: 1
+"
+        ),
+    ));
+    d.wait_pod("byip", "any running", |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    // httpd -vv logs each request as `[::ffff:CLIENT-IP]:PORT: url:PATH`.
+    let gateway = d.net.gateway();
+    let wait_request = |path: &str| {
+        let want = format!("url:{path}");
+        for _ in 0..300 {
+            let log = d.ok(&["logs", "byip", "-c", "any"]);
+            if let Some(l) = log.lines().find(|l| l.ends_with(&want)) {
+                return l.to_string();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no request for {path}: {}",
+            d.ok(&["logs", "byip", "-c", "any"])
+        );
+    };
+    let probe = wait_request("/probe");
+    assert!(probe.contains(&format!("{gateway}]:")), "{probe}");
+    // /probe is missing (404): a server that answers is reached.
+    let p = d.pod("byip");
+    let ip = p["status"]["podIP"].as_str().expect("podIP").to_string();
+    let has = |want: &str| d.events("byip").iter().any(|(_, m)| m.starts_with(want));
+    let not_found = "Readiness probe failed: HTTP probe failed with statuscode: 404";
+    let refused = format!("Readiness probe failed: Get \"http://{ip}:8081/\": dial tcp {ip}:8081: connect: Connection refused");
+    for _ in 0..100 {
+        if has(not_found) && has(&refused) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        has(not_found) && has(&refused),
+        "{refused}\n{:?}",
+        d.events("byip")
     );
+    // The preStop hook, while the pod terminates (httpd, PID 1, ignores
+    // SIGTERM: the grace period leaves time to read its log).
+    d.ok(&["delete", "pod", "byip", "--wait=false"]);
+    let hook = wait_request("/bye");
+    assert!(hook.contains(&format!("{gateway}]:")), "{hook}");
+    d.ok(&["delete", "pod", "byip", "--grace-period=0"]);
 }
 
 #[test]
 fn tcp_socket_liveness_failure_restarts() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "tcplive",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     livenessProbe:
@@ -385,22 +414,27 @@ fn tcp_socket_liveness_failure_restarts() {
 "
         ),
     ));
-    d.wait_pod("tcplive", "restarted", |p| {
+    let p = d.wait_pod("tcplive", "restarted", |p| {
         p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)
     });
-    let ev = wait_event(&d, "tcplive", "Killing");
+    // To the pod's IP, as kubelet.
+    let want = format!(
+        "Liveness probe failed: dial tcp {}:9999: connect:",
+        p["status"]["podIP"].as_str().expect("podIP")
+    );
+    let ev = d.wait_event("tcplive", "Killing");
     assert!(
-        ev.iter().any(|(r, m)| r == "Unhealthy"
-            && m.starts_with("Liveness probe failed: dial tcp 127.0.0.1:9999: connect:")),
+        ev.iter()
+            .any(|(r, m)| r == "Unhealthy" && m.starts_with(&want)),
         "{ev:?}"
     );
     // An exec probe past its timeoutSeconds fails.
-    let ev = wait_event(&d, "tcplive", "Unhealthy");
+    let ev = d.wait_event("tcplive", "Unhealthy");
     let ev = if ev.iter().any(|(_, m)| m.contains("timed out")) {
         ev
     } else {
         std::thread::sleep(Duration::from_secs(3));
-        events(&d, "tcplive")
+        d.events("tcplive")
     };
     assert!(
         ev.iter().any(|(r, m)| r == "Unhealthy"
@@ -493,7 +527,7 @@ fn pre_stop_runs_before_sigterm_and_the_grace_period_is_honoured() {
         "started\nprestop\nterm\n"
     );
     // A failing preStop is reported, and the stop goes on.
-    let ev = events(&d, "grace");
+    let ev = d.events("grace");
     assert!(
         ev.iter()
             .any(|(r, m)| r == "FailedPreStopHook" && m.contains("cannot-stop")),
@@ -505,50 +539,110 @@ fn pre_stop_runs_before_sigterm_and_the_grace_period_is_honoured() {
         .any(|(r, m)| r == "Killing" && m == "Stopping container polite"));
 }
 
+/// kubelet's termination order: app containers first, then the sidecars
+/// in reverse order of their place in initContainers, each once the later
+/// ones are gone.
 #[test]
-fn sidecars_stop_after_the_app_containers() {
+fn sidecars_stop_after_the_app_containers_in_reverse_order() {
     let d = Daemon::start();
     let dir = d.dir.join("hostdir");
     std::fs::create_dir_all(&dir).unwrap();
+    let side = |name: &str| {
+        format!(
+            "  - name: {name}
+    image: {BUSYBOX}
+    restartPolicy: Always
+    command: [sh, -c, \"trap 'echo {name}-term >> /h/order; exit 0' TERM; touch /h/up-{name}; while true; do sleep 0.1; done\"]
+    volumeMounts: [{{name: h, mountPath: /h}}]
+"
+        )
+    };
     d.apply_ok(&pod(
         "ordered",
         &format!(
             "  terminationGracePeriodSeconds: 10
   initContainers:
-  - name: side
-    image: {BUSYBOX}
-    restartPolicy: Always
-    command: [sh, -c, \"trap 'echo side-term >> /h/order; exit 0' TERM; while true; do sleep 0.1; done\"]
-    volumeMounts: [{{name: h, mountPath: /h}}]
-  containers:
+{}{}{}  containers:
   - name: app
     image: {BUSYBOX}
-    command: [sh, -c, \"trap 'sleep 1; echo app-term >> /h/order; exit 0' TERM; while true; do sleep 0.1; done\"]
+    command: [sh, -c, \"trap 'sleep 1; echo app-term >> /h/order; exit 0' TERM; touch /h/up-app; while true; do sleep 0.1; done\"]
     volumeMounts: [{{name: h, mountPath: /h}}]
   volumes:
   - name: h
     hostPath: {{path: {}}}
 ",
+            side("side1"),
+            side("side2"),
+            side("side3"),
             dir.display()
         ),
     ));
-    d.wait_running("ordered");
+    // Each has set its TERM trap (a shell as PID 1 ignores TERM until
+    // then).
+    let up = ["app", "side1", "side2", "side3"].map(|n| dir.join(format!("up-{n}")));
+    for _ in 0..300 {
+        if up.iter().all(|f| f.exists()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        up.iter().all(|f| f.exists()),
+        "{:?}",
+        d.pod("ordered")["status"]
+    );
     d.ok(&["delete", "pod", "ordered"]);
     assert_eq!(
         std::fs::read_to_string(dir.join("order")).unwrap(),
-        "app-term\nside-term\n"
+        "app-term\nside3-term\nside2-term\nside1-term\n",
+        "{:?}",
+        d.events("ordered")
     );
+}
+
+/// A second delete with a shorter grace period cuts a graceful stop in
+/// progress short, as the API server (deletionGracePeriodSeconds only
+/// decreases) and kubelet do.
+#[test]
+fn a_second_delete_with_a_shorter_grace_period_ends_the_stop_sooner() {
+    let d = Daemon::start();
+    d.apply_ok(&pod(
+        "slowstop",
+        &format!(
+            "  terminationGracePeriodSeconds: 60
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sh, -c, \"trap '' TERM; while true; do sleep 0.1; done\"]
+"
+        ),
+    ));
+    d.wait_running("slowstop");
+    d.ok(&["delete", "pod", "slowstop", "--wait=false"]);
+    let p = d.wait_pod("slowstop", "terminating", |p| {
+        p["metadata"]["deletionGracePeriodSeconds"] == 60
+    });
+    assert!(p["metadata"]["deletionTimestamp"].is_string(), "{p}");
+    d.wait_event("slowstop", "Killing");
+    // The TERM is ignored: without a second delete it would run 60 s.
+    let t0 = std::time::Instant::now();
+    let out = d.ok(&["delete", "pod", "slowstop", "--grace-period=1"]);
+    assert_eq!(out.trim(), "pod \"slowstop\" deleted");
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "the second delete took {took:?}, as the first grace period"
+    );
+    assert!(d.pod_names().is_empty(), "{:?}", d.pod_names());
 }
 
 #[test]
 fn post_start_hook_completes_before_the_container_counts_as_started() {
     let d = Daemon::start();
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "hooked",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     lifecycle:
@@ -567,12 +661,10 @@ fn post_start_hook_completes_before_the_container_counts_as_started() {
         "from-post-start"
     );
 
-    d.apply_ok(&pod(
+    d.apply_ok(&app_pod(
         "badhook",
         &format!(
-            "  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+            "  - name: app
     image: {BUSYBOX}
     command: [sleep, '3600']
     lifecycle:
@@ -581,7 +673,7 @@ fn post_start_hook_completes_before_the_container_counts_as_started() {
 "
         ),
     ));
-    let ev = wait_event(&d, "badhook", "FailedPostStartHook");
+    let ev = d.wait_event("badhook", "FailedPostStartHook");
     assert!(
         ev.iter()
             .any(|(r, m)| r == "FailedPostStartHook" && m.contains("broken")),
@@ -615,7 +707,7 @@ fn active_deadline_fails_the_pod() {
         "Pod was active on the node longer than the specified deadline"
     );
     let started = time(&p["status"]["startTime"]);
-    let ev = wait_event(&d, "deadline", "DeadlineExceeded");
+    let ev = d.wait_event("deadline", "DeadlineExceeded");
     assert!(ev.iter().any(|(r, m)| r == "DeadlineExceeded"
         && m == "Pod was active on the node longer than the specified deadline"));
     let p = d.wait_pod("deadline", "container stopped", |p| {
@@ -713,7 +805,7 @@ fn grpc_probe_on_a_host_network_pod() {
 "
         ),
     ));
-    let ev = wait_event(&d, "grpc", "Unhealthy");
+    let ev = d.wait_event("grpc", "Unhealthy");
     assert!(
         ev.iter().any(|(r, m)| r == "Unhealthy"
             && m == "Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")"),
@@ -725,6 +817,81 @@ fn grpc_probe_on_a_host_network_pod() {
     );
     rt.block_on(reporter.set_service_status("peapod", ServingStatus::Serving));
     let p = d.wait_running("grpc");
+    assert_eq!(condition(&p, "Ready")["status"], "True");
+}
+
+/// `scheme: HTTPS`: TLS without verifying the certificate, as kubelet
+/// (a self-signed one here, from a real TLS server: openssl s_server on
+/// the host's loopback, which a hostNetwork pod's probes reach).
+#[test]
+fn https_probe_accepts_a_self_signed_certificate() {
+    let d = Daemon::start();
+    let (key, cert) = (d.dir.join("k.pem"), d.dir.join("c.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=pod.invalid", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    d.apply_ok(&pod(
+        "tls",
+        &format!(
+            "  terminationGracePeriodSeconds: 1
+  hostNetwork: true
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: [sleep, '3600']
+    readinessProbe:
+      httpGet: {{port: {port}, scheme: HTTPS, path: /}}
+      periodSeconds: 1
+"
+        ),
+    ));
+    // No server yet: the probe runs and fails.
+    let ev = d.wait_event("tls", "Unhealthy");
+    let want = format!("Readiness probe failed: Get \"https://127.0.0.1:{port}/\": dial tcp");
+    assert!(
+        ev.iter().any(|(_, m)| m.starts_with(&want)),
+        "{want}\n{ev:?}"
+    );
+    assert_eq!(
+        d.pod("tls")["status"]["containerStatuses"][0]["ready"],
+        false
+    );
+    // Killed when the test ends (even by a failed assert).
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let p = d.wait_pod("tls", "ready", |p| {
+        p["status"]["containerStatuses"][0]["ready"] == true
+    });
     assert_eq!(condition(&p, "Ready")["status"], "True");
 }
 
@@ -750,7 +917,7 @@ fn startup_probe_failure_kills_with_the_probe_grace_period() {
     let p = d.wait_pod("neverup", "restarted", |p| {
         p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)
     });
-    let ev = wait_event(&d, "neverup", "Killing");
+    let ev = d.wait_event("neverup", "Killing");
     assert!(
         ev.iter()
             .any(|(r, m)| r == "Killing"

@@ -1,7 +1,8 @@
 //! grpc handler: `grpc.health.v1.Health/Check` (with the probe's
 //! `service`, if any), as kubelet's gRPC prober; SERVING succeeds. The TCP
-//! connection is made inside the pod's network namespace (`netns`), then
-//! handed to tonic's HTTP/2 client on the runtime.
+//! connection is made from the namespace [`super::handler::PodNet`]
+//! chooses (the host's, to the pod's IP), then handed to tonic's HTTP/2
+//! client on the runtime.
 
 use super::handler::Outcome;
 use hyper_util::rt::TokioIo;
@@ -56,17 +57,22 @@ async fn check(
 }
 
 /// Blocking: call it from a blocking thread of the tokio runtime.
-pub fn probe(netns: Option<&Path>, port: u16, service: Option<&str>, timeout: Duration) -> Outcome {
+pub fn probe(
+    netns: Option<&Path>,
+    host: &str,
+    port: u16,
+    service: Option<&str>,
+    timeout: Duration,
+) -> Outcome {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return Outcome::Error("grpc probe: no async runtime".into());
     };
-    let stream = match super::netns::run_in(netns, move || {
-        super::tcp::connect("127.0.0.1", port, timeout)
-    }) {
+    let h = host.to_string();
+    let stream = match super::netns::run_in(netns, move || super::tcp::connect(&h, port, timeout)) {
         Ok(s) => s,
         Err(e) => {
             return Outcome::Failure(format!(
-                "timeout: failed to connect service \"127.0.0.1:{port}\" within {timeout:?}: {e}"
+                "timeout: failed to connect service \"{host}:{port}\" within {timeout:?}: {e}"
             ))
         }
     };
@@ -106,7 +112,9 @@ mod tests {
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );
         let run = |service: Option<&'static str>, port: u16| {
-            tokio::task::spawn_blocking(move || probe(None, port, service, Duration::from_secs(2)))
+            tokio::task::spawn_blocking(move || {
+                probe(None, "127.0.0.1", port, service, Duration::from_secs(2))
+            })
         };
         assert_eq!(
             run(Some("good"), port).await.unwrap(),

@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::{
     Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use peapod_runtime::Runtime;
-use std::path::PathBuf;
+use peapod_runtime::{PodSandboxStatus, Runtime};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,13 +31,47 @@ pub enum Outcome {
     Error(String),
 }
 
-/// Where a handler runs: the container (exec) and its pod's network
-/// namespace (`None` for hostNetwork).
+/// Where a handler runs: the container (exec) and its pod's network.
 #[derive(Clone)]
 pub struct Target {
     pub runtime: std::sync::Arc<Runtime>,
     pub container_id: String,
+    pub net: PodNet,
+}
+
+/// Where a pod's network handlers (httpGet, tcpSocket, grpc) connect.
+/// As kubelet: from the host's network namespace to the pod's IP (the
+/// default host) or to the handler's `host`. A pod without an IP of its
+/// own (hostNetwork, whose IP is the host's 127.0.0.1 here, or a sandbox
+/// without CNI) is reached at 127.0.0.1 in its network namespace (the
+/// host's for hostNetwork).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodNet {
+    /// The pod's pinned network namespace (`None` with hostNetwork).
     pub netns: Option<PathBuf>,
+    /// The pod's primary IP from CNI.
+    pub ip: Option<String>,
+}
+
+impl PodNet {
+    /// The network of a pod's (current) sandbox.
+    pub fn of(sandbox: Option<&PodSandboxStatus>) -> PodNet {
+        PodNet {
+            netns: sandbox.and_then(|s| s.netns.clone()),
+            ip: sandbox.and_then(|s| Some(s.network.as_ref()?.ip.clone())),
+        }
+    }
+
+    /// The namespace to connect from and the host to connect to, for a
+    /// handler's `host` (empty: the pod's IP).
+    pub fn endpoint(&self, host: &str) -> (Option<&Path>, String) {
+        match &self.ip {
+            Some(ip) if host.is_empty() => (None, ip.clone()),
+            Some(_) => (None, host.to_string()),
+            None if host.is_empty() => (self.netns.as_deref(), "127.0.0.1".into()),
+            None => (self.netns.as_deref(), host.to_string()),
+        }
+    }
 }
 
 /// A port given by number or by the name of one of the container's ports.
@@ -66,12 +100,9 @@ fn port(p: &IntOrString, c: &Container) -> Result<u16, String> {
     }
 }
 
-/// The host handlers connect to: the pod IP by default, which is
-/// 127.0.0.1 inside the pod's network namespace until pods get IPs.
+/// The host handlers connect to; empty for the pod's IP (see [`PodNet`]).
 fn host(h: &Option<String>) -> String {
-    h.clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "127.0.0.1".into())
+    h.clone().unwrap_or_default()
 }
 
 fn exec(e: &ExecAction) -> Handler {
@@ -170,23 +201,30 @@ impl Handler {
                 }
                 Err(e) => Outcome::Error(e.to_string()),
             },
-            Handler::Http(g) => http::probe(
-                t.netns.as_deref(),
-                g,
-                timeout.unwrap_or(Duration::from_secs(3600)),
-            ),
-            Handler::Tcp { host, port } => tcp::probe(
-                t.netns.as_deref(),
-                host,
-                *port,
-                timeout.unwrap_or(Duration::from_secs(3600)),
-            ),
-            Handler::Grpc { port, service } => grpc::probe(
-                t.netns.as_deref(),
-                *port,
-                service.as_deref(),
-                timeout.unwrap_or(Duration::from_secs(3600)),
-            ),
+            Handler::Http(g) => {
+                let (netns, host) = t.net.endpoint(&g.host);
+                let g = http::Get { host, ..g.clone() };
+                http::probe(netns, &g, timeout.unwrap_or(Duration::from_secs(3600)))
+            }
+            Handler::Tcp { host, port } => {
+                let (netns, host) = t.net.endpoint(host);
+                tcp::probe(
+                    netns,
+                    &host,
+                    *port,
+                    timeout.unwrap_or(Duration::from_secs(3600)),
+                )
+            }
+            Handler::Grpc { port, service } => {
+                let (netns, host) = t.net.endpoint("");
+                grpc::probe(
+                    netns,
+                    &host,
+                    *port,
+                    service.as_deref(),
+                    timeout.unwrap_or(Duration::from_secs(3600)),
+                )
+            }
             Handler::Sleep(d) => {
                 std::thread::sleep(timeout.map(|t| t.min(*d)).unwrap_or(*d));
                 Outcome::Success(String::new())
@@ -223,7 +261,7 @@ mod tests {
             Handler::of_probe(&p, &c),
             Some(Ok(Handler::Http(http::Get {
                 scheme: "HTTP".into(),
-                host: "127.0.0.1".into(),
+                host: String::new(),
                 port: 80,
                 path: "/healthz".into(),
                 headers: vec![("X".into(), "y".into())],
@@ -233,6 +271,32 @@ mod tests {
         assert_eq!(
             Handler::of_hook(&h, &c),
             Some(Ok(Handler::Sleep(Duration::from_secs(3))))
+        );
+    }
+
+    #[test]
+    fn network_handlers_connect_to_the_pod_ip_from_the_host() {
+        let with_ip = PodNet {
+            netns: Some("/run/netns/p".into()),
+            ip: Some("10.88.0.7".into()),
+        };
+        assert_eq!(with_ip.endpoint(""), (None, "10.88.0.7".to_string()));
+        assert_eq!(
+            with_ip.endpoint("example.test"),
+            (None, "example.test".to_string())
+        );
+        // No IP of its own: 127.0.0.1 inside its namespace.
+        let no_ip = PodNet {
+            netns: Some("/run/netns/p".into()),
+            ip: None,
+        };
+        assert_eq!(
+            no_ip.endpoint(""),
+            (Some(Path::new("/run/netns/p")), "127.0.0.1".to_string())
+        );
+        assert_eq!(
+            PodNet::default().endpoint(""),
+            (None, "127.0.0.1".to_string())
         );
     }
 }

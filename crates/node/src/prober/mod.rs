@@ -4,9 +4,9 @@
 //! woken whenever a published result changes.
 //!
 //! Handlers: `exec` through the runtime's ExecSync with the probe's
-//! timeout, `httpGet` and `tcpSocket` from inside the pod's network
-//! namespace (`netns`), `grpc` (grpc.health.v1 Health/Check) over a
-//! connection made there too. HTTPS is not supported yet (apply warns).
+//! timeout; `httpGet`, `tcpSocket` and `grpc` (grpc.health.v1
+//! Health/Check) connect from the host to the pod's IP as kubelet does
+//! (`handler::PodNet`). HTTPS is not supported yet (apply warns).
 //!
 //! Results live in the daemon: after a daemon restart, the pod worker
 //! seeds readiness and startup from the pod's stored status for the same
@@ -73,17 +73,8 @@ impl Snapshot {
     }
 }
 
-/// Whether peapod runs this probe: HTTPS is not supported yet, and such
-/// a probe is ignored (apply warns).
-pub fn supported(p: &Probe) -> bool {
-    p.http_get
-        .as_ref()
-        .and_then(|g| g.scheme.as_deref())
-        .is_none_or(|s| s.eq_ignore_ascii_case("HTTP"))
-}
-
 fn has(p: &Option<Probe>) -> bool {
-    p.as_ref().is_some_and(supported)
+    p.is_some()
 }
 
 fn probes(c: &Container) -> impl Iterator<Item = (ProbeType, &Probe)> {
@@ -93,7 +84,7 @@ fn probes(c: &Container) -> impl Iterator<Item = (ProbeType, &Probe)> {
         (ProbeType::Startup, c.startup_probe.as_ref()),
     ]
     .into_iter()
-    .filter_map(|(t, p)| Some((t, p.filter(|p| supported(p))?)))
+    .filter_map(|(t, p)| Some((t, p?)))
 }
 
 /// Containers that run beside others and may have probes: app containers
@@ -167,7 +158,7 @@ impl PodProber {
         let Some(spec) = pod.spec.as_ref() else {
             return Snapshot::default();
         };
-        let netns = view.current_sandbox().and_then(|s| s.netns.clone());
+        let net = handler::PodNet::of(view.current_sandbox());
         let mut live: BTreeSet<(String, ProbeType)> = BTreeSet::new();
         for c in probed_containers(spec) {
             let Some(s) = view.current(&c.name) else {
@@ -201,7 +192,7 @@ impl PodProber {
                     target: Target {
                         runtime: node.runtime.clone(),
                         container_id: s.id.clone(),
-                        netns: netns.clone(),
+                        net: net.clone(),
                     },
                     started_at: s
                         .started_at

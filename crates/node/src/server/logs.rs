@@ -225,23 +225,7 @@ pub async fn log(
 /// The attempt of container `name` before its latest (`--previous`), in
 /// any of the pod's sandboxes. Blocking.
 fn previous_attempt(node: &Node, pod: &Pod, name: &str) -> Option<peapod_runtime::ContainerStatus> {
-    let uid = pod.metadata.uid.as_deref()?;
-    let all: Vec<peapod_runtime::ContainerStatus> = node
-        .sandboxes_of(uid)
-        .iter()
-        .flat_map(|sid| {
-            node.runtime
-                .list_containers(&peapod_runtime::ContainerFilter {
-                    sandbox_id: Some(sid.clone()),
-                    labels: [(
-                        crate::config::LABEL_CONTAINER_NAME.to_string(),
-                        name.to_string(),
-                    )]
-                    .into(),
-                    ..Default::default()
-                })
-        })
-        .collect();
+    let all = node.container_attempts(pod, name);
     let latest = all.iter().map(|c| c.metadata.attempt).max()?;
     all.into_iter()
         .filter(|c| c.metadata.attempt < latest)

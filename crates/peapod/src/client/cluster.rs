@@ -478,25 +478,31 @@ pub fn describe_node_text(node: &Node, pods: &[Pod], now: DateTime<Utc>) -> Stri
     );
     w.write(1, "Resource\tRequests\tLimits\n");
     w.write(1, "--------\t--------\t------\n");
-    w.write(
-        1,
-        &format!(
-            "cpu\t{} ({}%)\t{} ({}%)\n",
-            cpu_string(req_total.milli_cpu),
-            fraction(req_total.milli_cpu, cpu_alloc),
-            cpu_string(lim_total.milli_cpu),
-            fraction(lim_total.milli_cpu, cpu_alloc)
-        ),
+    let mut row = |resource: &str, show: fn(i64) -> String, req: i64, lim: i64, alloc: i64| {
+        w.write(
+            1,
+            &format!(
+                "{resource}\t{} ({}%)\t{} ({}%)\n",
+                show(req),
+                fraction(req, alloc),
+                show(lim),
+                fraction(lim, alloc)
+            ),
+        )
+    };
+    row(
+        "cpu",
+        cpu_string,
+        req_total.milli_cpu,
+        lim_total.milli_cpu,
+        cpu_alloc,
     );
-    w.write(
-        1,
-        &format!(
-            "memory\t{} ({}%)\t{} ({}%)\n",
-            memory_string(req_total.memory),
-            fraction(req_total.memory, mem_alloc),
-            memory_string(lim_total.memory),
-            fraction(lim_total.memory, mem_alloc)
-        ),
+    row(
+        "memory",
+        memory_string,
+        req_total.memory,
+        lim_total.memory,
+        mem_alloc,
     );
     w.write(1, "ephemeral-storage\t0 (0%)\t0 (0%)\n");
     describe_events(&mut w, &[], now);

@@ -9,6 +9,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// A Pod manifest: `name`, and `spec` (its fields, indented two spaces).
+pub fn pod_manifest(name: &str, spec: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{spec}")
+}
+
 /// Test images carry a non-`latest` tag so the default pull policy is
 /// IfNotPresent (with `:latest` Kubernetes defaults to Always, which would
 /// ask a registry).
@@ -502,16 +507,60 @@ impl Daemon {
     }
 
     pub fn pod_names(&self) -> Vec<String> {
-        let out = self.peapod(&["get", "pods", "-A", "-o", "json"]);
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        self.pod_refs().into_iter().map(|(_, name)| name).collect()
+    }
+
+    /// The restartCount of the `i`th app container of `pod`.
+    pub fn restart_count(&self, pod: &str, i: usize) -> u64 {
+        let p = self.pod(pod);
+        p["status"]["containerStatuses"][i]["restartCount"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no restartCount: {}", p["status"]))
+    }
+
+    /// The events of pod `pod` (namespace default) as (reason, message),
+    /// in the order they were first seen.
+    pub fn events(&self, pod: &str) -> Vec<(String, String)> {
+        let (code, body) = self.api_get("/api/v1/namespaces/default/events");
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_slice(&body).unwrap();
         v["items"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
-                    .collect()
+            .unwrap()
+            .iter()
+            .filter(|e| e["involvedObject"]["name"] == pod)
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap_or_default().to_string(),
+                    e["message"].as_str().unwrap_or_default().to_string(),
+                )
             })
-            .unwrap_or_default()
+            .collect()
+    }
+
+    /// Wait (up to 60 s) for an event of `pod` with `reason`; then all its
+    /// events.
+    pub fn wait_event(&self, pod: &str, reason: &str) -> Vec<(String, String)> {
+        for _ in 0..600 {
+            let ev = self.events(pod);
+            if ev.iter().any(|(r, _)| r == reason) {
+                return ev;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no {reason} event for {pod}: {:?}\n--- daemon log ---\n{}",
+            self.events(pod),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// The permission bits of `paths` in a container (`stat -L -c %a`),
+    /// one a line.
+    pub fn modes(&self, pod: &str, container: &str, paths: &[&str]) -> String {
+        let mut cmd = vec!["stat", "-L", "-c", "%a"];
+        cmd.extend_from_slice(paths);
+        self.exec_ok(pod, container, &cmd)
     }
 
     /// (namespace, name) of every pod.
@@ -838,6 +887,12 @@ pub fn ns_inode(pid: i32, kind: &str) -> u64 {
 
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The stderr of a command that must have failed.
+pub fn failed(o: &Output) -> String {
+    assert!(!o.status.success(), "succeeded: {}", stdout(o));
+    stderr(o)
 }
 
 pub fn stderr(o: &Output) -> String {
