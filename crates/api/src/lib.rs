@@ -51,9 +51,9 @@ pub use secret::{
     default_secret, validate_secret, validate_secret_update, DOCKER_CONFIG_JSON_KEY,
     DOCKER_CONFIG_JSON_TYPE,
 };
+pub use selector::{parse_field_selector, parse_label_selector, FieldSelector, LabelSelector};
 pub use service::{
     default_service, has_cluster_ip, validate_service, validate_service_update, NODE_PORT_RANGE,
 };
-pub use selector::{parse_field_selector, parse_label_selector, FieldSelector, LabelSelector};
 pub use unsupported::unsupported_fields;
 pub use validate::{validate_pod, FieldError, ValidationErrors};

@@ -25,7 +25,9 @@ pub fn default_service(s: &mut Service) {
     let ty = spec.type_.get_or_insert_with(|| "ClusterIP".into()).clone();
     spec.session_affinity.get_or_insert_with(|| "None".into());
     if spec.session_affinity.as_deref() == Some("ClientIP") {
-        let cfg = spec.session_affinity_config.get_or_insert_with(Default::default);
+        let cfg = spec
+            .session_affinity_config
+            .get_or_insert_with(Default::default);
         let ip = cfg.client_ip.get_or_insert_with(Default::default);
         ip.timeout_seconds.get_or_insert(10800);
     }
@@ -93,7 +95,9 @@ pub fn validate_service(s: &Service) -> Result<(), String> {
             errs.push("spec.externalName: Required value".into());
         }
         if spec.cluster_ip.as_deref().is_some_and(|ip| !ip.is_empty()) {
-            errs.push("spec.clusterIPs: Forbidden: may not be set for ExternalName services".into());
+            errs.push(
+                "spec.clusterIPs: Forbidden: may not be set for ExternalName services".into(),
+            );
         }
     }
     let ports = spec.ports.as_deref().unwrap_or_default();
@@ -228,7 +232,8 @@ mod tests {
 
     #[test]
     fn defaults_as_the_api_server_fills_them() {
-        let s = svc("metadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n");
+        let s =
+            svc("metadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n");
         let spec = s.spec.as_ref().unwrap();
         assert_eq!(s.metadata.namespace.as_deref(), Some("default"));
         assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
@@ -237,7 +242,9 @@ mod tests {
         assert_eq!(p.protocol.as_deref(), Some("TCP"));
         assert_eq!(p.target_port, Some(IntOrString::Int(80)));
         validate_service(&s).unwrap();
-        let s = svc("metadata: {name: web}\nspec:\n  sessionAffinity: ClientIP\n  ports: [{port: 80}]\n");
+        let s = svc(
+            "metadata: {name: web}\nspec:\n  sessionAffinity: ClientIP\n  ports: [{port: 80}]\n",
+        );
         let cfg = s.spec.unwrap().session_affinity_config.unwrap();
         assert_eq!(cfg.client_ip.unwrap().timeout_seconds, Some(10800));
     }
@@ -248,14 +255,26 @@ mod tests {
             "metadata: {name: web}\nspec:\n  ports: [{port: 80}, {port: 81, name: b}]\n",
         ))
         .unwrap_err();
-        assert_eq!(e, "Service \"web\" is invalid: spec.ports[0].name: Required value");
+        assert_eq!(
+            e,
+            "Service \"web\" is invalid: spec.ports[0].name: Required value"
+        );
         let e = validate_service(&svc(
             "metadata: {name: web}\nspec:\n  ports: [{port: 70000, targetPort: Web_Port, protocol: SCTP}]\n",
         ))
         .unwrap_err();
-        assert!(e.contains("spec.ports[0].port: Invalid value: 70000"), "{e}");
-        assert!(e.contains("spec.ports[0].targetPort: Invalid value: \"Web_Port\""), "{e}");
-        assert!(e.contains("spec.ports[0].protocol: Unsupported value: \"SCTP\""), "{e}");
+        assert!(
+            e.contains("spec.ports[0].port: Invalid value: 70000"),
+            "{e}"
+        );
+        assert!(
+            e.contains("spec.ports[0].targetPort: Invalid value: \"Web_Port\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("spec.ports[0].protocol: Unsupported value: \"SCTP\""),
+            "{e}"
+        );
         let e = validate_service(&svc(
             "metadata: {name: web}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 80}]\n",
         ))
@@ -265,16 +284,26 @@ mod tests {
             "metadata: {name: web}\nspec:\n  type: NodePort\n  clusterIP: None\n  ports: [{port: 80}]\n",
         ))
         .unwrap_err();
-        assert!(e.contains("may only be set to 'None' for ClusterIP services"), "{e}");
-        let e = validate_service(&svc("metadata: {name: 1web}\nspec:\n  ports: [{port: 80}]\n"))
-            .unwrap_err();
-        assert!(e.contains("metadata.name: Invalid value: \"1web\": a DNS-1035 label"), "{e}");
+        assert!(
+            e.contains("may only be set to 'None' for ClusterIP services"),
+            "{e}"
+        );
+        let e = validate_service(&svc(
+            "metadata: {name: 1web}\nspec:\n  ports: [{port: 80}]\n",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("metadata.name: Invalid value: \"1web\": a DNS-1035 label"),
+            "{e}"
+        );
     }
 
     #[test]
     fn cluster_ip_never_changes() {
-        let old = svc("metadata: {name: web}\nspec:\n  clusterIP: 10.96.0.5\n  ports: [{port: 80}]\n");
-        let new = svc("metadata: {name: web}\nspec:\n  clusterIP: 10.96.0.6\n  ports: [{port: 80}]\n");
+        let old =
+            svc("metadata: {name: web}\nspec:\n  clusterIP: 10.96.0.5\n  ports: [{port: 80}]\n");
+        let new =
+            svc("metadata: {name: web}\nspec:\n  clusterIP: 10.96.0.6\n  ports: [{port: 80}]\n");
         let e = validate_service_update(&old, &new).unwrap_err();
         assert!(e.contains("may not change once set"), "{e}");
         validate_service_update(&old, &old.clone()).unwrap();

@@ -74,7 +74,8 @@ fn store_service(node: &Node, mut svc: Service, create_only: bool) -> Response {
     let old = all
         .iter()
         .find(|s| {
-            s.metadata.name.as_deref() == Some(&name) && crate::node::namespace_of(&s.metadata) == ns
+            s.metadata.name.as_deref() == Some(&name)
+                && crate::node::namespace_of(&s.metadata) == ns
         })
         .cloned();
     if create_only && old.is_some() {

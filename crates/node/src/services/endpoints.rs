@@ -243,7 +243,8 @@ mod tests {
     fn no_selector_no_managed_slices_and_empty_service_keeps_one() {
         let s = svc("metadata: {name: web}\nspec:\n  ports: [{port: 80}]\n");
         assert!(desired_slices(&s, &[], "n").is_none());
-        let s = svc("metadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n");
+        let s =
+            svc("metadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n");
         let slices = desired_slices(&s, &[], "n").unwrap();
         assert_eq!(slices.len(), 1);
         assert!(slices[0].endpoints.is_empty());

@@ -377,7 +377,10 @@ pub async fn run(node: Arc<Node>, cfg: Arc<ServiceConfig>) {
                         };
                         if !failing {
                             tracing::warn!(table = %cfg.table, "services: writing nftables rules: {msg}");
-                            eprintln!("peapod: warning: services: writing nftables table {}: {msg}", cfg.table);
+                            eprintln!(
+                                "peapod: warning: services: writing nftables table {}: {msg}",
+                                cfg.table
+                            );
                         }
                         failing = true;
                         retry = true;
@@ -451,18 +454,28 @@ mod tests {
         // Re-applying without the address keeps it.
         let mut again = svc("metadata: {name: a}\nspec:\n  ports: [{port: 80}]\n");
         allocate(&cfg, &mut again, Some(&a), &[a.clone(), b.clone()]).unwrap();
-        assert_eq!(again.spec.as_ref().unwrap().cluster_ip.as_ref(), Some(&ip_a));
-        let mut out = svc("metadata: {name: d}\nspec:\n  clusterIP: 10.1.0.1\n  ports: [{port: 80}]\n");
+        assert_eq!(
+            again.spec.as_ref().unwrap().cluster_ip.as_ref(),
+            Some(&ip_a)
+        );
+        let mut out =
+            svc("metadata: {name: d}\nspec:\n  clusterIP: 10.1.0.1\n  ports: [{port: 80}]\n");
         let e = allocate(&cfg, &mut out, None, &[]).unwrap_err();
-        assert!(e.contains("is not in the valid range. The range of valid IPs is 10.96.0.0/30"), "{e}");
+        assert!(
+            e.contains("is not in the valid range. The range of valid IPs is 10.96.0.0/30"),
+            "{e}"
+        );
         let mut np = svc("metadata: {name: n}\nspec:\n  type: NodePort\n  ports: [{port: 80}]\n");
         allocate(&cfg, &mut np, None, &[]).unwrap();
-        let port = np.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].node_port.unwrap();
+        let port = np.spec.as_ref().unwrap().ports.as_ref().unwrap()[0]
+            .node_port
+            .unwrap();
         assert!(peapod_api::NODE_PORT_RANGE.contains(&port));
         let mut np2 = svc(&format!("metadata: {{name: m}}\nspec:\n  type: NodePort\n  ports: [{{port: 80, nodePort: {port}}}]\n"));
         let e = allocate(&cfg, &mut np2, None, &[np.clone()]).unwrap_err();
         assert!(e.contains("provided port is already allocated"), "{e}");
-        let mut headless = svc("metadata: {name: h}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n");
+        let mut headless =
+            svc("metadata: {name: h}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n");
         allocate(&cfg, &mut headless, None, &[]).unwrap();
         assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
     }
@@ -470,7 +483,8 @@ mod tests {
     #[test]
     fn env_as_kubelet_names_it() {
         let s = svc("metadata: {name: my-web}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{name: http, port: 80}, {name: dns, port: 53, protocol: UDP}]\n");
-        let headless = svc("metadata: {name: h}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n");
+        let headless =
+            svc("metadata: {name: h}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n");
         let env = service_env(&[s, headless]);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("MY_WEB_SERVICE_HOST"), Some("10.96.0.10"));

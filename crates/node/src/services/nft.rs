@@ -2,7 +2,8 @@
 //! `table ip NAME`; no other table or tool's chain is ever touched), laid
 //! out as kube-proxy's nftables mode lays them out:
 //!
-//! - `nat-prerouting` / `nat-output` (dstnat) jump to `services`, which
+//! - `nat-prerouting` / `nat-output` (dstnat, -100: nft 1.0.6 takes the
+//!   name only in prerouting) jump to `services`, which
 //!   matches each ClusterIP and port and, for local destination addresses
 //!   (not 127.0.0.0/8, as kube-proxy), each NodePort;
 //! - a service port's chain picks a ready endpoint with
@@ -59,7 +60,8 @@ fn ready_endpoints(slices: &[EndpointSlice], name: &str, proto: &str) -> Vec<(St
     let mut out = Vec::new();
     for s in slices {
         let Some(port) = s.ports.iter().flatten().find(|p| {
-            p.name.as_deref().unwrap_or("") == name && p.protocol.as_deref().unwrap_or("TCP") == proto
+            p.name.as_deref().unwrap_or("") == name
+                && p.protocol.as_deref().unwrap_or("TCP") == proto
         }) else {
             continue;
         };
@@ -142,9 +144,7 @@ pub fn render(table: &str, services: &[(Service, Vec<EndpointSlice>)]) -> String
             let mut vmap = Vec::new();
             for (i, (eip, eport)) in eps.iter().enumerate() {
                 let ep = ident("ep", &[&ns, &name, &l4, &pname, eip, &eport.to_string()]);
-                let mut ep_body = format!(
-                    "\t\tip saddr {eip} jump mark-for-masquerade\n"
-                );
+                let mut ep_body = format!("\t\tip saddr {eip} jump mark-for-masquerade\n");
                 if affinity {
                     let set = ident("aff", &[&ns, &name, &l4, &pname, eip, &eport.to_string()]);
                     let _ = writeln!(
@@ -176,14 +176,14 @@ pub fn render(table: &str, services: &[(Service, Vec<EndpointSlice>)]) -> String
         "table ip {table} {{\n\
          \tcomment \"peapod Services; rewritten as a whole by the peapod daemon\"\n\
          {sets}\
-         \tchain nat-prerouting {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tjump services\n\t}}\n\
-         \tchain nat-output {{\n\t\ttype nat hook output priority dstnat; policy accept;\n\t\tjump services\n\t}}\n\
-         \tchain nat-postrouting {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tjump masquerading\n\t}}\n\
+         \tchain nat-prerouting {{\n\t\ttype nat hook prerouting priority -100; policy accept;\n\t\tjump services\n\t}}\n\
+         \tchain nat-output {{\n\t\ttype nat hook output priority -100; policy accept;\n\t\tjump services\n\t}}\n\
+         \tchain nat-postrouting {{\n\t\ttype nat hook postrouting priority 100; policy accept;\n\t\tjump masquerading\n\t}}\n\
          \tchain masquerading {{\n\t\tmeta mark & {MASQ_MARK} == 0 return\n\t\tmeta mark set meta mark xor {MASQ_MARK}\n\t\tmasquerade fully-random\n\t}}\n\
          \tchain mark-for-masquerade {{\n\t\tmeta mark set meta mark or {MASQ_MARK}\n\t}}\n\
-         \tchain filter-forward {{\n\t\ttype filter hook forward priority filter - 5; policy accept;\n\t\tct state new jump no-endpoints\n\t}}\n\
-         \tchain filter-output {{\n\t\ttype filter hook output priority filter - 5; policy accept;\n\t\tct state new jump no-endpoints\n\t}}\n\
-         \tchain filter-input {{\n\t\ttype filter hook input priority filter - 5; policy accept;\n\t\tct state new jump no-endpoints\n\t}}\n\
+         \tchain filter-forward {{\n\t\ttype filter hook forward priority -5; policy accept;\n\t\tct state new jump no-endpoints\n\t}}\n\
+         \tchain filter-output {{\n\t\ttype filter hook output priority -5; policy accept;\n\t\tct state new jump no-endpoints\n\t}}\n\
+         \tchain filter-input {{\n\t\ttype filter hook input priority -5; policy accept;\n\t\tct state new jump no-endpoints\n\t}}\n\
          \tchain no-endpoints {{\n{no_endpoints}\t}}\n\
          \tchain services {{\n{services_chain}\t\tfib daddr type local ip daddr != 127.0.0.0/8 jump nodeports\n\t}}\n\
          \tchain nodeports {{\n{nodeports}\t}}\n\
@@ -245,11 +245,26 @@ mod tests {
         let s = svc("metadata: {name: web}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{port: 80, targetPort: 8080}]\n");
         let text = render(
             "t",
-            &[(s, vec![slice(8080, &[("10.0.0.1", true), ("10.0.0.2", false), ("10.0.0.3", true)])])],
+            &[(
+                s,
+                vec![slice(
+                    8080,
+                    &[("10.0.0.1", true), ("10.0.0.2", false), ("10.0.0.3", true)],
+                )],
+            )],
         );
-        assert!(text.starts_with("add table ip t\ndelete table ip t\ntable ip t {"), "{text}");
-        assert!(text.contains("ip daddr 10.96.0.10 tcp dport 80 goto svc-"), "{text}");
-        assert!(text.contains("numgen random mod 2 vmap { 0 : goto ep-"), "{text}");
+        assert!(
+            text.starts_with("add table ip t\ndelete table ip t\ntable ip t {"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ip daddr 10.96.0.10 tcp dport 80 goto svc-"),
+            "{text}"
+        );
+        assert!(
+            text.contains("numgen random mod 2 vmap { 0 : goto ep-"),
+            "{text}"
+        );
         assert!(text.contains("dnat to 10.0.0.1:8080"), "{text}");
         assert!(text.contains("dnat to 10.0.0.3:8080"), "{text}");
         assert!(!text.contains("10.0.0.2"), "{text}");
@@ -259,9 +274,16 @@ mod tests {
     fn no_endpoints_rejects_and_no_services_removes_the_table() {
         let s = svc("metadata: {name: web}\nspec:\n  type: NodePort\n  clusterIP: 10.96.0.10\n  ports: [{port: 80, nodePort: 30080}]\n");
         let text = render("t", &[(s, vec![slice(80, &[])])]);
-        assert!(text.contains("ip daddr 10.96.0.10 tcp dport 80 reject"), "{text}");
-        assert!(text.contains("fib daddr type local tcp dport 30080 reject"), "{text}");
-        let headless = svc("metadata: {name: web}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n");
+        assert!(
+            text.contains("ip daddr 10.96.0.10 tcp dport 80 reject"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fib daddr type local tcp dport 30080 reject"),
+            "{text}"
+        );
+        let headless =
+            svc("metadata: {name: web}\nspec:\n  clusterIP: None\n  ports: [{port: 80}]\n");
         assert_eq!(
             render("t", &[(headless, vec![slice(80, &[("10.0.0.1", true)])])]),
             "add table ip t\ndelete table ip t\n"
@@ -276,5 +298,43 @@ mod tests {
         assert!(text.contains("flags dynamic,timeout"), "{text}");
         assert!(text.contains("timeout 10800s"), "{text}");
         assert!(text.contains("update @aff-"), "{text}");
+    }
+
+    /// The kernel and this machine's nft accept what `render` writes
+    /// (`nft -c`: checked in a transaction that is then aborted).
+    #[test]
+    fn nft_accepts_the_script() {
+        let s = svc("metadata: {name: web}\nspec:\n  type: NodePort\n  sessionAffinity: ClientIP\n  clusterIP: 10.96.0.10\n  ports: [{name: a, port: 80, nodePort: 30080}, {name: b, port: 53, protocol: UDP}]\n");
+        let empty =
+            svc("metadata: {name: none}\nspec:\n  clusterIP: 10.96.0.11\n  ports: [{port: 80}]\n");
+        let text = render(
+            "peapod-unit-check",
+            &[
+                (
+                    s,
+                    vec![slice(80, &[("10.0.0.1", true), ("10.0.0.3", true)])],
+                ),
+                (empty, vec![]),
+            ],
+        );
+        let mut child = std::process::Command::new("nft")
+            .args(["-c", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
