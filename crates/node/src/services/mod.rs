@@ -9,7 +9,7 @@ use crate::node::Node;
 use crate::store::Store;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
@@ -80,9 +80,8 @@ impl ServiceConfig {
 
 /// A random starting point for a search (per call).
 fn random_start(n: u32) -> u32 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    uuid::Uuid::new_v4().hash(&mut h);
-    (h.finish() % n as u64) as u32
+    let h = std::collections::hash_map::RandomState::new().hash_one(uuid::Uuid::new_v4());
+    (h % n as u64) as u32
 }
 
 /// Give `svc` (defaulted) a clusterIP and nodePorts where it has none,

@@ -111,10 +111,6 @@ pub fn render(table: &str, services: &[(Service, Vec<EndpointSlice>)]) -> String
             let port = p.port.to_string();
             let chain = ident("svc", &[&ns, &name, &l4, &pname]);
             let eps = ready_endpoints(slices, &pname, &proto);
-            let _ = writeln!(
-                services_chain,
-                "\t\tip daddr {ip} {l4} dport {port} goto {chain} comment \"{ns}/{name}:{pname}\""
-            );
             let np = p.node_port.filter(|n| *n > 0 && node_port);
             if eps.is_empty() {
                 let _ = writeln!(
@@ -129,6 +125,10 @@ pub fn render(table: &str, services: &[(Service, Vec<EndpointSlice>)]) -> String
                 }
                 continue;
             }
+            let _ = writeln!(
+                services_chain,
+                "\t\tip daddr {ip} {l4} dport {port} goto {chain} comment \"{ns}/{name}:{pname}\""
+            );
             if let Some(np) = np {
                 let ext = ident("ext", &[&ns, &name, &l4, &pname]);
                 let _ = writeln!(
