@@ -407,3 +407,29 @@ fn a_service_keeps_answering_while_the_daemon_is_killed_and_after_restart() {
     let got = requests(&d, "client", &format!("http://{cip}/"), 3);
     assert_eq!(got, ["web-0", "web-0", "web-0"]);
 }
+
+#[test]
+fn client_ip_affinity_keeps_a_client_on_one_pod() {
+    let d = Daemon::start();
+    d.apply_ok(&service("web", "web", "  sessionAffinity: ClientIP\n"));
+    for n in ["web-0", "web-1"] {
+        d.apply_ok(&web_pod(n, "web"));
+    }
+    d.apply_ok(&client_pod("client"));
+    for n in ["web-0", "web-1", "client"] {
+        d.wait_running(n);
+    }
+    wait_for("2 ready endpoints", || {
+        (endpoints(&d, "web").iter().filter(|(_, r)| *r).count() == 2).then_some(())
+    });
+    let svc = json(&d, &["get", "svc", "web", "-o", "json"]);
+    assert_eq!(
+        svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
+        10800
+    );
+    let cip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let got = requests(&d, "client", &format!("http://{cip}/"), 20);
+    assert_eq!(got.len(), 20);
+    assert_eq!(distinct(&got).len(), 1, "{got:?}");
+    assert!(got[0].starts_with("web-"), "{got:?}");
+}
