@@ -497,4 +497,52 @@ mod tests {
         assert_eq!(get("MY_WEB_PORT_80_TCP_ADDR"), Some("10.96.0.10"));
         assert!(get("H_SERVICE_HOST").is_none());
     }
+
+    struct Services(Vec<Service>);
+    impl crate::env::Sources for Services {
+        fn config_map(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<k8s_openapi::api::core::v1::ConfigMap>, String> {
+            Ok(None)
+        }
+        fn secret(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<k8s_openapi::api::core::v1::Secret>, String> {
+            Ok(None)
+        }
+        fn services(&self, _: &str) -> Result<Vec<Service>, String> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn container_env_overrides_service_links_and_links_can_be_off() {
+        let src = Services(vec![svc(
+            "metadata: {name: web}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{port: 80}]\n",
+        )]);
+        let pod: Pod = serde_yaml_ng::from_str(
+            "metadata: {name: p, namespace: default}\nspec:\n  containers:\n  - name: c\n    image: x\n    env:\n    - {name: WEB_SERVICE_PORT, value: '8080'}\n    - {name: URL, value: 'http://$(WEB_SERVICE_HOST)/'}\n",
+        )
+        .unwrap();
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let ctx = crate::env::PodContext::default();
+        let env = crate::env::make_environment(&pod, c, &src, &ctx).unwrap();
+        let get = |k: &str| {
+            env.vars
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("WEB_SERVICE_HOST").as_deref(), Some("10.96.0.10"));
+        assert_eq!(get("WEB_SERVICE_PORT").as_deref(), Some("8080"));
+        assert_eq!(get("URL").as_deref(), Some("http://10.96.0.10/"));
+        let mut off = pod.clone();
+        off.spec.as_mut().unwrap().enable_service_links = Some(false);
+        let env = crate::env::make_environment(&off, c, &src, &ctx).unwrap();
+        assert!(!env.vars.iter().any(|(n, _)| n == "WEB_SERVICE_HOST"));
+    }
 }
