@@ -283,6 +283,23 @@ fn node_port_answers_on_the_hosts_addresses_and_headless_lists_pod_ips() {
         });
         assert_eq!(body, "web-0\n", "on {a}");
     }
+    // Hairpin: the pod reaches itself through its Service's clusterIP
+    // (masqueraded, else its reply would skip the NAT).
+    let cip = svc["spec"]["clusterIP"].as_str().unwrap();
+    let own = d.exec_ok(
+        "web-0",
+        "web",
+        &[
+            "timeout",
+            "5",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &format!("http://{cip}/"),
+        ],
+    );
+    assert_eq!(own, "web-0\n");
 
     // The headless Service: no clusterIP, a slice with the pod's IP, no
     // rule.
