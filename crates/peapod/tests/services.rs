@@ -450,3 +450,19 @@ fn client_ip_affinity_keeps_a_client_on_one_pod() {
     assert_eq!(distinct(&got).len(), 1, "{got:?}");
     assert!(got[0].starts_with("web-"), "{got:?}");
 }
+
+/// A table left behind (here: made by hand after the daemon died, so no
+/// daemon removes it) is reported by the leak guard, and removed all the
+/// same.
+#[test]
+#[should_panic(expected = "nftables table ip pptest")]
+fn guard_reports_a_leaked_nft_table() {
+    let mut d = Daemon::start_bare(&[]);
+    d.kill9();
+    let st = Command::new("nft")
+        .args(["add", "table", "ip", &d.net.nft_table()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(d.net.has_nft_table());
+}
