@@ -29,6 +29,8 @@ pub enum Object {
     ConfigMap(Box<k8s_openapi::api::core::v1::ConfigMap>),
     /// A core/v1 Namespace.
     Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
+    /// A core/v1 Service.
+    Service(Box<k8s_openapi::api::core::v1::Service>),
     /// Any other kind of object, not decoded further.
     Other {
         /// `apiVersion`, e.g. `apps/v1`.
@@ -105,6 +107,9 @@ pub fn decode(input: &str) -> Result<Decoded, DecodeError> {
                 }
                 Object::Namespace(n) => {
                     format!("Namespace {:?}", n.metadata.name.as_deref().unwrap_or(""))
+                }
+                Object::Service(s) => {
+                    format!("Service {:?}", s.metadata.name.as_deref().unwrap_or(""))
                 }
                 Object::Other { kind, name, .. } => format!("{kind} {name:?}"),
             };
@@ -293,6 +298,12 @@ fn decode_value(
         out.push((Object::Secret(Box::new(secret)), warnings));
         return Ok(());
     }
+    if api_version == "v1" && kind == "Service" {
+        let svc: k8s_openapi::api::core::v1::Service = typed(&value, kind, location)?;
+        let warnings = unknown_fields(&value, &svc, location)?;
+        out.push((Object::Service(Box::new(svc)), warnings));
+        return Ok(());
+    }
     if api_version == "v1" && kind == "ConfigMap" {
         let cm: k8s_openapi::api::core::v1::ConfigMap = typed(&value, kind, location)?;
         let warnings = unknown_fields(&value, &cm, location)?;
@@ -434,6 +445,9 @@ mod tests {
                 }
                 Object::Namespace(n) => {
                     format!("Namespace/{}", n.metadata.name.as_deref().unwrap_or(""))
+                }
+                Object::Service(s) => {
+                    format!("Service/{}", s.metadata.name.as_deref().unwrap_or(""))
                 }
                 Object::Other { kind, name, .. } => format!("{kind}/{name}"),
             })

@@ -32,6 +32,7 @@ mod path;
 mod quantity;
 mod secret;
 pub mod selector;
+mod service;
 mod unsupported;
 mod validate;
 
@@ -51,5 +52,8 @@ pub use secret::{
     DOCKER_CONFIG_JSON_TYPE,
 };
 pub use selector::{parse_field_selector, parse_label_selector, FieldSelector, LabelSelector};
+pub use service::{
+    default_service, has_cluster_ip, validate_service, validate_service_update, NODE_PORT_RANGE,
+};
 pub use unsupported::unsupported_fields;
 pub use validate::{validate_pod, FieldError, ValidationErrors};

@@ -173,7 +173,7 @@ fn is_label_shaped(s: &str) -> bool {
 }
 
 /// The problems with `s` as an RFC 1123 label (empty when valid).
-fn dns1123_label(s: &str) -> Vec<String> {
+pub(crate) fn dns1123_label(s: &str) -> Vec<String> {
     let mut msgs = Vec::new();
     if s.len() > DNS1123_LABEL_MAX {
         msgs.push(max_len_error(DNS1123_LABEL_MAX));
@@ -197,7 +197,7 @@ fn dns1123_subdomain(s: &str) -> Vec<String> {
 }
 
 /// The problems with `s` as an IANA service name (a port name).
-fn iana_svc_name(s: &str) -> Vec<String> {
+pub(crate) fn iana_svc_name(s: &str) -> Vec<String> {
     let mut msgs = Vec::new();
     if s.len() > 15 {
         msgs.push(max_len_error(15));

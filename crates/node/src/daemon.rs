@@ -24,6 +24,10 @@ pub struct DaemonOptions {
     pub cni_path: Vec<PathBuf>,
     /// `--container-log-max-size` / `--container-log-max-files`.
     pub log_rotation: peapod_shim::LogRotation,
+    /// `--service-cidr`: where Services' clusterIPs come from.
+    pub service_cidr: String,
+    /// `--nft-table`: the name of peapod's own `table ip` for Services.
+    pub nft_table: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,8 @@ pub enum DaemonError {
     Image(#[from] peapod_image::ImageError),
     #[error(transparent)]
     Runtime(#[from] peapod_runtime::RuntimeError),
+    #[error("{0}")]
+    Config(String),
 }
 
 fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
@@ -82,6 +88,10 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         std::fs::create_dir_all(d).map_err(io(d))?;
     }
     let _lock = lock_root(&opts.root)?;
+    let services = Arc::new(
+        crate::services::ServiceConfig::new(&opts.service_cidr, &opts.nft_table)
+            .map_err(DaemonError::Config)?,
+    );
     let images = Arc::new(ImageStore::open(&opts.root.join("images"))?);
     let network =
         peapod_runtime::PodNetwork::load(&opts.config_dir, &opts.state, opts.cni_path.clone())
@@ -109,6 +119,8 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     let puller = Arc::new(peapod_image::Puller::new(images.clone(), registries));
     let node = Arc::new(Node::new(store, runtime.clone(), images, puller)?);
     node.register()?;
+    let _ = node.services.set(services.clone());
+    tokio::spawn(crate::services::run(node.clone(), services));
     tokio::spawn(housekeeping(node.clone()));
     tokio::spawn(crate::projection::watch_sources(node.clone()));
 

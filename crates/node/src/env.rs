@@ -9,13 +9,19 @@
 //! Values (Secrets' above all) never appear in errors or logs: errors name
 //! objects and keys only.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, ResourceFieldSelector, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Pod, ResourceFieldSelector, Secret, Service,
+};
 use std::collections::BTreeMap;
 
 /// Where ConfigMaps and Secrets come from (the store; a map in tests).
 pub trait Sources {
     fn config_map(&self, ns: &str, name: &str) -> Result<Option<ConfigMap>, String>;
     fn secret(&self, ns: &str, name: &str) -> Result<Option<Secret>, String>;
+    /// The Services of a namespace (for service environment variables).
+    fn services(&self, _ns: &str) -> Result<Vec<Service>, String> {
+        Ok(Vec::new())
+    }
 }
 
 impl Sources for crate::store::Store {
@@ -25,6 +31,10 @@ impl Sources for crate::store::Store {
     }
     fn secret(&self, ns: &str, name: &str) -> Result<Option<Secret>, String> {
         self.get(&crate::store::key("secrets", ns, name))
+            .map_err(|e| e.to_string())
+    }
+    fn services(&self, ns: &str) -> Result<Vec<Service>, String> {
+        self.list(&format!("services/{ns}/"))
             .map_err(|e| e.to_string())
     }
 }
@@ -113,7 +123,7 @@ pub fn make_environment(
     ctx: &PodContext,
 ) -> Result<Environment, EnvError> {
     let ns = crate::node::namespace_of(&pod.metadata);
-    let mut env = Environment::default();
+    let mut env = service_links(pod, src, &ns)?;
     let mut config_maps: BTreeMap<String, Option<ConfigMap>> = BTreeMap::new();
     let mut secrets: BTreeMap<String, Option<Secret>> = BTreeMap::new();
     let mut get_cm = |name: &str| -> Result<Option<ConfigMap>, EnvError> {
@@ -231,6 +241,23 @@ pub fn make_environment(
             expand(&raw, |name| env.get(name).map(str::to_string))
         };
         env.set(var.name.clone(), value);
+    }
+    Ok(env)
+}
+
+/// The service environment variables kubelet sets first (everything
+/// after overrides them): those of the Services of the pod's namespace
+/// when `enableServiceLinks` is not false.
+fn service_links(pod: &Pod, src: &dyn Sources, ns: &str) -> Result<Environment, EnvError> {
+    let mut env = Environment::default();
+    if pod.spec.as_ref().and_then(|s| s.enable_service_links) == Some(false) {
+        return Ok(env);
+    }
+    let services = src
+        .services(ns)
+        .map_err(|e| EnvError(format!("couldn't list services of namespace {ns}: {e}")))?;
+    for (k, v) in crate::services::service_env(&services) {
+        env.set(k, v);
     }
     Ok(env)
 }

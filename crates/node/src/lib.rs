@@ -19,6 +19,7 @@ pub mod pod_actions;
 pub mod prober;
 pub mod projection;
 pub mod server;
+pub mod services;
 pub mod status;
 pub mod store;
 pub mod time;

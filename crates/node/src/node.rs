@@ -27,6 +27,8 @@ pub struct Node {
     pub hostname: String,
     /// What pods may request of this node (kubelet's allocatable).
     pub allocatable: crate::admission::Allocatable,
+    /// The service range and nftables table (set once by `serve`).
+    pub services: std::sync::OnceLock<Arc<crate::services::ServiceConfig>>,
 }
 
 /// An object's namespace, `default` when unset (as the API server fills
@@ -69,6 +71,7 @@ impl Node {
             )),
             hostname,
             allocatable: crate::admission::host_allocatable(),
+            services: Default::default(),
         })
     }
 

@@ -64,6 +64,12 @@ enum Cmd {
         /// kubelet's containerLogMaxFiles (at least 2).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
         container_log_max_files: u32,
+        /// The range Services' clusterIPs are allocated from.
+        #[arg(long, default_value = "10.96.0.0/16")]
+        service_cidr: String,
+        /// peapod's own nftables table (`table ip NAME`) for Services.
+        #[arg(long, default_value = "peapod")]
+        nft_table: String,
     },
     /// Create pods from a manifest file (or - for stdin).
     Apply {
@@ -319,7 +325,8 @@ fn resource_of(r: &str) -> anyhow::Result<&'static str> {
         "secret" | "secrets" => Ok("secrets"),
         "configmap" | "configmaps" | "cm" => Ok("configmaps"),
         "namespace" | "namespaces" | "ns" => Ok("namespaces"),
-        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods, configmaps, secrets and namespaces)"),
+        "service" | "services" | "svc" => Ok("services"),
+        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods, services, configmaps, secrets and namespaces)"),
     }
 }
 
@@ -353,7 +360,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
     rt.block_on(async move {
         let c = client::Client::new(socket.clone());
         match cmd {
-            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files } => {
+            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files, service_cidr, nft_table } => {
                 let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
                 // The per-pod processes run the small `peapod-shim` beside
                 // this binary when it is there, else this binary's hidden
@@ -363,7 +370,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let exe = if exe.is_file() { exe } else { me };
                 let log_rotation = peapod_shim::LogRotation { max_size: container_log_max_size, max_files: container_log_max_files };
                 let cni_path = cni_path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
-                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation })
+                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation, service_cidr, nft_table })
                     .await
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
                 Ok(0)
@@ -371,6 +378,12 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             Cmd::Apply { file } => client::apply(&c, &file).await.map(|_| 0),
             Cmd::Get { resource, name, ns, all_namespaces, output, watch, selector, field_selector, show_labels } => {
                 let output = client::Output::parse(output.as_deref())?;
+                if let Some(r) = client::services::resource(&resource) {
+                    if watch {
+                        anyhow::bail!("error: -w is supported for pods only");
+                    }
+                    return client::services::get(&c, r, name.as_deref(), &ns.namespace, all_namespaces, output).await.map(|_| 0);
+                }
                 if let Some(r) = client::config::resource(&resource) {
                     if watch {
                         anyhow::bail!("error: -w is supported for pods only");
@@ -390,6 +403,10 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             }
             Cmd::Create { cmd: CreateCmd::Namespace { name } } => client::create_namespace(&c, &name).await.map(|_| 0),
             Cmd::Describe { resource, name, ns } => {
+                if client::services::resource(&resource) == Some("services") {
+                    let name = name.ok_or_else(|| anyhow::anyhow!("error: you must specify the name of the service to describe"))?;
+                    return client::services::describe(&c, &ns.namespace, &name).await.map(|_| 0);
+                }
                 if let Some(r) = client::config::resource(&resource) {
                     let name = name.ok_or_else(|| anyhow::anyhow!("error: you must specify the name of the {resource} to describe"))?;
                     return client::config::describe(&c, r, &ns.namespace, &name).await.map(|_| 0);

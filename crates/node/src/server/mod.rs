@@ -16,13 +16,14 @@ mod namespaces;
 mod pods;
 pub mod secrets;
 pub mod select;
+mod services;
 
 use crate::node::Node;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -76,6 +77,29 @@ pub fn router(node: Arc<Node>) -> Router {
             get(secrets::get::<ConfigMap>)
                 .put(secrets::apply::<ConfigMap>)
                 .delete(secrets::delete::<ConfigMap>),
+        )
+        .route("/api/v1/services", get(secrets::list_all::<Service>))
+        .route(
+            "/api/v1/namespaces/{ns}/services",
+            get(secrets::list::<Service>).post(services::create),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/services/{name}",
+            get(secrets::get::<Service>)
+                .put(services::apply)
+                .delete(secrets::delete::<Service>),
+        )
+        .route(
+            "/apis/discovery.k8s.io/v1/endpointslices",
+            get(services::list_all_slices),
+        )
+        .route(
+            "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
+            get(services::list_slices),
+        )
+        .route(
+            "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{name}",
+            get(services::get_slice),
         )
         .route(
             "/peapod/v1/namespaces/{ns}/pods/{name}/inspect",

@@ -4,7 +4,7 @@ use std::io::Read;
 
 use anyhow::{anyhow, bail, Result};
 use hyper::Method;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use peapod_api::{Object, Pod};
 
 use super::transport::{object_path, pod_path, Client};
@@ -38,6 +38,7 @@ pub struct Objects {
     pub secrets: Vec<Secret>,
     pub config_maps: Vec<ConfigMap>,
     pub namespaces: Vec<Namespace>,
+    pub services: Vec<Service>,
     pub warnings: Vec<String>,
 }
 
@@ -58,25 +59,32 @@ pub fn decode_objects(file: &str, text: &str, verb: &str) -> Result<Objects> {
     let mut config_maps = Vec::new();
     let mut unsupported = Vec::new();
     let mut namespaces = Vec::new();
+    let mut services = Vec::new();
     for object in decoded.objects {
         match object {
             Object::Pod(pod) => pods.push(*pod),
             Object::Secret(secret) => secrets.push(*secret),
             Object::ConfigMap(cm) => config_maps.push(*cm),
             Object::Namespace(ns) => namespaces.push(*ns),
+            Object::Service(svc) => services.push(*svc),
             Object::Other {
                 api_version,
                 kind,
                 name,
             } => unsupported.push(format!(
-                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods, ConfigMaps, Secrets and Namespaces only"
+                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods, Services, ConfigMaps, Secrets and Namespaces only"
             )),
         }
     }
     if !unsupported.is_empty() {
         bail!("{}", unsupported.join("\n"));
     }
-    if pods.is_empty() && secrets.is_empty() && config_maps.is_empty() && namespaces.is_empty() {
+    if pods.is_empty()
+        && secrets.is_empty()
+        && config_maps.is_empty()
+        && namespaces.is_empty()
+        && services.is_empty()
+    {
         bail!("error: no objects passed to {verb}");
     }
     Ok(Objects {
@@ -84,6 +92,7 @@ pub fn decode_objects(file: &str, text: &str, verb: &str) -> Result<Objects> {
         secrets,
         config_maps,
         namespaces,
+        services,
         warnings: decoded.warnings,
     })
 }
@@ -142,6 +151,7 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
         secrets,
         config_maps,
         namespaces,
+        services,
         warnings,
     } = decode_objects(file, &text, "apply")?;
     for warning in &warnings {
@@ -160,6 +170,13 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
     for secret in &mut secrets {
         peapod_api::default_secret(secret);
         if let Err(e) = peapod_api::validate_secret(secret) {
+            invalid.push(format!("The {e}"));
+        }
+    }
+    let mut services = services;
+    for svc in &mut services {
+        peapod_api::default_service(svc);
+        if let Err(e) = peapod_api::validate_service(svc) {
             invalid.push(format!("The {e}"));
         }
     }
@@ -227,6 +244,28 @@ pub async fn apply(client: &Client, file: &str) -> Result<()> {
         .await?
         {
             Ok(result) => println!("secret/{name} {result}"),
+            Err(e) => failures.push(e),
+        }
+    }
+    // Services before pods: pods started after them get their variables.
+    for svc in &services {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let namespace = svc
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let body = serde_json::to_vec(svc)
+            .map_err(|e| anyhow!("error: cannot encode service {name:?}: {e}"))?;
+        match put(
+            client,
+            &object_path("services", &namespace, &name),
+            body,
+            file,
+        )
+        .await?
+        {
+            Ok(result) => println!("service/{name} {result}"),
             Err(e) => failures.push(e),
         }
     }

@@ -135,7 +135,7 @@ pub async fn get(
     Ok(())
 }
 
-fn map_lines(title: &str, m: Option<&BTreeMap<String, String>>, sep: &str) -> String {
+pub fn map_lines(title: &str, m: Option<&BTreeMap<String, String>>, sep: &str) -> String {
     match m.filter(|m| !m.is_empty()) {
         None => format!("{title}:\t<none>\n"),
         Some(m) => m
@@ -153,7 +153,7 @@ fn map_lines(title: &str, m: Option<&BTreeMap<String, String>>, sep: &str) -> St
     }
 }
 
-fn header(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+pub fn header(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     format!(
         "Name:\t{}\nNamespace:\t{}\n{}{}",
         meta.name.as_deref().unwrap_or(""),

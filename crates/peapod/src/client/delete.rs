@@ -234,6 +234,17 @@ pub fn delete_targets_from_file(path: &str) -> Result<Vec<(String, String, Strin
             c.metadata.name.clone().unwrap_or_default(),
         )
     }));
+    out.extend(objects.services.iter().map(|s| {
+        (
+            "services".to_string(),
+            s.metadata
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            s.metadata.name.clone().unwrap_or_default(),
+        )
+    }));
     // A namespace goes last: deleting it deletes what is in it.
     out.extend(objects.namespaces.iter().map(|n| {
         (

@@ -102,6 +102,10 @@ impl TestNet {
     /// commented with this network's name and the chains they jump to.
     /// Nothing of any other network or tool is touched.
     fn purge_stale(&self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.nft_table()])
+            .stderr(Stdio::null())
+            .status();
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())
@@ -143,6 +147,28 @@ impl TestNet {
     /// the daemon's end).
     pub fn hold(&self) -> std::sync::Arc<std::os::unix::net::UnixListener> {
         self.lock.clone()
+    }
+
+    /// This daemon's own nftables table (`--nft-table`) for Services.
+    pub fn nft_table(&self) -> String {
+        format!("pptest{}", self.n)
+    }
+
+    /// This daemon's own service range (`--service-cidr`), so parallel
+    /// tests' clusterIPs never meet.
+    pub fn service_cidr(&self) -> String {
+        format!("10.235.{}.0/24", self.n)
+    }
+
+    /// Whether this daemon's nftables table exists.
+    pub fn has_nft_table(&self) -> bool {
+        Command::new("nft")
+            .args(["list", "table", "ip", &self.nft_table()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
     }
 
     /// The bridge's own address (the pods' gateway).
@@ -273,11 +299,18 @@ impl Daemon {
             .map(PathBuf::from)
             .unwrap_or_else(|| self.dir.join("etc"));
         self.net.write_into(&config_dir);
-        let own_config: Vec<&str> = if given.is_some() {
+        let mut own_config: Vec<String> = if given.is_some() {
             Vec::new()
         } else {
-            vec!["--config-dir", config_dir.to_str().unwrap()]
+            vec!["--config-dir".into(), config_dir.to_str().unwrap().into()]
         };
+        // Services: this test's own table and range.
+        if !extra.contains(&"--nft-table") {
+            own_config.extend(["--nft-table".into(), self.net.nft_table()]);
+        }
+        if !extra.contains(&"--service-cidr") {
+            own_config.extend(["--service-cidr".into(), self.net.service_cidr()]);
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -618,6 +651,9 @@ impl Daemon {
         for v in self.net.veths() {
             out.push(format!("veth {v} on bridge {}", self.net.bridge));
         }
+        if self.net.has_nft_table() {
+            out.push(format!("nftables table ip {}", self.net.nft_table()));
+        }
         for ip in self.net.leases(&self.state) {
             out.push(format!(
                 "host-local lease {ip} of network {}",
@@ -707,6 +743,24 @@ impl Drop for Daemon {
             for (ns, name) in self.pod_refs() {
                 let _ = self.peapod(&["delete", "pod", &name, "-n", &ns, "--grace-period=0"]);
             }
+            // Deleting the last Service removes the daemon's nft table.
+            let out = self.peapod(&["get", "services", "-A", "-o", "json"]);
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            let mut had = false;
+            for s in v["items"].as_array().into_iter().flatten() {
+                let (Some(ns), Some(name)) = (
+                    s["metadata"]["namespace"].as_str(),
+                    s["metadata"]["name"].as_str(),
+                ) else {
+                    continue;
+                };
+                had = true;
+                let _ = self.peapod(&["delete", "service", name, "-n", ns]);
+            }
+            let start = Instant::now();
+            while had && self.net.has_nft_table() && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             if let Some(mut c) = self.child.take() {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(c.id() as i32),
@@ -781,6 +835,10 @@ impl Daemon {
         }
         let _ = Command::new("ip")
             .args(["link", "del", &self.net.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.net.nft_table()])
             .stderr(Stdio::null())
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
