@@ -16,6 +16,18 @@ pub async fn create_container(
         .config
         .ok_or_else(|| Status::invalid_argument("config: required"))?;
     let cfg = container_config(&config)?;
+    let images = cri.images.clone();
+    let image = cfg.image.clone();
+    let present = tokio::task::spawn_blocking(move || images.get(&image))
+        .await
+        .map_err(|e| Status::internal(format!("image task failed: {e}")))?
+        .map_err(crate::image_status)?;
+    if present.is_none() {
+        return Err(Status::not_found(format!(
+            "container {}: image {:?} is not present on this node; PullImage it first",
+            cfg.name, cfg.image
+        )));
+    }
     let sid = req.pod_sandbox_id;
     let container_id = cri
         .blocking(move |rt| {
