@@ -153,13 +153,21 @@ pub fn container(c: &rt::ContainerStatus) -> pb::Container {
 }
 
 pub fn container_status(c: &rt::ContainerStatus) -> pb::ContainerStatus {
+    let started_at = nanos(c.started_at.as_deref());
+    // The shim stamps the start once the start call returns; a process
+    // that exits at once may be stamped finished a moment earlier. A
+    // container never finishes before it starts.
+    let finished_at = match nanos(c.finished_at.as_deref()) {
+        0 => 0,
+        f => f.max(started_at),
+    };
     pb::ContainerStatus {
         id: c.id.clone(),
         metadata: Some(container_metadata(&c.metadata)),
         state: container_state(c.state) as i32,
         created_at: nanos(Some(&c.created_at)),
-        started_at: nanos(c.started_at.as_deref()),
-        finished_at: nanos(c.finished_at.as_deref()),
+        started_at,
+        finished_at,
         exit_code: c.exit_code.unwrap_or(0),
         image: Some(image_spec(&c.image)),
         image_ref: c.image_ref.clone(),

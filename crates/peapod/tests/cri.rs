@@ -5,9 +5,9 @@
 
 mod common;
 use common::*;
-use peapod_cri::pb;
 use pb::image_service_client::ImageServiceClient;
 use pb::runtime_service_client::RuntimeServiceClient;
+use peapod_cri::pb;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -172,9 +172,8 @@ fn cri_version_and_status() {
     let d = Daemon::start_bare(&[]);
     block_on(async {
         let mut c = cri(&d).await;
-        let v = c
-            .rt
-            .version(pb::VersionRequest {
+        let v =
+            c.rt.version(pb::VersionRequest {
                 version: "v1".into(),
             })
             .await
@@ -184,12 +183,11 @@ fn cri_version_and_status() {
         assert_eq!(v.runtime_api_version, "v1");
         assert!(!v.runtime_version.is_empty());
 
-        let st = c
-            .rt
-            .status(pb::StatusRequest { verbose: true })
-            .await
-            .expect("Status")
-            .into_inner();
+        let st =
+            c.rt.status(pb::StatusRequest { verbose: true })
+                .await
+                .expect("Status")
+                .into_inner();
         let conds: HashMap<String, bool> = st
             .status
             .expect("status")
@@ -202,9 +200,8 @@ fn cri_version_and_status() {
         assert!(st.info.contains_key("config"), "{:?}", st.info);
 
         // Streaming is not served yet: the CRI's answer for that.
-        let e = c
-            .rt
-            .exec(pb::ExecRequest {
+        let e =
+            c.rt.exec(pb::ExecRequest {
                 container_id: "x".into(),
                 cmd: vec!["true".into()],
                 ..Default::default()
@@ -258,9 +255,8 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
         // RunPodSandbox: ready, with an address on the CNI network.
         let sbcfg = sandbox_config("web", &log_dir, &[("app", "web")]);
         let sid = run_sandbox(&mut c, &sbcfg).await;
-        let st = c
-            .rt
-            .pod_sandbox_status(pb::PodSandboxStatusRequest {
+        let st =
+            c.rt.pod_sandbox_status(pb::PodSandboxStatusRequest {
                 pod_sandbox_id: sid.clone(),
                 verbose: true,
             })
@@ -318,7 +314,10 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
         let exited = wait_state(&mut c, &quitter, pb::ContainerState::ContainerExited).await;
         assert_eq!(exited.exit_code, 7);
         assert_eq!(exited.reason, "Error");
-        assert!(exited.finished_at >= exited.started_at && exited.finished_at > 0);
+        assert!(
+            exited.finished_at >= exited.started_at && exited.finished_at > 0,
+            "{exited:?}"
+        );
 
         // ListContainers: by sandbox, state and label.
         let list = |filter: pb::ContainerFilter| {
@@ -369,11 +368,14 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
         );
 
         // ExecSync: output, exit code, and a timeout that kills.
-        let r = c
-            .rt
-            .exec_sync(pb::ExecSyncRequest {
+        let r =
+            c.rt.exec_sync(pb::ExecSyncRequest {
                 container_id: server.clone(),
-                cmd: vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 3".into()],
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo out; echo err >&2; exit 3".into(),
+                ],
                 timeout: 0,
             })
             .await
@@ -382,9 +384,8 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
         assert_eq!(String::from_utf8_lossy(&r.stdout), "out\n");
         assert_eq!(String::from_utf8_lossy(&r.stderr), "err\n");
         assert_eq!(r.exit_code, 3);
-        let host = c
-            .rt
-            .exec_sync(pb::ExecSyncRequest {
+        let host =
+            c.rt.exec_sync(pb::ExecSyncRequest {
                 container_id: server.clone(),
                 cmd: vec!["hostname".into()],
                 timeout: 5,
@@ -394,9 +395,8 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
             .into_inner();
         assert_eq!(String::from_utf8_lossy(&host.stdout), "web\n");
         let started = Instant::now();
-        let e = c
-            .rt
-            .exec_sync(pb::ExecSyncRequest {
+        let e =
+            c.rt.exec_sync(pb::ExecSyncRequest {
                 container_id: server.clone(),
                 cmd: vec!["sh".into(), "-c".into(), "sleep 30; echo never".into()],
                 timeout: 1,
@@ -405,9 +405,8 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
             .expect_err("the command outlives its timeout");
         assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(15));
-        let ps = c
-            .rt
-            .exec_sync(pb::ExecSyncRequest {
+        let ps =
+            c.rt.exec_sync(pb::ExecSyncRequest {
                 container_id: server.clone(),
                 cmd: vec!["ps".into()],
                 timeout: 5,
@@ -429,7 +428,11 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
             if t.contains("oops") && t.contains("hello-cri") {
                 break t;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "log {}: {t:?}", log.display());
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "log {}: {t:?}",
+                log.display()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let lines: Vec<&str> = text.lines().collect();
@@ -439,7 +442,10 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
             .unwrap_or_else(|| panic!("no CRI stdout line in {text:?}"));
         let ts = out.split(' ').next().unwrap();
         assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{out:?}");
-        assert!(lines.iter().any(|l| l.ends_with(" stderr F oops")), "{text:?}");
+        assert!(
+            lines.iter().any(|l| l.ends_with(" stderr F oops")),
+            "{text:?}"
+        );
         c.rt.reopen_container_log(pb::ReopenContainerLogRequest {
             container_id: server.clone(),
         })
@@ -447,9 +453,8 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
         .expect("ReopenContainerLog");
 
         // Stats of the running container.
-        let stats = c
-            .rt
-            .container_stats(pb::ContainerStatsRequest {
+        let stats =
+            c.rt.container_stats(pb::ContainerStatsRequest {
                 container_id: server.clone(),
             })
             .await
@@ -460,8 +465,7 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
         assert_eq!(stats.attributes.as_ref().unwrap().id, server);
         assert!(stats.memory.unwrap().working_set_bytes.is_some());
 
-        // StopContainer: sleep ignores nothing, but PID 1 gets no default
-        // SIGTERM action: SIGKILL after the 1 s grace.
+        // StopContainer: the stop signal (SIGTERM) ends it: 128 + 15.
         c.rt.stop_container(pb::StopContainerRequest {
             container_id: server.clone(),
             timeout: 1,
@@ -470,7 +474,7 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
         .expect("StopContainer");
         let stopped = container_status(&mut c, &server).await;
         assert_eq!(stopped.state, pb::ContainerState::ContainerExited as i32);
-        assert_eq!(stopped.exit_code, 137, "{stopped:?}");
+        assert_eq!(stopped.exit_code, 143, "{stopped:?}");
         // Idempotent.
         c.rt.stop_container(pb::StopContainerRequest {
             container_id: server.clone(),
@@ -485,9 +489,8 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
             })
             .await
             .expect("RemoveContainer");
-            let e = c
-                .rt
-                .container_status(pb::ContainerStatusRequest {
+            let e =
+                c.rt.container_status(pb::ContainerStatusRequest {
                     container_id: id.to_string(),
                     verbose: false,
                 })
@@ -503,9 +506,8 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
         })
         .await
         .expect("StopPodSandbox");
-        let st = c
-            .rt
-            .pod_sandbox_status(pb::PodSandboxStatusRequest {
+        let st =
+            c.rt.pod_sandbox_status(pb::PodSandboxStatusRequest {
                 pod_sandbox_id: sid.clone(),
                 verbose: false,
             })
@@ -549,8 +551,16 @@ fn cri_list_filters_and_isolation_from_peapod_pods() {
         // Nothing of peapod's own pods over the CRI.
         assert!(list_sandbox_ids(&mut c, None).await.is_empty());
 
-        let a = run_sandbox(&mut c, &sandbox_config("a", &log_dir.join("a"), &[("app", "a"), ("tier", "x")])).await;
-        let b = run_sandbox(&mut c, &sandbox_config("b", &log_dir.join("b"), &[("app", "b"), ("tier", "x")])).await;
+        let a = run_sandbox(
+            &mut c,
+            &sandbox_config("a", &log_dir.join("a"), &[("app", "a"), ("tier", "x")]),
+        )
+        .await;
+        let b = run_sandbox(
+            &mut c,
+            &sandbox_config("b", &log_dir.join("b"), &[("app", "b"), ("tier", "x")]),
+        )
+        .await;
         let mut both = vec![a.clone(), b.clone()];
         both.sort();
         assert_eq!(list_sandbox_ids(&mut c, None).await, both);
@@ -568,11 +578,26 @@ fn cri_list_filters_and_isolation_from_peapod_pods() {
                     .collect(),
             })
         };
-        assert_eq!(list_sandbox_ids(&mut c, by(&a, None, &[])).await, vec![a.clone()]);
-        assert_eq!(list_sandbox_ids(&mut c, by("", None, &[("app", "b")])).await, vec![b.clone()]);
-        assert_eq!(list_sandbox_ids(&mut c, by("", None, &[("tier", "x")])).await, both);
-        assert!(list_sandbox_ids(&mut c, by("", None, &[("app", "b"), ("tier", "y")])).await.is_empty());
-        assert!(list_sandbox_ids(&mut c, by(&a, None, &[("app", "b")])).await.is_empty());
+        assert_eq!(
+            list_sandbox_ids(&mut c, by(&a, None, &[])).await,
+            vec![a.clone()]
+        );
+        assert_eq!(
+            list_sandbox_ids(&mut c, by("", None, &[("app", "b")])).await,
+            vec![b.clone()]
+        );
+        assert_eq!(
+            list_sandbox_ids(&mut c, by("", None, &[("tier", "x")])).await,
+            both
+        );
+        assert!(
+            list_sandbox_ids(&mut c, by("", None, &[("app", "b"), ("tier", "y")]))
+                .await
+                .is_empty()
+        );
+        assert!(list_sandbox_ids(&mut c, by(&a, None, &[("app", "b")]))
+            .await
+            .is_empty());
 
         c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
             pod_sandbox_id: a.clone(),
@@ -580,7 +605,11 @@ fn cri_list_filters_and_isolation_from_peapod_pods() {
         .await
         .expect("StopPodSandbox");
         assert_eq!(
-            list_sandbox_ids(&mut c, by("", Some(pb::PodSandboxState::SandboxNotready), &[])).await,
+            list_sandbox_ids(
+                &mut c,
+                by("", Some(pb::PodSandboxState::SandboxNotready), &[])
+            )
+            .await,
             vec![a.clone()]
         );
         assert_eq!(
