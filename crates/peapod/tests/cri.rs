@@ -4,6 +4,8 @@
 //! comments, as crictl and kubelet use them.
 
 mod common;
+#[path = "../../image/tests/support/mod.rs"]
+mod registry;
 use common::*;
 use pb::image_service_client::ImageServiceClient;
 use pb::runtime_service_client::RuntimeServiceClient;
@@ -852,5 +854,143 @@ fn cri_errors_carry_the_codes_kubelet_expects() {
         })
         .await
         .expect("RemovePodSandbox");
+    });
+}
+
+async fn image_status(c: &mut Cri, image: &str) -> Option<pb::Image> {
+    c.img
+        .image_status(pb::ImageStatusRequest {
+            image: Some(pb::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .expect("ImageStatus")
+        .into_inner()
+        .image
+}
+
+#[test]
+fn cri_image_service_pull_with_auth_status_list_remove() {
+    if !registry::require_registry_tools() {
+        return;
+    }
+    let reg = registry::Registry::start_basic_auth("alice", "s3cret");
+    reg.push(
+        &registry::test_images().join("busybox.tar"),
+        "private/busybox:v1",
+        &[],
+    );
+    let d = Daemon::start_bare(&[]);
+    let image = format!("{}/private/busybox:v1", reg.host());
+    block_on(async {
+        let mut c = cri(&d).await;
+        let img_client = c.img.clone();
+        let pull = |auth: Option<pb::AuthConfig>| {
+            let mut img = img_client.clone();
+            let image = image.clone();
+            async move {
+                img.pull_image(pb::PullImageRequest {
+                    image: Some(pb::ImageSpec {
+                        image,
+                        ..Default::default()
+                    }),
+                    auth,
+                    sandbox_config: None,
+                })
+                .await
+            }
+        };
+        // Without credentials: the registry's refusal, as an error.
+        let e = pull(None).await.expect_err("no credentials");
+        assert!(
+            e.message().contains("401") || e.message().to_lowercase().contains("unauthorized"),
+            "{e:?}"
+        );
+        assert!(image_status(&mut c, &image).await.is_none());
+
+        // With the request's auth (the `auth` form: base64 of user:password).
+        use base64::Engine;
+        let pulled = pull(Some(pb::AuthConfig {
+            auth: base64::engine::general_purpose::STANDARD.encode("alice:s3cret"),
+            server_address: reg.host(),
+            ..Default::default()
+        }))
+        .await
+        .expect("PullImage with auth")
+        .into_inner();
+        assert!(pulled.image_ref.starts_with("sha256:"), "{pulled:?}");
+
+        // ImageStatus by name and by id agree; ListImages has it.
+        let by_name = image_status(&mut c, &image).await.expect("pulled image");
+        let by_id = image_status(&mut c, &pulled.image_ref)
+            .await
+            .expect("by id");
+        assert_eq!(by_name, by_id);
+        assert_eq!(by_name.id, pulled.image_ref);
+        assert_eq!(by_name.repo_tags, vec![image.clone()]);
+        assert!(
+            by_name
+                .repo_digests
+                .iter()
+                .all(|d| d.starts_with(&format!("{}/private/busybox@sha256:", reg.host()))),
+            "{by_name:?}"
+        );
+        assert!(by_name.size > 0);
+        let listed = c
+            .img
+            .list_images(pb::ListImagesRequest {
+                filter: Some(pb::ImageFilter {
+                    image: Some(pb::ImageSpec {
+                        image: image.clone(),
+                        ..Default::default()
+                    }),
+                }),
+            })
+            .await
+            .expect("ListImages")
+            .into_inner()
+            .images;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, pulled.image_ref);
+
+        // A container runs from it.
+        let sbcfg = sandbox_config("puller", &d.dir.join("podlogs/p"), &[]);
+        let sid = run_sandbox(&mut c, &sbcfg).await;
+        let mut cfg = container_config("c", &["sleep", "3600"], "c/0.log");
+        cfg.image = Some(pb::ImageSpec {
+            image: image.clone(),
+            ..Default::default()
+        });
+        let cid = create(&mut c, &sid, &sbcfg, cfg).await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: cid.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let st = wait_state(&mut c, &cid, pb::ContainerState::ContainerRunning).await;
+        assert_eq!(st.image.unwrap().image, image);
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox (running containers are killed)");
+        assert!(list_sandbox_ids(&mut c, None).await.is_empty());
+
+        // RemoveImage, twice (idempotent).
+        for _ in 0..2 {
+            c.img
+                .remove_image(pb::RemoveImageRequest {
+                    image: Some(pb::ImageSpec {
+                        image: image.clone(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .expect("RemoveImage");
+            assert!(image_status(&mut c, &image).await.is_none());
+        }
     });
 }
