@@ -62,6 +62,30 @@ pub(crate) fn sandbox_config(
             "config.linux.security_context.namespace_options.pid: TARGET is for containers only; use POD, CONTAINER or NODE",
         ));
     }
+    let sc = linux.security_context.clone().unwrap_or_default();
+    for (what, unsupported) in [
+        ("dns_config", config.dns_config.is_some()),
+        ("linux.security_context.privileged", sc.privileged),
+        (
+            "linux.security_context.run_as_user",
+            sc.run_as_user.is_some(),
+        ),
+        (
+            "linux.security_context.run_as_group",
+            sc.run_as_group.is_some(),
+        ),
+        (
+            "linux.security_context.supplemental_groups",
+            !sc.supplemental_groups.is_empty(),
+        ),
+        ("linux.security_context.seccomp", sc.seccomp.is_some()),
+        ("linux.resources", linux.resources.is_some()),
+        ("linux.overhead", linux.overhead.is_some()),
+    ] {
+        if unsupported {
+            tracing::warn!(sandbox = %meta.name, "CRI RunPodSandbox: config.{what} is not supported yet; ignored");
+        }
+    }
     let cgroup_parent = if linux.cgroup_parent.trim_matches('/').is_empty() {
         let key = if meta.uid.is_empty() {
             format!("{}_{}", meta.namespace, meta.name)
