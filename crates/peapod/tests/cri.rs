@@ -310,6 +310,11 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
         let running = wait_state(&mut c, &server, pb::ContainerState::ContainerRunning).await;
         assert!(running.started_at > 0);
         assert_eq!(
+            running.image_id, img.id,
+            "ContainerStatus names the image by its id"
+        );
+        assert_eq!(running.image.as_ref().unwrap().image, BUSYBOX);
+        assert_eq!(
             running.log_path,
             log_dir.join("server/0.log").display().to_string()
         );
