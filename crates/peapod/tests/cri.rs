@@ -471,6 +471,56 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
             .expect("stats");
         assert_eq!(stats.attributes.as_ref().unwrap().id, server);
         assert!(stats.memory.unwrap().working_set_bytes.is_some());
+        let all =
+            c.rt.list_container_stats(pb::ListContainerStatsRequest {
+                filter: Some(pb::ContainerStatsFilter {
+                    pod_sandbox_id: sid.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("ListContainerStats")
+            .into_inner()
+            .stats;
+        // Only running containers have stats.
+        let ids: Vec<&str> = all
+            .iter()
+            .map(|s| s.attributes.as_ref().unwrap().id.as_str())
+            .collect();
+        assert_eq!(ids, vec![server.as_str()]);
+        let pod_stats =
+            c.rt.pod_sandbox_stats(pb::PodSandboxStatsRequest {
+                pod_sandbox_id: sid.clone(),
+            })
+            .await
+            .expect("PodSandboxStats")
+            .into_inner()
+            .stats
+            .unwrap();
+        let linux = pod_stats.linux.unwrap();
+        assert!(linux.cpu.unwrap().usage_core_nano_seconds.is_some());
+        assert_eq!(linux.containers.len(), 1);
+
+        // UpdateContainerResources: the new memory limit is on the
+        // container's cgroup (under the default CRI pod cgroup).
+        c.rt.update_container_resources(pb::UpdateContainerResourcesRequest {
+            container_id: server.clone(),
+            linux: Some(pb::LinuxContainerResources {
+                memory_limit_in_bytes: 96 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("UpdateContainerResources");
+        let limit_file = Path::new("/sys/fs/cgroup/memory")
+            .join(&d.cgroup_parent)
+            .join("cri-poduid-web")
+            .join(&server)
+            .join("memory.limit_in_bytes");
+        let limit = std::fs::read_to_string(&limit_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", limit_file.display()));
+        assert_eq!(limit.trim(), (96u64 << 20).to_string());
 
         // StopContainer: the stop signal (SIGTERM) ends it: 128 + 15.
         c.rt.stop_container(pb::StopContainerRequest {
