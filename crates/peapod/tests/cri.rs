@@ -1049,3 +1049,107 @@ fn cri_image_service_pull_with_auth_status_list_remove() {
         }
     });
 }
+
+/// crictl v1.29 (`../shared/cri/build.sh` puts it in
+/// `/var/tmp/critools/bin`; `CRICTL` overrides), when installed.
+fn crictl() -> Option<PathBuf> {
+    let p = std::env::var_os("CRICTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/critools/bin/crictl"));
+    if p.exists() {
+        return Some(p);
+    }
+    if registry::under_ci() {
+        panic!(
+            "{} missing (../shared/cri/build.sh); CI must not skip this test",
+            p.display()
+        );
+    }
+    eprintln!("skipping: {} missing (../shared/cri/build.sh)", p.display());
+    None
+}
+
+/// crictl (grpc-go, which sends the socket path as :authority) drives a
+/// full cycle over the CRI socket.
+#[test]
+fn crictl_runs_the_cycle_over_the_cri_socket() {
+    let Some(crictl) = crictl() else {
+        return;
+    };
+    let d = Daemon::start();
+    let endpoint = format!("unix://{}", d.state.join("cri.sock").display());
+    let run = |args: &[&str]| -> String {
+        let out = std::process::Command::new(&crictl)
+            .env("CONTAINER_RUNTIME_ENDPOINT", &endpoint)
+            .env("IMAGE_SERVICE_ENDPOINT", &endpoint)
+            .args(args)
+            .output()
+            .expect("run crictl");
+        assert!(
+            out.status.success(),
+            "crictl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // The daemon binds the CRI socket a moment after its own.
+    let start = Instant::now();
+    while !d.state.join("cri.sock").exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let version = run(&["version"]);
+    assert!(version.contains("RuntimeName:  peapod"), "{version}");
+    assert!(version.contains("RuntimeApiVersion:  v1"), "{version}");
+    assert!(run(&["images"]).contains("localhost/peapod/busybox"));
+
+    let pod = d.dir.join("pod.json");
+    let logs = d.dir.join("podlogs");
+    std::fs::write(
+        &pod,
+        serde_json::json!({
+            "metadata": {"name": "cc", "namespace": "default", "uid": "cc-uid"},
+            "log_directory": logs,
+            "linux": {"security_context": {"namespace_options": {"pid": 1}}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let ctr = d.dir.join("ctr.json");
+    std::fs::write(
+        &ctr,
+        serde_json::json!({
+            "metadata": {"name": "app"},
+            "image": {"image": BUSYBOX},
+            "command": ["sh", "-c", "echo hello-crictl; exec sleep 3600"],
+            "log_path": "app/0.log",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (pod_s, ctr_s) = (pod.to_str().unwrap(), ctr.to_str().unwrap());
+    let sid = run(&["runp", pod_s]);
+    let cid = run(&["create", &sid, ctr_s, pod_s]);
+    run(&["start", &cid]);
+    assert_eq!(run(&["pods", "-q"]), sid);
+    assert_eq!(run(&["ps", "-q", "--state", "running"]), cid);
+    assert_eq!(run(&["exec", "-s", &cid, "hostname"]), "cc");
+    let start = Instant::now();
+    loop {
+        let out = run(&["logs", &cid]);
+        if out == "hello-crictl" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "logs: {out:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let inspect: serde_json::Value = serde_json::from_str(&run(&["inspectp", &sid])).unwrap();
+    assert_eq!(inspect["status"]["state"], "SANDBOX_READY");
+    assert!(inspect["status"]["network"]["ip"]
+        .as_str()
+        .is_some_and(|ip| !ip.is_empty()));
+    run(&["stop", &cid]);
+    run(&["rm", &cid]);
+    run(&["stopp", &sid]);
+    run(&["rmp", &sid]);
+    assert_eq!(run(&["pods", "-q"]), "");
+}
