@@ -102,21 +102,26 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         tracing::warn!("pod network: {problem}");
         eprintln!("peapod: warning: pod network: {problem}");
     }
-    let runtime = Arc::new(Runtime::new(
-        RuntimeOptions {
-            root: opts.root.clone(),
-            state: opts.state.clone(),
-            cgroup_parent: opts.cgroup_parent.clone(),
-            pod_max_pids: opts.pod_max_pids,
-            exe: opts.exe.clone(),
-            log_rotation: opts.log_rotation,
-            network: Some(network),
-        },
-        images.clone(),
-    )?);
+    let runtime_opts = RuntimeOptions {
+        root: opts.root.clone(),
+        state: opts.state.clone(),
+        cgroup_parent: opts.cgroup_parent.clone(),
+        pod_max_pids: opts.pod_max_pids,
+        exe: opts.exe.clone(),
+        log_rotation: opts.log_rotation,
+        network: Some(network),
+    };
+    let runtime = Arc::new(Runtime::new(runtime_opts.clone(), images.clone())?);
     let store = Store::open(&opts.root.join("peapod.redb"))?;
     let registries = peapod_image::RegistryConfig::load(&opts.config_dir.join("registries.toml"))?;
     let puller = Arc::new(peapod_image::Puller::new(images.clone(), registries));
+    // The CRI: its own runtime (own sandboxes under <root>/cri and
+    // <state>/cri, never adopted or listed below), the shared images.
+    let cri = Arc::new(peapod_cri::Cri::new(
+        &runtime_opts,
+        images.clone(),
+        puller.clone(),
+    )?);
     let node = Arc::new(Node::new(store, runtime.clone(), images, puller)?);
     node.register()?;
     let _ = node.services.set(services.clone());
@@ -215,9 +220,26 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         }
         eprintln!("peapod: daemon stopping; pods keep running");
     };
+    let cri_socket = peapod_cri::socket_path(&opts.state);
+    let (cri_stop, mut cri_stopped) = tokio::sync::watch::channel(false);
+    let cri_task = {
+        let socket = cri_socket.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = cri_stopped.changed().await;
+            };
+            if let Err(e) = peapod_cri::serve(cri, &socket, stop).await {
+                tracing::error!("CRI server on {}: {e}", socket.display());
+                eprintln!("peapod: CRI server on {}: {e}", socket.display());
+            }
+        })
+    };
+    eprintln!("peapod: CRI v1 on {}", cri_socket.display());
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
+    let _ = cri_stop.send(true);
+    let _ = cri_task.await;
     let _ = std::fs::remove_file(&opts.socket);
     let _ = std::fs::remove_file(&events_path);
     let rt = runtime.clone();

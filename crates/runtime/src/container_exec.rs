@@ -162,6 +162,10 @@ impl Runtime {
                 Ok(r) => r,
                 Err(_) => {
                     timed_out = true;
+                    // What the command started goes too: a child that
+                    // keeps the output pipes open would hold this call
+                    // until it ends by itself.
+                    kill_descendants(session.pid);
                     let _ = self.shim(&sid).expect_ok(&Request::KillExec {
                         exec_id: session.exec_id.clone(),
                         signal: libc::SIGKILL,
@@ -195,5 +199,50 @@ impl Runtime {
             exit_code: exit.code,
             timed_out,
         })
+    }
+}
+
+/// Parent pid of `pid`, from `/proc/<pid>/stat` (the field after the
+/// command name, which may itself hold spaces and parentheses).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// SIGKILL every descendant of `pid` (an exec'd process whose timeout
+/// passed), with `pid` itself stopped first so it forks no more; the
+/// caller then kills `pid`. Pids are the host's, as the shim reports them.
+fn kill_descendants(pid: i32) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let _ = kill(Pid::from_raw(pid), Signal::SIGSTOP);
+    for _ in 0..3 {
+        let mut parents: std::collections::HashMap<i32, i32> = std::collections::HashMap::new();
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                if let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
+                    if let Some(pp) = parent_of(p) {
+                        parents.insert(p, pp);
+                    }
+                }
+            }
+        }
+        let mut found: Vec<i32> = Vec::new();
+        let mut frontier = vec![pid];
+        while let Some(p) = frontier.pop() {
+            for (&child, &pp) in &parents {
+                if pp == p && !found.contains(&child) {
+                    found.push(child);
+                    frontier.push(child);
+                }
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        for child in found {
+            let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+        }
     }
 }

@@ -641,7 +641,15 @@ impl Daemon {
                 }
             }
         }
-        for sub in ["root/pods", "root/sandboxes", "root/logs", "s/sandboxes"] {
+        for sub in [
+            "root/pods",
+            "root/sandboxes",
+            "root/logs",
+            "s/sandboxes",
+            // The CRI's own sandboxes (its ownership namespace).
+            "root/cri/sandboxes",
+            "s/cri/sandboxes",
+        ] {
             if let Ok(rd) = std::fs::read_dir(self.dir.join(sub)) {
                 for e in rd.flatten() {
                     out.push(format!("file {}", e.path().display()));
@@ -850,7 +858,13 @@ impl Daemon {
     /// was never released (the daemon died or the test failed first), so
     /// its masquerade and hostPort rules do not outlive the test.
     fn cni_del_leftovers(&self) {
-        let Ok(rd) = std::fs::read_dir(self.root.join("sandboxes")) else {
+        // peapod's own sandboxes, then the CRI's.
+        self.cni_del_leftovers_in(&self.root, &self.state);
+        self.cni_del_leftovers_in(&self.root.join("cri"), &self.state.join("cri"));
+    }
+
+    fn cni_del_leftovers_in(&self, root: &Path, state: &Path) {
+        let Ok(rd) = std::fs::read_dir(root.join("sandboxes")) else {
             return;
         };
         for e in rd.flatten() {
@@ -865,7 +879,7 @@ impl Daemon {
                 continue;
             }
             let sid = rec["id"].as_str().unwrap_or_default();
-            let netns = self.state.join("sandboxes").join(sid).join("ns/net");
+            let netns = state.join("sandboxes").join(sid).join("ns/net");
             let list = &net["config"];
             for plugin in list["plugins"].as_array().into_iter().flatten().rev() {
                 let mut conf = plugin.clone();

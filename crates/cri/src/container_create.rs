@@ -1,0 +1,164 @@
+//! CreateContainer: the CRI's ContainerConfig → the runtime's; the log
+//! goes to the sandbox's `log_directory` joined with `log_path`, in the
+//! CRI log format the shim writes.
+
+use crate::convert::{resources, to_btree};
+use crate::{pb, require_id, Cri};
+use peapod_runtime::{ContainerConfig, SeccompConfig, SecurityConfig, VolumeMount};
+use tonic::Status;
+
+pub async fn create_container(
+    cri: &Cri,
+    req: pb::CreateContainerRequest,
+) -> Result<pb::CreateContainerResponse, Status> {
+    require_id(&req.pod_sandbox_id, "pod_sandbox_id")?;
+    let config = req
+        .config
+        .ok_or_else(|| Status::invalid_argument("config: required"))?;
+    let cfg = container_config(&config)?;
+    let images = cri.images.clone();
+    let image = cfg.image.clone();
+    let present = tokio::task::spawn_blocking(move || images.get(&image))
+        .await
+        .map_err(|e| Status::internal(format!("image task failed: {e}")))?
+        .map_err(crate::image_status)?;
+    if present.is_none() {
+        return Err(Status::not_found(format!(
+            "container {}: image {:?} is not present on this node; PullImage it first",
+            cfg.name, cfg.image
+        )));
+    }
+    let sid = req.pod_sandbox_id;
+    let container_id = cri
+        .blocking(move |rt| {
+            // NotFound for an unknown sandbox, before anything is made.
+            rt.sandbox_record(&sid)?;
+            rt.create_container(&sid, &cfg)
+        })
+        .await?;
+    Ok(pb::CreateContainerResponse { container_id })
+}
+
+fn seccomp(p: Option<&pb::SecurityProfile>) -> Result<SeccompConfig, Status> {
+    use pb::security_profile::ProfileType;
+    // The CRI's unset profile is unconfined (kubelet always sends one).
+    let Some(p) = p else {
+        return Ok(SeccompConfig::Unconfined);
+    };
+    match ProfileType::try_from(p.profile_type) {
+        Ok(ProfileType::RuntimeDefault) => Ok(SeccompConfig::RuntimeDefault),
+        Ok(ProfileType::Unconfined) => Ok(SeccompConfig::Unconfined),
+        Ok(ProfileType::Localhost) => Ok(SeccompConfig::Localhost(p.localhost_ref.clone())),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "config.linux.security_context.seccomp.profile_type: {} is not RuntimeDefault, Unconfined or Localhost",
+            p.profile_type
+        ))),
+    }
+}
+
+pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<ContainerConfig, Status> {
+    let meta = config
+        .metadata
+        .as_ref()
+        .ok_or_else(|| Status::invalid_argument("config.metadata: required"))?;
+    if meta.name.is_empty() {
+        return Err(Status::invalid_argument("config.metadata.name: required"));
+    }
+    let image = config
+        .image
+        .as_ref()
+        .map(|i| i.image.clone())
+        .unwrap_or_default();
+    if image.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "container {}: config.image.image: required; pass an image PullImage or `peapod image import` stored",
+            meta.name
+        )));
+    }
+    if config.log_path.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "container {}: config.log_path: required (relative to the sandbox's log_directory)",
+            meta.name
+        )));
+    }
+    let linux = config.linux.clone().unwrap_or_default();
+    let sc = linux.security_context.unwrap_or_default();
+    if sc.run_as_group.is_some() && sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "container {}: config.linux.security_context.run_as_group needs run_as_user or run_as_username",
+            meta.name
+        )));
+    }
+    for (what, unsupported) in [
+        ("devices", !config.devices.is_empty()),
+        (
+            "linux.security_context.run_as_username",
+            !sc.run_as_username.is_empty(),
+        ),
+        (
+            "linux.security_context.supplemental_groups",
+            !sc.supplemental_groups.is_empty(),
+        ),
+        (
+            "linux.security_context.masked_paths",
+            !sc.masked_paths.is_empty(),
+        ),
+        (
+            "linux.security_context.readonly_paths",
+            !sc.readonly_paths.is_empty(),
+        ),
+    ] {
+        if unsupported {
+            tracing::warn!(container = %meta.name, "CRI CreateContainer: config.{what} is not supported yet; ignored");
+        }
+    }
+    let mut mounts = Vec::new();
+    for (i, m) in config.mounts.iter().enumerate() {
+        if m.container_path.is_empty() || m.host_path.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "container {}: config.mounts[{i}]: container_path and host_path are required",
+                meta.name
+            )));
+        }
+        if m.propagation != pb::MountPropagation::PropagationPrivate as i32 {
+            tracing::warn!(container = %meta.name, "CRI CreateContainer: config.mounts[{i}].propagation is not supported yet; the mount is private");
+        }
+        mounts.push(VolumeMount {
+            container_path: m.container_path.clone(),
+            host_path: m.host_path.clone().into(),
+            readonly: m.readonly,
+        });
+    }
+    let caps = sc.capabilities.clone().unwrap_or_default();
+    Ok(ContainerConfig {
+        name: meta.name.clone(),
+        attempt: meta.attempt,
+        image,
+        log_path: config.log_path.clone().into(),
+        labels: to_btree(&config.labels),
+        annotations: to_btree(&config.annotations),
+        command: config.command.clone(),
+        args: config.args.clone(),
+        env: config
+            .envs
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect(),
+        working_dir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
+        tty: config.tty,
+        stdin: config.stdin,
+        mounts,
+        resources: linux.resources.as_ref().map(resources).unwrap_or_default(),
+        security: SecurityConfig {
+            run_as_user: sc.run_as_user.map(|v| v.value),
+            run_as_group: sc.run_as_group.map(|v| v.value),
+            run_as_non_root: false,
+            privileged: sc.privileged,
+            add_caps: caps.add_capabilities,
+            drop_caps: caps.drop_capabilities,
+            readonly_rootfs: sc.readonly_rootfs,
+            allow_privilege_escalation: sc.no_new_privs.then_some(false),
+            seccomp: seccomp(sc.seccomp.as_ref())?,
+        },
+    })
+}

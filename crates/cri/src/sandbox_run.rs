@@ -1,0 +1,152 @@
+//! RunPodSandbox: the CRI's PodSandboxConfig → the runtime's
+//! SandboxConfig; CNI ADD happens inside the runtime's sandbox_run.
+
+use crate::convert::to_btree;
+use crate::{pb, Cri};
+use peapod_runtime::{PortMapping, SandboxConfig};
+use tonic::Status;
+
+pub async fn run_pod_sandbox(
+    cri: &Cri,
+    req: pb::RunPodSandboxRequest,
+) -> Result<pb::RunPodSandboxResponse, Status> {
+    if !req.runtime_handler.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "runtime_handler {:?}: peapod has only the default handler; pass an empty runtime_handler",
+            req.runtime_handler
+        )));
+    }
+    let config = req
+        .config
+        .ok_or_else(|| Status::invalid_argument("config: required"))?;
+    let cfg = sandbox_config(&config, cri.runtime.paths.cgroup_parent())?;
+    let pod_sandbox_id = cri.blocking(move |rt| rt.run_pod_sandbox(&cfg)).await?;
+    Ok(pb::RunPodSandboxResponse { pod_sandbox_id })
+}
+
+/// Keep a name usable as one cgroup path element.
+fn path_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn sandbox_config(
+    config: &pb::PodSandboxConfig,
+    default_cgroup_parent: &str,
+) -> Result<SandboxConfig, Status> {
+    let meta = config
+        .metadata
+        .as_ref()
+        .ok_or_else(|| Status::invalid_argument("config.metadata: required"))?;
+    if meta.name.is_empty() {
+        return Err(Status::invalid_argument("config.metadata.name: required"));
+    }
+    let linux = config.linux.clone().unwrap_or_default();
+    let ns = linux
+        .security_context
+        .as_ref()
+        .and_then(|s| s.namespace_options.clone())
+        .unwrap_or_default();
+    let node = pb::NamespaceMode::Node as i32;
+    let pod = pb::NamespaceMode::Pod as i32;
+    let target = pb::NamespaceMode::Target as i32;
+    if ns.pid == target {
+        return Err(Status::invalid_argument(
+            "config.linux.security_context.namespace_options.pid: TARGET is for containers only; use POD, CONTAINER or NODE",
+        ));
+    }
+    let sc = linux.security_context.clone().unwrap_or_default();
+    for (what, unsupported) in [
+        ("dns_config", config.dns_config.is_some()),
+        ("linux.security_context.privileged", sc.privileged),
+        (
+            "linux.security_context.run_as_user",
+            sc.run_as_user.is_some(),
+        ),
+        (
+            "linux.security_context.run_as_group",
+            sc.run_as_group.is_some(),
+        ),
+        (
+            "linux.security_context.supplemental_groups",
+            !sc.supplemental_groups.is_empty(),
+        ),
+        ("linux.security_context.seccomp", sc.seccomp.is_some()),
+        ("linux.resources", linux.resources.is_some()),
+        ("linux.overhead", linux.overhead.is_some()),
+    ] {
+        if unsupported {
+            tracing::warn!(sandbox = %meta.name, "CRI RunPodSandbox: config.{what} is not supported yet; ignored");
+        }
+    }
+    let cgroup_parent = if linux.cgroup_parent.trim_matches('/').is_empty() {
+        let key = if meta.uid.is_empty() {
+            format!("{}_{}", meta.namespace, meta.name)
+        } else {
+            meta.uid.clone()
+        };
+        format!("{default_cgroup_parent}/cri-pod{}", path_safe(&key))
+    } else {
+        linux.cgroup_parent.trim_matches('/').to_string()
+    };
+    let mut port_mappings = Vec::new();
+    for (i, p) in config.port_mappings.iter().enumerate() {
+        if p.host_port <= 0 {
+            continue;
+        }
+        let protocol = match pb::Protocol::try_from(p.protocol) {
+            Ok(pb::Protocol::Tcp) => "tcp",
+            Ok(pb::Protocol::Udp) => "udp",
+            Ok(pb::Protocol::Sctp) => "sctp",
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "config.port_mappings[{i}].protocol: {} is not TCP, UDP or SCTP",
+                    p.protocol
+                )))
+            }
+        };
+        port_mappings.push(PortMapping {
+            host_port: p.host_port,
+            container_port: p.container_port,
+            protocol: protocol.into(),
+            host_ip: p.host_ip.clone(),
+        });
+    }
+    let mut sysctls: Vec<(String, String)> = linux
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    sysctls.sort();
+    Ok(SandboxConfig {
+        metadata: peapod_runtime::PodSandboxMetadata {
+            name: meta.name.clone(),
+            uid: meta.uid.clone(),
+            namespace: meta.namespace.clone(),
+            attempt: meta.attempt,
+        },
+        hostname: if config.hostname.is_empty() {
+            meta.name.clone()
+        } else {
+            config.hostname.clone()
+        },
+        labels: to_btree(&config.labels),
+        annotations: to_btree(&config.annotations),
+        log_directory: config.log_directory.clone().into(),
+        cgroup_parent,
+        cgroup: Default::default(),
+        host_network: ns.network == node,
+        host_pid: ns.pid == node,
+        host_ipc: ns.ipc == node,
+        share_process_namespace: ns.pid == pod,
+        sysctls,
+        port_mappings,
+    })
+}

@@ -1,0 +1,1155 @@
+//! The CRI v1 gRPC API of `peapod serve` on `<state>/cri.sock`, driven by
+//! a tonic client built from the same generated types, against a real
+//! daemon (real shims, cgroups, CNI). Semantics follow the CRI proto's
+//! comments, as crictl and kubelet use them.
+
+mod common;
+#[path = "../../image/tests/support/mod.rs"]
+mod registry;
+use common::*;
+use pb::image_service_client::ImageServiceClient;
+use pb::runtime_service_client::RuntimeServiceClient;
+use peapod_cri::pb;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic::Code;
+
+/// A channel to the daemon's CRI socket (the server binds it a moment
+/// after the daemon's own socket).
+async fn channel(d: &Daemon) -> Channel {
+    let sock: PathBuf = d.state.join("cri.sock");
+    let start = Instant::now();
+    loop {
+        let s = sock.clone();
+        let res = tonic::transport::Endpoint::from_static("http://peapod.invalid")
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let s = s.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(s).await?,
+                    ))
+                }
+            }))
+            .await;
+        match res {
+            Ok(ch) => return ch,
+            Err(e) if start.elapsed() > Duration::from_secs(20) => {
+                panic!("connect to {}: {e}", sock.display())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+struct Cri {
+    rt: RuntimeServiceClient<Channel>,
+    img: ImageServiceClient<Channel>,
+}
+
+async fn cri(d: &Daemon) -> Cri {
+    let ch = channel(d).await;
+    Cri {
+        rt: RuntimeServiceClient::new(ch.clone()),
+        img: ImageServiceClient::new(ch),
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+fn sandbox_config(name: &str, log_dir: &Path, labels: &[(&str, &str)]) -> pb::PodSandboxConfig {
+    pb::PodSandboxConfig {
+        metadata: Some(pb::PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: log_dir.display().to_string(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+async fn run_sandbox(c: &mut Cri, cfg: &pb::PodSandboxConfig) -> String {
+    c.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
+        config: Some(cfg.clone()),
+        runtime_handler: String::new(),
+    })
+    .await
+    .expect("RunPodSandbox")
+    .into_inner()
+    .pod_sandbox_id
+}
+
+fn container_config(name: &str, cmd: &[&str], log_path: &str) -> pb::ContainerConfig {
+    pb::ContainerConfig {
+        metadata: Some(pb::ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(pb::ImageSpec {
+            image: BUSYBOX.into(),
+            ..Default::default()
+        }),
+        command: cmd.iter().map(|s| s.to_string()).collect(),
+        log_path: log_path.into(),
+        labels: HashMap::from([("role".to_string(), name.to_string())]),
+        ..Default::default()
+    }
+}
+
+async fn create(
+    c: &mut Cri,
+    sid: &str,
+    sandbox: &pb::PodSandboxConfig,
+    cfg: pb::ContainerConfig,
+) -> String {
+    c.rt.create_container(pb::CreateContainerRequest {
+        pod_sandbox_id: sid.into(),
+        config: Some(cfg),
+        sandbox_config: Some(sandbox.clone()),
+    })
+    .await
+    .expect("CreateContainer")
+    .into_inner()
+    .container_id
+}
+
+async fn container_status(c: &mut Cri, cid: &str) -> pb::ContainerStatus {
+    c.rt.container_status(pb::ContainerStatusRequest {
+        container_id: cid.into(),
+        verbose: false,
+    })
+    .await
+    .expect("ContainerStatus")
+    .into_inner()
+    .status
+    .expect("a status")
+}
+
+async fn wait_state(c: &mut Cri, cid: &str, state: pb::ContainerState) -> pb::ContainerStatus {
+    let start = Instant::now();
+    loop {
+        let s = container_status(c, cid).await;
+        if s.state == state as i32 {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "container {cid} never reached {state:?}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn list_sandbox_ids(c: &mut Cri, filter: Option<pb::PodSandboxFilter>) -> Vec<String> {
+    let mut ids: Vec<String> =
+        c.rt.list_pod_sandbox(pb::ListPodSandboxRequest { filter })
+            .await
+            .expect("ListPodSandbox")
+            .into_inner()
+            .items
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn cri_version_and_status() {
+    let d = Daemon::start_bare(&[]);
+    block_on(async {
+        let mut c = cri(&d).await;
+        let v =
+            c.rt.version(pb::VersionRequest {
+                version: "v1".into(),
+            })
+            .await
+            .expect("Version")
+            .into_inner();
+        assert_eq!(v.runtime_name, "peapod");
+        assert_eq!(v.runtime_api_version, "v1");
+        assert!(!v.runtime_version.is_empty());
+
+        let st =
+            c.rt.status(pb::StatusRequest { verbose: true })
+                .await
+                .expect("Status")
+                .into_inner();
+        let conds: HashMap<String, bool> = st
+            .status
+            .expect("status")
+            .conditions
+            .into_iter()
+            .map(|c| (c.r#type, c.status))
+            .collect();
+        assert_eq!(conds.get("RuntimeReady"), Some(&true), "{conds:?}");
+        assert_eq!(conds.get("NetworkReady"), Some(&true), "{conds:?}");
+        assert!(st.info.contains_key("config"), "{:?}", st.info);
+
+        // Streaming is not served yet: the CRI's answer for that.
+        let e =
+            c.rt.exec(pb::ExecRequest {
+                container_id: "x".into(),
+                cmd: vec!["true".into()],
+                ..Default::default()
+            })
+            .await
+            .expect_err("Exec is not implemented yet");
+        assert_eq!(e.code(), Code::Unimplemented);
+    });
+}
+
+#[test]
+fn cri_full_cycle_sandbox_containers_exec_logs() {
+    let d = Daemon::start();
+    let log_dir = d.dir.join("podlogs/default_web_uid-web");
+    block_on(async {
+        let mut c = cri(&d).await;
+
+        // The test image the harness imported is there for the CRI too.
+        let img = c
+            .img
+            .image_status(pb::ImageStatusRequest {
+                image: Some(pb::ImageSpec {
+                    image: BUSYBOX.into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await
+            .expect("ImageStatus")
+            .into_inner()
+            .image
+            .expect("the imported test image");
+        assert!(img.repo_tags.iter().any(|t| t == BUSYBOX), "{img:?}");
+        assert!(img.id.starts_with("sha256:"), "{img:?}");
+        let listed = c
+            .img
+            .list_images(pb::ListImagesRequest { filter: None })
+            .await
+            .expect("ListImages")
+            .into_inner()
+            .images;
+        assert!(listed.iter().any(|i| i.id == img.id), "{listed:?}");
+        let fs = c
+            .img
+            .image_fs_info(pb::ImageFsInfoRequest {})
+            .await
+            .expect("ImageFsInfo")
+            .into_inner();
+        assert!(fs.image_filesystems[0].used_bytes.as_ref().unwrap().value > 0);
+
+        // RunPodSandbox: ready, with an address on the CNI network.
+        let sbcfg = sandbox_config("web", &log_dir, &[("app", "web")]);
+        let sid = run_sandbox(&mut c, &sbcfg).await;
+        let st =
+            c.rt.pod_sandbox_status(pb::PodSandboxStatusRequest {
+                pod_sandbox_id: sid.clone(),
+                verbose: true,
+            })
+            .await
+            .expect("PodSandboxStatus")
+            .into_inner();
+        let status = st.status.expect("status");
+        assert_eq!(status.state, pb::PodSandboxState::SandboxReady as i32);
+        assert_eq!(status.metadata.as_ref().unwrap().name, "web");
+        assert!(status.created_at > 0);
+        let ip = status.network.expect("a pod network status").ip;
+        let subnet = d.net.gateway().trim_end_matches(".1").to_string() + ".";
+        assert!(
+            ip.starts_with(&subnet) && ip != d.net.gateway(),
+            "pod IP {ip:?} not on the test network {subnet}0/24"
+        );
+        assert!(st.info.contains_key("info"));
+
+        // A long-running container and one that exits by itself.
+        let server = create(
+            &mut c,
+            &sid,
+            &sbcfg,
+            container_config(
+                "server",
+                &["sh", "-c", "echo hello-cri; echo oops >&2; exec sleep 3600"],
+                "server/0.log",
+            ),
+        )
+        .await;
+        let quitter = create(
+            &mut c,
+            &sid,
+            &sbcfg,
+            container_config("quitter", &["sh", "-c", "exit 7"], "quitter/0.log"),
+        )
+        .await;
+        assert_eq!(
+            container_status(&mut c, &server).await.state,
+            pb::ContainerState::ContainerCreated as i32
+        );
+        for id in [&server, &quitter] {
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: id.to_string(),
+            })
+            .await
+            .expect("StartContainer");
+        }
+        let running = wait_state(&mut c, &server, pb::ContainerState::ContainerRunning).await;
+        assert!(running.started_at > 0);
+        assert_eq!(
+            running.image_id, img.id,
+            "ContainerStatus names the image by its id"
+        );
+        assert_eq!(running.image.as_ref().unwrap().image, BUSYBOX);
+        assert_eq!(
+            running.log_path,
+            log_dir.join("server/0.log").display().to_string()
+        );
+        let exited = wait_state(&mut c, &quitter, pb::ContainerState::ContainerExited).await;
+        assert_eq!(exited.exit_code, 7);
+        assert_eq!(exited.reason, "Error");
+        assert!(
+            exited.finished_at >= exited.started_at && exited.finished_at > 0,
+            "{exited:?}"
+        );
+
+        // ListContainers: by sandbox, state and label.
+        let list = |filter: pb::ContainerFilter| {
+            let mut rt = c.rt.clone();
+            async move {
+                let mut ids: Vec<String> = rt
+                    .list_containers(pb::ListContainersRequest {
+                        filter: Some(filter),
+                    })
+                    .await
+                    .expect("ListContainers")
+                    .into_inner()
+                    .containers
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect();
+                ids.sort();
+                ids
+            }
+        };
+        let mut both = vec![server.clone(), quitter.clone()];
+        both.sort();
+        assert_eq!(
+            list(pb::ContainerFilter {
+                pod_sandbox_id: sid.clone(),
+                ..Default::default()
+            })
+            .await,
+            both
+        );
+        assert_eq!(
+            list(pb::ContainerFilter {
+                state: Some(pb::ContainerStateValue {
+                    state: pb::ContainerState::ContainerRunning as i32
+                }),
+                ..Default::default()
+            })
+            .await,
+            vec![server.clone()]
+        );
+        assert_eq!(
+            list(pb::ContainerFilter {
+                label_selector: HashMap::from([("role".into(), "quitter".into())]),
+                ..Default::default()
+            })
+            .await,
+            vec![quitter.clone()]
+        );
+
+        // ExecSync: output, exit code, and a timeout that kills.
+        let r =
+            c.rt.exec_sync(pb::ExecSyncRequest {
+                container_id: server.clone(),
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo out; echo err >&2; exit 3".into(),
+                ],
+                timeout: 0,
+            })
+            .await
+            .expect("ExecSync")
+            .into_inner();
+        assert_eq!(String::from_utf8_lossy(&r.stdout), "out\n");
+        assert_eq!(String::from_utf8_lossy(&r.stderr), "err\n");
+        assert_eq!(r.exit_code, 3);
+        let host =
+            c.rt.exec_sync(pb::ExecSyncRequest {
+                container_id: server.clone(),
+                cmd: vec!["hostname".into()],
+                timeout: 5,
+            })
+            .await
+            .expect("ExecSync hostname")
+            .into_inner();
+        assert_eq!(String::from_utf8_lossy(&host.stdout), "web\n");
+        let started = Instant::now();
+        let e =
+            c.rt.exec_sync(pb::ExecSyncRequest {
+                container_id: server.clone(),
+                cmd: vec!["sh".into(), "-c".into(), "sleep 30; echo never".into()],
+                timeout: 1,
+            })
+            .await
+            .expect_err("the command outlives its timeout");
+        assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(15));
+        let ps =
+            c.rt.exec_sync(pb::ExecSyncRequest {
+                container_id: server.clone(),
+                cmd: vec!["ps".into()],
+                timeout: 5,
+            })
+            .await
+            .expect("ExecSync ps")
+            .into_inner();
+        assert!(
+            !String::from_utf8_lossy(&ps.stdout).contains("sleep 30"),
+            "the timed-out command still runs:\n{}",
+            String::from_utf8_lossy(&ps.stdout)
+        );
+
+        // The log, where kubelet asked for it, in the CRI format.
+        let log = log_dir.join("server/0.log");
+        let start = Instant::now();
+        let text = loop {
+            let t = std::fs::read_to_string(&log).unwrap_or_default();
+            if t.contains("oops") && t.contains("hello-cri") {
+                break t;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "log {}: {t:?}",
+                log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let out = lines
+            .iter()
+            .find(|l| l.ends_with(" stdout F hello-cri"))
+            .unwrap_or_else(|| panic!("no CRI stdout line in {text:?}"));
+        let ts = out.split(' ').next().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{out:?}");
+        assert!(
+            lines.iter().any(|l| l.ends_with(" stderr F oops")),
+            "{text:?}"
+        );
+        c.rt.reopen_container_log(pb::ReopenContainerLogRequest {
+            container_id: server.clone(),
+        })
+        .await
+        .expect("ReopenContainerLog");
+
+        // Stats of the running container.
+        let stats =
+            c.rt.container_stats(pb::ContainerStatsRequest {
+                container_id: server.clone(),
+            })
+            .await
+            .expect("ContainerStats")
+            .into_inner()
+            .stats
+            .expect("stats");
+        assert_eq!(stats.attributes.as_ref().unwrap().id, server);
+        assert!(stats.memory.unwrap().working_set_bytes.is_some());
+        let all =
+            c.rt.list_container_stats(pb::ListContainerStatsRequest {
+                filter: Some(pb::ContainerStatsFilter {
+                    pod_sandbox_id: sid.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("ListContainerStats")
+            .into_inner()
+            .stats;
+        // Only running containers have stats.
+        let ids: Vec<&str> = all
+            .iter()
+            .map(|s| s.attributes.as_ref().unwrap().id.as_str())
+            .collect();
+        assert_eq!(ids, vec![server.as_str()]);
+        let pod_stats =
+            c.rt.pod_sandbox_stats(pb::PodSandboxStatsRequest {
+                pod_sandbox_id: sid.clone(),
+            })
+            .await
+            .expect("PodSandboxStats")
+            .into_inner()
+            .stats
+            .unwrap();
+        let linux = pod_stats.linux.unwrap();
+        assert!(linux.cpu.unwrap().usage_core_nano_seconds.is_some());
+        assert_eq!(linux.containers.len(), 1);
+
+        // UpdateContainerResources: the new memory limit is on the
+        // container's cgroup (under the default CRI pod cgroup).
+        c.rt.update_container_resources(pb::UpdateContainerResourcesRequest {
+            container_id: server.clone(),
+            linux: Some(pb::LinuxContainerResources {
+                memory_limit_in_bytes: 96 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("UpdateContainerResources");
+        let limit_file = Path::new("/sys/fs/cgroup/memory")
+            .join(&d.cgroup_parent)
+            .join("cri-poduid-web")
+            .join(&server)
+            .join("memory.limit_in_bytes");
+        let limit = std::fs::read_to_string(&limit_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", limit_file.display()));
+        assert_eq!(limit.trim(), (96u64 << 20).to_string());
+
+        // StopContainer: the stop signal (SIGTERM) ends it: 128 + 15.
+        c.rt.stop_container(pb::StopContainerRequest {
+            container_id: server.clone(),
+            timeout: 1,
+        })
+        .await
+        .expect("StopContainer");
+        let stopped = container_status(&mut c, &server).await;
+        assert_eq!(stopped.state, pb::ContainerState::ContainerExited as i32);
+        assert_eq!(stopped.exit_code, 143, "{stopped:?}");
+        // Idempotent.
+        c.rt.stop_container(pb::StopContainerRequest {
+            container_id: server.clone(),
+            timeout: 1,
+        })
+        .await
+        .expect("StopContainer again");
+
+        for id in [&server, &quitter] {
+            c.rt.remove_container(pb::RemoveContainerRequest {
+                container_id: id.to_string(),
+            })
+            .await
+            .expect("RemoveContainer");
+            let e =
+                c.rt.container_status(pb::ContainerStatusRequest {
+                    container_id: id.to_string(),
+                    verbose: false,
+                })
+                .await
+                .expect_err("removed");
+            assert_eq!(e.code(), Code::NotFound);
+        }
+        // The log file is the caller's: it stays.
+        assert!(log.exists());
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        let st =
+            c.rt.pod_sandbox_status(pb::PodSandboxStatusRequest {
+                pod_sandbox_id: sid.clone(),
+                verbose: false,
+            })
+            .await
+            .expect("PodSandboxStatus after stop")
+            .into_inner()
+            .status
+            .unwrap();
+        assert_eq!(st.state, pb::PodSandboxState::SandboxNotready as i32);
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox is idempotent");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("RemovePodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("RemovePodSandbox is idempotent");
+        assert!(list_sandbox_ids(&mut c, None).await.is_empty());
+    });
+    // The harness's leak guard (on drop) checks nothing is left: mounts,
+    // cgroups, processes, the CRI's sandbox directories, veths, leases.
+}
+
+#[test]
+fn cri_list_filters_and_isolation_from_peapod_pods() {
+    let d = Daemon::start();
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: native}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+    ));
+    d.wait_running("native");
+    let log_dir = d.dir.join("podlogs");
+    block_on(async {
+        let mut c = cri(&d).await;
+        // Nothing of peapod's own pods over the CRI.
+        assert!(list_sandbox_ids(&mut c, None).await.is_empty());
+
+        let a = run_sandbox(
+            &mut c,
+            &sandbox_config("a", &log_dir.join("a"), &[("app", "a"), ("tier", "x")]),
+        )
+        .await;
+        let b = run_sandbox(
+            &mut c,
+            &sandbox_config("b", &log_dir.join("b"), &[("app", "b"), ("tier", "x")]),
+        )
+        .await;
+        let mut both = vec![a.clone(), b.clone()];
+        both.sort();
+        assert_eq!(list_sandbox_ids(&mut c, None).await, both);
+
+        // And no CRI sandbox among peapod's pods.
+        assert_eq!(d.pod_names(), vec!["native".to_string()]);
+
+        let by = |id: &str, state: Option<pb::PodSandboxState>, labels: &[(&str, &str)]| {
+            Some(pb::PodSandboxFilter {
+                id: id.into(),
+                state: state.map(|s| pb::PodSandboxStateValue { state: s as i32 }),
+                label_selector: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            })
+        };
+        assert_eq!(
+            list_sandbox_ids(&mut c, by(&a, None, &[])).await,
+            vec![a.clone()]
+        );
+        assert_eq!(
+            list_sandbox_ids(&mut c, by("", None, &[("app", "b")])).await,
+            vec![b.clone()]
+        );
+        assert_eq!(
+            list_sandbox_ids(&mut c, by("", None, &[("tier", "x")])).await,
+            both
+        );
+        assert!(
+            list_sandbox_ids(&mut c, by("", None, &[("app", "b"), ("tier", "y")]))
+                .await
+                .is_empty()
+        );
+        assert!(list_sandbox_ids(&mut c, by(&a, None, &[("app", "b")]))
+            .await
+            .is_empty());
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: a.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        assert_eq!(
+            list_sandbox_ids(
+                &mut c,
+                by("", Some(pb::PodSandboxState::SandboxNotready), &[])
+            )
+            .await,
+            vec![a.clone()]
+        );
+        assert_eq!(
+            list_sandbox_ids(&mut c, by("", Some(pb::PodSandboxState::SandboxReady), &[])).await,
+            vec![b.clone()]
+        );
+        // The two sandboxes have their own addresses.
+        let ip_of = |sid: String| {
+            let mut rt = c.rt.clone();
+            async move {
+                rt.pod_sandbox_status(pb::PodSandboxStatusRequest {
+                    pod_sandbox_id: sid,
+                    verbose: false,
+                })
+                .await
+                .expect("PodSandboxStatus")
+                .into_inner()
+                .status
+                .and_then(|s| s.network)
+                .map(|n| n.ip)
+                .unwrap_or_default()
+            }
+        };
+        let ip_b = ip_of(b.clone()).await;
+        assert!(!ip_b.is_empty());
+        // peapod's pod is untouched and still running.
+        assert_eq!(d.pod("native")["status"]["phase"], "Running");
+
+        for sid in [&a, &b] {
+            c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+                pod_sandbox_id: sid.to_string(),
+            })
+            .await
+            .expect("StopPodSandbox");
+            c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+                pod_sandbox_id: sid.to_string(),
+            })
+            .await
+            .expect("RemovePodSandbox");
+        }
+        assert!(list_sandbox_ids(&mut c, None).await.is_empty());
+    });
+    assert_eq!(d.pod("native")["status"]["phase"], "Running");
+}
+
+#[test]
+fn cri_sandboxes_survive_a_daemon_restart_untouched_by_adoption() {
+    let mut d = Daemon::start();
+    let log_dir = d.dir.join("podlogs/r");
+    let sbcfg = sandbox_config("kept", &log_dir, &[]);
+    let (sid, cid) = block_on(async {
+        let mut c = cri(&d).await;
+        let sid = run_sandbox(&mut c, &sbcfg).await;
+        let cid = create(
+            &mut c,
+            &sid,
+            &sbcfg,
+            container_config("c", &["sleep", "3600"], "c/0.log"),
+        )
+        .await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: cid.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        wait_state(&mut c, &cid, pb::ContainerState::ContainerRunning).await;
+        (sid, cid)
+    });
+    // peapod's start-up adoption removes sandboxes no peapod pod owns;
+    // the CRI's are not its to remove.
+    d.restart(&[]);
+    block_on(async {
+        let mut c = cri(&d).await;
+        assert_eq!(list_sandbox_ids(&mut c, None).await, vec![sid.clone()]);
+        let st = wait_state(&mut c, &cid, pb::ContainerState::ContainerRunning).await;
+        assert_eq!(st.exit_code, 0);
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}
+
+fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> Code {
+    match r {
+        Ok(ok) => panic!("expected an error, got {ok:?}"),
+        Err(e) => e.code(),
+    }
+}
+
+#[test]
+fn cri_errors_carry_the_codes_kubelet_expects() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let unknown = "0123456789abcdef0123456789abcdef".to_string();
+        assert_eq!(
+            code(
+                c.rt.pod_sandbox_status(pb::PodSandboxStatusRequest {
+                    pod_sandbox_id: unknown.clone(),
+                    verbose: false
+                })
+                .await
+            ),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(
+                c.rt.container_status(pb::ContainerStatusRequest {
+                    container_id: unknown.clone(),
+                    verbose: false
+                })
+                .await
+            ),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(
+                c.rt.start_container(pb::StartContainerRequest {
+                    container_id: unknown.clone()
+                })
+                .await
+            ),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(
+                c.rt.stop_container(pb::StopContainerRequest {
+                    container_id: unknown.clone(),
+                    timeout: 1
+                })
+                .await
+            ),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(
+                c.rt.exec_sync(pb::ExecSyncRequest {
+                    container_id: unknown.clone(),
+                    cmd: vec!["true".into()],
+                    timeout: 1
+                })
+                .await
+            ),
+            Code::NotFound
+        );
+        let sbcfg = sandbox_config("ghost", &d.dir.join("podlogs/g"), &[]);
+        assert_eq!(
+            code(
+                c.rt.create_container(pb::CreateContainerRequest {
+                    pod_sandbox_id: unknown.clone(),
+                    config: Some(container_config("c", &["true"], "c.log")),
+                    sandbox_config: Some(sbcfg.clone()),
+                })
+                .await
+            ),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(
+                c.rt.container_stats(pb::ContainerStatsRequest {
+                    container_id: unknown.clone()
+                })
+                .await
+            ),
+            Code::NotFound
+        );
+        // Removing what is not there is not an error (idempotent).
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: unknown.clone(),
+        })
+        .await
+        .expect("RemovePodSandbox of an unknown id");
+        c.rt.remove_container(pb::RemoveContainerRequest {
+            container_id: unknown.clone(),
+        })
+        .await
+        .expect("RemoveContainer of an unknown id");
+        // Bad configurations.
+        assert_eq!(
+            code(
+                c.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
+                    config: Some(pb::PodSandboxConfig::default()),
+                    runtime_handler: String::new()
+                })
+                .await
+            ),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(
+                c.rt.pod_sandbox_status(pb::PodSandboxStatusRequest {
+                    pod_sandbox_id: String::new(),
+                    verbose: false
+                })
+                .await
+            ),
+            Code::InvalidArgument
+        );
+        // An image that is not stored: an empty ImageStatus, NotFound at
+        // CreateContainer.
+        let missing = c
+            .img
+            .image_status(pb::ImageStatusRequest {
+                image: Some(pb::ImageSpec {
+                    image: "localhost/peapod/nothing:here".into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await
+            .expect("ImageStatus of a missing image")
+            .into_inner();
+        assert!(missing.image.is_none());
+        let sid = run_sandbox(&mut c, &sbcfg).await;
+        let mut cfg = container_config("c", &["true"], "c.log");
+        cfg.image = Some(pb::ImageSpec {
+            image: "localhost/peapod/nothing:here".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            code(
+                c.rt.create_container(pb::CreateContainerRequest {
+                    pod_sandbox_id: sid.clone(),
+                    config: Some(cfg),
+                    sandbox_config: Some(sbcfg.clone()),
+                })
+                .await
+            ),
+            Code::NotFound
+        );
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}
+
+async fn image_status(c: &mut Cri, image: &str) -> Option<pb::Image> {
+    c.img
+        .image_status(pb::ImageStatusRequest {
+            image: Some(pb::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .expect("ImageStatus")
+        .into_inner()
+        .image
+}
+
+#[test]
+fn cri_image_service_pull_with_auth_status_list_remove() {
+    if !registry::require_registry_tools() {
+        return;
+    }
+    let reg = registry::Registry::start_basic_auth("alice", "s3cret");
+    reg.push(
+        &registry::test_images().join("busybox.tar"),
+        "private/busybox:v1",
+        &[],
+    );
+    let d = Daemon::start_bare(&[]);
+    let image = format!("{}/private/busybox:v1", reg.host());
+    block_on(async {
+        let mut c = cri(&d).await;
+        let img_client = c.img.clone();
+        let pull = |auth: Option<pb::AuthConfig>| {
+            let mut img = img_client.clone();
+            let image = image.clone();
+            async move {
+                img.pull_image(pb::PullImageRequest {
+                    image: Some(pb::ImageSpec {
+                        image,
+                        ..Default::default()
+                    }),
+                    auth,
+                    sandbox_config: None,
+                })
+                .await
+            }
+        };
+        // Without credentials: the registry's refusal, as an error.
+        let e = pull(None).await.expect_err("no credentials");
+        assert!(
+            e.message().contains("401") || e.message().to_lowercase().contains("unauthorized"),
+            "{e:?}"
+        );
+        assert!(image_status(&mut c, &image).await.is_none());
+
+        // With the request's auth (the `auth` form: base64 of user:password).
+        use base64::Engine;
+        let pulled = pull(Some(pb::AuthConfig {
+            auth: base64::engine::general_purpose::STANDARD.encode("alice:s3cret"),
+            server_address: reg.host(),
+            ..Default::default()
+        }))
+        .await
+        .expect("PullImage with auth")
+        .into_inner();
+        assert!(pulled.image_ref.starts_with("sha256:"), "{pulled:?}");
+
+        // ImageStatus by name and by id agree; ListImages has it.
+        let by_name = image_status(&mut c, &image).await.expect("pulled image");
+        let by_id = image_status(&mut c, &pulled.image_ref)
+            .await
+            .expect("by id");
+        assert_eq!(by_name, by_id);
+        assert_eq!(by_name.id, pulled.image_ref);
+        assert_eq!(by_name.repo_tags, vec![image.clone()]);
+        assert!(
+            by_name
+                .repo_digests
+                .iter()
+                .all(|d| d.starts_with(&format!("{}/private/busybox@sha256:", reg.host()))),
+            "{by_name:?}"
+        );
+        assert!(by_name.size > 0);
+        let listed = c
+            .img
+            .list_images(pb::ListImagesRequest {
+                filter: Some(pb::ImageFilter {
+                    image: Some(pb::ImageSpec {
+                        image: image.clone(),
+                        ..Default::default()
+                    }),
+                }),
+            })
+            .await
+            .expect("ListImages")
+            .into_inner()
+            .images;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, pulled.image_ref);
+
+        // A container runs from it.
+        let sbcfg = sandbox_config("puller", &d.dir.join("podlogs/p"), &[]);
+        let sid = run_sandbox(&mut c, &sbcfg).await;
+        let mut cfg = container_config("c", &["sleep", "3600"], "c/0.log");
+        cfg.image = Some(pb::ImageSpec {
+            image: image.clone(),
+            ..Default::default()
+        });
+        let cid = create(&mut c, &sid, &sbcfg, cfg).await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: cid.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let st = wait_state(&mut c, &cid, pb::ContainerState::ContainerRunning).await;
+        assert_eq!(st.image.unwrap().image, image);
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox (running containers are killed)");
+        assert!(list_sandbox_ids(&mut c, None).await.is_empty());
+
+        // RemoveImage, twice (idempotent).
+        for _ in 0..2 {
+            c.img
+                .remove_image(pb::RemoveImageRequest {
+                    image: Some(pb::ImageSpec {
+                        image: image.clone(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .expect("RemoveImage");
+            assert!(image_status(&mut c, &image).await.is_none());
+        }
+    });
+}
+
+/// crictl v1.29 (`../shared/cri/build.sh` puts it in
+/// `/var/tmp/critools/bin`; `CRICTL` overrides), when installed.
+fn crictl() -> Option<PathBuf> {
+    let p = std::env::var_os("CRICTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/critools/bin/crictl"));
+    if p.exists() {
+        return Some(p);
+    }
+    if registry::under_ci() {
+        panic!(
+            "{} missing (../shared/cri/build.sh); CI must not skip this test",
+            p.display()
+        );
+    }
+    eprintln!("skipping: {} missing (../shared/cri/build.sh)", p.display());
+    None
+}
+
+/// crictl (grpc-go, which sends the socket path as :authority) drives a
+/// full cycle over the CRI socket.
+#[test]
+fn crictl_runs_the_cycle_over_the_cri_socket() {
+    let Some(crictl) = crictl() else {
+        return;
+    };
+    let d = Daemon::start();
+    let endpoint = format!("unix://{}", d.state.join("cri.sock").display());
+    let run = |args: &[&str]| -> String {
+        let out = std::process::Command::new(&crictl)
+            .env("CONTAINER_RUNTIME_ENDPOINT", &endpoint)
+            .env("IMAGE_SERVICE_ENDPOINT", &endpoint)
+            .args(args)
+            .output()
+            .expect("run crictl");
+        assert!(
+            out.status.success(),
+            "crictl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // The daemon binds the CRI socket a moment after its own.
+    let start = Instant::now();
+    while !d.state.join("cri.sock").exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let version = run(&["version"]);
+    assert!(version.contains("RuntimeName:  peapod"), "{version}");
+    assert!(version.contains("RuntimeApiVersion:  v1"), "{version}");
+    assert!(run(&["images"]).contains("localhost/peapod/busybox"));
+
+    let pod = d.dir.join("pod.json");
+    let logs = d.dir.join("podlogs");
+    std::fs::write(
+        &pod,
+        serde_json::json!({
+            "metadata": {"name": "cc", "namespace": "default", "uid": "cc-uid"},
+            "log_directory": logs,
+            "linux": {"security_context": {"namespace_options": {"pid": 1}}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let ctr = d.dir.join("ctr.json");
+    std::fs::write(
+        &ctr,
+        serde_json::json!({
+            "metadata": {"name": "app"},
+            "image": {"image": BUSYBOX},
+            "command": ["sh", "-c", "echo hello-crictl; exec sleep 3600"],
+            "log_path": "app/0.log",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (pod_s, ctr_s) = (pod.to_str().unwrap(), ctr.to_str().unwrap());
+    let sid = run(&["runp", pod_s]);
+    let cid = run(&["create", &sid, ctr_s, pod_s]);
+    run(&["start", &cid]);
+    assert_eq!(run(&["pods", "-q"]), sid);
+    assert_eq!(run(&["ps", "-q", "--state", "running"]), cid);
+    assert_eq!(run(&["exec", "-s", &cid, "hostname"]), "cc");
+    let start = Instant::now();
+    loop {
+        let out = run(&["logs", &cid]);
+        if out == "hello-crictl" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "logs: {out:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let inspect: serde_json::Value = serde_json::from_str(&run(&["inspectp", &sid])).unwrap();
+    assert_eq!(inspect["status"]["state"], "SANDBOX_READY");
+    assert!(inspect["status"]["network"]["ip"]
+        .as_str()
+        .is_some_and(|ip| !ip.is_empty()));
+    run(&["stop", &cid]);
+    run(&["rm", &cid]);
+    run(&["stopp", &sid]);
+    run(&["rmp", &sid]);
+    assert_eq!(run(&["pods", "-q"]), "");
+}
