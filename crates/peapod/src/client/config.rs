@@ -61,34 +61,12 @@ pub async fn get(
             } else {
                 format!("/api/v1/namespaces/{}/{resource}", encode(namespace))
             };
-            let list: Value = client.get_json(&path).await?;
-            let items = list
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            (items, false)
+            (list_items(client, &path).await?, false)
         }
     };
     let kind = resource.trim_end_matches('s');
     let out = match output {
-        Output::Json | Output::Yaml => {
-            let value = if single {
-                items.into_iter().next().unwrap_or(Value::Null)
-            } else {
-                serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items, "metadata": { "resourceVersion": "" } })
-            };
-            if output == Output::Yaml {
-                serde_yaml_ng::to_string(&value)
-                    .map_err(|e| anyhow!("error: cannot print YAML: {e}"))?
-            } else {
-                format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&value)
-                        .map_err(|e| anyhow!("error: cannot print JSON: {e}"))?
-                )
-            }
-        }
+        Output::Json | Output::Yaml => structured(items, single, output)?,
         Output::Name => items
             .iter()
             .map(|v| format!("{kind}/{}\n", v["metadata"]["name"].as_str().unwrap_or("")))
@@ -476,6 +454,34 @@ pub async fn create(
         None => println!("{kind}/{name} created"),
     }
     Ok(())
+}
+
+/// The `items` of a list the daemon serves at `path`.
+pub async fn list_items(client: &Client, path: &str) -> Result<Vec<Value>> {
+    let list: Value = client.get_json(path).await?;
+    Ok(list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// `-o json|yaml`: one object, or a `List` of them as kubectl prints it.
+pub fn structured(items: Vec<Value>, single: bool, output: Output) -> Result<String> {
+    let value = if single {
+        items.into_iter().next().unwrap_or(Value::Null)
+    } else {
+        serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items, "metadata": { "resourceVersion": "" } })
+    };
+    Ok(if output == Output::Yaml {
+        serde_yaml_ng::to_string(&value).map_err(|e| anyhow!("error: cannot print YAML: {e}"))?
+    } else {
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&value)
+                .map_err(|e| anyhow!("error: cannot print JSON: {e}"))?
+        )
+    })
 }
 
 #[cfg(test)]

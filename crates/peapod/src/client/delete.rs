@@ -212,39 +212,31 @@ pub fn delete_targets_from_file(path: &str) -> Result<Vec<(String, String, Strin
             )
         })
         .collect();
-    out.extend(secrets.iter().map(|s| {
+    // ObjectMeta's namespace, `default` when empty.
+    let target = |resource: &str,
+                  m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         (
-            "secrets".to_string(),
-            s.metadata
-                .namespace
+            resource.to_string(),
+            m.namespace
                 .clone()
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| "default".into()),
-            s.metadata.name.clone().unwrap_or_default(),
+            m.name.clone().unwrap_or_default(),
         )
-    }));
-    out.extend(objects.config_maps.iter().map(|c| {
-        (
-            "configmaps".to_string(),
-            c.metadata
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "default".into()),
-            c.metadata.name.clone().unwrap_or_default(),
-        )
-    }));
-    out.extend(objects.services.iter().map(|s| {
-        (
-            "services".to_string(),
-            s.metadata
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "default".into()),
-            s.metadata.name.clone().unwrap_or_default(),
-        )
-    }));
+    };
+    out.extend(secrets.iter().map(|s| target("secrets", &s.metadata)));
+    out.extend(
+        objects
+            .config_maps
+            .iter()
+            .map(|c| target("configmaps", &c.metadata)),
+    );
+    out.extend(
+        objects
+            .services
+            .iter()
+            .map(|s| target("services", &s.metadata)),
+    );
     // A namespace goes last: deleting it deletes what is in it.
     out.extend(objects.namespaces.iter().map(|n| {
         (

@@ -167,34 +167,12 @@ pub async fn get(
                     encode(namespace)
                 )
             };
-            let list: Value = client.get_json(&path).await?;
-            let items = list
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            (items, false)
+            (super::config::list_items(client, &path).await?, false)
         }
     };
     let kind = resource.trim_end_matches('s');
     let out = match output {
-        Output::Json | Output::Yaml => {
-            let value = if single {
-                items.into_iter().next().unwrap_or(Value::Null)
-            } else {
-                serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items, "metadata": { "resourceVersion": "" } })
-            };
-            if output == Output::Yaml {
-                serde_yaml_ng::to_string(&value)
-                    .map_err(|e| anyhow!("error: cannot print YAML: {e}"))?
-            } else {
-                format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&value)
-                        .map_err(|e| anyhow!("error: cannot print JSON: {e}"))?
-                )
-            }
-        }
+        Output::Json | Output::Yaml => super::config::structured(items, single, output)?,
         Output::Name => items
             .iter()
             .map(|v| {
