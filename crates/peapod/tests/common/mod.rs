@@ -830,9 +830,36 @@ impl Daemon {
         for m in mounts {
             let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
         }
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            for e in rd.flatten() {
-                remove_cgroup_tree(&e.path().join(&self.cgroup_parent));
+        // Container processes mention nothing of the test's directory
+        // (a killed shim leaves its containers running): every process in
+        // the test's cgroups goes, then the cgroups, once they are empty.
+        let trees: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path().join(&self.cgroup_parent))
+                    .filter(|p| p.exists())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for tree in &trees {
+            for pid in all_pids_in(tree) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let start = Instant::now();
+        for tree in &trees {
+            // A killed process leaves its cgroup a moment later.
+            while tree.exists() {
+                remove_cgroup_tree(tree);
+                if start.elapsed() > Duration::from_secs(5) {
+                    break;
+                }
+                if tree.exists() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
         }
         // The bridge the plugins made for this test's network (the
