@@ -9,10 +9,7 @@ pub async fn pull_image(
     cri: &Cri,
     req: pb::PullImageRequest,
 ) -> Result<pb::PullImageResponse, Status> {
-    let name = req.image.map(|i| i.image).unwrap_or_default();
-    if name.is_empty() {
-        return Err(Status::invalid_argument("image.image: required"));
-    }
+    let name = crate::required_image(req.image)?;
     let reference = peapod_image::Reference::parse(&name).map_err(image_status)?;
     let mut creds = Vec::new();
     if let Some(a) = req.auth {

@@ -9,10 +9,7 @@ pub async fn remove_image(
     cri: &Cri,
     req: pb::RemoveImageRequest,
 ) -> Result<pb::RemoveImageResponse, Status> {
-    let name = req.image.map(|i| i.image).unwrap_or_default();
-    if name.is_empty() {
-        return Err(Status::invalid_argument("image.image: required"));
-    }
+    let name = crate::required_image(req.image)?;
     let store = cri.images.clone();
     tokio::task::spawn_blocking(move || {
         let Some(rec) = store.get(&name).map_err(image_status)? else {

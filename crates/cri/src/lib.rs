@@ -145,6 +145,14 @@ pub(crate) fn runtime_status(e: RuntimeError) -> Status {
     }
 }
 
+/// The image name of an ImageService request (`image.image`), required.
+pub(crate) fn required_image(spec: Option<pb::ImageSpec>) -> Result<String, Status> {
+    match spec.map(|i| i.image) {
+        Some(name) if !name.is_empty() => Ok(name),
+        _ => Err(Status::invalid_argument("image.image: required")),
+    }
+}
+
 pub(crate) fn image_status(e: ImageError) -> Status {
     let msg = e.to_string();
     image_code(&e, msg)

@@ -46,24 +46,13 @@ pub async fn get(
     output: Output,
 ) -> Result<()> {
     let all_namespaces = all_namespaces && name.is_none();
-    let (items, single) = match name {
-        Some(n) => (
-            vec![
-                client
-                    .get_json::<Value>(&object_path(resource, namespace, n))
-                    .await?,
-            ],
-            true,
-        ),
-        None => {
-            let path = if all_namespaces {
-                format!("/api/v1/{resource}")
-            } else {
-                format!("/api/v1/namespaces/{}/{resource}", encode(namespace))
-            };
-            (list_items(client, &path).await?, false)
-        }
+    let list = if all_namespaces {
+        format!("/api/v1/{resource}")
+    } else {
+        format!("/api/v1/namespaces/{}/{resource}", encode(namespace))
     };
+    let one = name.map(|n| object_path(resource, namespace, n));
+    let (items, single) = one_or_list(client, one, &list).await?;
     let kind = resource.trim_end_matches('s');
     let out = match output {
         Output::Json | Output::Yaml => structured(items, single, output)?,
@@ -454,6 +443,19 @@ pub async fn create(
         None => println!("{kind}/{name} created"),
     }
     Ok(())
+}
+
+/// The object at `one` (when a name was given) or the items of the list
+/// at `list`, and whether it is one object.
+pub async fn one_or_list(
+    client: &Client,
+    one: Option<String>,
+    list: &str,
+) -> Result<(Vec<Value>, bool)> {
+    Ok(match one {
+        Some(path) => (vec![client.get_json::<Value>(&path).await?], true),
+        None => (list_items(client, list).await?, false),
+    })
 }
 
 /// The `items` of a list the daemon serves at `path`.

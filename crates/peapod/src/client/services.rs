@@ -148,28 +148,17 @@ pub async fn get(
     output: Output,
 ) -> Result<()> {
     let all_namespaces = all_namespaces && name.is_none();
-    let (items, single) = match name {
-        Some(n) => (
-            vec![
-                client
-                    .get_json::<Value>(&item_path(resource, namespace, n))
-                    .await?,
-            ],
-            true,
-        ),
-        None => {
-            let path = if all_namespaces {
-                format!("{}/{resource}", base(resource))
-            } else {
-                format!(
-                    "{}/namespaces/{}/{resource}",
-                    base(resource),
-                    encode(namespace)
-                )
-            };
-            (super::config::list_items(client, &path).await?, false)
-        }
+    let list = if all_namespaces {
+        format!("{}/{resource}", base(resource))
+    } else {
+        format!(
+            "{}/namespaces/{}/{resource}",
+            base(resource),
+            encode(namespace)
+        )
     };
+    let one = name.map(|n| item_path(resource, namespace, n));
+    let (items, single) = super::config::one_or_list(client, one, &list).await?;
     let kind = resource.trim_end_matches('s');
     let out = match output {
         Output::Json | Output::Yaml => super::config::structured(items, single, output)?,
