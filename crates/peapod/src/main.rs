@@ -73,9 +73,19 @@ enum Cmd {
     },
     /// Create pods from a manifest file (or - for stdin).
     Apply {
-        #[arg(short = 'f', long = "filename")]
-        file: String,
+        #[arg(
+            short = 'f',
+            long = "filename",
+            required_unless_present = "kustomize",
+            conflicts_with = "kustomize"
+        )]
+        file: Option<String>,
+        /// A kustomization directory (`kustomization.yaml`) to build and apply.
+        #[arg(short = 'k', long = "kustomize")]
+        kustomize: Option<String>,
     },
+    /// Print the objects a kustomization directory builds (`kubectl kustomize`).
+    Kustomize { dir: String },
     /// List pods, namespaces or nodes, or show one.
     Get {
         /// pods (po) | namespaces (ns) | nodes (no)
@@ -375,7 +385,15 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
                 Ok(0)
             }
-            Cmd::Apply { file } => client::apply(&c, &file).await.map(|_| 0),
+            Cmd::Apply { file, kustomize } => match (file, kustomize) {
+                (_, Some(dir)) => client::apply_kustomization(&c, &dir).await.map(|_| 0),
+                (Some(file), None) => client::apply(&c, &file).await.map(|_| 0),
+                (None, None) => Err(anyhow::anyhow!("error: must specify one of -f and -k")),
+            },
+            Cmd::Kustomize { dir } => {
+                print!("{}", client::kustomize::build(&client::kustomize::dir_arg(&dir)?)?);
+                Ok(0)
+            }
             Cmd::Get { resource, name, ns, all_namespaces, output, watch, selector, field_selector, show_labels } => {
                 let output = client::Output::parse(output.as_deref())?;
                 if let Some(r) = client::services::resource(&resource) {

@@ -771,3 +771,53 @@ spec:
         "mine\n"
     );
 }
+
+/// `apply -k`: a kustomization's generated ConfigMap (with its hash suffix)
+/// and a pod that refers to it by its short name, renamed and labelled.
+#[test]
+fn apply_kustomization_with_generated_configmap() {
+    let d = Daemon::start();
+    let dir = d.dir.join("kustomize");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "namePrefix: dev-\ncommonLabels:\n  team: shop\nresources: [pod.yaml]\nconfigMapGenerator:\n  - name: conf\n    literals: [MODE=fast]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pod.yaml"),
+        pod(
+            "web",
+            &format!(
+                "  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo mode=$MODE; sleep 3600']\n    envFrom:\n    - configMapRef: {{name: conf}}\n"
+            ),
+        ),
+    )
+    .unwrap();
+    let built = d.ok(&["kustomize", dir.to_str().unwrap()]);
+    let cm_name = built
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("name: dev-conf-"))
+        .map(|h| format!("dev-conf-{h}"))
+        .unwrap_or_else(|| panic!("no generated ConfigMap in:\n{built}"));
+    assert_eq!(cm_name.len(), "dev-conf-".len() + 10, "{built}");
+
+    let out = d.ok(&["apply", "-k", dir.to_str().unwrap()]);
+    assert!(
+        out.contains(&format!("configmap/{cm_name} created")),
+        "{out}"
+    );
+    assert!(out.contains("pod/dev-web created"), "{out}");
+    let p = d.wait_running("dev-web");
+    assert_eq!(p["metadata"]["labels"]["team"], "shop");
+    let logs = wait_until("the pod's log", || {
+        let l = d.ok(&["logs", "dev-web"]);
+        l.contains("mode=").then_some(l)
+    });
+    assert_eq!(logs.trim(), "mode=fast");
+
+    let bad = d.peapod(&["apply", "-k", d.dir.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(failed(&bad).contains("unable to find one of 'kustomization.yaml'"));
+    d.ok(&["delete", "pod", "dev-web", "--grace-period=0"]);
+}

@@ -146,6 +146,19 @@ async fn put(
 /// PUTs each pod and prints `pod/NAME created|configured|unchanged`.
 pub async fn apply(client: &Client, file: &str) -> Result<()> {
     let text = read_manifest(file)?;
+    apply_text(client, file, &text).await
+}
+
+/// `peapod apply -k DIR`: the kustomization's objects, applied as one
+/// manifest.
+pub async fn apply_kustomization(client: &Client, dir: &str) -> Result<()> {
+    let text = super::kustomize::build(&super::kustomize::dir_arg(dir)?)?;
+    apply_text(client, dir, &text).await
+}
+
+/// Applies the manifest `text` read from `file` (named in messages).
+async fn apply_text(client: &Client, file: &str, text: &str) -> Result<()> {
+    let text = text.to_string();
     let Objects {
         pods,
         secrets,

@@ -18,6 +18,7 @@ mod exec;
 mod get;
 mod images;
 mod inspect;
+pub mod kustomize;
 mod logs;
 mod pull;
 pub mod services;
@@ -25,7 +26,7 @@ mod status;
 mod table;
 mod transport;
 
-pub use apply::apply;
+pub use apply::{apply, apply_kustomization};
 pub use cluster::{create_namespace, describe_node, get_cluster, Kind};
 pub use delete::{delete, delete_targets_from_file, parse_timeout};
 pub use describe::describe;
