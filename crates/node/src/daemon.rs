@@ -28,6 +28,8 @@ pub struct DaemonOptions {
     pub service_cidr: String,
     /// `--nft-table`: the name of peapod's own `table ip` for Services.
     pub nft_table: String,
+    /// `--metrics-interval`: how often pods' usage is read (`top`, HPA).
+    pub metrics_interval: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +129,8 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     let _ = node.services.set(services.clone());
     tokio::spawn(crate::services::run(node.clone(), services));
     tokio::spawn(housekeeping(node.clone()));
+    node.metrics.set_interval(opts.metrics_interval);
+    tokio::spawn(crate::metrics::run(node.clone()));
     tokio::spawn(crate::projection::watch_sources(node.clone()));
 
     // Shims report state changes as datagrams on one socket: no thread

@@ -14,6 +14,7 @@ pub mod events;
 pub mod image_pull;
 pub mod lifecycle;
 pub mod logfile;
+pub mod metrics;
 pub mod node;
 pub mod pod_actions;
 pub mod prober;

@@ -29,6 +29,8 @@ pub struct Node {
     pub allocatable: crate::admission::Allocatable,
     /// The service range and nftables table (set once by `serve`).
     pub services: std::sync::OnceLock<Arc<crate::services::ServiceConfig>>,
+    /// The pods' and the node's latest resource usage (`top`, HPA).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// An object's namespace, `default` when unset (as the API server fills
@@ -72,6 +74,7 @@ impl Node {
             hostname,
             allocatable: crate::admission::host_allocatable(),
             services: Default::default(),
+            metrics: Default::default(),
         })
     }
 

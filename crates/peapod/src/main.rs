@@ -70,6 +70,10 @@ enum Cmd {
         /// peapod's own nftables table (`table ip NAME`) for Services.
         #[arg(long, default_value = "peapod")]
         nft_table: String,
+        /// How often pods' CPU and memory are read for `top` and the
+        /// HorizontalPodAutoscaler (metrics-server's --metric-resolution).
+        #[arg(long, default_value = "15s", value_parser = parse_interval)]
+        metrics_interval: std::time::Duration,
     },
     /// Create pods from a manifest file (or - for stdin).
     Apply {
@@ -83,6 +87,21 @@ enum Cmd {
         /// A kustomization directory (`kustomization.yaml`) to build and apply.
         #[arg(short = 'k', long = "kustomize")]
         kustomize: Option<String>,
+    },
+    /// Show pods' or the node's CPU and memory use (`top pod`, `top node`).
+    Top {
+        /// pod (po, pods) | node (no, nodes)
+        resource: String,
+        name: Option<String>,
+        #[command(flatten)]
+        ns: NsArg,
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
+        #[arg(short = 'l', long = "selector")]
+        selector: Option<String>,
+        /// One line per container.
+        #[arg(long)]
+        containers: bool,
     },
     /// Print the objects a kustomization directory builds (`kubectl kustomize`).
     Kustomize { dir: String },
@@ -370,7 +389,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
     rt.block_on(async move {
         let c = client::Client::new(socket.clone());
         match cmd {
-            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files, service_cidr, nft_table } => {
+            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files, service_cidr, nft_table, metrics_interval } => {
                 let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
                 // The per-pod processes run the small `peapod-shim` beside
                 // this binary when it is there, else this binary's hidden
@@ -380,7 +399,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let exe = if exe.is_file() { exe } else { me };
                 let log_rotation = peapod_shim::LogRotation { max_size: container_log_max_size, max_files: container_log_max_files };
                 let cni_path = cni_path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
-                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation, service_cidr, nft_table })
+                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation, service_cidr, nft_table, metrics_interval })
                     .await
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
                 Ok(0)
@@ -389,6 +408,17 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 (_, Some(dir)) => client::apply_kustomization(&c, &dir).await.map(|_| 0),
                 (Some(file), None) => client::apply(&c, &file).await.map(|_| 0),
                 (None, None) => Err(anyhow::anyhow!("error: must specify one of -f and -k")),
+            },
+            Cmd::Top { resource, name, ns, all_namespaces, selector, containers } => match resource.as_str() {
+                "pod" | "pods" | "po" => client::top::top_pods(&c, client::top::TopPods {
+                    namespace: &ns.namespace,
+                    all_namespaces,
+                    name: name.as_deref(),
+                    selector: selector.as_deref(),
+                    containers,
+                }).await.map(|_| 0),
+                "node" | "nodes" | "no" => client::top::top_nodes(&c, name.as_deref()).await.map(|_| 0),
+                other => Err(anyhow::anyhow!("error: top {other:?}: use `top pod` or `top node`")),
             },
             Cmd::Kustomize { dir } => {
                 print!("{}", client::kustomize::build(&client::kustomize::dir_arg(&dir)?)?);
@@ -534,4 +564,14 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// `--metrics-interval`: a duration such as 15s, 500ms or 1m (at least 100ms).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match client::parse_timeout(text) {
+        Ok(Some(d)) if d >= std::time::Duration::from_millis(100) => Ok(d),
+        _ => Err(format!(
+            "{text:?}: use a duration of at least 100ms, such as 15s or 500ms"
+        )),
+    }
 }

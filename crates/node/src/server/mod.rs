@@ -12,6 +12,7 @@ mod exec;
 mod images;
 mod inspect;
 pub mod logs;
+mod metrics;
 mod namespaces;
 mod pods;
 pub mod secrets;
@@ -111,6 +112,26 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/peapod/v1/images/pull", post(images::pull))
         .route("/peapod/v1/images/prune", post(images::prune))
         .route("/peapod/v1/images/export", get(images::export))
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/pods",
+            get(metrics::list_all_pods),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods",
+            get(metrics::list_pods),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}",
+            get(metrics::get_pod),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/nodes",
+            get(metrics::list_nodes),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/nodes/{name}",
+            get(metrics::get_node),
+        )
         .route("/version", get(version))
         .fallback(not_found)
         .with_state(node)

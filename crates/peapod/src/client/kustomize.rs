@@ -572,10 +572,8 @@ fn add_labels(object: &mut Value, labels: &BTreeMap<String, String>, selectors: 
     let kind = kind_of(object).to_string();
     if selectors {
         match kind.as_str() {
-            "Service" => {
-                if object.pointer("/spec").is_some() {
-                    merge(object, &["spec", "selector"], labels);
-                }
+            "Service" if object.pointer("/spec").is_some() => {
+                merge(object, &["spec", "selector"], labels);
             }
             "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
                 merge(object, &["spec", "selector", "matchLabels"], labels);

@@ -24,6 +24,7 @@ mod pull;
 pub mod services;
 mod status;
 mod table;
+pub mod top;
 mod transport;
 
 pub use apply::{apply, apply_kustomization};
