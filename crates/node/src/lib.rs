@@ -7,6 +7,7 @@
 //! socket (`server`, `daemon`).
 
 pub mod admission;
+pub mod autoscaling;
 pub mod config;
 pub mod daemon;
 pub mod env;
