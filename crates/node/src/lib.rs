@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod controllers;
 pub mod daemon;
 pub mod env;
 pub mod events;
