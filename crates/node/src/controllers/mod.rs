@@ -32,10 +32,12 @@
 //! `propagationPolicy` and finalizers is `server::objects::delete_object`;
 //! the garbage collector is [`gc`].
 
+pub mod deployment;
 pub mod gc;
 pub mod owner;
 pub mod pod_template;
 pub mod queue;
+pub mod replicaset;
 
 use crate::node::Node;
 use crate::store::Change;
@@ -82,7 +84,11 @@ pub trait Controller: Send + Sync + 'static {
 
 /// Every controller the daemon runs.
 pub fn controllers() -> Vec<Arc<dyn Controller>> {
-    vec![Arc::new(gc::GarbageCollector)]
+    vec![
+        Arc::new(gc::GarbageCollector),
+        Arc::new(replicaset::ReplicaSetController),
+        Arc::new(deployment::DeploymentController),
+    ]
 }
 
 /// Start every controller (from `daemon.rs`, after the store is open).
