@@ -31,6 +31,10 @@ pub enum Object {
     Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
     /// A core/v1 Service.
     Service(Box<k8s_openapi::api::core::v1::Service>),
+    /// One of the [`crate::KINDS`] (Deployment, ReplicaSet, Job, ...):
+    /// decoded through its k8s-openapi type (so type errors and unknown
+    /// fields are reported as for pods) and kept as that type's JSON.
+    Resource(Box<Resource>),
     /// Any other kind of object, not decoded further.
     Other {
         /// `apiVersion`, e.g. `apps/v1`.
@@ -40,6 +44,18 @@ pub enum Object {
         /// `metadata.name`, empty when absent.
         name: String,
     },
+}
+
+/// An object of one of the [`crate::KINDS`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub kind: &'static crate::workloads::Kind,
+    /// `metadata.name`, empty when absent.
+    pub name: String,
+    /// `metadata.namespace`, None when absent or empty.
+    pub namespace: Option<String>,
+    /// The object as JSON (with `apiVersion` and `kind`).
+    pub value: Value,
 }
 
 /// The objects of a manifest, in order, and warnings about it.
@@ -111,6 +127,7 @@ pub fn decode(input: &str) -> Result<Decoded, DecodeError> {
                 Object::Service(s) => {
                     format!("Service {:?}", s.metadata.name.as_deref().unwrap_or(""))
                 }
+                Object::Resource(r) => format!("{} {:?}", r.kind.kind, r.name),
                 Object::Other { kind, name, .. } => format!("{kind} {name:?}"),
             };
             result
@@ -311,6 +328,13 @@ fn decode_value(
         return Ok(());
     }
 
+    if let Some(k) = crate::workloads::find_kind(api_version, kind) {
+        let mut value = value.clone();
+        octal_modes(&mut value);
+        out.push(typed_resource(k, &value, location)?);
+        return Ok(());
+    }
+
     let name = map
         .get("metadata")
         .and_then(|m| m.get("name"))
@@ -326,6 +350,60 @@ fn decode_value(
         Vec::new(),
     ));
     Ok(())
+}
+
+/// Decode `value` as the k8s-openapi type of `k`, with unknown-field
+/// warnings, into an [`Object::Resource`].
+fn typed_resource(
+    k: &'static crate::workloads::Kind,
+    value: &Value,
+    location: &Location,
+) -> Result<(Object, Vec<String>), DecodeError> {
+    fn go<T: DeserializeOwned + serde::Serialize>(
+        k: &'static crate::workloads::Kind,
+        value: &Value,
+        location: &Location,
+    ) -> Result<(Value, Vec<String>), DecodeError> {
+        let obj: T = typed(value, k.kind, location)?;
+        let warnings = unknown_fields(value, &obj, location)?;
+        let json =
+            serde_json::to_value(&obj).map_err(|e| location.error(&FieldPath::default(), e))?;
+        Ok((json, warnings))
+    }
+    use k8s_openapi::api::{apps, autoscaling, batch, core, storage};
+    let (json, warnings) = match k.kind {
+        "Deployment" => go::<apps::v1::Deployment>(k, value, location)?,
+        "ReplicaSet" => go::<apps::v1::ReplicaSet>(k, value, location)?,
+        "StatefulSet" => go::<apps::v1::StatefulSet>(k, value, location)?,
+        "DaemonSet" => go::<apps::v1::DaemonSet>(k, value, location)?,
+        "Job" => go::<batch::v1::Job>(k, value, location)?,
+        "CronJob" => go::<batch::v1::CronJob>(k, value, location)?,
+        "PersistentVolume" => go::<core::v1::PersistentVolume>(k, value, location)?,
+        "PersistentVolumeClaim" => go::<core::v1::PersistentVolumeClaim>(k, value, location)?,
+        "StorageClass" => go::<storage::v1::StorageClass>(k, value, location)?,
+        "HorizontalPodAutoscaler" => {
+            go::<autoscaling::v2::HorizontalPodAutoscaler>(k, value, location)?
+        }
+        other => {
+            return Err(location.error(
+                &FieldPath::new("kind"),
+                format_args!("{other}: no decoder for this kind"),
+            ))
+        }
+    };
+    let field = |f: &str| {
+        json.pointer(&format!("/metadata/{f}"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let resource = Resource {
+        kind: k,
+        name: field("name").unwrap_or_default(),
+        namespace: field("namespace"),
+        value: json.clone(),
+    };
+    Ok((Object::Resource(Box::new(resource)), warnings))
 }
 
 /// File modes written the YAML 1.1 way (`defaultMode: 0400`, octal, as
@@ -449,9 +527,36 @@ mod tests {
                 Object::Service(s) => {
                     format!("Service/{}", s.metadata.name.as_deref().unwrap_or(""))
                 }
+                Object::Resource(r) => format!("{}/{}", r.kind.kind, r.name),
                 Object::Other { kind, name, .. } => format!("{kind}/{name}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn workload_kinds_are_typed_with_unknown_field_warnings() {
+        let d = decode(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod}\nspec:\n  replicas: 2\n  bogus: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: busybox}]}\n",
+        )
+        .expect("decode");
+        assert_eq!(d.warnings, vec!["spec.bogus: unknown field, ignored"]);
+        match &d.objects[..] {
+            [Object::Resource(r)] => {
+                assert_eq!(r.kind.kind, "Deployment");
+                assert_eq!(
+                    (r.name.as_str(), r.namespace.as_deref()),
+                    ("web", Some("prod"))
+                );
+                assert_eq!(r.value["spec"]["replicas"], 2);
+                assert_eq!(r.value["apiVersion"], "apps/v1");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let e = decode(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec: {parallelism: two}\n",
+        )
+        .expect_err("type error");
+        assert!(e.message.contains("spec.parallelism"), "{e}");
     }
 
     #[test]
@@ -476,7 +581,7 @@ items:
   metadata: {name: two}
   spec:
     containers: [{name: app, image: nginx}]
-- apiVersion: apps/v1
+- apiVersion: apps/v1beta9
   kind: Deployment
   metadata: {name: deploy}
 ---
@@ -497,7 +602,7 @@ data: {a: b}
             Object::Other {
                 api_version, kind, ..
             } => {
-                assert_eq!(api_version, "apps/v1");
+                assert_eq!(api_version, "apps/v1beta9");
                 assert_eq!(kind, "Deployment");
             }
             other => panic!("unexpected {other:?}"),

@@ -51,7 +51,7 @@ fn set_if_empty(field: &mut Option<String>, value: &str) {
     }
 }
 
-fn default_spec(spec: &mut PodSpec) {
+pub(crate) fn default_spec(spec: &mut PodSpec) {
     set_if_empty(&mut spec.restart_policy, "Always");
     set_if_empty(&mut spec.dns_policy, "ClusterFirst");
     set_if_empty(&mut spec.scheduler_name, "default-scheduler");

@@ -35,12 +35,13 @@ pub mod selector;
 mod service;
 mod unsupported;
 mod validate;
+pub mod workloads;
 
 pub use configmap::{
     config_key_errors, default_config_map, validate_config_map, validate_config_map_update,
     MAX_CONFIG_SIZE,
 };
-pub use decode::{decode, DecodeError, Decoded, Object};
+pub use decode::{decode, DecodeError, Decoded, Object, Resource};
 pub use defaults::{
     default_pod, DEFAULT_NAMESPACE, DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS,
     DEFAULT_TERMINATION_MESSAGE_PATH,
@@ -56,4 +57,9 @@ pub use service::{
     default_service, has_cluster_ip, validate_service, validate_service_update, NODE_PORT_RANGE,
 };
 pub use unsupported::unsupported_fields;
-pub use validate::{validate_pod, FieldError, ValidationErrors};
+pub use validate::{pod_template_spec_errors, validate_pod, FieldError, ValidationErrors};
+pub use workloads::{
+    default_deployment, default_pod_template, default_replica_set, find_kind, kind_named,
+    pod_from_template, scaled_value, validate_deployment, validate_deployment_update,
+    validate_replica_set, validate_replica_set_update, Kind, KINDS,
+};

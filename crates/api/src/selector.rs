@@ -76,6 +76,56 @@ impl LabelSelector {
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
     }
+
+    /// A `metav1.LabelSelector` (matchLabels and matchExpressions) as a
+    /// selector, as apimachinery's `LabelSelectorAsSelector`: an empty one
+    /// selects everything. The error names the bad expression.
+    pub fn from_meta(
+        sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    ) -> Result<Self, String> {
+        let mut requirements = Vec::new();
+        for (k, v) in sel.match_labels.iter().flatten() {
+            requirements.push(Requirement {
+                key: k.clone(),
+                op: Op::Equals,
+                values: vec![v.clone()],
+            });
+        }
+        for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
+            let mut values = e.values.clone().unwrap_or_default();
+            values.sort();
+            let op = match e.operator.as_str() {
+                "In" => Op::In,
+                "NotIn" => Op::NotIn,
+                "Exists" => Op::Exists,
+                "DoesNotExist" => Op::DoesNotExist,
+                other => {
+                    return Err(format!(
+                        "matchExpressions[{i}].operator: Unsupported value: {other:?}: supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""
+                    ))
+                }
+            };
+            match op {
+                Op::In | Op::NotIn if values.is_empty() => {
+                    return Err(format!(
+                        "matchExpressions[{i}].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"
+                    ))
+                }
+                Op::Exists | Op::DoesNotExist if !values.is_empty() => {
+                    return Err(format!(
+                        "matchExpressions[{i}].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+                    ))
+                }
+                _ => {}
+            }
+            requirements.push(Requirement {
+                key: e.key.clone(),
+                op,
+                values,
+            });
+        }
+        Ok(LabelSelector { requirements })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -123,6 +123,15 @@ impl fmt::Display for ValidationErrors {
 impl std::error::Error for ValidationErrors {}
 
 /// Validates a pod as the Kubernetes API server does, returning every error.
+/// The errors of a pod template's spec (`spec.template.spec` of a
+/// Deployment, ReplicaSet, Job, ...), each as `FIELD: MESSAGE` with `root`
+/// as the path's start.
+pub fn pod_template_spec_errors(spec: &PodSpec, root: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    validate_spec(spec, &FieldPath::new(root), &mut errs);
+    errs.iter().map(ToString::to_string).collect()
+}
+
 pub fn validate_pod(pod: &Pod) -> Result<(), ValidationErrors> {
     let mut errs = Vec::new();
     validate_metadata(&pod.metadata, &FieldPath::new("metadata"), &mut errs);
@@ -185,7 +194,7 @@ pub(crate) fn dns1123_label(s: &str) -> Vec<String> {
 }
 
 /// The problems with `s` as an RFC 1123 subdomain (empty when valid).
-fn dns1123_subdomain(s: &str) -> Vec<String> {
+pub(crate) fn dns1123_subdomain(s: &str) -> Vec<String> {
     let mut msgs = Vec::new();
     if s.len() > DNS1123_SUBDOMAIN_MAX {
         msgs.push(max_len_error(DNS1123_SUBDOMAIN_MAX));

@@ -209,6 +209,9 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     eprintln!("peapod: serving on {}", opts.socket.display());
 
     crate::server::resume_namespace_deletions(&node);
+    // Workload controllers and the garbage collector: each resyncs every
+    // object it owns first.
+    crate::controllers::run_all(node.clone());
     let app = crate::server::router(node.clone());
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};

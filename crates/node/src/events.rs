@@ -44,6 +44,13 @@ struct Recorded {
     signature: Signature,
 }
 
+/// What an event is about: the involved object's kind and who reports.
+pub struct About {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    pub component: &'static str,
+}
+
 pub struct Events {
     store: Arc<Store>,
     host: String,
@@ -95,21 +102,43 @@ impl Events {
     /// already recorded. Failures are logged: an event is never worth
     /// failing the step that made it.
     pub fn record(&self, pod: &Pod, typ: &str, reason: &str, message: impl Into<String>) {
-        if let Err(e) = self.try_record(pod, typ, reason, message.into()) {
+        let about = About {
+            kind: "Pod",
+            api_version: "v1",
+            component: "kubelet",
+        };
+        if let Err(e) = self.try_record(&about, &pod.metadata, typ, reason, message.into()) {
             tracing::warn!(pod = ?pod.metadata.name, %reason, "recording event: {e}");
+        }
+    }
+
+    /// An event about another kind of object (a controller's:
+    /// `SuccessfulCreate` on a ReplicaSet, `ScalingReplicaSet` on a
+    /// Deployment), from `component` (`replicaset-controller`).
+    pub fn record_for(
+        &self,
+        about: &About,
+        meta: &ObjectMeta,
+        typ: &str,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        if let Err(e) = self.try_record(about, meta, typ, reason, message.into()) {
+            tracing::warn!(object = ?meta.name, kind = about.kind, %reason, "recording event: {e}");
         }
     }
 
     fn try_record(
         &self,
-        pod: &Pod,
+        about: &About,
+        meta: &ObjectMeta,
         typ: &str,
         reason: &str,
         message: String,
     ) -> Result<(), StoreError> {
-        let ns = crate::node::namespace_of(&pod.metadata);
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let ns = crate::node::namespace_of(meta);
+        let name = meta.name.clone().unwrap_or_default();
+        let uid = meta.uid.clone().unwrap_or_default();
         let sig = Signature {
             type_: typ.into(),
             reason: reason.into(),
@@ -148,12 +177,12 @@ impl Events {
                 ..Default::default()
             },
             involved_object: ObjectReference {
-                kind: Some("Pod".into()),
-                api_version: Some("v1".into()),
+                kind: Some(about.kind.into()),
+                api_version: Some(about.api_version.into()),
                 name: Some(name),
                 namespace: Some(ns),
                 uid: Some(uid),
-                resource_version: pod.metadata.resource_version.clone(),
+                resource_version: meta.resource_version.clone(),
                 ..Default::default()
             },
             reason: Some(sig.reason.clone()),
@@ -163,10 +192,10 @@ impl Events {
             first_timestamp: Some(now.clone()),
             last_timestamp: Some(now),
             source: Some(EventSource {
-                component: Some("kubelet".into()),
+                component: Some(about.component.into()),
                 host: Some(self.host.clone()),
             }),
-            reporting_component: Some("kubelet".into()),
+            reporting_component: Some(about.component.into()),
             reporting_instance: Some(self.host.clone()),
             ..Default::default()
         };

@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod autoscaling;
 pub mod config;
+pub mod controllers;
 pub mod daemon;
 pub mod env;
 pub mod events;

@@ -461,11 +461,19 @@ impl Store {
         self.update_sync(obj, Sync::Durable)
     }
 
-    pub fn update_sync<T: Object>(&self, mut obj: T, sync: Sync) -> Result<T, StoreError>
+    pub fn update_sync<T: Object>(&self, obj: T, sync: Sync) -> Result<T, StoreError>
     where
         T::Scope: 'static,
     {
         let key = key_of(&obj)?;
+        self.update_at(&key, obj, sync)
+    }
+
+    /// [`Store::update_sync`] of the object at `key` (for objects read
+    /// through a generic type whose key is not its own, as the garbage
+    /// collector reads any kind).
+    pub fn update_at<T: Object>(&self, key: &str, mut obj: T, sync: Sync) -> Result<T, StoreError> {
+        let key = key.to_string();
         let expected = parse_rv(&key, obj.metadata().resource_version.as_deref())?;
         let mut result = None;
         self.write(&key, sync, |old, rv| {
@@ -543,7 +551,7 @@ impl Store {
             if !f(&mut obj) {
                 return Ok(Some(obj));
             }
-            match self.update_sync(obj, sync) {
+            match self.update_at(key, obj, sync) {
                 Ok(o) => return Ok(Some(o)),
                 Err(e @ StoreError::Conflict { .. }) => last = Some(e),
                 Err(StoreError::NotFound { .. }) => return Ok(None),

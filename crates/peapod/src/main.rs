@@ -187,6 +187,10 @@ enum Cmd {
         /// Delete every pod of the namespace.
         #[arg(long)]
         all: bool,
+        /// How an owner's dependents go: background (default), foreground
+        /// (dependents first) or orphan (they stay).
+        #[arg(long, default_value = "background", num_args = 0..=1, default_missing_value = "background")]
+        cascade: String,
         #[command(flatten)]
         ns: NsArg,
     },
@@ -355,8 +359,20 @@ fn resource_of(r: &str) -> anyhow::Result<&'static str> {
         "configmap" | "configmaps" | "cm" => Ok("configmaps"),
         "namespace" | "namespaces" | "ns" => Ok("namespaces"),
         "service" | "services" | "svc" => Ok("services"),
-        other => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods, services, configmaps, secrets and namespaces)"),
+        other => match client::workloads::kind(other) {
+            Some(k) => Ok(k.plural),
+            None => anyhow::bail!("error: the server doesn't have a resource type \"{other}\" (peapod serves pods, services, configmaps, secrets, namespaces, {})", workload_words()),
+        },
     }
+}
+
+/// `deployments, replicasets, ...`.
+fn workload_words() -> String {
+    peapod_api::KINDS
+        .iter()
+        .map(|k| k.plural)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn delete_targets(targets: &[String], ns: &str) -> anyhow::Result<Vec<(String, String, String)>> {
@@ -438,6 +454,12 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                     }
                     return client::config::get(&c, r, name.as_deref(), &ns.namespace, all_namespaces, output).await.map(|_| 0);
                 }
+                if let Some(k) = client::workloads::kind(&resource) {
+                    if watch {
+                        anyhow::bail!("error: -w is supported for pods only");
+                    }
+                    return client::workloads::get(&c, k, name.as_deref(), &ns.namespace, all_namespaces, output, selector.as_deref()).await.map(|_| 0);
+                }
                 let cluster = match resource.as_str() {
                     "namespace" | "namespaces" | "ns" => Some(client::Kind::Namespace),
                     "node" | "nodes" | "no" => Some(client::Kind::Node),
@@ -459,6 +481,10 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                     let name = name.ok_or_else(|| anyhow::anyhow!("error: you must specify the name of the {resource} to describe"))?;
                     return client::config::describe(&c, r, &ns.namespace, &name).await.map(|_| 0);
                 }
+                if let Some(k) = client::workloads::kind(&resource) {
+                    let name = name.ok_or_else(|| anyhow::anyhow!("error: you must specify the name of the {} to describe", k.singular))?;
+                    return client::workloads::describe(&c, k, &ns.namespace, &name).await.map(|_| 0);
+                }
                 if matches!(resource.as_str(), "node" | "nodes" | "no") {
                     return client::describe_node(&c, name.as_deref()).await.map(|_| 0);
                 }
@@ -474,7 +500,8 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let pod = pod.strip_prefix("pod/").unwrap_or(&pod).to_string();
                 client::exec(&c, &ns.namespace, &pod, container, command, stdin, tty).await
             }
-            Cmd::Delete { targets, file, wait, grace_period, timeout, ns, selector, all } => {
+            Cmd::Delete { targets, file, wait, grace_period, timeout, ns, selector, all, cascade } => {
+                let cascade = client::Cascade::parse(&cascade)?;
                 let timeout = match timeout {
                     Some(t) => client::parse_timeout(&t)?,
                     None => None,
@@ -500,7 +527,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 if t.is_empty() {
                     anyhow::bail!("error: you must specify the pods to delete: `peapod delete pod NAME`, `pod/NAME` or `-f FILE`");
                 }
-                client::delete(&c, t, wait, grace_period, timeout).await.map(|_| 0)
+                client::delete(&c, t, wait, grace_period, timeout, cascade).await.map(|_| 0)
             }
             Cmd::Inspect { resource, name, ns, output } => {
                 check_pod_resource(&resource)?;

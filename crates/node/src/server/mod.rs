@@ -14,6 +14,7 @@ mod inspect;
 pub mod logs;
 mod metrics;
 mod namespaces;
+pub mod objects;
 mod pods;
 pub mod secrets;
 pub mod select;
@@ -28,8 +29,33 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use pods::store_new_pod;
+
+/// Ask for a pod's graceful deletion with its own grace period (the
+/// garbage collector's and controllers' way); None when it is gone.
+pub fn request_pod_delete(
+    node: &Arc<Node>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<k8s_openapi::api::core::v1::Pod>, crate::store::StoreError> {
+    pods::request_delete(node, ns, name, None)
+}
+
+/// The routes of the `peapod_api::KINDS` served generically.
+fn object_routes(r: Router<Arc<Node>>) -> Router<Arc<Node>> {
+    use k8s_openapi::api::{apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch};
+    let r = objects::routes::<apps::Deployment>(r);
+    let r = objects::routes::<apps::ReplicaSet>(r);
+    let r = objects::routes::<apps::StatefulSet>(r);
+    let r = objects::routes::<apps::DaemonSet>(r);
+    let r = objects::routes::<batch::Job>(r);
+    let r = objects::routes::<batch::CronJob>(r);
+    let r = objects::routes::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(r);
+    objects::routes::<autoscaling::HorizontalPodAutoscaler>(r)
+}
+
 pub fn router(node: Arc<Node>) -> Router {
-    Router::new()
+    object_routes(Router::new())
         .route("/api/v1/pods", get(pods::list_all))
         .route(
             "/api/v1/namespaces/{ns}/pods",

@@ -129,12 +129,23 @@ fn admit(ns: &str, body: &[u8]) -> Result<(Pod, Vec<String>), Response> {
 
 /// Store a new pod; the store sets uid, creationTimestamp, generation and
 /// resourceVersion (whatever the client sent).
-fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
+fn create_new(node: &Arc<Node>, pod: Pod, warnings: &[String]) -> Response {
     let ns = crate::node::namespace_of(&pod.metadata);
     let name = pod.metadata.name.clone().unwrap_or_default();
     if let Err(r) = super::namespaces::check_namespace(node, &ns, "pods", &name) {
         return r;
     }
+    match store_new_pod(node, pod) {
+        Ok(pod) => with_warnings(json_response(StatusCode::CREATED, &pod), warnings),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Store a new (defaulted, validated) pod in an existing namespace as the
+/// API server and kubelet admit it: node name, Pending status, admission,
+/// the Scheduled event, and its worker. Controllers create their pods
+/// through this too.
+pub fn store_new_pod(node: &Arc<Node>, mut pod: Pod) -> Result<Pod, crate::store::StoreError> {
     if pod
         .spec
         .as_ref()
@@ -156,19 +167,13 @@ fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
         let _admitting = crate::admission::LOCK
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let rejection = match admission_check(node, &pod) {
-            Ok(r) => r,
-            Err(e) => return store_error(e),
-        };
+        let rejection = admission_check(node, &pod)?;
         if let (Some((reason, message)), Some(st)) = (&rejection, pod.status.as_mut()) {
             st.phase = Some("Failed".into());
             st.reason = Some(reason.clone());
             st.message = Some(format!("Pod was rejected: {message}"));
         }
-        match node.create_pod(pod) {
-            Ok(p) => (p, rejection),
-            Err(e) => return store_error(e),
-        }
+        (node.create_pod(pod)?, rejection)
     };
     node.events.record(
         &pod,
@@ -188,7 +193,7 @@ fn create_new(node: &Arc<Node>, mut pod: Pod, warnings: &[String]) -> Response {
     } else {
         node.ensure_worker(&pod);
     }
-    with_warnings(json_response(StatusCode::CREATED, &pod), warnings)
+    Ok(pod)
 }
 
 /// Kubelet's admit decision for a new pod against the pods the node

@@ -39,6 +39,8 @@ pub struct Objects {
     pub config_maps: Vec<ConfigMap>,
     pub namespaces: Vec<Namespace>,
     pub services: Vec<Service>,
+    /// Deployments, ReplicaSets, Jobs, ... (`peapod_api::KINDS`).
+    pub resources: Vec<peapod_api::Resource>,
     pub warnings: Vec<String>,
 }
 
@@ -60,6 +62,7 @@ pub fn decode_objects(file: &str, text: &str, verb: &str) -> Result<Objects> {
     let mut unsupported = Vec::new();
     let mut namespaces = Vec::new();
     let mut services = Vec::new();
+    let mut resources = Vec::new();
     for object in decoded.objects {
         match object {
             Object::Pod(pod) => pods.push(*pod),
@@ -67,12 +70,14 @@ pub fn decode_objects(file: &str, text: &str, verb: &str) -> Result<Objects> {
             Object::ConfigMap(cm) => config_maps.push(*cm),
             Object::Namespace(ns) => namespaces.push(*ns),
             Object::Service(svc) => services.push(*svc),
+            Object::Resource(r) => resources.push(*r),
             Object::Other {
                 api_version,
                 kind,
                 name,
             } => unsupported.push(format!(
-                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods, Services, ConfigMaps, Secrets and Namespaces only"
+                "error: {kind} {name:?} ({api_version}): kind not supported yet; peapod {verbs} Pods, Services, ConfigMaps, Secrets, Namespaces and {}",
+                supported_kinds()
             )),
         }
     }
@@ -84,6 +89,7 @@ pub fn decode_objects(file: &str, text: &str, verb: &str) -> Result<Objects> {
         && config_maps.is_empty()
         && namespaces.is_empty()
         && services.is_empty()
+        && resources.is_empty()
     {
         bail!("error: no objects passed to {verb}");
     }
@@ -93,8 +99,45 @@ pub fn decode_objects(file: &str, text: &str, verb: &str) -> Result<Objects> {
         config_maps,
         namespaces,
         services,
+        resources,
         warnings: decoded.warnings,
     })
+}
+
+/// `Deployment (apps/v1), ReplicaSet (apps/v1), ...`.
+fn supported_kinds() -> String {
+    peapod_api::KINDS
+        .iter()
+        .map(|k| format!("{} ({})", k.kind, k.api_version()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The namespace of a manifest's object of `peapod_api::KINDS`.
+pub fn resource_namespace(r: &peapod_api::Resource) -> String {
+    r.namespace
+        .clone()
+        .unwrap_or_else(|| peapod_api::DEFAULT_NAMESPACE.to_string())
+}
+
+/// Default and validate an object of `peapod_api::KINDS` as the daemon
+/// will (for the kinds with checks), so a bad manifest changes nothing.
+fn check_resource(r: &peapod_api::Resource) -> std::result::Result<(), String> {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    let typed = |e: serde_json::Error| format!("{} {:?}: {e}", r.kind.kind, r.name);
+    match r.kind.kind {
+        "Deployment" => {
+            let mut d: Deployment = serde_json::from_value(r.value.clone()).map_err(typed)?;
+            peapod_api::default_deployment(&mut d);
+            peapod_api::validate_deployment(&d)
+        }
+        "ReplicaSet" => {
+            let mut rs: ReplicaSet = serde_json::from_value(r.value.clone()).map_err(typed)?;
+            peapod_api::default_replica_set(&mut rs);
+            peapod_api::validate_replica_set(&rs)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The namespace of a manifest's pod: `metadata.namespace` or `default`.
@@ -165,6 +208,7 @@ async fn apply_text(client: &Client, file: &str, text: &str) -> Result<()> {
         config_maps,
         namespaces,
         services,
+        resources,
         warnings,
     } = decode_objects(file, &text, "apply")?;
     for warning in &warnings {
@@ -197,6 +241,11 @@ async fn apply_text(client: &Client, file: &str, text: &str) -> Result<()> {
     for cm in &mut config_maps {
         peapod_api::default_config_map(cm);
         if let Err(e) = peapod_api::validate_config_map(cm) {
+            invalid.push(format!("The {e}"));
+        }
+    }
+    for r in &resources {
+        if let Err(e) = check_resource(r) {
             invalid.push(format!("The {e}"));
         }
     }
@@ -279,6 +328,31 @@ async fn apply_text(client: &Client, file: &str, text: &str) -> Result<()> {
         .await?
         {
             Ok(result) => println!("service/{name} {result}"),
+            Err(e) => failures.push(e),
+        }
+    }
+    // Workloads and storage: volumes and claims first (stable sort).
+    let mut resources = resources;
+    resources.sort_by_key(|r| {
+        !matches!(
+            r.kind.kind,
+            "PersistentVolume" | "StorageClass" | "PersistentVolumeClaim"
+        )
+    });
+    for r in &resources {
+        let body = serde_json::to_vec(&r.value)
+            .map_err(|e| anyhow!("error: cannot encode {} {:?}: {e}", r.kind.kind, r.name))?;
+        let path = if r.kind.namespaced {
+            super::workloads::object_path(r.kind, &resource_namespace(r), &r.name)
+        } else {
+            format!(
+                "{}/{}",
+                super::workloads::collection_path(r.kind, None),
+                super::transport::encode(&r.name)
+            )
+        };
+        match put(client, &path, body, file).await? {
+            Ok(result) => println!("{}/{} {result}", r.kind.qualified(), r.name),
             Err(e) => failures.push(e),
         }
     }

@@ -21,24 +21,39 @@ pub async fn delete(
     wait: bool,
     grace_period: Option<i64>,
     timeout: Option<Duration>,
+    cascade: Cascade,
 ) -> Result<()> {
     let mut failures = Vec::new();
     let mut deleted = Vec::new();
     let mut namespaces = Vec::new();
+    let mut others = Vec::new();
     for (resource, namespace, name) in targets {
+        let kind = peapod_api::workloads::kind_of_plural(&resource);
         let mut path = if resource == "namespaces" {
             format!("/api/v1/namespaces/{}", super::transport::encode(&name))
         } else {
             object_path(&resource, &namespace, &name)
         };
+        let mut query = Vec::new();
         if let Some(seconds) = grace_period.filter(|s| *s >= 0) {
-            path.push_str(&format!("?gracePeriodSeconds={seconds}"));
+            query.push(format!("gracePeriodSeconds={seconds}"));
+        }
+        if kind.is_some() {
+            query.push(format!("propagationPolicy={}", cascade.policy()));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
         }
         let response = client.request(Method::DELETE, &path, None, None).await?;
         if response.is_success() {
-            let kind = resource.trim_end_matches('s');
-            println!("{kind} \"{name}\" deleted");
-            if resource == "pods" {
+            match kind {
+                Some(k) => println!("{} \"{name}\" deleted", k.qualified()),
+                None => println!("{} \"{name}\" deleted", resource.trim_end_matches('s')),
+            }
+            if let Some(k) = kind {
+                others.push((k, namespace, name));
+            } else if resource == "pods" {
                 let grace = response
                     .json::<Pod>()
                     .ok()
@@ -62,6 +77,11 @@ pub async fn delete(
         }
         for name in &namespaces {
             if let Err(e) = wait_namespace_gone(client, name, timeout).await {
+                failures.push(e.to_string());
+            }
+        }
+        for (k, namespace, name) in &others {
+            if let Err(e) = wait_object_gone(client, k, namespace, name, timeout).await {
                 failures.push(e.to_string());
             }
         }
@@ -90,6 +110,68 @@ async fn wait_namespace_gone(client: &Client, name: &str, timeout: Option<Durati
             bail!(
                 "error: timed out after {} waiting for namespace \"{name}\" to be deleted: its pods are still stopping; see `peapod get pods -n {name}`",
                 seconds(limit)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `--cascade`: how an owner's dependents go (kubectl's flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cascade {
+    /// The owner now, its dependents after (`background`, `true`).
+    #[default]
+    Background,
+    /// The dependents first, then the owner.
+    Foreground,
+    /// The owner only; its dependents stay, without the ownerReference.
+    Orphan,
+}
+
+impl Cascade {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "background" | "true" | "" => Ok(Cascade::Background),
+            "foreground" => Ok(Cascade::Foreground),
+            "orphan" | "false" => Ok(Cascade::Orphan),
+            other => bail!("error: invalid --cascade \"{other}\": must be one of background, foreground or orphan"),
+        }
+    }
+
+    fn policy(self) -> &'static str {
+        match self {
+            Cascade::Background => "Background",
+            Cascade::Foreground => "Foreground",
+            Cascade::Orphan => "Orphan",
+        }
+    }
+}
+
+/// Polls an object of `peapod_api::KINDS` until it is gone (with
+/// `--cascade=foreground`, after its dependents); fails after `timeout`
+/// (default 60 s).
+async fn wait_object_gone(
+    client: &Client,
+    k: &peapod_api::Kind,
+    namespace: &str,
+    name: &str,
+    timeout: Option<Duration>,
+) -> Result<()> {
+    let path = super::workloads::object_path(k, namespace, name);
+    let limit = timeout.unwrap_or(Duration::from_secs(60));
+    let start = Instant::now();
+    loop {
+        let response = client.request(Method::GET, &path, None, None).await?;
+        match response.status {
+            404 => return Ok(()),
+            200..=299 => {}
+            _ => return Err(response.error()),
+        }
+        if start.elapsed() >= limit {
+            bail!(
+                "error: timed out after {} waiting for {} \"{name}\" to be deleted: its dependents are still being deleted; see `peapod get pods -n {namespace}`",
+                seconds(limit),
+                k.qualified()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -237,6 +319,13 @@ pub fn delete_targets_from_file(path: &str) -> Result<Vec<(String, String, Strin
             .iter()
             .map(|s| target("services", &s.metadata)),
     );
+    out.extend(objects.resources.iter().map(|r| {
+        (
+            r.kind.plural.to_string(),
+            super::apply::resource_namespace(r),
+            r.name.clone(),
+        )
+    }));
     // A namespace goes last: deleting it deletes what is in it.
     out.extend(objects.namespaces.iter().map(|n| {
         (

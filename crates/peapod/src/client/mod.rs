@@ -26,10 +26,11 @@ mod status;
 mod table;
 pub mod top;
 mod transport;
+pub mod workloads;
 
 pub use apply::{apply, apply_kustomization};
 pub use cluster::{create_namespace, describe_node, get_cluster, Kind};
-pub use delete::{delete, delete_targets_from_file, parse_timeout};
+pub use delete::{delete, delete_targets_from_file, parse_timeout, Cascade};
 pub use describe::describe;
 pub use exec::exec;
 pub use get::{get, pod_names, GetArgs, Output};

@@ -383,6 +383,9 @@ pub fn encode(value: &str) -> String {
 /// The path of a namespaced pod: `/api/v1/namespaces/NS/pods/NAME`.
 /// `/api/v1/namespaces/NS/RESOURCE/NAME` (RESOURCE: `pods`, `secrets`).
 pub fn object_path(resource: &str, namespace: &str, name: &str) -> String {
+    if let Some(k) = peapod_api::workloads::kind_of_plural(resource) {
+        return super::workloads::object_path(k, namespace, name);
+    }
     format!(
         "/api/v1/namespaces/{}/{resource}/{}",
         encode(namespace),

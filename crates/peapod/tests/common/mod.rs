@@ -748,6 +748,27 @@ impl Drop for Daemon {
     /// failing already: a second panic while unwinding would abort).
     fn drop(&mut self) {
         if self.child.is_some() {
+            // Controllers first, or they replace the pods deleted below.
+            for kind in [
+                "cronjobs",
+                "deployments",
+                "statefulsets",
+                "daemonsets",
+                "jobs",
+                "replicasets",
+            ] {
+                let out = self.peapod(&["get", kind, "-A", "-o", "json"]);
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                for o in v["items"].as_array().into_iter().flatten() {
+                    if let (Some(ns), Some(name)) = (
+                        o["metadata"]["namespace"].as_str(),
+                        o["metadata"]["name"].as_str(),
+                    ) {
+                        let _ =
+                            self.peapod(&["delete", kind, name, "-n", ns, "--cascade=background"]);
+                    }
+                }
+            }
             for (ns, name) in self.pod_refs() {
                 let _ = self.peapod(&["delete", "pod", &name, "-n", &ns, "--grace-period=0"]);
             }
