@@ -25,6 +25,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod autoscaling;
 mod configmap;
 mod decode;
 mod defaults;
@@ -37,6 +38,7 @@ mod unsupported;
 mod validate;
 pub mod workloads;
 
+pub use autoscaling::{default_hpa, validate_hpa};
 pub use configmap::{
     config_key_errors, default_config_map, validate_config_map, validate_config_map_update,
     MAX_CONFIG_SIZE,

@@ -269,7 +269,7 @@ pub fn default_replica_set(rs: &mut ReplicaSet) {
 }
 
 /// `Deployment.apps "web" is invalid: ERR` or `... is invalid: [ERR, ERR]`.
-fn invalid(kind: &str, name: &str, errs: Vec<String>) -> Result<(), String> {
+pub(crate) fn invalid(kind: &str, name: &str, errs: Vec<String>) -> Result<(), String> {
     match errs.as_slice() {
         [] => Ok(()),
         [one] => Err(format!("{kind} {name:?} is invalid: {one}")),
@@ -277,7 +277,7 @@ fn invalid(kind: &str, name: &str, errs: Vec<String>) -> Result<(), String> {
     }
 }
 
-fn meta_errors(meta: &ObjectMeta, errs: &mut Vec<String>) {
+pub(crate) fn meta_errors(meta: &ObjectMeta, errs: &mut Vec<String>) {
     match meta.name.as_deref() {
         None | Some("") => errs.push("metadata.name: Required value: name is required".into()),
         Some(n) => {

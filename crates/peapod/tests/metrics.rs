@@ -118,3 +118,127 @@ fn top_pods_and_node_from_cgroups() {
     });
     d.ok(&["delete", "pod", "quiet", "--grace-period=0"]);
 }
+
+/// The number of Running pods whose name starts with `prefix`.
+fn running(d: &Daemon, prefix: &str) -> usize {
+    let (_, body) = d.api_get("/api/v1/namespaces/default/pods");
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(prefix)
+                && p["status"]["phase"] == "Running"
+                && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .count()
+}
+
+fn hpa(d: &Daemon) -> Value {
+    let (code, body) =
+        d.api_get("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/burner");
+    assert_eq!(code, 200);
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// A Deployment whose pods burn CPU until a file appears in a shared
+/// hostPath: the HPA scales it up within its policies, then, once the
+/// burning stops, back down to minReplicas.
+#[test]
+fn hpa_scales_a_cpu_burning_deployment_up_and_down() {
+    let d = Daemon::start_with(&["--metrics-interval", "1s"]);
+    let switch = d.dir.join("switch");
+    std::fs::create_dir_all(&switch).unwrap();
+    d.apply_ok(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: burner}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: burner}}}}
+  template:
+    metadata: {{labels: {{app: burner}}}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: burn
+        image: {BUSYBOX}
+        command: [sh, -c, 'while [ ! -e /switch/stop ]; do :; done; exec sleep 3600']
+        resources: {{requests: {{cpu: 100m}}}}
+        volumeMounts: [{{name: switch, mountPath: /switch}}]
+      volumes: [{{name: switch, hostPath: {{path: {}}}}}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: burner}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: burner}}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 50}}}}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 3
+"#,
+        switch.display()
+    ));
+    // One busy pod uses far more than 50 % of 100m: up to maxReplicas.
+    wait_until("3 burner pods", 90, || {
+        (running(&d, "burner-") == 3).then_some(())
+    });
+    let h = hpa(&d);
+    assert_eq!(h["status"]["desiredReplicas"], 3, "{h}");
+    let util = h["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"]
+        .as_i64()
+        .unwrap();
+    assert!(util > 50, "{h}");
+    let limited = h["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ScalingLimited")
+        .cloned()
+        .unwrap();
+    assert_eq!(limited["reason"], "TooManyReplicas", "{h}");
+    let table = d.ok(&["get", "hpa"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[0], "burner");
+    assert_eq!(row[1], "Deployment/burner");
+    assert_eq!(row[2], "cpu:");
+    assert!(row[3].ends_with("/50%"), "{table}");
+    assert_eq!(&row[4..7], ["1", "3", "3"], "{table}");
+
+    // The burning stops: after the 3 s window, back to one pod.
+    std::fs::write(switch.join("stop"), "").unwrap();
+    wait_until("the Deployment scaled back to 1", 90, || {
+        let (_, body) = d.api_get("/apis/apps/v1/namespaces/default/deployments/burner");
+        let dep: Value = serde_json::from_slice(&body).unwrap();
+        (dep["spec"]["replicas"] == 1).then_some(())
+    });
+    wait_until("one burner pod", 60, || {
+        (running(&d, "burner-") == 1).then_some(())
+    });
+    let events = d.ok(&["describe", "hpa", "burner"]);
+    assert!(events.contains("SuccessfulRescale"), "{events}");
+    assert!(
+        events.contains("New size: 1; reason: All metrics below target"),
+        "{events}"
+    );
+
+    // A bad HPA is refused with the field named.
+    let bad = d.apply(
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: bad}\nspec:\n  scaleTargetRef: {kind: Deployment, name: x}\n  minReplicas: 4\n  maxReplicas: 2\n",
+    );
+    assert!(failed(&bad).contains("spec.maxReplicas: Invalid value: 2"));
+    d.ok(&["delete", "deployment", "burner"]);
+    wait_until("burner pods gone", 60, || {
+        (running(&d, "burner-") == 0).then_some(())
+    });
+}

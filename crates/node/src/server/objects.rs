@@ -67,7 +67,14 @@ impl ApiObject for DaemonSet {}
 impl ApiObject for Job {}
 impl ApiObject for CronJob {}
 impl ApiObject for PersistentVolumeClaim {}
-impl ApiObject for HorizontalPodAutoscaler {}
+impl ApiObject for HorizontalPodAutoscaler {
+    fn default(&mut self) {
+        peapod_api::default_hpa(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        peapod_api::validate_hpa(self)
+    }
+}
 
 /// The routes of kind `T` under `/apis/GROUP/VERSION` (or `/api/v1`).
 pub fn routes<T: ApiObject>(router: Router<Arc<Node>>) -> Router<Arc<Node>> {

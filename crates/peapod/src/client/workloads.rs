@@ -72,7 +72,83 @@ pub fn columns(k: &Kind) -> (Vec<&'static str>, Row) {
                 ]
             },
         ),
+        "horizontalpodautoscalers" => (
+            vec![
+                "NAME",
+                "REFERENCE",
+                "TARGETS",
+                "MINPODS",
+                "MAXPODS",
+                "REPLICAS",
+                "AGE",
+            ],
+            |v, now| {
+                vec![
+                    name(v),
+                    format!(
+                        "{}/{}",
+                        v.pointer("/spec/scaleTargetRef/kind")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                        v.pointer("/spec/scaleTargetRef/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                    ),
+                    hpa_targets(v),
+                    int(v, "/spec/minReplicas").max(1).to_string(),
+                    int(v, "/spec/maxReplicas").to_string(),
+                    int(v, "/status/currentReplicas").to_string(),
+                    created(v, now),
+                ]
+            },
+        ),
         _ => (vec!["NAME", "AGE"], |v, now| vec![name(v), created(v, now)]),
+    }
+}
+
+/// kubectl's TARGETS of an HPA: `cpu: 45%/50%, memory: 30Mi/64Mi`, with
+/// `<unknown>` before the first reading.
+fn hpa_targets(v: &Value) -> String {
+    let specs = v
+        .pointer("/spec/metrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let current = v
+        .pointer("/status/currentMetrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let parts: Vec<String> = specs
+        .iter()
+        .map(|m| {
+            let source = m.get("resource").or_else(|| m.get("containerResource"));
+            let resource = source
+                .and_then(|r| r["name"].as_str())
+                .unwrap_or("<unknown>");
+            let target = source.map(|r| &r["target"]).unwrap_or(&Value::Null);
+            let cur = current
+                .iter()
+                .find(|c| c.pointer("/resource/name").and_then(Value::as_str) == Some(resource))
+                .map(|c| &c["resource"]["current"]);
+            if let Some(u) = target["averageUtilization"].as_i64() {
+                let now = cur
+                    .and_then(|c| c["averageUtilization"].as_i64())
+                    .map_or("<unknown>".to_string(), |c| format!("{c}%"));
+                format!("{resource}: {now}/{u}%")
+            } else {
+                let want = target["averageValue"].as_str().unwrap_or("<unknown>");
+                let now = cur
+                    .and_then(|c| c["averageValue"].as_str())
+                    .unwrap_or("<unknown>");
+                format!("{resource}: {now}/{want}")
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(", ")
     }
 }
 
