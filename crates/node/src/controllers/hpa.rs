@@ -239,18 +239,6 @@ fn pod_request(pod: &Pod, resource: &str, container: Option<&str>) -> Option<i64
     Some(total)
 }
 
-/// Whether the pod is Ready, and since when (seconds since the epoch).
-fn pod_ready_since(pod: &Pod) -> Option<Option<i64>> {
-    let c = pod
-        .status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")?;
-    (c.status == "True").then(|| c.last_transition_time.as_ref().map(|t| t.0.as_second()))
-}
-
 impl HpaController {
     fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memory>> {
         self.memory.lock().unwrap_or_else(|e| e.into_inner())
@@ -624,7 +612,7 @@ fn sample(node: &Node, pod: &Pod, resource: &str, container: Option<&str>) -> Po
     // CPU of a pod that is not Ready, or turned Ready after the sample
     // window began while it is still starting, is not trusted.
     let unready = resource == "cpu" && {
-        let ready = pod_ready_since(pod);
+        let ready = super::replicaset::ready_since(pod).map(|t| t.timestamp());
         let started = pod
             .status
             .as_ref()
@@ -637,7 +625,7 @@ fn sample(node: &Node, pod: &Pod, resource: &str, container: Option<&str>) -> Po
             (None, _) => true,
             (Some(since), Some(u)) if starting => {
                 let window_start = u.timestamp.timestamp() - u.window.as_secs() as i64;
-                since.is_some_and(|s| window_start < s)
+                window_start < since
             }
             _ => false,
         }
