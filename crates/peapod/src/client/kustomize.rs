@@ -648,107 +648,87 @@ fn rewrite_references(object: &mut Value, renames: &Renames) {
     if renames.0.is_empty() {
         return;
     }
-    let rename = |v: &mut Value, kind: &str| {
-        if let Some(new) = v.as_str().and_then(|old| renames.get(kind, old)) {
-            *v = json!(new);
+    // Renames the names at `refs` (JSON pointer, kind) below `v`.
+    let rename = |v: &mut Value, refs: &[(&str, &str)]| {
+        for (pointer, kind) in refs {
+            if let Some(name) = v.pointer_mut(pointer) {
+                if let Some(new) = name.as_str().and_then(|old| renames.get(kind, old)) {
+                    *name = json!(new);
+                }
+            }
         }
     };
-    if kind_of(object) == "StatefulSet" {
-        if let Some(v) = object.pointer_mut("/spec/serviceName") {
-            rename(v, "Service");
-        }
-    }
-    if kind_of(object) == "HorizontalPodAutoscaler" {
-        if let Some(target) = object.pointer_mut("/spec/scaleTargetRef") {
-            let kind = target
-                .get("kind")
+    match kind_of(object) {
+        "StatefulSet" => rename(object, &[("/spec/serviceName", "Service")]),
+        "HorizontalPodAutoscaler" => {
+            let kind = object
+                .pointer("/spec/scaleTargetRef/kind")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            if let Some(v) = target.get_mut("name") {
-                rename(v, &kind);
-            }
+            rename(object, &[("/spec/scaleTargetRef/name", kind.as_str())]);
         }
+        _ => {}
     }
     for template in pod_templates(object) {
         let Some(spec) = template.get_mut("spec") else {
             continue;
         };
-        for volume in spec
-            .get_mut("volumes")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(v) = volume.pointer_mut("/configMap/name") {
-                rename(v, "ConfigMap");
-            }
-            if let Some(v) = volume.pointer_mut("/secret/secretName") {
-                rename(v, "Secret");
-            }
-            if let Some(v) = volume.pointer_mut("/persistentVolumeClaim/claimName") {
-                rename(v, "PersistentVolumeClaim");
-            }
+        for volume in array_mut(spec, "volumes") {
+            rename(
+                volume,
+                &[
+                    ("/configMap/name", "ConfigMap"),
+                    ("/secret/secretName", "Secret"),
+                    ("/persistentVolumeClaim/claimName", "PersistentVolumeClaim"),
+                ],
+            );
             for source in volume
                 .pointer_mut("/projected/sources")
                 .and_then(Value::as_array_mut)
                 .into_iter()
                 .flatten()
             {
-                if let Some(v) = source.pointer_mut("/configMap/name") {
-                    rename(v, "ConfigMap");
-                }
-                if let Some(v) = source.pointer_mut("/secret/name") {
-                    rename(v, "Secret");
-                }
+                rename(
+                    source,
+                    &[("/configMap/name", "ConfigMap"), ("/secret/name", "Secret")],
+                );
             }
         }
-        for secret in spec
-            .get_mut("imagePullSecrets")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(v) = secret.get_mut("name") {
-                rename(v, "Secret");
-            }
+        for secret in array_mut(spec, "imagePullSecrets") {
+            rename(secret, &[("/name", "Secret")]);
         }
         for list in ["initContainers", "containers"] {
-            for c in spec
-                .get_mut(list)
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                for from in c
-                    .get_mut("envFrom")
-                    .and_then(Value::as_array_mut)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(v) = from.pointer_mut("/configMapRef/name") {
-                        rename(v, "ConfigMap");
-                    }
-                    if let Some(v) = from.pointer_mut("/secretRef/name") {
-                        rename(v, "Secret");
-                    }
+            for c in array_mut(spec, list) {
+                for from in array_mut(c, "envFrom") {
+                    rename(
+                        from,
+                        &[
+                            ("/configMapRef/name", "ConfigMap"),
+                            ("/secretRef/name", "Secret"),
+                        ],
+                    );
                 }
-                for env in c
-                    .get_mut("env")
-                    .and_then(Value::as_array_mut)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(v) = env.pointer_mut("/valueFrom/configMapKeyRef/name") {
-                        rename(v, "ConfigMap");
-                    }
-                    if let Some(v) = env.pointer_mut("/valueFrom/secretKeyRef/name") {
-                        rename(v, "Secret");
-                    }
+                for env in array_mut(c, "env") {
+                    rename(
+                        env,
+                        &[
+                            ("/valueFrom/configMapKeyRef/name", "ConfigMap"),
+                            ("/valueFrom/secretKeyRef/name", "Secret"),
+                        ],
+                    );
                 }
             }
         }
     }
+}
+
+/// The items of the list `field` of `v` (none when absent).
+fn array_mut<'a>(v: &'a mut Value, field: &str) -> impl Iterator<Item = &'a mut Value> {
+    v.get_mut(field)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
 }
 
 /// The directory of `apply -k`/`kustomize`, checked.
