@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn pods_are_deleted_in_the_kubernetes_order() {
-        let mut pods = vec![
+        let mut pods = [
             pod("running-ready-old", "Running", Some(10), 0, 0),
             pod("pending", "Pending", None, 0, 5),
             pod("running-notready", "Running", None, 0, 1),
