@@ -552,3 +552,92 @@ fn invalid_deployments_are_refused_with_the_field() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_replica_set_adopts_a_matching_orphan_and_finalizers_hold_a_deletion() {
+    let d = Daemon::start();
+    // A bare pod with the labels the ReplicaSet selects.
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: early, labels: {{app: rs1}}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: {BUSYBOX}, command: [sleep, '3600']}}\n"
+    ));
+    d.wait_running("early");
+    let rs = format!(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: rs1\n  finalizers: [example.com/hold]\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: rs1}}}}\n  template:\n    metadata: {{labels: {{app: rs1}}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - {{name: c, image: {BUSYBOX}, command: [sleep, '3600']}}\n"
+    );
+    assert_eq!(d.apply_ok(&rs).trim(), "replicaset.apps/rs1 created");
+    let p = wait_pods(&d, "2 ready pods", |p| {
+        p.len() == 2 && p.values().all(|p| active(p) && ready(p))
+    });
+    assert!(
+        p.contains_key("early"),
+        "the orphan was adopted: {:?}",
+        p.keys()
+    );
+    let early = &p["early"]["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (early["kind"].as_str(), early["name"].as_str()),
+        (Some("ReplicaSet"), Some("rs1"))
+    );
+    assert_eq!(early["blockOwnerDeletion"], true);
+
+    // A finalizer holds the deletion: the ReplicaSet is only marked, and
+    // keeps its pods.
+    d.ok(&["delete", "rs", "rs1", "--wait=false"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let marked = get_json(&d, &["rs", "rs1"]);
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{}",
+        marked["metadata"]
+    );
+    assert_eq!(pods(&d).values().filter(|p| active(p)).count(), 2);
+    // Removing the finalizer lets it go, and its pods with it.
+    d.apply_ok(&rs.replace("finalizers: [example.com/hold]", "finalizers: []"));
+    wait_pods(&d, "gone with their owner", |p| p.is_empty());
+    assert!(d.peapod(&["get", "rs", "rs1"]).status.code() != Some(0));
+}
+
+#[test]
+fn progress_deadline_exceeded_and_min_ready_seconds() {
+    let d = Daemon::start();
+    // An image that cannot be pulled never becomes ready.
+    d.apply_ok(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: stuck}\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 2\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - {name: c, image: 127.0.0.1:1/nope:1, command: [sleep, '3600']}\n",
+    );
+    let v = wait_deploy(&d, "stuck", "past its deadline", |v| {
+        v["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Progressing" && c["status"] == "False")
+    });
+    let p = v["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Progressing")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(p["reason"], "ProgressDeadlineExceeded");
+    let out = d.peapod(&["rollout", "status", "deploy/stuck"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("error: deployment \"stuck\" exceeded its progress deadline"),
+        "{}",
+        stderr(&out)
+    );
+    d.ok(&["delete", "deploy", "stuck", "--cascade=foreground"]);
+
+    // minReadySeconds: ready pods count as available only after it.
+    d.apply_ok(&deployment("slow", 2, "  minReadySeconds: 3\n", "v1"));
+    let seen = wait_deploy(&d, "slow", "ready but not yet available", |v| {
+        v["status"]["readyReplicas"] == 2 || complete(v)
+    });
+    assert_eq!(seen["status"]["readyReplicas"], 2);
+    assert!(
+        seen["status"]["availableReplicas"].as_i64().unwrap_or(0) < 2,
+        "available before minReadySeconds: {}",
+        seen["status"]
+    );
+    wait_deploy(&d, "slow", "available", complete);
+}
