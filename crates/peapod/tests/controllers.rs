@@ -544,6 +544,14 @@ fn invalid_deployments_are_refused_with_the_field() {
         "{err}"
     );
     assert!(d.peapod(&["get", "deploy", "bad"]).status.code() != Some(0));
+    // A template field peapod does not honour yet is named, not ignored.
+    let out = d.apply("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: zero}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: z}}\n  template:\n    metadata: {labels: {app: z}}\n    spec: {containers: [{name: c, image: busybox, securityContext: {seLinuxOptions: {level: s0}}}]}\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Warning: spec.template.spec.containers[0].securityContext.seLinuxOptions is not supported yet and is ignored"),
+        "{}",
+        stderr(&out)
+    );
     // Nothing was stored, and a kind peapod does not serve is named.
     let out = d.apply("apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: old}\n");
     assert!(
@@ -640,4 +648,57 @@ fn progress_deadline_exceeded_and_min_ready_seconds() {
         seen["status"]
     );
     wait_deploy(&d, "slow", "available", complete);
+}
+
+#[test]
+fn rollover_mid_rollout_and_revision_history_limit() {
+    let d = Daemon::start();
+    let strategy = "  revisionHistoryLimit: 1\n  strategy:\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n";
+    d.apply_ok(&deployment("web", 3, strategy, "v1"));
+    wait_deploy(&d, "web", "complete", complete);
+    d.apply_ok(&deployment("web", 3, strategy, "v2"));
+    // As soon as v2 has a pod, roll over to v3.
+    wait_pods(&d, "a v2 pod", |p| {
+        p.values().map(hash_of).collect::<BTreeSet<_>>().len() >= 2
+    });
+    d.apply_ok(&deployment("web", 3, strategy, "v3"));
+    wait_deploy(&d, "web", "complete on v3", complete);
+    let now = wait_pods(&d, "3 pods of one template", |p| {
+        p.len() == 3 && p.values().map(hash_of).collect::<BTreeSet<_>>().len() == 1
+    });
+    let some = now.keys().next().cloned().unwrap_or_default();
+    d.wait_running(&some);
+    assert_eq!(d.ok(&["logs", &some]).trim(), "v3");
+    // One old ReplicaSet is kept (revision 2); revision 1 is deleted.
+    let start = Instant::now();
+    loop {
+        let rs = get_json(&d, &["rs"]);
+        let mut revs: Vec<String> = rs["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        revs.sort();
+        if revs == ["2", "3"] {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "revisions kept: {revs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let history = d.ok(&["rollout", "history", "deploy/web"]);
+    let revs: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revs, ["2", "3"], "{history}");
 }

@@ -30,6 +30,18 @@ pub trait ApiObject:
     fn validate_update(_old: &Self, _new: &Self) -> Result<(), String> {
         Ok(())
     }
+    /// Fields accepted but not honoured yet (`... is not supported yet and
+    /// is ignored`), sent back as `Warning` headers.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The unsupported fields of a pod template.
+fn template_warnings(t: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> Vec<String> {
+    t.and_then(|t| t.spec.as_ref())
+        .map(|s| peapod_api::unsupported_template_fields(s, "spec.template.spec"))
+        .unwrap_or_default()
 }
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -47,6 +59,9 @@ impl ApiObject for Deployment {
     fn validate_update(old: &Self, new: &Self) -> Result<(), String> {
         peapod_api::validate_deployment_update(old, new)
     }
+    fn warnings(&self) -> Vec<String> {
+        template_warnings(self.spec.as_ref().map(|s| &s.template))
+    }
 }
 
 impl ApiObject for ReplicaSet {
@@ -58,6 +73,9 @@ impl ApiObject for ReplicaSet {
     }
     fn validate_update(old: &Self, new: &Self) -> Result<(), String> {
         peapod_api::validate_replica_set_update(old, new)
+    }
+    fn warnings(&self) -> Vec<String> {
+        template_warnings(self.spec.as_ref().and_then(|s| s.template.as_ref()))
     }
 }
 
@@ -206,8 +224,9 @@ pub async fn create<T: ApiObject>(
         Ok(o) => o,
         Err(r) => return r,
     };
+    let warnings = obj.warnings();
     match create_object(&node, obj) {
-        Ok(o) => json_response(StatusCode::CREATED, &o),
+        Ok(o) => super::with_warnings(json_response(StatusCode::CREATED, &o), &warnings),
         Err(r) => r,
     }
 }
@@ -267,6 +286,7 @@ pub async fn apply<T: ApiObject>(
         Ok(o) => o,
         Err(r) => return r,
     };
+    let warnings = obj.warnings();
     let key = crate::store::key(T::URL_PATH_SEGMENT, &ns, &name);
     // The client's spec replaces the stored one whatever status writes
     // happened since it read it (as the status subresource keeps them
@@ -287,7 +307,7 @@ pub async fn apply<T: ApiObject>(
         let next = match replacement(&cur, obj.clone()) {
             Ok(Some(n)) => n,
             Ok(None) => {
-                let mut r = json_response(StatusCode::OK, &cur);
+                let mut r = super::with_warnings(json_response(StatusCode::OK, &cur), &warnings);
                 r.headers_mut()
                     .insert("x-peapod-result", HeaderValue::from_static("unchanged"));
                 return r;
@@ -303,7 +323,7 @@ pub async fn apply<T: ApiObject>(
         Ok(s) => s,
         Err(e) => return store_error(e),
     };
-    let mut r = json_response(code, &obj);
+    let mut r = super::with_warnings(json_response(code, &obj), &warnings);
     r.headers_mut()
         .insert("x-peapod-result", HeaderValue::from_static(result));
     r
