@@ -560,9 +560,19 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 };
                 let mut t = if selector.is_some() || all {
                     // `delete pods -l SEL` / `delete pods --all`.
-                    match targets.as_slice() {
-                        [r] if resource_of(r)? == "pods" => {}
-                        _ => anyhow::bail!("error: -l and --all delete pods: `peapod delete pods -l app=web` or `peapod delete pods --all`"),
+                    let workload = match targets.as_slice() {
+                        [r] if resource_of(r)? == "pods" => None,
+                        [r] if client::workloads::kind(r).is_some() => client::workloads::kind(r),
+                        _ => anyhow::bail!("error: -l and --all delete pods or workloads: `peapod delete pods -l app=web` or `peapod delete deploy --all`"),
+                    };
+                    if let Some(k) = workload {
+                        let names = client::workloads::names(&c, k, &ns.namespace, selector.as_deref()).await?;
+                        if names.is_empty() {
+                            eprintln!("No resources found");
+                            return Ok(0);
+                        }
+                        let t = names.into_iter().map(|n| (k.plural.to_string(), ns.namespace.clone(), n)).collect();
+                        return client::delete(&c, t, wait, grace_period, timeout, cascade).await.map(|_| 0);
                     }
                     let names = client::pod_names(&c, &ns.namespace, selector.as_deref()).await?;
                     if names.is_empty() {

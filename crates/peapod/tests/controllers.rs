@@ -530,6 +530,14 @@ fn scale_set_image_pause_resume_and_recreate() {
         let new = alive.iter().any(|(n, r)| *r && !before.contains_key(n));
         assert!(!(old && new), "old and new pods ran at once: {alive:?}");
     }
+    let out = d.ok(&["describe", "deploy", "web"]);
+    assert!(out.contains("NewReplicaSet:"), "{out}");
+    assert!(out.contains("(3/3 replicas created)"), "{out}");
+    assert_eq!(
+        d.ok(&["delete", "deploy", "--all"]).trim(),
+        "deployment.apps \"web\" deleted"
+    );
+    wait_pods(&d, "none", |p| p.is_empty());
 }
 
 #[test]

@@ -155,6 +155,22 @@ pub async fn get(
     Ok(())
 }
 
+/// The names of the objects of kind `k` in `namespace` that `selector`
+/// selects (all without one): for `delete KIND -l SEL` and `--all`.
+pub async fn names(
+    client: &Client,
+    k: &Kind,
+    namespace: &str,
+    selector: Option<&str>,
+) -> Result<Vec<String>> {
+    let mut path = collection_path(k, Some(namespace));
+    if let Some(s) = selector {
+        path.push_str(&format!("?labelSelector={}", encode(s)));
+    }
+    let (items, _) = one_or_list(client, None, &path).await?;
+    Ok(items.iter().map(name).collect())
+}
+
 fn name_of(v: &Value) -> String {
     name(v)
 }
@@ -163,6 +179,14 @@ fn name_of(v: &Value) -> String {
 pub async fn describe(client: &Client, k: &Kind, namespace: &str, name: &str) -> Result<()> {
     let obj: Value = client.get_json(&object_path(k, namespace, name)).await?;
     let mut text = describe_text(k, &obj);
+    if k.kind == "Deployment" {
+        if let Some(rs_kind) = kind("rs") {
+            let list: Value = client
+                .get_json(&collection_path(rs_kind, Some(namespace)))
+                .await?;
+            text.push_str(&replica_sets_text(&obj, &list));
+        }
+    }
     // Events of the object, when the daemon records any.
     let events_path = format!(
         "/api/v1/namespaces/{}/events?fieldSelector={}",
@@ -210,6 +234,59 @@ pub async fn describe(client: &Client, k: &Kind, namespace: &str, name: &str) ->
     }
     print!("{}", tabwrite(&text, 0, 2));
     Ok(())
+}
+
+/// kubectl's `OldReplicaSets:` and `NewReplicaSet:` lines of a
+/// Deployment (`web-abc (3/3 replicas created)`), from the ReplicaSets it
+/// controls; the new one has the Deployment's revision.
+pub fn replica_sets_text(d: &Value, list: &Value) -> String {
+    let uid = d
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let rev = |v: &Value| {
+        v.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let current = rev(d);
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for rs in list["items"].as_array().into_iter().flatten() {
+        let owned = rs
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|r| r["controller"].as_bool() == Some(true) && r["uid"].as_str() == Some(uid));
+        if !owned {
+            continue;
+        }
+        let line = format!(
+            "{} ({}/{} replicas created)",
+            name(rs),
+            int(rs, "/status/replicas"),
+            int(rs, "/spec/replicas")
+        );
+        if !current.is_empty() && rev(rs) == current {
+            new.push(line);
+        } else {
+            old.push(line);
+        }
+    }
+    let join = |v: Vec<String>| {
+        if v.is_empty() {
+            "<none>".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    format!(
+        "OldReplicaSets:\t{}\nNewReplicaSet:\t{}\n",
+        join(old),
+        join(new)
+    )
 }
 
 fn map_text(v: Option<&Value>, sep: &str) -> String {
@@ -431,6 +508,22 @@ mod tests {
             now,
         );
         assert!(j.starts_with("NAME"), "{j}");
+    }
+
+    #[test]
+    fn old_and_new_replica_sets_of_a_deployment() {
+        let d = json!({ "metadata": { "uid": "u1", "annotations": { "deployment.kubernetes.io/revision": "2" } } });
+        let rs = |n: &str, rev: &str, owner: &str, r: i64| {
+            json!({
+            "metadata": { "name": n, "annotations": { "deployment.kubernetes.io/revision": rev },
+                          "ownerReferences": [{ "uid": owner, "controller": true }] },
+            "spec": { "replicas": r }, "status": { "replicas": r } })
+        };
+        let list = json!({ "items": [rs("web-a", "1", "u1", 0), rs("web-b", "2", "u1", 3), rs("other", "2", "u2", 1)] });
+        assert_eq!(
+            replica_sets_text(&d, &list),
+            "OldReplicaSets:\tweb-a (0/0 replicas created)\nNewReplicaSet:\tweb-b (3/3 replicas created)\n"
+        );
     }
 
     #[test]
