@@ -56,8 +56,10 @@ fn wait_deploy(d: &Daemon, name: &str, what: &str, f: impl Fn(&Value) -> bool) -
         }
         if start.elapsed() > Duration::from_secs(90) {
             panic!(
-                "deployment {name} never became {what}: {}\n--- pods ---\n{}",
-                serde_json::to_string_pretty(&v["status"]).unwrap_or_default(),
+                "deployment {name} never became {what}: generation {}, status {}\n--- replica sets ---\n{}\n--- pods ---\n{}",
+                v["metadata"]["generation"],
+                serde_json::to_string(&v["status"]).unwrap_or_default(),
+                d.ok(&["get", "rs", "-o", "json"]),
                 d.ok(&["get", "pods"])
             );
         }
@@ -206,6 +208,22 @@ fn deployment_heals_a_deleted_and_a_killed_pod() {
     assert_eq!(names, after.keys().cloned().collect::<BTreeSet<_>>());
     let events = d.ok(&["describe", "rs", &rs_name]);
     assert!(events.contains("SuccessfulCreate"), "{events}");
+
+    // `rollout restart` replaces every pod.
+    let before: BTreeSet<String> = pods(&d).into_keys().collect();
+    assert_eq!(
+        d.ok(&["rollout", "restart", "deploy/web"]).trim(),
+        "deployment.apps/web restarted"
+    );
+    wait_deploy(&d, "web", "restarted", |v| {
+        complete(v) && v["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    });
+    let after = wait_pods(&d, "3 new pods", |p| p.len() == 3);
+    assert!(
+        after.keys().all(|k| !before.contains(k)),
+        "{:?}",
+        after.keys()
+    );
 }
 
 /// Replays a pod watch and checks at every event: available pods >=
@@ -552,6 +570,34 @@ fn invalid_deployments_are_refused_with_the_field() {
         "{err}"
     );
     assert!(d.peapod(&["get", "deploy", "bad"]).status.code() != Some(0));
+    // `apply -f DIR`: every manifest of the directory.
+    let dir = d.dir.join("manifests");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("a-config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {k: v}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("b-rs.json"),
+        r#"{"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "empty"}, "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "e"}}, "template": {"metadata": {"labels": {"app": "e"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}"#,
+    )
+    .expect("write");
+    std::fs::write(dir.join("notes.txt"), "not a manifest").expect("write");
+    let out = d.ok(&["apply", "-f", dir.to_str().unwrap_or_default()]);
+    assert_eq!(
+        out,
+        "configmap/conf created\nreplicaset.apps/empty created\n"
+    );
+    let table = d.ok(&["get", "rs"]);
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..4], ["empty", "0", "0", "0"]);
+
     // A template field peapod does not honour yet is named, not ignored.
     let out = d.apply("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: zero}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: z}}\n  template:\n    metadata: {labels: {app: z}}\n    spec: {containers: [{name: c, image: busybox, securityContext: {seLinuxOptions: {level: s0}}}]}\n");
     assert!(out.status.success(), "{}", stderr(&out));
