@@ -414,6 +414,16 @@ fn resource_of(r: &str) -> anyhow::Result<&'static str> {
     }
 }
 
+/// `get deploy/web` as `get deploy web` (kubectl's TYPE/NAME form).
+fn split_type_name(resource: String, name: Option<String>) -> (String, Option<String>) {
+    match (resource.split_once('/'), &name) {
+        (Some((r, n)), None) if !r.is_empty() && !n.is_empty() => {
+            (r.to_string(), Some(n.to_string()))
+        }
+        _ => (resource, name),
+    }
+}
+
 /// `deployments, replicasets, ...`.
 fn workload_words() -> String {
     peapod_api::KINDS
@@ -470,6 +480,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             }
             Cmd::Apply { file } => client::apply(&c, &file).await.map(|_| 0),
             Cmd::Get { resource, name, ns, all_namespaces, output, watch, selector, field_selector, show_labels } => {
+                let (resource, name) = split_type_name(resource, name);
                 let output = client::Output::parse(output.as_deref())?;
                 if let Some(r) = client::services::resource(&resource) {
                     if watch {
@@ -525,6 +536,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             }
             Cmd::Create { cmd: CreateCmd::Namespace { name } } => client::create_namespace(&c, &name).await.map(|_| 0),
             Cmd::Describe { resource, name, ns } => {
+                let (resource, name) = split_type_name(resource, name);
                 if client::services::resource(&resource) == Some("services") {
                     let name = name.ok_or_else(|| anyhow::anyhow!("error: you must specify the name of the service to describe"))?;
                     return client::services::describe(&c, &ns.namespace, &name).await.map(|_| 0);

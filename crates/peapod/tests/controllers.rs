@@ -157,7 +157,7 @@ fn deployment_heals_a_deleted_and_a_killed_pod() {
         assert_eq!(owner["controller"], true);
     }
     // The columns kubectl prints.
-    let table = d.ok(&["get", "deploy"]);
+    let table = d.ok(&["get", "deploy/web"]);
     let head: Vec<&str> = table
         .lines()
         .next()
