@@ -756,3 +756,31 @@ fn rollover_mid_rollout_and_revision_history_limit() {
         .collect();
     assert_eq!(revs, ["2", "3"], "{history}");
 }
+
+#[test]
+fn a_dependent_whose_owner_is_gone_is_collected() {
+    let d = Daemon::start();
+    // As after a restart that missed its owner's deletion: a pod owned by
+    // a ReplicaSet that does not exist (or has another uid) goes; one
+    // whose owner exists stays.
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: dangling\n  ownerReferences:\n  - {{apiVersion: apps/v1, kind: ReplicaSet, name: gone, uid: 00000000-0000-0000-0000-000000000001, controller: true}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: {BUSYBOX}, command: [sleep, '3600']}}\n"
+    ));
+    wait_pods(&d, "without the dangling pod", |p| {
+        !p.contains_key("dangling")
+    });
+    // Any kind may own: a pod owned by a ConfigMap lives as long as it.
+    d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owner}\ndata: {a: b}\n");
+    let uid = get_json(&d, &["cm", "owner"])["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    d.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: owned\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: owner, uid: {uid}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: {BUSYBOX}, command: [sleep, '3600']}}\n"
+    ));
+    d.wait_running("owned");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(pods(&d).contains_key("owned"));
+    d.ok(&["delete", "configmap", "owner"]);
+    wait_pods(&d, "without the configmap's pod", |p| p.is_empty());
+}
