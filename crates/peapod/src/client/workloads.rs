@@ -92,7 +92,38 @@ fn created(v: &Value, now: DateTime<Utc>) -> String {
 
 /// The table of `items`.
 pub fn table(k: &Kind, items: &[Value], all_namespaces: bool, now: DateTime<Utc>) -> String {
-    let (head, row) = columns(k);
+    table_with(k, items, all_namespaces, false, now)
+}
+
+/// `-o wide` adds CONTAINERS IMAGES SELECTOR for kinds with a pod template.
+fn wide_columns(v: &Value) -> Option<Vec<String>> {
+    let containers = v.pointer("/spec/template/spec/containers")?.as_array()?;
+    let list = |f: &str| {
+        containers
+            .iter()
+            .map(|c| c[f].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Some(vec![
+        list("name"),
+        list("image"),
+        selector_text(v.pointer("/spec/selector")),
+    ])
+}
+
+fn table_with(
+    k: &Kind,
+    items: &[Value],
+    all_namespaces: bool,
+    wide: bool,
+    now: DateTime<Utc>,
+) -> String {
+    let (mut head, row) = columns(k);
+    let wide = wide && items.iter().any(|v| wide_columns(v).is_some());
+    if wide {
+        head.extend(["CONTAINERS", "IMAGES", "SELECTOR"]);
+    }
     let mut rows = Vec::with_capacity(items.len() + 1);
     let mut h: Vec<String> = Vec::new();
     if all_namespaces {
@@ -111,6 +142,9 @@ pub fn table(k: &Kind, items: &[Value], all_namespaces: bool, now: DateTime<Utc>
             );
         }
         r.extend(row(v, now));
+        if wide {
+            r.extend(wide_columns(v).unwrap_or_else(|| vec!["<none>".into(); 3]));
+        }
         rows.push(r);
     }
     Table::kubectl().render(&rows)
@@ -148,7 +182,13 @@ pub async fn get(
                 }
                 return Ok(());
             }
-            table(k, &items, all_namespaces, Utc::now())
+            table_with(
+                k,
+                &items,
+                all_namespaces,
+                output == Output::Wide,
+                Utc::now(),
+            )
         }
     };
     print!("{out}");
@@ -501,6 +541,15 @@ mod tests {
             ["NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "AGE"]
         );
         assert_eq!(lines[1][..5], ["ns", "web-abc", "3", "3", "1"]);
+        let d = json!({ "metadata": { "name": "web" }, "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "web" } },
+            "template": { "spec": { "containers": [{ "name": "a", "image": "busybox" }, { "name": "b", "image": "nginx" }] } } } });
+        let out = table_with(kind("deploy").expect("deploy"), &[d], false, true, now);
+        let lines: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0][5..], ["CONTAINERS", "IMAGES", "SELECTOR"]);
+        assert_eq!(lines[1][5..], ["a,b", "busybox,nginx", "app=web"]);
         let j = table(
             kind("job").expect("job"),
             &[json!({ "metadata": { "name": "j" } })],
