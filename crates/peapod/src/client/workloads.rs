@@ -90,11 +90,6 @@ fn created(v: &Value, now: DateTime<Utc>) -> String {
     age(t.as_ref(), now)
 }
 
-/// The table of `items`.
-pub fn table(k: &Kind, items: &[Value], all_namespaces: bool, now: DateTime<Utc>) -> String {
-    table_with(k, items, all_namespaces, false, now)
-}
-
 /// `-o wide` adds CONTAINERS IMAGES SELECTOR for kinds with a pod template.
 fn wide_columns(v: &Value) -> Option<Vec<String>> {
     let containers = v.pointer("/spec/template/spec/containers")?.as_array()?;
@@ -112,7 +107,8 @@ fn wide_columns(v: &Value) -> Option<Vec<String>> {
     ])
 }
 
-fn table_with(
+/// The table of `items` (`wide`: with CONTAINERS IMAGES SELECTOR).
+pub fn table(
     k: &Kind,
     items: &[Value],
     all_namespaces: bool,
@@ -182,7 +178,7 @@ pub async fn get(
                 }
                 return Ok(());
             }
-            table_with(
+            table(
                 k,
                 &items,
                 all_namespaces,
@@ -520,7 +516,7 @@ mod tests {
         let now = Utc::now();
         let d = json!({ "metadata": { "name": "web" }, "spec": { "replicas": 3 }, "status": { "readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2 } });
         let k = kind("deploy").expect("deploy");
-        let out = table(k, &[d], false, now);
+        let out = table(k, &[d], false, false, now);
         let lines: Vec<Vec<&str>> = out
             .lines()
             .map(|l| l.split_whitespace().collect())
@@ -531,7 +527,7 @@ mod tests {
         );
         assert_eq!(lines[1][..4], ["web", "2/3", "3", "2"]);
         let rs = json!({ "metadata": { "name": "web-abc", "namespace": "ns" }, "spec": { "replicas": 3 }, "status": { "replicas": 3, "readyReplicas": 1 } });
-        let out = table(kind("rs").expect("rs"), &[rs], true, now);
+        let out = table(kind("rs").expect("rs"), &[rs], true, false, now);
         let lines: Vec<Vec<&str>> = out
             .lines()
             .map(|l| l.split_whitespace().collect())
@@ -543,7 +539,7 @@ mod tests {
         assert_eq!(lines[1][..5], ["ns", "web-abc", "3", "3", "1"]);
         let d = json!({ "metadata": { "name": "web" }, "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "web" } },
             "template": { "spec": { "containers": [{ "name": "a", "image": "busybox" }, { "name": "b", "image": "nginx" }] } } } });
-        let out = table_with(kind("deploy").expect("deploy"), &[d], false, true, now);
+        let out = table(kind("deploy").expect("deploy"), &[d], false, true, now);
         let lines: Vec<Vec<&str>> = out
             .lines()
             .map(|l| l.split_whitespace().collect())
@@ -553,6 +549,7 @@ mod tests {
         let j = table(
             kind("job").expect("job"),
             &[json!({ "metadata": { "name": "j" } })],
+            false,
             false,
             now,
         );
