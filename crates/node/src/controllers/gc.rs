@@ -25,10 +25,18 @@ pub struct GarbageCollector;
 /// Prefix of the collector's queue keys (no stored object has it).
 const PREFIX: &str = "gc/";
 
-/// Resources whose objects may own or be owned: pods and the kinds of
-/// `peapod_api::KINDS` that live in a namespace.
+/// Core kinds (v1) that may own or be owned, with their resources.
+const CORE: &[(&str, &str)] = &[
+    ("Pod", "pods"),
+    ("ConfigMap", "configmaps"),
+    ("Secret", "secrets"),
+    ("Service", "services"),
+];
+
+/// Resources whose objects may own or be owned: the namespaced core ones
+/// and the kinds of `peapod_api::KINDS` that live in a namespace.
 fn resources() -> Vec<&'static str> {
-    let mut r = vec!["pods"];
+    let mut r: Vec<&'static str> = CORE.iter().map(|(_, r)| *r).collect();
     r.extend(
         peapod_api::KINDS
             .iter()
@@ -40,8 +48,10 @@ fn resources() -> Vec<&'static str> {
 
 /// The resource of an ownerReference's kind.
 fn resource_of_kind(api_version: &str, kind: &str) -> Option<&'static str> {
-    if api_version == "v1" && kind == "Pod" {
-        return Some("pods");
+    if api_version == "v1" {
+        if let Some((_, r)) = CORE.iter().find(|(k, _)| *k == kind) {
+            return Some(r);
+        }
     }
     peapod_api::find_kind(api_version, kind)
         .filter(|k| k.namespaced)
@@ -324,6 +334,7 @@ mod tests {
             Some("replicasets")
         );
         assert_eq!(resource_of_kind("v1", "Pod"), Some("pods"));
+        assert_eq!(resource_of_kind("v1", "ConfigMap"), Some("configmaps"));
         assert_eq!(resource_of_kind("v1", "Node"), None);
         assert_eq!(resource_of_kind("v1", "PersistentVolume"), None);
     }

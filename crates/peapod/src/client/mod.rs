@@ -21,6 +21,7 @@ mod inspect;
 pub mod kustomize;
 mod logs;
 mod pull;
+pub mod rollout;
 pub mod services;
 mod status;
 mod table;

@@ -164,14 +164,29 @@ fn spec_replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
 }
 
+/// The pods a ReplicaSet has or will have: its `spec.replicas`, or more
+/// while pods it was scaled down from are not deleted yet (its
+/// `status.replicas`): so maxSurge holds for the pods that run, not only
+/// for the specs.
+fn pods_counted(rs: &ReplicaSet) -> i32 {
+    spec_replicas(rs).max(rs.status.as_ref().map_or(0, |s| s.replicas))
+}
+
+/// A ReplicaSet's counts for the rolling decisions. Its available pods
+/// are at most its `spec.replicas`: one just scaled down still reports
+/// the pods it is about to delete (the status lags the spec), and
+/// counting them would let the next step take away more than
+/// maxUnavailable allows.
 fn counts(rs: &ReplicaSet) -> RsCounts {
+    let spec = spec_replicas(rs);
     RsCounts {
-        spec: spec_replicas(rs),
+        spec,
         available: rs
             .status
             .as_ref()
             .and_then(|s| s.available_replicas)
-            .unwrap_or(0),
+            .unwrap_or(0)
+            .min(spec),
     }
 }
 
@@ -482,7 +497,7 @@ impl<'a> Sync<'a> {
         let want = self.want();
         let (surge, unavailable) = self.fenceposts()?;
         let Some(ni) = self.new_rs(true, |s| {
-            let all: i32 = s.all.iter().map(spec_replicas).sum();
+            let all: i32 = s.all.iter().map(pods_counted).sum();
             rolling::new_rs_replicas(s.want(), surge, all, 0)
         })?
         else {
@@ -498,7 +513,7 @@ impl<'a> Sync<'a> {
             return Ok(());
         }
         if new_spec < want {
-            let all: i32 = self.all.iter().map(spec_replicas).sum();
+            let all: i32 = self.all.iter().map(pods_counted).sum();
             let target = rolling::new_rs_replicas(want, surge, all, new_spec);
             if target != new_spec && self.scale(ni, target)? {
                 return Ok(());
@@ -669,9 +684,11 @@ impl<'a> Sync<'a> {
                 format!("Deployment {:?} has timed out progressing.", self.name()),
             );
         }
+        // Status is recomputed after a restart: no fsync for it (the
+        // revision annotation is too, from the ReplicaSets).
         self.node
             .store
-            .update_with::<Deployment>(self.key, |d| {
+            .update_with_sync::<Deployment>(self.key, crate::store::Sync::Lazy, |d| {
                 if d.metadata.uid != uid || d.metadata.generation != self.d.metadata.generation {
                     // Changed meanwhile: its own reconcile follows.
                     return false;
@@ -728,6 +745,26 @@ mod tests {
         assert_ne!(template_hash(&a, Some(1)), h);
         assert!(equal_ignore_hash(&a, &template("busybox:1", Some(&h))));
         assert!(!equal_ignore_hash(&a, &template("busybox:2", Some(&h))));
+    }
+
+    #[test]
+    fn a_scaled_down_replica_set_counts_its_pods_not_yet_deleted() {
+        let rs: ReplicaSet = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "web-a" },
+            "spec": { "replicas": 2, "selector": {} },
+            "status": { "replicas": 3, "availableReplicas": 3 },
+        }))
+        .expect("rs");
+        // For maxSurge: the 3 pods still there; for maxUnavailable: at
+        // most the 2 that will stay.
+        assert_eq!(pods_counted(&rs), 3);
+        assert_eq!(
+            counts(&rs),
+            RsCounts {
+                spec: 2,
+                available: 2
+            }
+        );
     }
 
     #[test]
