@@ -82,10 +82,17 @@ impl Controller for GarbageCollector {
         // Every resource: filtered in keys_for.
         &[""]
     }
-    fn keys_for(&self, _node: &Node, change: &Change) -> Vec<String> {
+    fn keys_for(&self, node: &Node, change: &Change) -> Vec<String> {
         let res = change.key.split('/').next().unwrap_or("");
         if !resources().contains(&res) || !interesting(change) {
             return Vec::new();
+        }
+        if change.event == "DELETED" && res != "pods" {
+            // Controllers' events about it are no longer correlated (pod
+            // workers forget their pods' themselves).
+            if let Some(uid) = change.object.pointer("/metadata/uid").and_then(|u| u.as_str()) {
+                node.events.forget(uid);
+            }
         }
         vec![format!("{PREFIX}{}", super::change_namespace(change))]
     }
