@@ -90,7 +90,11 @@ impl Controller for GarbageCollector {
         if change.event == "DELETED" && res != "pods" {
             // Controllers' events about it are no longer correlated (pod
             // workers forget their pods' themselves).
-            if let Some(uid) = change.object.pointer("/metadata/uid").and_then(|u| u.as_str()) {
+            if let Some(uid) = change
+                .object
+                .pointer("/metadata/uid")
+                .and_then(|u| u.as_str())
+            {
                 node.events.forget(uid);
             }
         }
