@@ -287,6 +287,7 @@ fn collect(node: &Arc<Node>, ns: &str) -> Reconciled {
     }
 
     // Dependents whose owners are gone.
+    let listed: std::collections::HashSet<String> = items.iter().map(|it| uid(&it.obj)).collect();
     for it in &items {
         let refs = it.obj.metadata.owner_references.clone().unwrap_or_default();
         if refs.is_empty() || it.obj.metadata.deletion_timestamp.is_some() {
@@ -294,6 +295,11 @@ fn collect(node: &Arc<Node>, ns: &str) -> Reconciled {
         }
         let mut gone = Vec::new();
         for r in &refs {
+            // Listed in this pass: it exists. Else read it now (it may be
+            // newer than the listing of its kind).
+            if listed.contains(r.uid.as_str()) {
+                continue;
+            }
             if !owner_exists(node, ns, r).map_err(e)? {
                 gone.push(r.uid.clone());
             }
