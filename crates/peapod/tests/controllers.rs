@@ -755,6 +755,26 @@ fn rollover_mid_rollout_and_revision_history_limit() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert_eq!(revs, ["2", "3"], "{history}");
+
+    // Scaled mid-rollout: both ReplicaSets grow, the rollout finishes
+    // with the new count.
+    d.apply_ok(&deployment("web", 3, strategy, "v4"));
+    wait_pods(&d, "a v4 pod", |p| {
+        p.values()
+            .filter(|p| active(p))
+            .map(hash_of)
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= 2
+    });
+    d.ok(&["scale", "deploy/web", "--replicas=6"]);
+    wait_deploy(&d, "web", "complete with 6", |v| {
+        complete(v) && v["status"]["replicas"] == 6
+    });
+    let now = wait_pods(&d, "6 pods of one template", |p| {
+        p.len() == 6 && p.values().map(hash_of).collect::<BTreeSet<_>>().len() == 1
+    });
+    assert!(now.values().all(|p| active(p) && ready(p)));
 }
 
 #[test]

@@ -82,10 +82,21 @@ impl Controller for GarbageCollector {
         // Every resource: filtered in keys_for.
         &[""]
     }
-    fn keys_for(&self, _node: &Node, change: &Change) -> Vec<String> {
+    fn keys_for(&self, node: &Node, change: &Change) -> Vec<String> {
         let res = change.key.split('/').next().unwrap_or("");
         if !resources().contains(&res) || !interesting(change) {
             return Vec::new();
+        }
+        if change.event == "DELETED" && res != "pods" {
+            // Controllers' events about it are no longer correlated (pod
+            // workers forget their pods' themselves).
+            if let Some(uid) = change
+                .object
+                .pointer("/metadata/uid")
+                .and_then(|u| u.as_str())
+            {
+                node.events.forget(uid);
+            }
         }
         vec![format!("{PREFIX}{}", super::change_namespace(change))]
     }
@@ -276,6 +287,7 @@ fn collect(node: &Arc<Node>, ns: &str) -> Reconciled {
     }
 
     // Dependents whose owners are gone.
+    let listed: std::collections::HashSet<String> = items.iter().map(|it| uid(&it.obj)).collect();
     for it in &items {
         let refs = it.obj.metadata.owner_references.clone().unwrap_or_default();
         if refs.is_empty() || it.obj.metadata.deletion_timestamp.is_some() {
@@ -283,6 +295,11 @@ fn collect(node: &Arc<Node>, ns: &str) -> Reconciled {
         }
         let mut gone = Vec::new();
         for r in &refs {
+            // Listed in this pass: it exists. Else read it now (it may be
+            // newer than the listing of its kind).
+            if listed.contains(r.uid.as_str()) {
+                continue;
+            }
             if !owner_exists(node, ns, r).map_err(e)? {
                 gone.push(r.uid.clone());
             }

@@ -292,9 +292,13 @@ impl<'a> Sync<'a> {
         let paused = self.spec().paused.unwrap_or(false);
         let recreate = self.spec().strategy.and_then(|s| s.type_).as_deref() == Some("Recreate");
         if paused {
-            self.sync_paused()?;
+            self.scale_all()?;
         } else if recreate {
             self.recreate()?;
+        } else if self.scaling_event() {
+            // Only a resize (kube's `sync`): the rollout goes on at the
+            // next reconcile, which the resize's writes bring.
+            self.scale_all()?;
         } else {
             self.rolling()?;
         }
@@ -583,22 +587,74 @@ impl<'a> Sync<'a> {
         self.cleanup_if_complete(Some(ni))
     }
 
-    fn sync_paused(&mut self) -> Result<(), String> {
-        // Only scaling: the one active ReplicaSet follows replicas.
-        let ni = self.new_rs(false, |_| 0)?;
+    /// Whether `replicas` changed since the active ReplicaSets were sized
+    /// (their desired-replicas annotation; `isScalingEvent`).
+    fn scaling_event(&self) -> bool {
+        let want = self.want().to_string();
+        self.all
+            .iter()
+            .filter(|rs| spec_replicas(rs) > 0)
+            .any(|rs| {
+                rs.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(DESIRED_REPLICAS))
+                    .is_some_and(|d| *d != want)
+            })
+    }
+
+    /// Resize the ReplicaSets to `replicas` (kube's `scale`): the one
+    /// active (or the newest) takes them all; with several, a saturated
+    /// new one leaves the old ones nothing, else (RollingUpdate) they
+    /// share `replicas + maxSurge` in proportion to their sizes.
+    fn scale_all(&mut self) -> Result<(), String> {
+        let want = self.want();
+        let ni = self.new_index();
         let active: Vec<usize> = (0..self.all.len())
             .filter(|i| spec_replicas(&self.all[*i]) > 0)
             .collect();
-        let target = match (active.as_slice(), ni) {
-            ([one], _) => Some(*one),
-            ([], Some(n)) => Some(n),
+        let single = match active.as_slice() {
+            [one] => Some(*one),
+            [] => ni.or_else(|| self.all.len().checked_sub(1)),
             _ => None,
         };
-        if let Some(i) = target {
-            let want = self.want();
+        if let Some(i) = single {
             if spec_replicas(&self.all[i]) != want {
                 self.scale(i, want)?;
             }
+            return Ok(());
+        }
+        if let Some(n) = ni {
+            let new = counts(&self.all[n]);
+            if new.spec == want && new.available >= want {
+                for i in active.into_iter().filter(|i| *i != n) {
+                    self.scale(i, 0)?;
+                }
+                return Ok(());
+            }
+        }
+        let recreate = self.spec().strategy.and_then(|s| s.type_).as_deref() == Some("Recreate");
+        if recreate {
+            return Ok(());
+        }
+        let (surge, _) = self.fenceposts()?;
+        let sets: Vec<rolling::Sized> = active
+            .iter()
+            .map(|&i| rolling::Sized {
+                spec: spec_replicas(&self.all[i]),
+                max_replicas: self.all[i]
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(MAX_REPLICAS))
+                    .and_then(|m| m.parse().ok()),
+                age_rank: i,
+            })
+            .collect();
+        let status_replicas = self.d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let targets = rolling::proportional_targets(want, surge, status_replicas, &sets);
+        for (i, t) in active.into_iter().zip(targets) {
+            self.scale(i, t)?;
         }
         Ok(())
     }
