@@ -64,7 +64,6 @@ pub(crate) fn sandbox_config(
     }
     let sc = linux.security_context.clone().unwrap_or_default();
     for (what, unsupported) in [
-        ("dns_config", config.dns_config.is_some()),
         ("linux.security_context.privileged", sc.privileged),
         (
             "linux.security_context.run_as_user",
@@ -148,5 +147,18 @@ pub(crate) fn sandbox_config(
         share_process_namespace: ns.pid == pod,
         sysctls,
         port_mappings,
+        // kubelet forms the whole resolver configuration; without one
+        // the host's resolv.conf is copied, as containerd does.
+        dns: config
+            .dns_config
+            .as_ref()
+            .map(|d| peapod_runtime::DnsConfig {
+                servers: d.servers.clone(),
+                searches: d.searches.clone(),
+                options: d.options.clone(),
+            }),
+        // kubelet writes /etc/hosts (and its aliases) itself on CRI.
+        host_aliases: Vec::new(),
+        fqdn: None,
     })
 }

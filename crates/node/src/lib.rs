@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod env;
 pub mod events;
 pub mod image_pull;

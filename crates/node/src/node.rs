@@ -29,6 +29,9 @@ pub struct Node {
     pub allocatable: crate::admission::Allocatable,
     /// The service range and nftables table (set once by `serve`).
     pub services: std::sync::OnceLock<Arc<crate::services::ServiceConfig>>,
+    /// The cluster domain and DNS server pods resolve with (set once by
+    /// `serve`; unset: pods get the host's resolv.conf).
+    pub dns: std::sync::OnceLock<Arc<crate::dns::ClusterDns>>,
 }
 
 /// An object's namespace, `default` when unset (as the API server fills
@@ -72,6 +75,7 @@ impl Node {
             hostname,
             allocatable: crate::admission::host_allocatable(),
             services: Default::default(),
+            dns: Default::default(),
         })
     }
 

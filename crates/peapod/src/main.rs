@@ -70,6 +70,14 @@ enum Cmd {
         /// peapod's own nftables table (`table ip NAME`) for Services.
         #[arg(long, default_value = "peapod")]
         nft_table: String,
+        /// Where the cluster DNS server listens (UDP and TCP), e.g.
+        /// 10.85.0.1:53; default: port 53 on the pod network's bridge
+        /// gateway.
+        #[arg(long)]
+        dns_addr: Option<std::net::SocketAddr>,
+        /// The cluster domain Services' DNS names are under.
+        #[arg(long, default_value = "cluster.local")]
+        cluster_domain: String,
     },
     /// Create pods from a manifest file (or - for stdin).
     Apply {
@@ -360,7 +368,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
     rt.block_on(async move {
         let c = client::Client::new(socket.clone());
         match cmd {
-            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files, service_cidr, nft_table } => {
+            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files, service_cidr, nft_table, dns_addr, cluster_domain } => {
                 let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
                 // The per-pod processes run the small `peapod-shim` beside
                 // this binary when it is there, else this binary's hidden
@@ -370,7 +378,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let exe = if exe.is_file() { exe } else { me };
                 let log_rotation = peapod_shim::LogRotation { max_size: container_log_max_size, max_files: container_log_max_files };
                 let cni_path = cni_path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
-                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation, service_cidr, nft_table })
+                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation, service_cidr, nft_table, dns_addr, cluster_domain })
                     .await
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
                 Ok(0)

@@ -35,6 +35,7 @@ pub mod user;
 pub use container_create::{ContainerConfig, SeccompConfig, SecurityConfig, VolumeMount};
 pub use container_exec::ExecSession;
 pub use error::RuntimeError;
+pub use etc_files::{DnsConfig, HostAlias};
 pub use paths::Paths;
 pub use peapod_net::{PodNetwork, PodNetworkStatus, PortMapping};
 pub use sandbox_run::{SandboxCgroup, SandboxConfig};
