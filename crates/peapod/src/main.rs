@@ -146,6 +146,20 @@ enum Cmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Forward local ports to a pod: `pod/NAME [LOCAL:]REMOTE...`
+    /// (`:REMOTE` picks a free local port).
+    PortForward {
+        /// `pod/NAME` or `NAME`
+        pod: String,
+        /// `REMOTE`, `LOCAL:REMOTE` or `:REMOTE`
+        #[arg(required = true)]
+        ports: Vec<String>,
+        /// Addresses to listen on (comma-separated IPs or localhost).
+        #[arg(long, default_value = "localhost", value_delimiter = ',')]
+        address: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
+    },
     /// Delete pods and wait until they are gone.
     Delete {
         /// `pod NAME...` or `pod/NAME...`
@@ -433,6 +447,14 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             Cmd::Exec { pod, container, stdin, tty, ns, command } => {
                 let pod = pod.strip_prefix("pod/").unwrap_or(&pod).to_string();
                 client::exec(&c, &ns.namespace, &pod, container, command, stdin, tty).await
+            }
+            Cmd::PortForward { pod, ports, address, ns } => {
+                let pod = match pod.split_once('/') {
+                    Some(("pod" | "pods" | "po", name)) => name.to_string(),
+                    Some((kind, _)) => anyhow::bail!("error: port-forward works on pods, not {kind:?}: give pod/NAME or NAME"),
+                    None => pod,
+                };
+                client::port_forward(&c, &ns.namespace, &pod, &ports, &address).await
             }
             Cmd::Delete { targets, file, wait, grace_period, timeout, ns, selector, all } => {
                 let timeout = match timeout {

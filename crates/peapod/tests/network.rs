@@ -564,3 +564,150 @@ fn delete_releases_the_network_even_without_a_recorded_result() {
     assert_eq!(d.net.leases(&d.state), Vec::<String>::new());
     assert_eq!(rules_of(&d.net.network), Vec::<String>::new());
 }
+
+/// A running `peapod port-forward`: its stdout lines as they come, its
+/// stderr in a file; killed (by its own pid) when dropped.
+struct Forward {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::path::PathBuf,
+}
+
+impl Forward {
+    fn start(d: &Daemon, args: &[&str]) -> Forward {
+        let stderr = d.dir.join(format!("pf-{}.err", std::process::id()));
+        let mut child = Command::new(exe())
+            .arg("--socket")
+            .arg(&d.socket)
+            .arg("port-forward")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("run peapod port-forward");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Forward {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no output from port-forward; stderr: {}",
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                )
+            })
+    }
+
+    /// The local port of a `Forwarding from 127.0.0.1:LOCAL -> REMOTE` line.
+    fn local_port(&self, remote: u16) -> u16 {
+        let l = self.line();
+        let rest = l
+            .strip_prefix("Forwarding from 127.0.0.1:")
+            .unwrap_or_else(|| panic!("{l}"));
+        let (local, r) = rest.split_once(" -> ").unwrap();
+        assert_eq!(r, remote.to_string(), "{l}");
+        local.parse().unwrap()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn port_forward_fetches_http_from_a_pod_and_survives_a_refused_port() {
+    let d = Daemon::start();
+    d.apply_ok(&httpd_pod("web", ""));
+    d.wait_running("web");
+    let index = d.exec_ok("web", "web", &["cat", "/www/index.html"]);
+
+    // A chosen local port, and `:REMOTE` for a random one (plus a port
+    // nothing listens on in the pod), in one forward.
+    let fixed = 42000 + d.net.n as u16;
+    let f = Forward::start(&d, &["pod/web", &format!("{fixed}:8080"), ":8080", ":9"]);
+    assert_eq!(f.local_port(8080), fixed);
+    // localhost is 127.0.0.1 and ::1 (each "Forwarding" line in turn).
+    let mut ports = Vec::new();
+    while ports.len() < 2 {
+        let l = f.line();
+        if let Some(rest) = l.strip_prefix("Forwarding from 127.0.0.1:") {
+            let (local, remote) = rest.split_once(" -> ").unwrap();
+            ports.push((local.parse::<u16>().unwrap(), remote.to_string()));
+        }
+    }
+    let random = ports.iter().find(|p| p.1 == "8080").unwrap().0;
+    let refused = ports.iter().find(|p| p.1 == "9").unwrap().0;
+    assert_ne!(random, fixed);
+    for port in [fixed, random, fixed] {
+        let page = host_get(&format!("127.0.0.1:{port}")).unwrap();
+        assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+        assert!(page.ends_with(&index), "{page}");
+    }
+    // Nothing listens on 9 in the pod: the connection ends with no data,
+    // the error is reported, and the forward keeps serving.
+    let got = host_get(&format!("127.0.0.1:{refused}")).unwrap_or_default();
+    assert_eq!(got, "");
+    let start = Instant::now();
+    while !f.stderr().contains("connect") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", f.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let err = f.stderr();
+    assert!(
+        err.contains("an error occurred forwarding")
+            && err.contains("error forwarding port 9 to pod web")
+            && err.contains("Connection refused"),
+        "{err}"
+    );
+    let page = host_get(&format!("127.0.0.1:{random}")).unwrap();
+    assert!(page.ends_with(&index), "{page}");
+    drop(f);
+
+    // NAME without pod/, --address.
+    let f = Forward::start(&d, &["web", ":8080", "--address", "127.0.0.1"]);
+    let port = f.local_port(8080);
+    assert!(host_get(&format!("127.0.0.1:{port}"))
+        .unwrap()
+        .ends_with(&index));
+    drop(f);
+
+    // A pod that does not run, and one that does not exist.
+    d.apply_ok(&client_pod("stuck").replace(BUSYBOX, "localhost/peapod/none:missing"));
+    let out = d.peapod(&["port-forward", "pod/stuck", "8080"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("unable to forward port because pod is not running. Current status=Pending"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.peapod(&["port-forward", "pod/nope", "8080"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("pods \"nope\" not found"),
+        "{}",
+        stderr(&out)
+    );
+}

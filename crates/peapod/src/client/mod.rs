@@ -19,6 +19,7 @@ mod get;
 mod images;
 mod inspect;
 mod logs;
+mod port_forward;
 mod pull;
 pub mod services;
 mod status;
@@ -34,6 +35,7 @@ pub use get::{get, pod_names, GetArgs, Output};
 pub use images::{image_export, image_import, image_prune, image_rm, images};
 pub use inspect::inspect;
 pub use logs::logs;
+pub use port_forward::port_forward;
 pub use pull::pull;
 // kubectl's READY and STATUS columns, for whoever needs them besides `get`.
 #[allow(unused_imports)]
