@@ -257,7 +257,7 @@ fn veths_on_host() -> Vec<String> {
 }
 
 #[test]
-fn twenty_pods_created_and_deleted_leave_leases_veths_and_rules_as_they_were() {
+fn a_hundred_pods_created_and_deleted_leave_leases_veths_and_rules_as_they_were() {
     let d = Daemon::start();
     // A first pod makes the bridge and host-local's directory.
     d.apply_ok(&client_pod("warm"));
@@ -288,55 +288,67 @@ fn twenty_pods_created_and_deleted_leave_leases_veths_and_rules_as_they_were() {
         std::fs::read_to_string(&d.log).unwrap_or_default()
     );
 
-    // Each with a hostPort, so portmap's rules come and go too.
-    let manifest: String = (0..20)
-        .map(|i| {
-            format!(
-                "{}    ports: [{{containerPort: 80, hostPort: {}}}]\n",
-                client_pod(&format!("churn-{i}")),
-                40000 + d.net.n * 20 + i
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("---\n");
-    d.apply_ok(&manifest);
-    let mut ips = std::collections::BTreeSet::new();
-    for i in 0..20 {
-        let p = d.wait_running(&format!("churn-{i}"));
-        let ip = pod_ip(&p);
-        assert!(in_subnet(&d, &ip), "{ip}");
-        ips.insert(ip);
+    // 100 pods in 4 batches of 25, each with a hostPort, so portmap's
+    // rules come and go too.
+    const BATCH: u32 = 25;
+    let mut all_ips = std::collections::BTreeSet::new();
+    for b in 0..4 {
+        let names: Vec<String> = (0..BATCH).map(|i| format!("churn-{b}-{i}")).collect();
+        let manifest: String = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                format!(
+                    "{}    ports: [{{containerPort: 80, hostPort: {}}}]\n",
+                    client_pod(n),
+                    40000 + d.net.n * BATCH + i as u32
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n");
+        d.apply_ok(&manifest);
+        let mut ips = std::collections::BTreeSet::new();
+        for n in &names {
+            let p = d.wait_running(n);
+            let ip = pod_ip(&p);
+            assert!(in_subnet(&d, &ip), "{ip}");
+            ips.insert(ip);
+        }
+        assert_eq!(ips.len(), BATCH as usize, "distinct IPs: {ips:?}");
+        all_ips.extend(ips);
+        let ours = d.net.veths();
+        assert_eq!(ours.len(), BATCH as usize);
+        assert_eq!(d.net.leases(&d.state).len(), BATCH as usize);
+        let host_veths = veths_on_host();
+        assert!(ours.iter().all(|v| host_veths.contains(v)));
+        let running = rules_of(&d.net.network);
+        assert!(
+            running.iter().filter(|r| r.contains("dnat name")).count() >= BATCH as usize,
+            "portmap's rules while the pods run: {running:#?}"
+        );
+        let mut args = vec!["delete", "pod", "--grace-period=0"];
+        args.extend(names.iter().map(String::as_str));
+        d.ok(&args);
+        for n in &names {
+            wait_gone(&d, n);
+        }
+        let host_veths = veths_on_host();
+        assert!(
+            ours.iter().all(|v| !host_veths.contains(v)),
+            "veths left: {:?}",
+            ours.iter()
+                .filter(|v| host_veths.contains(v))
+                .collect::<Vec<_>>()
+        );
     }
-    assert_eq!(ips.len(), 20, "distinct IPs: {ips:?}");
-    let ours = d.net.veths();
-    assert_eq!(ours.len(), 20);
-    assert_eq!(d.net.leases(&d.state).len(), 20);
-    let host_veths = veths_on_host();
-    assert!(ours.iter().all(|v| host_veths.contains(v)));
-    let running = rules_of(&d.net.network);
-    assert!(
-        running.iter().filter(|r| r.contains("dnat name")).count() >= 20,
-        "portmap's rules while the pods run: {running:#?}"
-    );
-
-    let names: Vec<String> = (0..20).map(|i| format!("churn-{i}")).collect();
-    let mut args = vec!["delete", "pod", "--grace-period=0"];
-    args.extend(names.iter().map(String::as_str));
-    d.ok(&args);
-    for n in &names {
-        wait_gone(&d, n);
-    }
+    // host-local hands out the next free address: 100 pods saw more
+    // addresses than one batch holds.
+    assert!(all_ips.len() > BATCH as usize, "{all_ips:?}");
     assert_eq!(list(&lease_dir), leases_before);
     assert_eq!(d.net.veths(), bridge_before);
-    let host_veths = veths_on_host();
-    assert!(
-        ours.iter().all(|v| !host_veths.contains(v)),
-        "veths left: {:?}",
-        ours.iter()
-            .filter(|v| host_veths.contains(v))
-            .collect::<Vec<_>>()
-    );
     assert_eq!(rules_of(&d.net.network), rules_before);
+    // No Service: peapod's own nftables table never appeared.
+    assert!(!d.net.has_nft_table());
 }
 
 #[test]
