@@ -277,7 +277,7 @@ fn dns_policies_and_dns_config_shape_resolv_conf_and_host_aliases_go_to_hosts() 
     let host_search: Vec<&str> = host
         .lines()
         .filter_map(|l| l.strip_prefix("search "))
-        .last()
+        .next_back()
         .map(|s| s.split_whitespace().collect())
         .unwrap_or_default();
     let mut search = vec![

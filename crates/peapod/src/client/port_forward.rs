@@ -233,11 +233,7 @@ async fn forward(
                 continue;
             }
             match ch as u8 {
-                DATA => {
-                    if wr.write_all(rest).await.is_err() {
-                        break;
-                    }
-                }
+                DATA if wr.write_all(rest).await.is_err() => break,
                 ERROR => error.push_str(&String::from_utf8_lossy(rest)),
                 _ => {}
             }
