@@ -162,3 +162,36 @@ pub(crate) fn sandbox_config(
         fqdn: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_config_becomes_the_sandbox_resolver_configuration() {
+        let mut config = pb::PodSandboxConfig {
+            metadata: Some(pb::PodSandboxMetadata {
+                name: "p".into(),
+                uid: "u".into(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(sandbox_config(&config, "peapod").unwrap().dns, None);
+        config.dns_config = Some(pb::DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            searches: vec!["default.svc.cluster.local".into()],
+            options: vec!["ndots:5".into()],
+        });
+        let cfg = sandbox_config(&config, "peapod").unwrap();
+        assert_eq!(
+            cfg.dns,
+            Some(peapod_runtime::DnsConfig {
+                servers: vec!["10.96.0.10".into()],
+                searches: vec!["default.svc.cluster.local".into()],
+                options: vec!["ndots:5".into()],
+            })
+        );
+    }
+}
