@@ -86,26 +86,33 @@ POD_IP=$($P get pod server -o json | sed -n 's/.*"podIP": *"\([^"]*\)".*/\1/p' |
 CLUSTER_IP=$($P get svc web -o json | sed -n 's/.*"clusterIP": *"\([^"]*\)".*/\1/p' | head -1)
 
 ms() { date +%s%N; }
-# rate POD CONTAINER URL: requests/s, best of TRIES.
-rate() {
-    local best=0
-    # The Service's endpoint may take a moment after the pod runs.
-    until $P exec "$1" -c "$2" -- wget -q -O /dev/null "$3" 2>/dev/null; do sleep 0.1; done
-    for _ in $(seq "$TRIES"); do
-        local t0 t1 r
-        t0=$(ms)
-        $P exec "$1" -c "$2" -- sh -c "i=0; while [ \$i -lt $REQS ]; do wget -q -O /dev/null $3 || exit 1; i=\$((i+1)); done"
-        t1=$(ms)
-        r=$(awk -v n="$REQS" -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (ns / 1e9)}')
-        [ "$r" -gt "$best" ] && best=$r
-    done
-    echo "$best"
+# once POD CONTAINER URL: requests/s of one loop of REQS requests.
+once() {
+    local t0 t1
+    t0=$(ms)
+    $P exec "$1" -c "$2" -- sh -c "i=0; while [ \$i -lt $REQS ]; do wget -q -O /dev/null $3 || exit 1; i=\$((i+1)); done"
+    t1=$(ms)
+    awk -v n="$REQS" -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (ns / 1e9)}'
 }
-
-loop=$(rate server web http://127.0.0.1:8080/healthz)
-direct=$(rate client c "http://$POD_IP:8080/healthz")
-cluster=$(rate client c "http://$CLUSTER_IP/healthz")
-byname=$(rate client c "http://web/healthz")
+WAYS=("server web http://127.0.0.1:8080/healthz"
+      "client c http://$POD_IP:8080/healthz"
+      "client c http://$CLUSTER_IP/healthz"
+      "client c http://web/healthz")
+# The Service's endpoint may take a moment after the pod runs.
+for w in "${WAYS[@]}"; do
+    set -- $w
+    until $P exec "$1" -c "$2" -- wget -q -O /dev/null "$3" 2>/dev/null; do sleep 0.1; done
+done
+# The ways take turns (the machine's load drifts); best of TRIES each.
+best=(0 0 0 0)
+for _ in $(seq "$TRIES"); do
+    for k in 0 1 2 3; do
+        set -- ${WAYS[$k]}
+        r=$(once "$1" "$2" "$3")
+        [ "$r" -gt "${best[$k]}" ] && best[$k]=$r
+    done
+done
+loop=${best[0]} direct=${best[1]} cluster=${best[2]} byname=${best[3]}
 echo "peapod pod-net: $REQS sequential busybox wget requests, best of $TRIES (requests/s):"
 echo "  loopback in the server pod       $loop"
 echo "  pod -> pod IP over the bridge    $direct  ($(awk -v a="$direct" -v b="$loop" 'BEGIN {printf "%.0f", 100*a/b}')% of loopback)"
