@@ -88,6 +88,12 @@ impl Handler {
                         if let Ok(more) = self.forward(t, qtype).await {
                             recs.extend(more);
                         }
+                    } else if let Answer::Records(more) = table.lookup(&t.to_ascii(), qtype) {
+                        // One step inside the cluster (no CNAME loops).
+                        recs.extend(
+                            more.into_iter()
+                                .filter(|r| r.record_type() != RecordType::CNAME),
+                        );
                     }
                 }
                 (true, Ok(recs))

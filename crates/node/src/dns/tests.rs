@@ -48,7 +48,11 @@ fn table() -> Table {
         "metadata: {name: ext, namespace: default}\nspec:\n  type: ExternalName\n  externalName: outside.test\n",
     )
     .unwrap();
-    Table::build("cluster.local", &[svc, ext], &[])
+    let alias = serde_yaml_ng::from_str(
+        "metadata: {name: alias, namespace: default}\nspec:\n  type: ExternalName\n  externalName: web.default.svc.cluster.local\n",
+    )
+    .unwrap();
+    Table::build("cluster.local", &[svc, ext, alias], &[])
 }
 
 #[tokio::test]
@@ -91,6 +95,14 @@ async fn cluster_names_from_the_table_and_others_forwarded() {
         .await
         .unwrap();
     assert_eq!(ips(l), ["192.0.2.7"]);
+    // An ExternalName naming a Service: its clusterIP, without upstream.
+    let before = count.load(std::sync::atomic::Ordering::SeqCst);
+    let l = client
+        .lookup("alias.default.svc.cluster.local.", RecordType::A)
+        .await
+        .unwrap();
+    assert_eq!(ips(l), ["10.96.0.10"]);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), before);
 }
 
 #[tokio::test]
