@@ -253,7 +253,9 @@ fn dns_policies_and_dns_config_shape_resolv_conf_and_host_aliases_go_to_hosts() 
         "hostnet",
         "  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n",
     ));
-    for p in ["default", "none", "merged", "hostnet"] {
+    // hostNetwork with the default ClusterFirst falls back to Default.
+    d.apply_ok(&client_pod("hostfirst", "  hostNetwork: true\n"));
+    for p in ["default", "none", "merged", "hostnet", "hostfirst"] {
         d.wait_running(p);
     }
     let resolv = |p: &str| d.exec_ok(p, "c", &["cat", "/etc/resolv.conf"]);
@@ -269,6 +271,7 @@ fn dns_policies_and_dns_config_shape_resolv_conf_and_host_aliases_go_to_hosts() 
         assert!(def.contains(&format!("nameserver {s}\n")), "{def}");
     }
     assert!(!def.contains("cluster.local"), "{def}");
+    assert_eq!(resolv("hostfirst"), def);
     assert_eq!(
         resolv("none"),
         "search corp.example\nnameserver 192.0.2.53\noptions ndots:2 edns0\n"
