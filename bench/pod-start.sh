@@ -2,7 +2,8 @@
 # Pod start time and per-pod memory.
 #
 # 1. apply -> all containers running, for a pod with one init container and
-#    two app containers, image present: median (and p90) of RUNS (20) runs.
+#    two app containers, image present: median (and p90) of RUNS (20) runs;
+#    and delete -> gone for the same pods.
 #    Pods get their IP from CNI (peapod's default network configuration,
 #    on a bridge of the bench's own, ppbench0, 10.86.0.0/16).
 # 2. Processes per pod besides its containers, and their PSS, with 10 pods
@@ -69,6 +70,7 @@ median() { sort -n | awk '{a[NR]=$1} END {printf "%.1f", (NR%2 ? a[(NR+1)/2] : (
 p90() { sort -n | awk '{a[NR]=$1} END {i=int(NR*0.9); if (i<1) i=1; printf "%.1f", a[i]}'; }
 
 times=()
+dtimes=()
 for i in $(seq "$RUNS"); do
     manifest "b$i" > "$D/m.yaml"
     t0=$(ms)
@@ -77,7 +79,10 @@ for i in $(seq "$RUNS"); do
     t1=$(ms)
     times+=("$(( (t1 - t0) / 100000 ))")
     [ -n "${BENCH_VERBOSE:-}" ] && echo "run $i: $(( (t1 - t0) / 1000000 )) ms" >&2
+    t0=$(ms)
     $P delete pod "b$i" --grace-period=0 >/dev/null
+    t1=$(ms)
+    dtimes+=("$(( (t1 - t0) / 100000 ))")
 done
 start_med=$(printf '%s\n' "${times[@]}" | awk '{print $1/10}' | median)
 start_p90=$(printf '%s\n' "${times[@]}" | awk '{print $1/10}' | p90)
@@ -99,6 +104,7 @@ for pid in $(pgrep -x -f "peapod infra"); do
 done
 
 echo "peapod: apply -> running (init + 2 containers), median of $RUNS: ${start_med} ms (p90 ${start_p90} ms)"
+echo "peapod: delete (until gone), median of $RUNS: $(printf '%s\n' "${dtimes[@]}" | awk '{print $1/10}' | median) ms (p90 $(printf '%s\n' "${dtimes[@]}" | awk '{print $1/10}' | p90) ms)"
 echo "peapod: per pod with 10 pods: $(awk -v n=$per_pod_n 'BEGIN {printf "%.1f", n/10}') processes besides its containers, PSS $((per_pod_kb / 10)) KiB"
 
 if command -v podman >/dev/null; then

@@ -80,22 +80,12 @@ fn spec_fields(spec: &PodSpec, path: &FieldPath, found: &mut Found) {
         spec.automount_service_account_token == Some(true),
         &p("automountServiceAccountToken"),
     );
-    found.check(spec.dns_config.is_some(), &p("dnsConfig"));
-    if let Some(policy) = &spec.dns_policy {
-        found.check_value(
-            !matches!(policy.as_str(), "" | "ClusterFirst" | "Default"),
-            &p("dnsPolicy"),
-            policy,
-        );
-    }
     found.check(
         non_empty(&spec.ephemeral_containers),
         &p("ephemeralContainers"),
     );
-    found.check(non_empty(&spec.host_aliases), &p("hostAliases"));
     // hostUsers: true is what peapod does anyway; false asks for a user namespace.
     found.check(spec.host_users == Some(false), &p("hostUsers"));
-    found.check(non_empty_str(&spec.hostname), &p("hostname"));
     found.check(
         non_empty_str(&spec.hostname_override),
         &p("hostnameOverride"),
@@ -142,7 +132,6 @@ fn spec_fields(spec: &PodSpec, path: &FieldPath, found: &mut Found) {
         spec.set_hostname_as_fqdn == Some(true),
         &p("setHostnameAsFQDN"),
     );
-    found.check(non_empty_str(&spec.subdomain), &p("subdomain"));
     found.check(non_empty(&spec.tolerations), &p("tolerations"));
     found.check(
         non_empty(&spec.topology_spread_constraints),
@@ -503,12 +492,8 @@ mod tests {
             [
                 msg("spec.affinity"),
                 msg("spec.automountServiceAccountToken"),
-                msg("spec.dnsConfig"),
-                msg("spec.dnsPolicy \"None\""),
                 msg("spec.ephemeralContainers"),
-                msg("spec.hostAliases"),
                 msg("spec.hostUsers"),
-                msg("spec.hostname"),
                 msg("spec.nodeName"),
                 msg("spec.nodeSelector"),
                 msg("spec.os"),
@@ -527,7 +512,6 @@ mod tests {
                 msg("spec.serviceAccount"),
                 msg("spec.serviceAccountName"),
                 msg("spec.setHostnameAsFQDN"),
-                msg("spec.subdomain"),
                 msg("spec.tolerations"),
                 msg("spec.topologySpreadConstraints"),
                 msg("spec.volumes[2].projected.sources[1].serviceAccountToken"),

@@ -478,6 +478,8 @@ fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
         ));
     }
 
+    validate_dns(spec, path, errs);
+
     if spec.host_pid == Some(true) && spec.share_process_namespace == Some(true) {
         errs.push(FieldError::invalid(
             &path.child("shareProcessNamespace"),
@@ -507,6 +509,100 @@ fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
 
     if let Some(sc) = &spec.security_context {
         validate_pod_security_context(sc, &path.child("securityContext"), errs);
+    }
+}
+
+/// `dnsConfig`, `hostAliases`, `hostname` and `subdomain`, as the API
+/// server's validateDNSPolicy/validatePodDNSConfig/ValidateHostAliases.
+fn validate_dns(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    if let Some(cfg) = &spec.dns_config {
+        let p = path.child("dnsConfig");
+        let servers = cfg.nameservers.as_deref().unwrap_or_default();
+        if servers.len() > 3 {
+            errs.push(FieldError::invalid(
+                &p.child("nameservers"),
+                quote(&servers.join(",")),
+                "must not have more than 3 nameservers",
+            ));
+        }
+        if spec.dns_policy.as_deref() == Some("None") && servers.is_empty() {
+            errs.push(FieldError::required(
+                &p.child("nameservers"),
+                "must provide at least one DNS nameserver when `dnsPolicy` is None",
+            ));
+        }
+        for (i, ns) in servers.iter().enumerate() {
+            if ns.parse::<std::net::IpAddr>().is_err() {
+                errs.push(FieldError::invalid(
+                    &p.child("nameservers").index(i),
+                    quote(ns),
+                    "must be a valid IP address",
+                ));
+            }
+        }
+        let searches = cfg.searches.as_deref().unwrap_or_default();
+        if searches.len() > 32 {
+            errs.push(FieldError::invalid(
+                &p.child("searches"),
+                quote(&searches.join(",")),
+                "must not have more than 32 search paths",
+            ));
+        }
+        if searches.join(" ").len() > 2048 {
+            errs.push(FieldError::invalid(
+                &p.child("searches"),
+                quote(&searches.join(",")),
+                "must not have more than 2048 characters (including spaces) in the search list",
+            ));
+        }
+        for (i, s) in searches.iter().enumerate() {
+            // A trailing dot is allowed, as "." alone.
+            let name = s.strip_suffix('.').unwrap_or(s);
+            if s == "." {
+                continue;
+            }
+            for m in dns1123_subdomain(name) {
+                errs.push(FieldError::invalid(
+                    &p.child("searches").index(i),
+                    quote(s),
+                    &m,
+                ));
+            }
+        }
+        for (i, o) in cfg.options.iter().flatten().enumerate() {
+            if o.name.as_deref().unwrap_or_default().is_empty() {
+                errs.push(FieldError::required(
+                    &p.child("options").index(i).child("name"),
+                    "Must not be empty",
+                ));
+            }
+        }
+    }
+    for (i, a) in spec.host_aliases.iter().flatten().enumerate() {
+        let p = path.child("hostAliases").index(i);
+        if a.ip.parse::<std::net::IpAddr>().is_err() {
+            errs.push(FieldError::invalid(
+                &p.child("ip"),
+                quote(&a.ip),
+                "must be a valid IP address",
+            ));
+        }
+        for (j, h) in a.hostnames.iter().flatten().enumerate() {
+            for m in dns1123_subdomain(h) {
+                errs.push(FieldError::invalid(
+                    &p.child("hostnames").index(j),
+                    quote(h),
+                    &m,
+                ));
+            }
+        }
+    }
+    for (field, v) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            for m in dns1123_label(v) {
+                errs.push(FieldError::invalid(&path.child(field), quote(v), &m));
+            }
+        }
     }
 }
 
@@ -2020,5 +2116,36 @@ mod tests {
         assert!(!iana_svc_name("a-very-long-port-name").is_empty());
         assert!(qualified_name("app.kubernetes.io/name").is_empty());
         assert!(!qualified_name("a/b/c").is_empty());
+    }
+
+    #[test]
+    fn dns_fields_are_checked() {
+        let mut v = base();
+        v["spec"]["dnsPolicy"] = json!("None");
+        v["spec"]["dnsConfig"] = json!({
+            "nameservers": ["1.1.1.1", "x", "3.3.3.3", "4.4.4.4"],
+            "searches": ["ok.example", "Bad_Domain"],
+            "options": [{"value": "1"}],
+        });
+        v["spec"]["hostAliases"] = json!([{"ip": "300.1.1.1", "hostnames": ["good.local"]}]);
+        v["spec"]["subdomain"] = json!("Web");
+        assert_eq!(
+            fields(v),
+            [
+                "spec.dnsConfig.nameservers",
+                "spec.dnsConfig.nameservers[1]",
+                "spec.dnsConfig.searches[1]",
+                "spec.dnsConfig.options[0].name",
+                "spec.hostAliases[0].ip",
+                "spec.subdomain",
+            ]
+        );
+        let mut v = base();
+        v["spec"]["dnsPolicy"] = json!("None");
+        v["spec"]["dnsConfig"] = json!({"searches": ["a.example"]});
+        assert_eq!(
+            errors(v),
+            ["spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"]
+        );
     }
 }

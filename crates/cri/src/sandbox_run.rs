@@ -64,7 +64,6 @@ pub(crate) fn sandbox_config(
     }
     let sc = linux.security_context.clone().unwrap_or_default();
     for (what, unsupported) in [
-        ("dns_config", config.dns_config.is_some()),
         ("linux.security_context.privileged", sc.privileged),
         (
             "linux.security_context.run_as_user",
@@ -148,5 +147,51 @@ pub(crate) fn sandbox_config(
         share_process_namespace: ns.pid == pod,
         sysctls,
         port_mappings,
+        // kubelet forms the whole resolver configuration; without one
+        // the host's resolv.conf is copied, as containerd does.
+        dns: config
+            .dns_config
+            .as_ref()
+            .map(|d| peapod_runtime::DnsConfig {
+                servers: d.servers.clone(),
+                searches: d.searches.clone(),
+                options: d.options.clone(),
+            }),
+        // kubelet writes /etc/hosts (and its aliases) itself on CRI.
+        host_aliases: Vec::new(),
+        fqdn: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_config_becomes_the_sandbox_resolver_configuration() {
+        let mut config = pb::PodSandboxConfig {
+            metadata: Some(pb::PodSandboxMetadata {
+                name: "p".into(),
+                uid: "u".into(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(sandbox_config(&config, "peapod").unwrap().dns, None);
+        config.dns_config = Some(pb::DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            searches: vec!["default.svc.cluster.local".into()],
+            options: vec!["ndots:5".into()],
+        });
+        let cfg = sandbox_config(&config, "peapod").unwrap();
+        assert_eq!(
+            cfg.dns,
+            Some(peapod_runtime::DnsConfig {
+                servers: vec!["10.96.0.10".into()],
+                searches: vec!["default.svc.cluster.local".into()],
+                options: vec!["ndots:5".into()],
+            })
+        );
+    }
 }

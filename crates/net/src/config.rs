@@ -145,6 +145,35 @@ pub fn lease_dir(list: &NetworkConfigList) -> Option<PathBuf> {
     })
 }
 
+/// The host's address on the pod network: the gateway of the first
+/// `bridge` plugin's host-local range (`ipam.ranges[0][0].gateway`, or the
+/// range's first address as host-local defaults it; the older
+/// `ipam.subnet`/`ipam.gateway` too). None for other network layouts.
+pub fn bridge_gateway(list: &NetworkConfigList) -> Option<std::net::Ipv4Addr> {
+    let bridge = list
+        .plugins
+        .iter()
+        .find(|p| p.get("type").and_then(Value::as_str) == Some("bridge"))?;
+    let ipam = bridge.get("ipam")?;
+    let range = ipam
+        .get("ranges")
+        .and_then(|r| r.get(0))
+        .and_then(|r| r.get(0))
+        .unwrap_or(ipam);
+    if let Some(gw) = range.get("gateway").and_then(Value::as_str) {
+        return gw.parse().ok();
+    }
+    let subnet = range.get("subnet").and_then(Value::as_str)?;
+    let (ip, len) = subnet.split_once('/')?;
+    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+    let len: u32 = len.parse().ok()?;
+    if !(1..=30).contains(&len) {
+        return None;
+    }
+    let mask = u32::MAX << (32 - len);
+    Some(std::net::Ipv4Addr::from((u32::from(ip) & mask) + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +229,21 @@ mod tests {
             e.contains("01-bad.conflist") && e.contains("not valid JSON"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_bridge_gateway_is_the_ranges_first_address_or_the_given_one() {
+        let list = NetworkConfigList::parse(
+            default_conflist("n", "b", "10.234.7.0/24")
+                .to_string()
+                .as_bytes(),
+            Path::new("x.conflist"),
+        )
+        .unwrap();
+        assert_eq!(bridge_gateway(&list), Some("10.234.7.1".parse().unwrap()));
+        let mut v = default_conflist("n", "b", "10.85.0.0/16");
+        v["plugins"][1]["ipam"]["ranges"][0][0]["gateway"] = json!("10.85.0.254");
+        let list = NetworkConfigList::parse(v.to_string().as_bytes(), Path::new("x")).unwrap();
+        assert_eq!(bridge_gateway(&list), Some("10.85.0.254".parse().unwrap()));
     }
 }

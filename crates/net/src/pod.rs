@@ -138,6 +138,12 @@ impl PodNetwork {
         &self.list
     }
 
+    /// The host's address on the bridge (the pods' gateway), if the
+    /// network is a bridge with host-local addresses.
+    pub fn bridge_gateway(&self) -> Option<std::net::Ipv4Addr> {
+        crate::config::bridge_gateway(&self.list)
+    }
+
     /// host-local's lease directory, if the network uses host-local.
     pub fn lease_dir(&self) -> Option<PathBuf> {
         crate::config::lease_dir(&self.list)

@@ -30,6 +30,11 @@ pub struct DaemonOptions {
     pub nft_table: String,
     /// `--metrics-interval`: how often pods' usage is read (`top`, HPA).
     pub metrics_interval: std::time::Duration,
+    /// `--dns-addr`: where the cluster DNS server listens (UDP and TCP);
+    /// None: port 53 on the pod network's bridge gateway.
+    pub dns_addr: Option<std::net::SocketAddr>,
+    /// `--cluster-domain`: the domain Services' names are under.
+    pub cluster_domain: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +90,38 @@ fn lock_root(root: &std::path::Path) -> Result<std::fs::File, DaemonError> {
     Ok(file)
 }
 
+/// The cluster DNS server on `addr`; pods with `ClusterFirst` use it. A
+/// server that cannot start leaves pods on the host's resolvers (with a
+/// warning), as kubelet without `--cluster-dns`.
+async fn start_dns(node: &Arc<Node>, addr: Option<std::net::SocketAddr>, domain: &str) {
+    let host_resolv_conf = PathBuf::from("/etc/resolv.conf");
+    let mut server = None;
+    match addr {
+        Some(addr) => {
+            let host = std::fs::read_to_string(&host_resolv_conf).unwrap_or_default();
+            let upstreams = crate::dns::host_upstreams(&host, addr);
+            match crate::dns::start(node.clone(), addr, domain, &upstreams).await {
+                Ok(()) => {
+                    tracing::info!(%addr, domain, "cluster DNS listening");
+                    server = Some(addr.ip());
+                }
+                Err(e) => {
+                    tracing::warn!(%addr, "cluster DNS: {e}");
+                    eprintln!("peapod: warning: cluster DNS: listening on {addr}: {e}; pods use the host's resolvers (set --dns-addr)");
+                }
+            }
+        }
+        None => eprintln!(
+            "peapod: warning: cluster DNS: the pod network has no bridge gateway to listen on; pods use the host's resolvers (set --dns-addr)"
+        ),
+    }
+    let _ = node.dns.set(Arc::new(crate::dns::ClusterDns {
+        domain: domain.to_string(),
+        server,
+        host_resolv_conf,
+    }));
+}
+
 pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     for d in [&opts.root, &opts.state] {
         std::fs::create_dir_all(d).map_err(io(d))?;
@@ -104,6 +141,11 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         tracing::warn!("pod network: {problem}");
         eprintln!("peapod: warning: pod network: {problem}");
     }
+    let dns_addr = opts.dns_addr.or_else(|| {
+        network
+            .bridge_gateway()
+            .map(|gw| std::net::SocketAddr::new(gw.into(), 53))
+    });
     let runtime_opts = RuntimeOptions {
         root: opts.root.clone(),
         state: opts.state.clone(),
@@ -128,6 +170,7 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     node.register()?;
     let _ = node.services.set(services.clone());
     tokio::spawn(crate::services::run(node.clone(), services));
+    start_dns(&node, dns_addr, &opts.cluster_domain).await;
     tokio::spawn(housekeeping(node.clone()));
     node.metrics.set_interval(opts.metrics_interval);
     tokio::spawn(crate::metrics::run(node.clone()));

@@ -11,6 +11,7 @@ pub mod autoscaling;
 pub mod config;
 pub mod controllers;
 pub mod daemon;
+pub mod dns;
 pub mod env;
 pub mod events;
 pub mod image_pull;

@@ -31,6 +31,9 @@ pub struct Node {
     pub services: std::sync::OnceLock<Arc<crate::services::ServiceConfig>>,
     /// The pods' and the node's latest resource usage (`top`, HPA).
     pub metrics: crate::metrics::Metrics,
+    /// The cluster domain and DNS server pods resolve with (set once by
+    /// `serve`; unset: pods get the host's resolv.conf).
+    pub dns: std::sync::OnceLock<Arc<crate::dns::ClusterDns>>,
 }
 
 /// An object's namespace, `default` when unset (as the API server fills
@@ -75,6 +78,7 @@ impl Node {
             allocatable: crate::admission::host_allocatable(),
             services: Default::default(),
             metrics: Default::default(),
+            dns: Default::default(),
         })
     }
 

@@ -315,6 +315,7 @@ fn sandbox_config(node: &Node, pod: &Pod, attempt: u32) -> SandboxConfig {
         (LABEL_POD_NAME.to_string(), name.clone()),
         (LABEL_POD_NAMESPACE.to_string(), namespace.clone()),
     ]);
+    let etc = crate::dns::pod_etc(node, pod);
     SandboxConfig {
         metadata: peapod_runtime::PodSandboxMetadata {
             name: name.clone(),
@@ -345,6 +346,9 @@ fn sandbox_config(node: &Node, pod: &Pod, attempt: u32) -> SandboxConfig {
             .map(|s| (s.name, s.value))
             .collect(),
         port_mappings: port_mappings(&spec),
+        dns: etc.dns,
+        host_aliases: etc.host_aliases,
+        fqdn: etc.fqdn,
     }
 }
 

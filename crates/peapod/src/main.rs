@@ -74,6 +74,14 @@ enum Cmd {
         /// HorizontalPodAutoscaler (metrics-server's --metric-resolution).
         #[arg(long, default_value = "15s", value_parser = parse_interval)]
         metrics_interval: std::time::Duration,
+        /// Where the cluster DNS server listens (UDP and TCP), e.g.
+        /// 10.85.0.1:53; default: port 53 on the pod network's bridge
+        /// gateway.
+        #[arg(long)]
+        dns_addr: Option<std::net::SocketAddr>,
+        /// The cluster domain Services' DNS names are under.
+        #[arg(long, default_value = "cluster.local")]
+        cluster_domain: String,
     },
     /// Create pods from a manifest file (or - for stdin).
     Apply {
@@ -166,6 +174,20 @@ enum Cmd {
         ns: NsArg,
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Forward local ports to a pod: `pod/NAME [LOCAL:]REMOTE...`
+    /// (`:REMOTE` picks a free local port).
+    PortForward {
+        /// `pod/NAME` or `NAME`
+        pod: String,
+        /// `REMOTE`, `LOCAL:REMOTE` or `:REMOTE`
+        #[arg(required = true)]
+        ports: Vec<String>,
+        /// Addresses to listen on (comma-separated IPs or localhost).
+        #[arg(long, default_value = "localhost", value_delimiter = ',')]
+        address: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
     },
     /// Delete pods and wait until they are gone.
     Delete {
@@ -492,7 +514,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
     rt.block_on(async move {
         let c = client::Client::new(socket.clone());
         match cmd {
-            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files, service_cidr, nft_table, metrics_interval } => {
+            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files, service_cidr, nft_table, metrics_interval, dns_addr, cluster_domain } => {
                 let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
                 // The per-pod processes run the small `peapod-shim` beside
                 // this binary when it is there, else this binary's hidden
@@ -502,7 +524,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let exe = if exe.is_file() { exe } else { me };
                 let log_rotation = peapod_shim::LogRotation { max_size: container_log_max_size, max_files: container_log_max_files };
                 let cni_path = cni_path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
-                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation, service_cidr, nft_table, metrics_interval })
+                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation, service_cidr, nft_table, metrics_interval, dns_addr, cluster_domain })
                     .await
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
                 Ok(0)
@@ -611,6 +633,14 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             Cmd::Exec { pod, container, stdin, tty, ns, command } => {
                 let pod = pod.strip_prefix("pod/").unwrap_or(&pod).to_string();
                 client::exec(&c, &ns.namespace, &pod, container, command, stdin, tty).await
+            }
+            Cmd::PortForward { pod, ports, address, ns } => {
+                let pod = match pod.split_once('/') {
+                    Some(("pod" | "pods" | "po", name)) => name.to_string(),
+                    Some((kind, _)) => anyhow::bail!("error: port-forward works on pods, not {kind:?}: give pod/NAME or NAME"),
+                    None => pod,
+                };
+                client::port_forward(&c, &ns.namespace, &pod, &ports, &address).await
             }
             Cmd::Delete { targets, file, wait, grace_period, timeout, ns, selector, all, cascade } => {
                 let cascade = client::Cascade::parse(&cascade)?;

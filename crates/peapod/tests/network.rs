@@ -257,7 +257,7 @@ fn veths_on_host() -> Vec<String> {
 }
 
 #[test]
-fn twenty_pods_created_and_deleted_leave_leases_veths_and_rules_as_they_were() {
+fn a_hundred_pods_created_and_deleted_leave_leases_veths_and_rules_as_they_were() {
     let d = Daemon::start();
     // A first pod makes the bridge and host-local's directory.
     d.apply_ok(&client_pod("warm"));
@@ -288,55 +288,67 @@ fn twenty_pods_created_and_deleted_leave_leases_veths_and_rules_as_they_were() {
         std::fs::read_to_string(&d.log).unwrap_or_default()
     );
 
-    // Each with a hostPort, so portmap's rules come and go too.
-    let manifest: String = (0..20)
-        .map(|i| {
-            format!(
-                "{}    ports: [{{containerPort: 80, hostPort: {}}}]\n",
-                client_pod(&format!("churn-{i}")),
-                40000 + d.net.n * 20 + i
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("---\n");
-    d.apply_ok(&manifest);
-    let mut ips = std::collections::BTreeSet::new();
-    for i in 0..20 {
-        let p = d.wait_running(&format!("churn-{i}"));
-        let ip = pod_ip(&p);
-        assert!(in_subnet(&d, &ip), "{ip}");
-        ips.insert(ip);
+    // 100 pods in 4 batches of 25, each with a hostPort, so portmap's
+    // rules come and go too.
+    const BATCH: u32 = 25;
+    let mut all_ips = std::collections::BTreeSet::new();
+    for b in 0..4 {
+        let names: Vec<String> = (0..BATCH).map(|i| format!("churn-{b}-{i}")).collect();
+        let manifest: String = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                format!(
+                    "{}    ports: [{{containerPort: 80, hostPort: {}}}]\n",
+                    client_pod(n),
+                    40000 + d.net.n * BATCH + i as u32
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n");
+        d.apply_ok(&manifest);
+        let mut ips = std::collections::BTreeSet::new();
+        for n in &names {
+            let p = d.wait_running(n);
+            let ip = pod_ip(&p);
+            assert!(in_subnet(&d, &ip), "{ip}");
+            ips.insert(ip);
+        }
+        assert_eq!(ips.len(), BATCH as usize, "distinct IPs: {ips:?}");
+        all_ips.extend(ips);
+        let ours = d.net.veths();
+        assert_eq!(ours.len(), BATCH as usize);
+        assert_eq!(d.net.leases(&d.state).len(), BATCH as usize);
+        let host_veths = veths_on_host();
+        assert!(ours.iter().all(|v| host_veths.contains(v)));
+        let running = rules_of(&d.net.network);
+        assert!(
+            running.iter().filter(|r| r.contains("dnat name")).count() >= BATCH as usize,
+            "portmap's rules while the pods run: {running:#?}"
+        );
+        let mut args = vec!["delete", "pod", "--grace-period=0"];
+        args.extend(names.iter().map(String::as_str));
+        d.ok(&args);
+        for n in &names {
+            wait_gone(&d, n);
+        }
+        let host_veths = veths_on_host();
+        assert!(
+            ours.iter().all(|v| !host_veths.contains(v)),
+            "veths left: {:?}",
+            ours.iter()
+                .filter(|v| host_veths.contains(v))
+                .collect::<Vec<_>>()
+        );
     }
-    assert_eq!(ips.len(), 20, "distinct IPs: {ips:?}");
-    let ours = d.net.veths();
-    assert_eq!(ours.len(), 20);
-    assert_eq!(d.net.leases(&d.state).len(), 20);
-    let host_veths = veths_on_host();
-    assert!(ours.iter().all(|v| host_veths.contains(v)));
-    let running = rules_of(&d.net.network);
-    assert!(
-        running.iter().filter(|r| r.contains("dnat name")).count() >= 20,
-        "portmap's rules while the pods run: {running:#?}"
-    );
-
-    let names: Vec<String> = (0..20).map(|i| format!("churn-{i}")).collect();
-    let mut args = vec!["delete", "pod", "--grace-period=0"];
-    args.extend(names.iter().map(String::as_str));
-    d.ok(&args);
-    for n in &names {
-        wait_gone(&d, n);
-    }
+    // host-local hands out the next free address: 100 pods saw more
+    // addresses than one batch holds.
+    assert!(all_ips.len() > BATCH as usize, "{all_ips:?}");
     assert_eq!(list(&lease_dir), leases_before);
     assert_eq!(d.net.veths(), bridge_before);
-    let host_veths = veths_on_host();
-    assert!(
-        ours.iter().all(|v| !host_veths.contains(v)),
-        "veths left: {:?}",
-        ours.iter()
-            .filter(|v| host_veths.contains(v))
-            .collect::<Vec<_>>()
-    );
     assert_eq!(rules_of(&d.net.network), rules_before);
+    // No Service: peapod's own nftables table never appeared.
+    assert!(!d.net.has_nft_table());
 }
 
 #[test]
@@ -563,4 +575,151 @@ fn delete_releases_the_network_even_without_a_recorded_result() {
     assert_eq!(d.net.veths(), Vec::<String>::new());
     assert_eq!(d.net.leases(&d.state), Vec::<String>::new());
     assert_eq!(rules_of(&d.net.network), Vec::<String>::new());
+}
+
+/// A running `peapod port-forward`: its stdout lines as they come, its
+/// stderr in a file; killed (by its own pid) when dropped.
+struct Forward {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::path::PathBuf,
+}
+
+impl Forward {
+    fn start(d: &Daemon, args: &[&str]) -> Forward {
+        let stderr = d.dir.join(format!("pf-{}.err", std::process::id()));
+        let mut child = Command::new(exe())
+            .arg("--socket")
+            .arg(&d.socket)
+            .arg("port-forward")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("run peapod port-forward");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Forward {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no output from port-forward; stderr: {}",
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                )
+            })
+    }
+
+    /// The local port of a `Forwarding from 127.0.0.1:LOCAL -> REMOTE` line.
+    fn local_port(&self, remote: u16) -> u16 {
+        let l = self.line();
+        let rest = l
+            .strip_prefix("Forwarding from 127.0.0.1:")
+            .unwrap_or_else(|| panic!("{l}"));
+        let (local, r) = rest.split_once(" -> ").unwrap();
+        assert_eq!(r, remote.to_string(), "{l}");
+        local.parse().unwrap()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn port_forward_fetches_http_from_a_pod_and_survives_a_refused_port() {
+    let d = Daemon::start();
+    d.apply_ok(&httpd_pod("web", ""));
+    d.wait_running("web");
+    let index = d.exec_ok("web", "web", &["cat", "/www/index.html"]);
+
+    // A chosen local port, and `:REMOTE` for a random one (plus a port
+    // nothing listens on in the pod), in one forward.
+    let fixed = 42000 + d.net.n as u16;
+    let f = Forward::start(&d, &["pod/web", &format!("{fixed}:8080"), ":8080", ":9"]);
+    assert_eq!(f.local_port(8080), fixed);
+    // localhost is 127.0.0.1 and ::1 (each "Forwarding" line in turn).
+    let mut ports = Vec::new();
+    while ports.len() < 2 {
+        let l = f.line();
+        if let Some(rest) = l.strip_prefix("Forwarding from 127.0.0.1:") {
+            let (local, remote) = rest.split_once(" -> ").unwrap();
+            ports.push((local.parse::<u16>().unwrap(), remote.to_string()));
+        }
+    }
+    let random = ports.iter().find(|p| p.1 == "8080").unwrap().0;
+    let refused = ports.iter().find(|p| p.1 == "9").unwrap().0;
+    assert_ne!(random, fixed);
+    for port in [fixed, random, fixed] {
+        let page = host_get(&format!("127.0.0.1:{port}")).unwrap();
+        assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+        assert!(page.ends_with(&index), "{page}");
+    }
+    // Nothing listens on 9 in the pod: the connection ends with no data,
+    // the error is reported, and the forward keeps serving.
+    let got = host_get(&format!("127.0.0.1:{refused}")).unwrap_or_default();
+    assert_eq!(got, "");
+    let start = Instant::now();
+    while !f.stderr().contains("connect") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", f.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let err = f.stderr();
+    assert!(
+        err.contains("an error occurred forwarding")
+            && err.contains("error forwarding port 9 to pod web")
+            && err.contains("Connection refused"),
+        "{err}"
+    );
+    let page = host_get(&format!("127.0.0.1:{random}")).unwrap();
+    assert!(page.ends_with(&index), "{page}");
+    drop(f);
+
+    // NAME without pod/, --address.
+    let f = Forward::start(&d, &["web", ":8080", "--address", "127.0.0.1"]);
+    let port = f.local_port(8080);
+    assert!(host_get(&format!("127.0.0.1:{port}"))
+        .unwrap()
+        .ends_with(&index));
+    drop(f);
+
+    // A pod that does not run, and one that does not exist.
+    d.apply_ok(&client_pod("stuck").replace(BUSYBOX, "localhost/peapod/none:missing"));
+    let out = d.peapod(&["port-forward", "pod/stuck", "8080"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("unable to forward port because pod is not running. Current status=Pending"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.peapod(&["port-forward", "pod/nope", "8080"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("pods \"nope\" not found"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -378,6 +378,7 @@ fn a_service_keeps_answering_while_the_daemon_is_killed_and_after_restart() {
     let np = svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
     let node_port = format!("{}:{np}", d.net.gateway());
     wait_for("the service answers", || host_get(&node_port).ok());
+    let ips_before = (pod_ip(&d, "web-0"), pod_ip(&d, "client"));
 
     // The host asks all along: while the daemon is dead and while the
     // next one starts and rebuilds the table.
@@ -420,9 +421,14 @@ fn a_service_keeps_answering_while_the_daemon_is_killed_and_after_restart() {
         failed.len()
     );
     assert!(ok > 5, "only {ok} answers");
-    // And the clusterIP from a pod after.
+    // And the clusterIP from a pod after, by address and by name (the
+    // new daemon's DNS server).
     let got = requests(&d, "client", &format!("http://{cip}/"), 3);
     assert_eq!(got, ["web-0", "web-0", "web-0"]);
+    let got = requests(&d, "client", "http://web/", 3);
+    assert_eq!(got, ["web-0", "web-0", "web-0"]);
+    // The pods kept their addresses.
+    assert_eq!((pod_ip(&d, "web-0"), pod_ip(&d, "client")), ips_before);
 }
 
 #[test]

@@ -38,6 +38,17 @@ pub struct SandboxConfig {
     /// hostPorts (CRI's port_mappings), for CNI's portmap.
     #[serde(default)]
     pub port_mappings: Vec<peapod_net::PortMapping>,
+    /// The pod's `/etc/resolv.conf` (CRI's dns_config, as kubelet forms
+    /// it from dnsPolicy and dnsConfig); None copies the host's.
+    #[serde(default)]
+    pub dns: Option<etc_files::DnsConfig>,
+    /// `spec.hostAliases`, appended to the pod's `/etc/hosts`.
+    #[serde(default)]
+    pub host_aliases: Vec<etc_files::HostAlias>,
+    /// The pod's `hostname.subdomain.ns.svc.<domain>` when it has a
+    /// subdomain (first on its `/etc/hosts` line).
+    #[serde(default)]
+    pub fqdn: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -222,9 +233,14 @@ impl Runtime {
         let pod_ip = rec.network.as_ref().and_then(|n| n.ip());
         etc_files::write(
             &self.paths.etc_dir(sid),
-            &cfg.hostname,
-            cfg.host_network,
-            pod_ip,
+            &etc_files::EtcFiles {
+                hostname: &cfg.hostname,
+                fqdn: cfg.fqdn.as_deref(),
+                host_network: cfg.host_network,
+                pod_ip,
+                dns: cfg.dns.as_ref(),
+                host_aliases: &cfg.host_aliases,
+            },
         )?;
         if !cfg.log_directory.as_os_str().is_empty() {
             std::fs::create_dir_all(&cfg.log_directory)

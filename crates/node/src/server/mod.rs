@@ -16,6 +16,7 @@ mod metrics;
 mod namespaces;
 pub mod objects;
 mod pods;
+mod portforward;
 pub mod secrets;
 pub mod select;
 mod services;
@@ -69,6 +70,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
             get(exec::exec).post(exec::exec),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            get(portforward::portforward).post(portforward::portforward),
         )
         .route("/api/v1/namespaces/{ns}/events", get(events::list))
         .route(

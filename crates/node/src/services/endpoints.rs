@@ -106,8 +106,16 @@ pub fn desired_slices(svc: &Service, pods: &[Pod], node_name: &str) -> Option<Ve
             .collect();
         let terminating = pod.metadata.deletion_timestamp.is_some();
         let ready = pod_ready(pod);
+        // A pod's hostname names its endpoint when its subdomain is this
+        // Service (what DNS answers as <hostname>.<service>...).
+        let pspec = pod.spec.as_ref();
+        let hostname = pspec
+            .and_then(|s| s.hostname.clone())
+            .filter(|h| !h.is_empty())
+            .filter(|_| pspec.and_then(|s| s.subdomain.as_deref()) == Some(name.as_str()));
         groups.entry(resolved).or_default().push(Endpoint {
             addresses: vec![ip],
+            hostname,
             conditions: Some(EndpointConditions {
                 ready: Some(ready && !terminating),
                 serving: Some(ready),

@@ -20,6 +20,7 @@ mod images;
 mod inspect;
 pub mod kustomize;
 mod logs;
+mod port_forward;
 mod pull;
 pub mod rollout;
 pub mod services;
@@ -38,6 +39,7 @@ pub use get::{get, pod_names, GetArgs, Output};
 pub use images::{image_export, image_import, image_prune, image_rm, images};
 pub use inspect::inspect;
 pub use logs::logs;
+pub use port_forward::port_forward;
 pub use pull::pull;
 // kubectl's READY and STATUS columns, for whoever needs them besides `get`.
 #[allow(unused_imports)]
