@@ -34,6 +34,7 @@
 
 pub mod deployment;
 pub mod gc;
+pub mod job;
 pub mod owner;
 pub mod pod_template;
 pub mod queue;
@@ -88,6 +89,7 @@ pub fn controllers() -> Vec<Arc<dyn Controller>> {
         Arc::new(gc::GarbageCollector),
         Arc::new(replicaset::ReplicaSetController),
         Arc::new(deployment::DeploymentController),
+        Arc::new(job::JobController),
     ]
 }
 

@@ -64,7 +64,14 @@ impl ApiObject for ReplicaSet {
 // Stored and served; their controllers (and defaults) come with them.
 impl ApiObject for StatefulSet {}
 impl ApiObject for DaemonSet {}
-impl ApiObject for Job {}
+impl ApiObject for Job {
+    fn default(&mut self) {
+        crate::controllers::job::default_job(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::job::validate_job(self)
+    }
+}
 impl ApiObject for CronJob {}
 impl ApiObject for PersistentVolumeClaim {}
 impl ApiObject for HorizontalPodAutoscaler {}

@@ -25,6 +25,7 @@ mod status;
 mod table;
 mod transport;
 pub mod workloads;
+mod workloads_b;
 
 pub use apply::apply;
 pub use cluster::{create_namespace, describe_node, get_cluster, Kind};

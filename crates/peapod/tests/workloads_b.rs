@@ -1,0 +1,203 @@
+//! Jobs, CronJobs, StatefulSets, DaemonSets and persistent volumes with
+//! real pods, as the user sees them through the CLI.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+fn json(d: &Daemon, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&d.ok(&a)).expect("json")
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn has_condition(v: &Value, type_: &str) -> bool {
+    v["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == type_ && c["status"] == "True")
+}
+
+fn is_active(p: &Value) -> bool {
+    !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+        && p["metadata"]["deletionTimestamp"].is_null()
+}
+
+/// The row of `name` in `get KIND`, split at runs of 2+ spaces.
+fn row(d: &Daemon, kind: &str, name: &str) -> (Vec<String>, Vec<String>) {
+    let out = d.ok(&["get", kind]);
+    let split = |l: &str| -> Vec<String> {
+        l.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let mut lines = out.lines();
+    let head = split(lines.next().unwrap_or(""));
+    let r = lines
+        .map(split)
+        .find(|r| r.first().map(String::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no {kind} row for {name}:\n{out}"));
+    (head, r)
+}
+
+fn wait_for<T>(d: &Daemon, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            panic!(
+                "never {what}\n--- daemon log ---\n{}",
+                std::fs::read_to_string(&d.log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+fn job_yaml(name: &str, spec: &str, command: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n{spec}  template:\n    spec:\n      restartPolicy: Never\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: {BUSYBOX}\n        command: [sh, -c, '{command}']\n"
+    )
+}
+
+#[test]
+fn job_runs_five_completions_at_most_two_at_a_time() {
+    let d = Daemon::start();
+    let out = d.apply_ok(&job_yaml(
+        "five",
+        "  completions: 5\n  parallelism: 2\n",
+        "sleep 1",
+    ));
+    assert!(out.contains("job.batch/five created"), "{out}");
+    let mut max_active = 0;
+    let mut seen = BTreeSet::new();
+    let job = wait_for(&d, "completed job five", 120, || {
+        let pods = items(&json(&d, &["get", "pods", "-l", "job-name=five"]));
+        let active = pods.iter().filter(|p| is_active(p)).count();
+        max_active = max_active.max(active);
+        for p in &pods {
+            seen.insert(p["metadata"]["name"].as_str().unwrap_or("").to_string());
+        }
+        let job = json(&d, &["get", "job", "five"]);
+        has_condition(&job, "Complete").then_some(job)
+    });
+    assert!(max_active <= 2, "saw {max_active} active pods at once");
+    assert!(max_active >= 1);
+    let pods = items(&json(&d, &["get", "pods", "-l", "job-name=five"]));
+    let succeeded = pods
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Succeeded")
+        .count();
+    assert_eq!(succeeded, 5, "pods: {seen:?}");
+    assert_eq!(pods.len(), 5, "exactly 5 pods ran: {seen:?}");
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(job["status"]["succeeded"], 5);
+    assert!(job["status"]["completionTime"].is_string());
+    for p in &pods {
+        assert_eq!(
+            p["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+            "five"
+        );
+        assert_eq!(
+            p["metadata"]["labels"]["controller-uid"],
+            job["metadata"]["uid"]
+        );
+        assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Job");
+    }
+    let (head, r) = row(&d, "jobs", "five");
+    assert_eq!(head, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    assert_eq!(r[1], "Complete");
+    assert_eq!(r[2], "5/5");
+    // Deleting the Job deletes its pods.
+    d.ok(&["delete", "job", "five"]);
+    wait_for(&d, "pods of job five gone", 60, || {
+        items(&json(&d, &["get", "pods", "-l", "job-name=five"]))
+            .is_empty()
+            .then_some(())
+    });
+}
+
+#[test]
+fn failing_job_stops_at_backoff_limit() {
+    let d = Daemon::start();
+    d.apply_ok(&job_yaml("bad", "  backoffLimit: 1\n", "exit 3"));
+    let job = wait_for(&d, "failed job bad", 120, || {
+        let job = json(&d, &["get", "job", "bad"]);
+        has_condition(&job, "Failed").then_some(job)
+    });
+    let failed = job["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Failed")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(failed["reason"], "BackoffLimitExceeded", "{job}");
+    assert_eq!(job["status"]["failed"], 2, "{job}");
+    // No more pods after failing: still exactly two, both failed.
+    std::thread::sleep(Duration::from_secs(2));
+    let pods = items(&json(&d, &["get", "pods", "-l", "job-name=bad"]));
+    assert_eq!(pods.len(), 2);
+    assert!(pods.iter().all(|p| p["status"]["phase"] == "Failed"));
+    // The second pod waited out the back-off (10 s) after the first failed.
+    let finished = |p: &Value| {
+        p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    let created = |p: &Value| {
+        p["metadata"]["creationTimestamp"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    let mut ps = pods.clone();
+    ps.sort_by_key(|p| created(p));
+    let gap = created(&ps[1]).expect("created") - finished(&ps[0]).expect("finished");
+    assert!(gap.num_seconds() >= 9, "back-off was {gap}");
+    let (_, r) = row(&d, "jobs", "bad");
+    assert_eq!((r[1].as_str(), r[2].as_str()), ("Failed", "0/1"));
+    let events = d.ok(&["describe", "job", "bad"]);
+    assert!(events.contains("BackoffLimitExceeded"), "{events}");
+}
+
+#[test]
+fn indexed_job_runs_each_index_once() {
+    let d = Daemon::start();
+    d.apply_ok(&job_yaml(
+        "idx",
+        "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n",
+        "echo index=$JOB_COMPLETION_INDEX host=$(hostname)",
+    ));
+    let job = wait_for(&d, "completed job idx", 120, || {
+        let job = json(&d, &["get", "job", "idx"]);
+        has_condition(&job, "Complete").then_some(job)
+    });
+    assert_eq!(job["status"]["completedIndexes"], "0-2");
+    let pods = items(&json(&d, &["get", "pods", "-l", "job-name=idx"]));
+    assert_eq!(pods.len(), 3);
+    let mut indexes = BTreeSet::new();
+    for p in &pods {
+        let name = p["metadata"]["name"].as_str().unwrap_or("");
+        let ix = p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+            .as_str()
+            .expect("index annotation")
+            .to_string();
+        assert!(name.starts_with(&format!("idx-{ix}-")), "{name}");
+        let logs = d.ok(&["logs", name]);
+        assert_eq!(logs.trim(), format!("index={ix} host=idx-{ix}"));
+        indexes.insert(ix);
+    }
+    assert_eq!(indexes.into_iter().collect::<Vec<_>>(), ["0", "1", "2"]);
+}
