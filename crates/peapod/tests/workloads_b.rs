@@ -201,3 +201,65 @@ fn indexed_job_runs_each_index_once() {
     }
     assert_eq!(indexes.into_iter().collect::<Vec<_>>(), ["0", "1", "2"]);
 }
+
+#[test]
+fn cronjob_fires_on_schedule() {
+    let d = Daemon::start();
+    let out = d.apply_ok(&format!(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: tick\nspec:\n  schedule: '*/1 * * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          terminationGracePeriodSeconds: 1\n          containers:\n          - name: main\n            image: {BUSYBOX}\n            command: [echo, tick]\n"
+    ));
+    assert!(out.contains("cronjob.batch/tick created"), "{out}");
+    let (head, r) = row(&d, "cronjobs", "tick");
+    assert_eq!(
+        head,
+        [
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE"
+        ]
+    );
+    assert_eq!(&r[1..6], ["*/1 * * * *", "<none>", "False", "0", "<none>"]);
+    // Within the next minute (and a margin) a Job runs to completion.
+    let job = wait_for(&d, "a completed job of cronjob tick", 80, || {
+        items(&json(&d, &["get", "jobs"]))
+            .into_iter()
+            .find(|j| has_condition(j, "Complete"))
+    });
+    let cj = json(&d, &["get", "cronjob", "tick"]);
+    let scheduled = chrono::DateTime::parse_from_rfc3339(
+        cj["status"]["lastScheduleTime"]
+            .as_str()
+            .expect("lastScheduleTime"),
+    )
+    .expect("time");
+    assert_eq!(scheduled.timestamp() % 60, 0);
+    assert_eq!(
+        job["metadata"]["name"].as_str().unwrap_or(""),
+        format!("tick-{}", scheduled.timestamp() / 60)
+    );
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    let jname = job["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let pods = items(&json(
+        &d,
+        &["get", "pods", "-l", &format!("job-name={jname}")],
+    ));
+    assert_eq!(pods.len(), 1);
+    let pname = pods[0]["metadata"]["name"].as_str().unwrap_or("");
+    assert_eq!(d.ok(&["logs", pname]).trim(), "tick");
+    wait_for(&d, "lastSuccessfulTime set", 20, || {
+        json(&d, &["get", "cronjob", "tick"])["status"]["lastSuccessfulTime"]
+            .as_str()
+            .map(|_| ())
+    });
+    let (_, r) = row(&d, "cronjobs", "tick");
+    assert_ne!(r[5], "<none>");
+    // Deleting the CronJob deletes its Jobs and their pods.
+    d.ok(&["delete", "cronjob", "tick"]);
+    wait_for(&d, "jobs of tick gone", 60, || {
+        items(&json(&d, &["get", "jobs"])).is_empty().then_some(())
+    });
+}

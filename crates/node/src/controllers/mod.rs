@@ -32,6 +32,7 @@
 //! `propagationPolicy` and finalizers is `server::objects::delete_object`;
 //! the garbage collector is [`gc`].
 
+pub mod cronjob;
 pub mod deployment;
 pub mod gc;
 pub mod job;
@@ -90,6 +91,7 @@ pub fn controllers() -> Vec<Arc<dyn Controller>> {
         Arc::new(replicaset::ReplicaSetController),
         Arc::new(deployment::DeploymentController),
         Arc::new(job::JobController),
+        Arc::new(cronjob::CronJobController),
     ]
 }
 

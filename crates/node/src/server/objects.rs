@@ -72,7 +72,14 @@ impl ApiObject for Job {
         crate::controllers::job::validate_job(self)
     }
 }
-impl ApiObject for CronJob {}
+impl ApiObject for CronJob {
+    fn default(&mut self) {
+        crate::controllers::cronjob::default_cronjob(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::cronjob::validate_cronjob(self)
+    }
+}
 impl ApiObject for PersistentVolumeClaim {}
 impl ApiObject for HorizontalPodAutoscaler {}
 
