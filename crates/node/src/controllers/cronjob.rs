@@ -20,7 +20,7 @@ use crate::store::Change;
 use chrono::{DateTime, TimeZone, Utc};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
-use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use std::sync::Arc;
@@ -492,12 +492,7 @@ fn create_job(
             )]),
             ..Default::default()
         },
-        spec: Some(
-            spec.job_template
-                .spec
-                .clone()
-                .unwrap_or_else(JobSpec::default),
-        ),
+        spec: Some(spec.job_template.spec.clone().unwrap_or_default()),
         status: None,
     };
     super::job::default_job(&mut job);
