@@ -263,3 +263,147 @@ fn cronjob_fires_on_schedule() {
         items(&json(&d, &["get", "jobs"])).is_empty().then_some(())
     });
 }
+
+fn sts_yaml(replicas: i32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: web\nspec:\n  serviceName: web\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: {BUSYBOX}\n        command: [sleep, '3600']\n        volumeMounts:\n        - {{name: data, mountPath: /data}}\n  volumeClaimTemplates:\n  - metadata:\n      name: data\n    spec:\n      accessModes: [ReadWriteOnce]\n      resources:\n        requests:\n          storage: 10Mi\n"
+    )
+}
+
+/// The set's pods by ordinal: (exists and not terminating, Ready).
+fn members(d: &Daemon) -> Vec<(String, bool, bool)> {
+    let mut v: Vec<(String, bool, bool)> = items(&json(d, &["get", "pods", "-l", "app=web"]))
+        .iter()
+        .map(|p| {
+            let ready = p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                p["metadata"]["deletionTimestamp"].is_null(),
+                ready,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn statefulset_scales_in_order_and_keeps_its_volumes() {
+    let d = Daemon::start();
+    let out = d.apply_ok(&sts_yaml(3));
+    assert!(out.contains("statefulset.apps/web created"), "{out}");
+    // 0→3: web-N appears only once web-(N-1) is Ready.
+    let mut order = Vec::new();
+    wait_for(&d, "3 ready pods of web", 120, || {
+        let m = members(&d);
+        for (name, _, _) in &m {
+            if !order.contains(name) {
+                order.push(name.clone());
+            }
+        }
+        for i in 1..3 {
+            let this = format!("web-{i}");
+            let prev = format!("web-{}", i - 1);
+            if m.iter().any(|(n, _, _)| *n == this) {
+                assert!(
+                    m.iter()
+                        .any(|(n, live, ready)| *n == prev && *live && *ready),
+                    "{this} exists before {prev} is Ready: {m:?}"
+                );
+            }
+        }
+        (m.len() == 3 && m.iter().all(|(_, live, ready)| *live && *ready)).then_some(())
+    });
+    assert_eq!(order, ["web-0", "web-1", "web-2"]);
+    let p1 = d.pod("web-1");
+    assert_eq!(p1["spec"]["hostname"], "web-1");
+    assert_eq!(p1["spec"]["subdomain"], "web");
+    assert_eq!(
+        p1["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"],
+        "web-1"
+    );
+    assert_eq!(d.exec_ok("web-1", "main", &["hostname"]).trim(), "web-1");
+    d.exec_ok("web-1", "main", &["sh", "-c", "echo kept > /data/f"]);
+    let (head, r) = row(&d, "statefulsets", "web");
+    assert_eq!(head, ["NAME", "READY", "AGE"]);
+    assert_eq!(r[1], "3/3");
+    // Claims: one per pod, bound to provisioned volumes.
+    let (head, r) = row(&d, "pvc", "data-web-1");
+    assert_eq!(
+        head,
+        [
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE"
+        ]
+    );
+    assert_eq!(r[1], "Bound");
+    assert_eq!(
+        (r[3].as_str(), r[4].as_str(), r[5].as_str()),
+        ("10Mi", "RWO", "local")
+    );
+    let pv = r[2].clone();
+    let (_, r) = row(&d, "pv", &pv);
+    assert_eq!(r[4], "Bound");
+    assert_eq!(r[5], "default/data-web-1");
+    let (_, r) = row(&d, "storageclass", "local (default)");
+    assert_eq!(r[1], "peapod.io/local");
+
+    // 3→1: web-2 goes before web-1, one at a time.
+    d.apply_ok(&sts_yaml(1));
+    let mut gone = Vec::new();
+    wait_for(&d, "web scaled to 1", 120, || {
+        let m = members(&d);
+        let live = |n: &str| m.iter().any(|(x, l, _)| x == n && *l);
+        let present = |n: &str| m.iter().any(|(x, _, _)| x == n);
+        if !live("web-1") {
+            assert!(
+                !present("web-2"),
+                "web-1 deleted while web-2 is there: {m:?}"
+            );
+        }
+        for n in ["web-1", "web-2"] {
+            if !present(n) && !gone.contains(&n.to_string()) {
+                gone.push(n.to_string());
+            }
+        }
+        (m.len() == 1 && live("web-0")).then_some(())
+    });
+    assert_eq!(gone, ["web-2", "web-1"]);
+    // The claims stay.
+    let pvcs = items(&json(&d, &["get", "pvc"]));
+    assert_eq!(pvcs.len(), 3);
+
+    // Back to 3: web-1 finds its data.
+    d.apply_ok(&sts_yaml(3));
+    wait_for(&d, "3 ready pods of web again", 120, || {
+        let m = members(&d);
+        (m.len() == 3 && m.iter().all(|(_, live, ready)| *live && *ready)).then_some(())
+    });
+    assert_eq!(
+        d.exec_ok("web-1", "main", &["cat", "/data/f"]).trim(),
+        "kept"
+    );
+
+    // Deleting the set leaves the claims; deleting a claim (reclaim
+    // policy Delete) removes its volume.
+    d.ok(&["delete", "statefulset", "web"]);
+    wait_for(&d, "pods of web gone", 60, || {
+        members(&d).is_empty().then_some(())
+    });
+    for i in 0..3 {
+        d.ok(&["delete", "pvc", &format!("data-web-{i}")]);
+    }
+    wait_for(&d, "volumes reclaimed", 30, || {
+        items(&json(&d, &["get", "pv"])).is_empty().then_some(())
+    });
+}

@@ -40,6 +40,8 @@ pub mod owner;
 pub mod pod_template;
 pub mod queue;
 pub mod replicaset;
+pub mod statefulset;
+pub mod volume;
 
 use crate::node::Node;
 use crate::store::Change;
@@ -92,6 +94,8 @@ pub fn controllers() -> Vec<Arc<dyn Controller>> {
         Arc::new(deployment::DeploymentController),
         Arc::new(job::JobController),
         Arc::new(cronjob::CronJobController),
+        Arc::new(statefulset::StatefulSetController),
+        Arc::new(volume::VolumeController),
     ]
 }
 

@@ -62,7 +62,14 @@ impl ApiObject for ReplicaSet {
 }
 
 // Stored and served; their controllers (and defaults) come with them.
-impl ApiObject for StatefulSet {}
+impl ApiObject for StatefulSet {
+    fn default(&mut self) {
+        crate::controllers::statefulset::default_statefulset(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::statefulset::validate_statefulset(self)
+    }
+}
 impl ApiObject for DaemonSet {}
 impl ApiObject for Job {
     fn default(&mut self) {
@@ -80,7 +87,14 @@ impl ApiObject for CronJob {
         crate::controllers::cronjob::validate_cronjob(self)
     }
 }
-impl ApiObject for PersistentVolumeClaim {}
+impl ApiObject for PersistentVolumeClaim {
+    fn default(&mut self) {
+        crate::controllers::volume::default_claim(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::volume::validate_claim(self)
+    }
+}
 impl ApiObject for HorizontalPodAutoscaler {}
 
 /// The routes of kind `T` under `/apis/GROUP/VERSION` (or `/api/v1`).
