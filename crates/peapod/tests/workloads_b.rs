@@ -407,3 +407,74 @@ fn statefulset_scales_in_order_and_keeps_its_volumes() {
         items(&json(&d, &["get", "pv"])).is_empty().then_some(())
     });
 }
+
+fn ds_yaml(name: &str, selector: &str, image_arg: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: {name}\nspec:\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n{selector}      containers:\n      - name: main\n        image: {BUSYBOX}\n        command: [sleep, '{image_arg}']\n"
+    )
+}
+
+#[test]
+fn daemonset_places_one_pod_where_it_fits() {
+    let d = Daemon::start();
+    d.apply_ok(&ds_yaml("agent", "", "3600"));
+    // A selector that the node does not match: no pod.
+    d.apply_ok(&ds_yaml(
+        "picky",
+        "      nodeSelector: {disk: ssd}\n",
+        "3600",
+    ));
+    let pod = wait_for(&d, "the agent pod running", 60, || {
+        let pods = items(&json(&d, &["get", "pods", "-l", "app=agent"]));
+        pods.into_iter().find(|p| {
+            p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+    });
+    let node = json(&d, &["get", "nodes"]);
+    let node_name = items(&node)[0]["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(pod["spec"]["nodeName"], node_name.as_str());
+    wait_for(&d, "agent status", 30, || {
+        let (_, r) = row(&d, "daemonsets", "agent");
+        (r[1..6] == ["1", "1", "1", "1", "1"]).then_some(())
+    });
+    let (head, r) = row(&d, "ds", "picky");
+    assert_eq!(
+        head,
+        [
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE SELECTOR",
+            "AGE"
+        ]
+    );
+    assert_eq!(&r[1..7], ["0", "0", "0", "0", "0", "disk=ssd"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(items(&json(&d, &["get", "pods", "-l", "app=picky"])).is_empty());
+    assert_eq!(
+        items(&json(&d, &["get", "pods", "-l", "app=agent"])).len(),
+        1
+    );
+
+    // A rolling update replaces the pod with one of the new template.
+    let old = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+    d.apply_ok(&ds_yaml("agent", "", "3601"));
+    wait_for(&d, "the agent pod replaced", 60, || {
+        let pods = items(&json(&d, &["get", "pods", "-l", "app=agent"]));
+        (pods.len() == 1
+            && pods[0]["metadata"]["name"] != old.as_str()
+            && pods[0]["spec"]["containers"][0]["command"][1] == "3601"
+            && pods[0]["status"]["phase"] == "Running")
+            .then_some(())
+    });
+}

@@ -33,6 +33,7 @@
 //! the garbage collector is [`gc`].
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod gc;
 pub mod job;
@@ -96,6 +97,7 @@ pub fn controllers() -> Vec<Arc<dyn Controller>> {
         Arc::new(cronjob::CronJobController),
         Arc::new(statefulset::StatefulSetController),
         Arc::new(volume::VolumeController),
+        Arc::new(daemonset::DaemonSetController),
     ]
 }
 

@@ -70,7 +70,14 @@ impl ApiObject for StatefulSet {
         crate::controllers::statefulset::validate_statefulset(self)
     }
 }
-impl ApiObject for DaemonSet {}
+impl ApiObject for DaemonSet {
+    fn default(&mut self) {
+        crate::controllers::daemonset::default_daemonset(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::daemonset::validate_daemonset(self)
+    }
+}
 impl ApiObject for Job {
     fn default(&mut self) {
         crate::controllers::job::default_job(self)
