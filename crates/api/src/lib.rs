@@ -56,7 +56,7 @@ pub use selector::{parse_field_selector, parse_label_selector, FieldSelector, La
 pub use service::{
     default_service, has_cluster_ip, validate_service, validate_service_update, NODE_PORT_RANGE,
 };
-pub use unsupported::unsupported_fields;
+pub use unsupported::{unsupported_fields, unsupported_template_fields};
 pub use validate::{pod_template_spec_errors, validate_pod, FieldError, ValidationErrors};
 pub use workloads::{
     default_deployment, default_pod_template, default_replica_set, find_kind, kind_named,

@@ -22,6 +22,17 @@ pub fn unsupported_fields(pod: &Pod) -> Vec<String> {
     found.0
 }
 
+/// [`unsupported_fields`] of a pod template's spec, named from `root`
+/// (`spec.template.spec` of a Deployment).
+pub fn unsupported_template_fields(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    root: &str,
+) -> Vec<String> {
+    let mut found = Found::default();
+    spec_fields(spec, &FieldPath::new(root), &mut found);
+    found.0
+}
+
 /// The warnings collected so far.
 #[derive(Default)]
 struct Found(Vec<String>);

@@ -196,6 +196,25 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CreateCmd,
     },
+    /// Manage a Deployment's rollout.
+    Rollout {
+        #[command(subcommand)]
+        cmd: RolloutCmd,
+    },
+    /// Set the replicas of a Deployment or ReplicaSet.
+    Scale {
+        /// `deploy/NAME` or `deploy NAME`.
+        target: Vec<String>,
+        #[arg(long)]
+        replicas: i32,
+        #[command(flatten)]
+        ns: NsArg,
+    },
+    /// Change a field of an object's pod template.
+    Set {
+        #[command(subcommand)]
+        cmd: SetCmd,
+    },
     #[command(hide = true)]
     Shim {
         #[arg(long)]
@@ -240,6 +259,64 @@ impl FromArgs {
             secret_type,
         }
     }
+}
+
+#[derive(Subcommand)]
+enum RolloutCmd {
+    /// Follow a rollout until it is complete.
+    Status {
+        target: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
+        /// Give up after this long (90s, 2m).
+        #[arg(long)]
+        timeout: Option<String>,
+    },
+    /// List the revisions (or show one).
+    History {
+        target: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
+        #[arg(long)]
+        revision: Option<i64>,
+    },
+    /// Go back to the previous revision (or --to-revision).
+    Undo {
+        target: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
+        #[arg(long = "to-revision", default_value_t = 0)]
+        to_revision: i64,
+    },
+    /// Stop rolling out template changes.
+    Pause {
+        target: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
+    },
+    /// Roll out template changes again.
+    Resume {
+        target: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
+    },
+    /// Replace every pod, rolling.
+    Restart {
+        target: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum SetCmd {
+    /// `set image deploy/NAME CONTAINER=IMAGE...`.
+    Image {
+        /// `deploy/NAME CONTAINER=IMAGE...` (or `deploy NAME C=I...`).
+        args: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -337,6 +414,16 @@ fn resource_of(r: &str) -> anyhow::Result<&'static str> {
     }
 }
 
+/// `get deploy/web` as `get deploy web` (kubectl's TYPE/NAME form).
+fn split_type_name(resource: String, name: Option<String>) -> (String, Option<String>) {
+    match (resource.split_once('/'), &name) {
+        (Some((r, n)), None) if !r.is_empty() && !n.is_empty() => {
+            (r.to_string(), Some(n.to_string()))
+        }
+        _ => (resource, name),
+    }
+}
+
 /// `deployments, replicasets, ...`.
 fn workload_words() -> String {
     peapod_api::KINDS
@@ -393,6 +480,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
             }
             Cmd::Apply { file } => client::apply(&c, &file).await.map(|_| 0),
             Cmd::Get { resource, name, ns, all_namespaces, output, watch, selector, field_selector, show_labels } => {
+                let (resource, name) = split_type_name(resource, name);
                 let output = client::Output::parse(output.as_deref())?;
                 if let Some(r) = client::services::resource(&resource) {
                     if watch {
@@ -423,8 +511,32 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 check_pod_resource(&resource)?;
                 client::get(&c, client::GetArgs { name, namespace: ns.namespace, all_namespaces, output, watch, label_selector: selector, field_selector, show_labels }).await.map(|_| 0)
             }
+            Cmd::Rollout { cmd } => match cmd {
+                RolloutCmd::Status { target, ns, timeout } => {
+                    let timeout = match timeout {
+                        Some(t) => client::parse_timeout(&t)?,
+                        None => None,
+                    };
+                    client::rollout::status(&c, &target, &ns.namespace, timeout).await.map(|_| 0)
+                }
+                RolloutCmd::History { target, ns, revision } => client::rollout::history(&c, &target, &ns.namespace, revision).await.map(|_| 0),
+                RolloutCmd::Undo { target, ns, to_revision } => client::rollout::undo(&c, &target, &ns.namespace, to_revision).await.map(|_| 0),
+                RolloutCmd::Pause { target, ns } => client::rollout::pause(&c, &target, &ns.namespace, true).await.map(|_| 0),
+                RolloutCmd::Resume { target, ns } => client::rollout::pause(&c, &target, &ns.namespace, false).await.map(|_| 0),
+                RolloutCmd::Restart { target, ns } => client::rollout::restart(&c, &target, &ns.namespace).await.map(|_| 0),
+            },
+            Cmd::Scale { target, replicas, ns } => client::rollout::scale(&c, &target, &ns.namespace, replicas).await.map(|_| 0),
+            Cmd::Set { cmd: SetCmd::Image { args, ns } } => {
+                // The target is `TYPE/NAME` or `TYPE NAME`; the rest are C=I.
+                let split = if args.first().is_some_and(|a| a.contains('/')) { 1 } else { 2 };
+                if args.len() <= split {
+                    anyhow::bail!("error: usage: peapod set image deploy/NAME CONTAINER=IMAGE...");
+                }
+                client::rollout::set_image(&c, &args[..split], &ns.namespace, &args[split..]).await.map(|_| 0)
+            }
             Cmd::Create { cmd: CreateCmd::Namespace { name } } => client::create_namespace(&c, &name).await.map(|_| 0),
             Cmd::Describe { resource, name, ns } => {
+                let (resource, name) = split_type_name(resource, name);
                 if client::services::resource(&resource) == Some("services") {
                     let name = name.ok_or_else(|| anyhow::anyhow!("error: you must specify the name of the service to describe"))?;
                     return client::services::describe(&c, &ns.namespace, &name).await.map(|_| 0);
@@ -460,9 +572,19 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 };
                 let mut t = if selector.is_some() || all {
                     // `delete pods -l SEL` / `delete pods --all`.
-                    match targets.as_slice() {
-                        [r] if resource_of(r)? == "pods" => {}
-                        _ => anyhow::bail!("error: -l and --all delete pods: `peapod delete pods -l app=web` or `peapod delete pods --all`"),
+                    let workload = match targets.as_slice() {
+                        [r] if resource_of(r)? == "pods" => None,
+                        [r] if client::workloads::kind(r).is_some() => client::workloads::kind(r),
+                        _ => anyhow::bail!("error: -l and --all delete pods or workloads: `peapod delete pods -l app=web` or `peapod delete deploy --all`"),
+                    };
+                    if let Some(k) = workload {
+                        let names = client::workloads::names(&c, k, &ns.namespace, selector.as_deref()).await?;
+                        if names.is_empty() {
+                            eprintln!("No resources found");
+                            return Ok(0);
+                        }
+                        let t = names.into_iter().map(|n| (k.plural.to_string(), ns.namespace.clone(), n)).collect();
+                        return client::delete(&c, t, wait, grace_period, timeout, cascade).await.map(|_| 0);
                     }
                     let names = client::pod_names(&c, &ns.namespace, selector.as_deref()).await?;
                     if names.is_empty() {

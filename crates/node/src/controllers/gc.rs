@@ -25,10 +25,18 @@ pub struct GarbageCollector;
 /// Prefix of the collector's queue keys (no stored object has it).
 const PREFIX: &str = "gc/";
 
-/// Resources whose objects may own or be owned: pods and the kinds of
-/// `peapod_api::KINDS` that live in a namespace.
+/// Core kinds (v1) that may own or be owned, with their resources.
+const CORE: &[(&str, &str)] = &[
+    ("Pod", "pods"),
+    ("ConfigMap", "configmaps"),
+    ("Secret", "secrets"),
+    ("Service", "services"),
+];
+
+/// Resources whose objects may own or be owned: the namespaced core ones
+/// and the kinds of `peapod_api::KINDS` that live in a namespace.
 fn resources() -> Vec<&'static str> {
-    let mut r = vec!["pods"];
+    let mut r: Vec<&'static str> = CORE.iter().map(|(_, r)| *r).collect();
     r.extend(
         peapod_api::KINDS
             .iter()
@@ -40,8 +48,10 @@ fn resources() -> Vec<&'static str> {
 
 /// The resource of an ownerReference's kind.
 fn resource_of_kind(api_version: &str, kind: &str) -> Option<&'static str> {
-    if api_version == "v1" && kind == "Pod" {
-        return Some("pods");
+    if api_version == "v1" {
+        if let Some((_, r)) = CORE.iter().find(|(k, _)| *k == kind) {
+            return Some(r);
+        }
     }
     peapod_api::find_kind(api_version, kind)
         .filter(|k| k.namespaced)
@@ -72,10 +82,21 @@ impl Controller for GarbageCollector {
         // Every resource: filtered in keys_for.
         &[""]
     }
-    fn keys_for(&self, _node: &Node, change: &Change) -> Vec<String> {
+    fn keys_for(&self, node: &Node, change: &Change) -> Vec<String> {
         let res = change.key.split('/').next().unwrap_or("");
         if !resources().contains(&res) || !interesting(change) {
             return Vec::new();
+        }
+        if change.event == "DELETED" && res != "pods" {
+            // Controllers' events about it are no longer correlated (pod
+            // workers forget their pods' themselves).
+            if let Some(uid) = change
+                .object
+                .pointer("/metadata/uid")
+                .and_then(|u| u.as_str())
+            {
+                node.events.forget(uid);
+            }
         }
         vec![format!("{PREFIX}{}", super::change_namespace(change))]
     }
@@ -266,6 +287,7 @@ fn collect(node: &Arc<Node>, ns: &str) -> Reconciled {
     }
 
     // Dependents whose owners are gone.
+    let listed: std::collections::HashSet<String> = items.iter().map(|it| uid(&it.obj)).collect();
     for it in &items {
         let refs = it.obj.metadata.owner_references.clone().unwrap_or_default();
         if refs.is_empty() || it.obj.metadata.deletion_timestamp.is_some() {
@@ -273,6 +295,11 @@ fn collect(node: &Arc<Node>, ns: &str) -> Reconciled {
         }
         let mut gone = Vec::new();
         for r in &refs {
+            // Listed in this pass: it exists. Else read it now (it may be
+            // newer than the listing of its kind).
+            if listed.contains(r.uid.as_str()) {
+                continue;
+            }
             if !owner_exists(node, ns, r).map_err(e)? {
                 gone.push(r.uid.clone());
             }
@@ -324,6 +351,7 @@ mod tests {
             Some("replicasets")
         );
         assert_eq!(resource_of_kind("v1", "Pod"), Some("pods"));
+        assert_eq!(resource_of_kind("v1", "ConfigMap"), Some("configmaps"));
         assert_eq!(resource_of_kind("v1", "Node"), None);
         assert_eq!(resource_of_kind("v1", "PersistentVolume"), None);
     }

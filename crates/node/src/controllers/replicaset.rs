@@ -353,8 +353,9 @@ fn sync(node: &Arc<Node>, key: &str, rs: ReplicaSet) -> Reconciled {
     }
     let now = Utc::now();
     let status = compute_status(&rs, &pods, failure.as_deref(), now);
+    // Status is recomputed after a restart: no fsync for it.
     node.store
-        .update_with::<ReplicaSet>(key, |cur| {
+        .update_with_sync::<ReplicaSet>(key, crate::store::Sync::Lazy, |cur| {
             if cur.metadata.uid != rs.metadata.uid {
                 return false;
             }
@@ -423,7 +424,7 @@ mod tests {
 
     #[test]
     fn pods_are_deleted_in_the_kubernetes_order() {
-        let mut pods = vec![
+        let mut pods = [
             pod("running-ready-old", "Running", Some(10), 0, 0),
             pod("pending", "Pending", None, 0, 5),
             pod("running-notready", "Running", None, 0, 1),

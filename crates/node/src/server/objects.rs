@@ -30,6 +30,18 @@ pub trait ApiObject:
     fn validate_update(_old: &Self, _new: &Self) -> Result<(), String> {
         Ok(())
     }
+    /// Fields accepted but not honoured yet (`... is not supported yet and
+    /// is ignored`), sent back as `Warning` headers.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The unsupported fields of a pod template.
+fn template_warnings(t: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> Vec<String> {
+    t.and_then(|t| t.spec.as_ref())
+        .map(|s| peapod_api::unsupported_template_fields(s, "spec.template.spec"))
+        .unwrap_or_default()
 }
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -47,6 +59,9 @@ impl ApiObject for Deployment {
     fn validate_update(old: &Self, new: &Self) -> Result<(), String> {
         peapod_api::validate_deployment_update(old, new)
     }
+    fn warnings(&self) -> Vec<String> {
+        template_warnings(self.spec.as_ref().map(|s| &s.template))
+    }
 }
 
 impl ApiObject for ReplicaSet {
@@ -58,6 +73,9 @@ impl ApiObject for ReplicaSet {
     }
     fn validate_update(old: &Self, new: &Self) -> Result<(), String> {
         peapod_api::validate_replica_set_update(old, new)
+    }
+    fn warnings(&self) -> Vec<String> {
+        template_warnings(self.spec.as_ref().and_then(|s| s.template.as_ref()))
     }
 }
 
@@ -241,8 +259,9 @@ pub async fn create<T: ApiObject>(
         Ok(o) => o,
         Err(r) => return r,
     };
+    let warnings = obj.warnings();
     match create_object(&node, obj) {
-        Ok(o) => json_response(StatusCode::CREATED, &o),
+        Ok(o) => super::with_warnings(json_response(StatusCode::CREATED, &o), &warnings),
         Err(r) => r,
     }
 }
@@ -262,74 +281,84 @@ fn desired<T: ApiObject>(o: &T) -> serde_json::Value {
     v
 }
 
+/// What a PUT of `obj` makes of the stored `cur`: None when it changes
+/// nothing. Metadata the client leaves out (ownerReferences and finalizers
+/// set by controllers) and the status stay as stored; an object being
+/// deleted may still change (its finalizers above all), its
+/// deletionTimestamp stays.
+fn replacement<T: ApiObject>(cur: &T, mut obj: T) -> Result<Option<T>, Response> {
+    let m = obj.metadata_mut();
+    let c = cur.metadata();
+    if m.owner_references.is_none() {
+        m.owner_references = c.owner_references.clone();
+    }
+    if m.finalizers.is_none() {
+        m.finalizers = c.finalizers.clone();
+    }
+    if desired(cur) == desired(&obj) {
+        return Ok(None);
+    }
+    T::validate_update(cur, &obj)
+        .map_err(|e| status_error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e))?;
+    let mut next = serde_json::to_value(&obj).map_err(internal)?;
+    if let (Some(n), Ok(c)) = (next.as_object_mut(), serde_json::to_value(cur)) {
+        match c.get("status") {
+            Some(st) => n.insert("status".into(), st.clone()),
+            None => n.remove("status"),
+        };
+    }
+    let mut next: T = serde_json::from_value(next).map_err(internal)?;
+    next.metadata_mut().resource_version = cur.metadata().resource_version.clone();
+    Ok(Some(next))
+}
+
 pub async fn apply<T: ApiObject>(
     State(node): State<Arc<Node>>,
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let mut obj = match decode_body::<T>(&ns, Some(&name), &body) {
+    let obj = match decode_body::<T>(&ns, Some(&name), &body) {
         Ok(o) => o,
         Err(r) => return r,
     };
+    let warnings = obj.warnings();
     let key = crate::store::key(T::URL_PATH_SEGMENT, &ns, &name);
-    let existing = match node.store.get::<T>(&key) {
-        Ok(e) => e,
-        Err(e) => return internal(e),
-    };
-    let (code, result, stored) = match existing {
-        Some(cur) => {
-            if cur.metadata().deletion_timestamp.is_some() {
-                return status_error(
-                    StatusCode::CONFLICT,
-                    "AlreadyExists",
-                    &format!("object is being deleted: {key} already exists; wait until it is gone and apply again"),
-                );
+    // The client's spec replaces the stored one whatever status writes
+    // happened since it read it (as the status subresource keeps them
+    // apart on the API server): a Conflict with one is retried.
+    let mut attempt = 0;
+    let (code, result, stored) = loop {
+        attempt += 1;
+        let existing = match node.store.get::<T>(&key) {
+            Ok(e) => e,
+            Err(e) => return internal(e),
+        };
+        let Some(cur) = existing else {
+            match create_object(&node, obj) {
+                Ok(o) => break (StatusCode::CREATED, "created", Ok(o)),
+                Err(r) => return r,
             }
-            // What the client leaves out of metadata stays as stored
-            // (ownerReferences and finalizers set by controllers).
-            let m = obj.metadata_mut();
-            let c = cur.metadata();
-            if m.owner_references.is_none() {
-                m.owner_references = c.owner_references.clone();
-            }
-            if m.finalizers.is_none() {
-                m.finalizers = c.finalizers.clone();
-            }
-            if desired(&cur) == desired(&obj) {
-                let mut r = json_response(StatusCode::OK, &cur);
+        };
+        let next = match replacement(&cur, obj.clone()) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                let mut r = super::with_warnings(json_response(StatusCode::OK, &cur), &warnings);
                 r.headers_mut()
                     .insert("x-peapod-result", HeaderValue::from_static("unchanged"));
                 return r;
             }
-            if let Err(e) = T::validate_update(&cur, &obj) {
-                return status_error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e);
-            }
-            // Replace spec and metadata; keep the status the controller
-            // wrote. A concurrent change is a Conflict.
-            let mut next = serde_json::to_value(&obj).unwrap_or_default();
-            if let (Some(n), Ok(c)) = (next.as_object_mut(), serde_json::to_value(&cur)) {
-                match c.get("status") {
-                    Some(st) => n.insert("status".into(), st.clone()),
-                    None => n.remove("status"),
-                };
-            }
-            let mut next: T = match serde_json::from_value(next) {
-                Ok(n) => n,
-                Err(e) => return internal(e),
-            };
-            next.metadata_mut().resource_version = cur.metadata().resource_version.clone();
-            (StatusCode::OK, "configured", node.store.update(next))
-        }
-        None => match create_object(&node, obj) {
-            Ok(o) => (StatusCode::CREATED, "created", Ok(o)),
             Err(r) => return r,
-        },
+        };
+        match node.store.update(next) {
+            Err(crate::store::StoreError::Conflict { .. }) if attempt < 16 => continue,
+            res => break (StatusCode::OK, "configured", res),
+        }
     };
     let obj = match stored {
         Ok(s) => s,
         Err(e) => return store_error(e),
     };
-    let mut r = json_response(code, &obj);
+    let mut r = super::with_warnings(json_response(code, &obj), &warnings);
     r.headers_mut()
         .insert("x-peapod-result", HeaderValue::from_static(result));
     r

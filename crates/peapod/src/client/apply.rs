@@ -20,6 +20,8 @@ pub fn read_manifest(file: &str) -> Result<String> {
             .read_to_string(&mut text)
             .map_err(|e| anyhow!("error: reading the manifest from stdin: {e}"))?;
         Ok(text)
+    } else if std::path::Path::new(file).is_dir() {
+        read_dir_manifests(file)
     } else {
         std::fs::read_to_string(file).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -29,6 +31,34 @@ pub fn read_manifest(file: &str) -> Result<String> {
             }
         })
     }
+}
+
+/// `apply -f DIR`: the `.yaml`, `.yml` and `.json` files of the directory
+/// (not its subdirectories), by name, as one multi-document manifest.
+fn read_dir_manifests(dir: &str) -> Result<String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| anyhow!("error: reading directory {dir}: {e}"))?;
+    let mut files: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("error: no objects passed to apply: {dir} has no .yaml, .yml or .json files");
+    }
+    let mut text = String::new();
+    for f in files {
+        let body = std::fs::read_to_string(&f)
+            .map_err(|e| anyhow!("error: reading {}: {e}", f.display()))?;
+        text.push_str("\n---\n");
+        text.push_str(&body);
+    }
+    Ok(text)
 }
 
 /// The objects of a manifest, by kind.

@@ -20,6 +20,7 @@ mod images;
 mod inspect;
 mod logs;
 mod pull;
+pub mod rollout;
 pub mod services;
 mod status;
 mod table;

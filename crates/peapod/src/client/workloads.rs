@@ -108,9 +108,36 @@ fn created(v: &Value, now: DateTime<Utc>) -> String {
     age(t.as_ref(), now)
 }
 
-/// The table of `items`.
-pub fn table(k: &Kind, items: &[Value], all_namespaces: bool, now: DateTime<Utc>) -> String {
-    let (head, row) = columns(k);
+/// `-o wide` adds CONTAINERS IMAGES SELECTOR for kinds with a pod template.
+fn wide_columns(v: &Value) -> Option<Vec<String>> {
+    let containers = v.pointer("/spec/template/spec/containers")?.as_array()?;
+    let list = |f: &str| {
+        containers
+            .iter()
+            .map(|c| c[f].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Some(vec![
+        list("name"),
+        list("image"),
+        selector_text(v.pointer("/spec/selector")),
+    ])
+}
+
+/// The table of `items` (`wide`: with CONTAINERS IMAGES SELECTOR).
+pub fn table(
+    k: &Kind,
+    items: &[Value],
+    all_namespaces: bool,
+    wide: bool,
+    now: DateTime<Utc>,
+) -> String {
+    let (mut head, row) = columns(k);
+    let wide = wide && items.iter().any(|v| wide_columns(v).is_some());
+    if wide {
+        head.extend(["CONTAINERS", "IMAGES", "SELECTOR"]);
+    }
     let mut rows = Vec::with_capacity(items.len() + 1);
     let mut h: Vec<String> = Vec::new();
     if all_namespaces {
@@ -129,6 +156,9 @@ pub fn table(k: &Kind, items: &[Value], all_namespaces: bool, now: DateTime<Utc>
             );
         }
         r.extend(row(v, now));
+        if wide {
+            r.extend(wide_columns(v).unwrap_or_else(|| vec!["<none>".into(); 3]));
+        }
         rows.push(r);
     }
     Table::kubectl().render(&rows)
@@ -166,11 +196,33 @@ pub async fn get(
                 }
                 return Ok(());
             }
-            table(k, &items, all_namespaces, Utc::now())
+            table(
+                k,
+                &items,
+                all_namespaces,
+                output == Output::Wide,
+                Utc::now(),
+            )
         }
     };
     print!("{out}");
     Ok(())
+}
+
+/// The names of the objects of kind `k` in `namespace` that `selector`
+/// selects (all without one): for `delete KIND -l SEL` and `--all`.
+pub async fn names(
+    client: &Client,
+    k: &Kind,
+    namespace: &str,
+    selector: Option<&str>,
+) -> Result<Vec<String>> {
+    let mut path = collection_path(k, Some(namespace));
+    if let Some(s) = selector {
+        path.push_str(&format!("?labelSelector={}", encode(s)));
+    }
+    let (items, _) = one_or_list(client, None, &path).await?;
+    Ok(items.iter().map(name).collect())
 }
 
 fn name_of(v: &Value) -> String {
@@ -181,6 +233,14 @@ fn name_of(v: &Value) -> String {
 pub async fn describe(client: &Client, k: &Kind, namespace: &str, name: &str) -> Result<()> {
     let obj: Value = client.get_json(&object_path(k, namespace, name)).await?;
     let mut text = describe_text(k, &obj);
+    if k.kind == "Deployment" {
+        if let Some(rs_kind) = kind("rs") {
+            let list: Value = client
+                .get_json(&collection_path(rs_kind, Some(namespace)))
+                .await?;
+            text.push_str(&replica_sets_text(&obj, &list));
+        }
+    }
     // Events of the object, when the daemon records any.
     let events_path = format!(
         "/api/v1/namespaces/{}/events?fieldSelector={}",
@@ -228,6 +288,59 @@ pub async fn describe(client: &Client, k: &Kind, namespace: &str, name: &str) ->
     }
     print!("{}", tabwrite(&text, 0, 2));
     Ok(())
+}
+
+/// kubectl's `OldReplicaSets:` and `NewReplicaSet:` lines of a
+/// Deployment (`web-abc (3/3 replicas created)`), from the ReplicaSets it
+/// controls; the new one has the Deployment's revision.
+pub fn replica_sets_text(d: &Value, list: &Value) -> String {
+    let uid = d
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let rev = |v: &Value| {
+        v.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let current = rev(d);
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for rs in list["items"].as_array().into_iter().flatten() {
+        let owned = rs
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|r| r["controller"].as_bool() == Some(true) && r["uid"].as_str() == Some(uid));
+        if !owned {
+            continue;
+        }
+        let line = format!(
+            "{} ({}/{} replicas created)",
+            name(rs),
+            int(rs, "/status/replicas"),
+            int(rs, "/spec/replicas")
+        );
+        if !current.is_empty() && rev(rs) == current {
+            new.push(line);
+        } else {
+            old.push(line);
+        }
+    }
+    let join = |v: Vec<String>| {
+        if v.is_empty() {
+            "<none>".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    format!(
+        "OldReplicaSets:\t{}\nNewReplicaSet:\t{}\n",
+        join(old),
+        join(new)
+    )
 }
 
 fn map_text(v: Option<&Value>, sep: &str) -> String {
@@ -421,7 +534,7 @@ mod tests {
         let now = Utc::now();
         let d = json!({ "metadata": { "name": "web" }, "spec": { "replicas": 3 }, "status": { "readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2 } });
         let k = kind("deploy").expect("deploy");
-        let out = table(k, &[d], false, now);
+        let out = table(k, &[d], false, false, now);
         let lines: Vec<Vec<&str>> = out
             .lines()
             .map(|l| l.split_whitespace().collect())
@@ -432,7 +545,7 @@ mod tests {
         );
         assert_eq!(lines[1][..4], ["web", "2/3", "3", "2"]);
         let rs = json!({ "metadata": { "name": "web-abc", "namespace": "ns" }, "spec": { "replicas": 3 }, "status": { "replicas": 3, "readyReplicas": 1 } });
-        let out = table(kind("rs").expect("rs"), &[rs], true, now);
+        let out = table(kind("rs").expect("rs"), &[rs], true, false, now);
         let lines: Vec<Vec<&str>> = out
             .lines()
             .map(|l| l.split_whitespace().collect())
@@ -442,13 +555,39 @@ mod tests {
             ["NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "AGE"]
         );
         assert_eq!(lines[1][..5], ["ns", "web-abc", "3", "3", "1"]);
+        let d = json!({ "metadata": { "name": "web" }, "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "web" } },
+            "template": { "spec": { "containers": [{ "name": "a", "image": "busybox" }, { "name": "b", "image": "nginx" }] } } } });
+        let out = table(kind("deploy").expect("deploy"), &[d], false, true, now);
+        let lines: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0][5..], ["CONTAINERS", "IMAGES", "SELECTOR"]);
+        assert_eq!(lines[1][5..], ["a,b", "busybox,nginx", "app=web"]);
         let j = table(
             kind("job").expect("job"),
             &[json!({ "metadata": { "name": "j" } })],
             false,
+            false,
             now,
         );
         assert!(j.starts_with("NAME"), "{j}");
+    }
+
+    #[test]
+    fn old_and_new_replica_sets_of_a_deployment() {
+        let d = json!({ "metadata": { "uid": "u1", "annotations": { "deployment.kubernetes.io/revision": "2" } } });
+        let rs = |n: &str, rev: &str, owner: &str, r: i64| {
+            json!({
+            "metadata": { "name": n, "annotations": { "deployment.kubernetes.io/revision": rev },
+                          "ownerReferences": [{ "uid": owner, "controller": true }] },
+            "spec": { "replicas": r }, "status": { "replicas": r } })
+        };
+        let list = json!({ "items": [rs("web-a", "1", "u1", 0), rs("web-b", "2", "u1", 3), rs("other", "2", "u2", 1)] });
+        assert_eq!(
+            replica_sets_text(&d, &list),
+            "OldReplicaSets:\tweb-a (0/0 replicas created)\nNewReplicaSet:\tweb-b (3/3 replicas created)\n"
+        );
     }
 
     #[test]

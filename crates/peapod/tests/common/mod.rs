@@ -421,6 +421,46 @@ impl Daemon {
             .collect()
     }
 
+    /// GET a `?watch=1` path and read it until `stop` is set (or `max`
+    /// passed): the watch events received by then.
+    pub fn api_watch_until(
+        &self,
+        path: &str,
+        stop: &std::sync::atomic::AtomicBool,
+        max: Duration,
+    ) -> Vec<Value> {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let deadline = Instant::now() + max;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 65536];
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        while Instant::now() < deadline && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+        let (_, body) = parse_http(&raw);
+        String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// SIGKILL the daemon (pods must keep running).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

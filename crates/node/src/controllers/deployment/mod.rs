@@ -164,14 +164,29 @@ fn spec_replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
 }
 
+/// The pods a ReplicaSet has or will have: its `spec.replicas`, or more
+/// while pods it was scaled down from are not deleted yet (its
+/// `status.replicas`): so maxSurge holds for the pods that run, not only
+/// for the specs.
+fn pods_counted(rs: &ReplicaSet) -> i32 {
+    spec_replicas(rs).max(rs.status.as_ref().map_or(0, |s| s.replicas))
+}
+
+/// A ReplicaSet's counts for the rolling decisions. Its available pods
+/// are at most its `spec.replicas`: one just scaled down still reports
+/// the pods it is about to delete (the status lags the spec), and
+/// counting them would let the next step take away more than
+/// maxUnavailable allows.
 fn counts(rs: &ReplicaSet) -> RsCounts {
+    let spec = spec_replicas(rs);
     RsCounts {
-        spec: spec_replicas(rs),
+        spec,
         available: rs
             .status
             .as_ref()
             .and_then(|s| s.available_replicas)
-            .unwrap_or(0),
+            .unwrap_or(0)
+            .min(spec),
     }
 }
 
@@ -277,9 +292,13 @@ impl<'a> Sync<'a> {
         let paused = self.spec().paused.unwrap_or(false);
         let recreate = self.spec().strategy.and_then(|s| s.type_).as_deref() == Some("Recreate");
         if paused {
-            self.sync_paused()?;
+            self.scale_all()?;
         } else if recreate {
             self.recreate()?;
+        } else if self.scaling_event() {
+            // Only a resize (kube's `sync`): the rollout goes on at the
+            // next reconcile, which the resize's writes bring.
+            self.scale_all()?;
         } else {
             self.rolling()?;
         }
@@ -482,7 +501,7 @@ impl<'a> Sync<'a> {
         let want = self.want();
         let (surge, unavailable) = self.fenceposts()?;
         let Some(ni) = self.new_rs(true, |s| {
-            let all: i32 = s.all.iter().map(spec_replicas).sum();
+            let all: i32 = s.all.iter().map(pods_counted).sum();
             rolling::new_rs_replicas(s.want(), surge, all, 0)
         })?
         else {
@@ -498,7 +517,7 @@ impl<'a> Sync<'a> {
             return Ok(());
         }
         if new_spec < want {
-            let all: i32 = self.all.iter().map(spec_replicas).sum();
+            let all: i32 = self.all.iter().map(pods_counted).sum();
             let target = rolling::new_rs_replicas(want, surge, all, new_spec);
             if target != new_spec && self.scale(ni, target)? {
                 return Ok(());
@@ -568,22 +587,74 @@ impl<'a> Sync<'a> {
         self.cleanup_if_complete(Some(ni))
     }
 
-    fn sync_paused(&mut self) -> Result<(), String> {
-        // Only scaling: the one active ReplicaSet follows replicas.
-        let ni = self.new_rs(false, |_| 0)?;
+    /// Whether `replicas` changed since the active ReplicaSets were sized
+    /// (their desired-replicas annotation; `isScalingEvent`).
+    fn scaling_event(&self) -> bool {
+        let want = self.want().to_string();
+        self.all
+            .iter()
+            .filter(|rs| spec_replicas(rs) > 0)
+            .any(|rs| {
+                rs.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(DESIRED_REPLICAS))
+                    .is_some_and(|d| *d != want)
+            })
+    }
+
+    /// Resize the ReplicaSets to `replicas` (kube's `scale`): the one
+    /// active (or the newest) takes them all; with several, a saturated
+    /// new one leaves the old ones nothing, else (RollingUpdate) they
+    /// share `replicas + maxSurge` in proportion to their sizes.
+    fn scale_all(&mut self) -> Result<(), String> {
+        let want = self.want();
+        let ni = self.new_index();
         let active: Vec<usize> = (0..self.all.len())
             .filter(|i| spec_replicas(&self.all[*i]) > 0)
             .collect();
-        let target = match (active.as_slice(), ni) {
-            ([one], _) => Some(*one),
-            ([], Some(n)) => Some(n),
+        let single = match active.as_slice() {
+            [one] => Some(*one),
+            [] => ni.or_else(|| self.all.len().checked_sub(1)),
             _ => None,
         };
-        if let Some(i) = target {
-            let want = self.want();
+        if let Some(i) = single {
             if spec_replicas(&self.all[i]) != want {
                 self.scale(i, want)?;
             }
+            return Ok(());
+        }
+        if let Some(n) = ni {
+            let new = counts(&self.all[n]);
+            if new.spec == want && new.available >= want {
+                for i in active.into_iter().filter(|i| *i != n) {
+                    self.scale(i, 0)?;
+                }
+                return Ok(());
+            }
+        }
+        let recreate = self.spec().strategy.and_then(|s| s.type_).as_deref() == Some("Recreate");
+        if recreate {
+            return Ok(());
+        }
+        let (surge, _) = self.fenceposts()?;
+        let sets: Vec<rolling::Sized> = active
+            .iter()
+            .map(|&i| rolling::Sized {
+                spec: spec_replicas(&self.all[i]),
+                max_replicas: self.all[i]
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(MAX_REPLICAS))
+                    .and_then(|m| m.parse().ok()),
+                age_rank: i,
+            })
+            .collect();
+        let status_replicas = self.d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let targets = rolling::proportional_targets(want, surge, status_replicas, &sets);
+        for (i, t) in active.into_iter().zip(targets) {
+            self.scale(i, t)?;
         }
         Ok(())
     }
@@ -669,9 +740,11 @@ impl<'a> Sync<'a> {
                 format!("Deployment {:?} has timed out progressing.", self.name()),
             );
         }
+        // Status is recomputed after a restart: no fsync for it (the
+        // revision annotation is too, from the ReplicaSets).
         self.node
             .store
-            .update_with::<Deployment>(self.key, |d| {
+            .update_with_sync::<Deployment>(self.key, crate::store::Sync::Lazy, |d| {
                 if d.metadata.uid != uid || d.metadata.generation != self.d.metadata.generation {
                     // Changed meanwhile: its own reconcile follows.
                     return false;
@@ -728,6 +801,26 @@ mod tests {
         assert_ne!(template_hash(&a, Some(1)), h);
         assert!(equal_ignore_hash(&a, &template("busybox:1", Some(&h))));
         assert!(!equal_ignore_hash(&a, &template("busybox:2", Some(&h))));
+    }
+
+    #[test]
+    fn a_scaled_down_replica_set_counts_its_pods_not_yet_deleted() {
+        let rs: ReplicaSet = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "web-a" },
+            "spec": { "replicas": 2, "selector": {} },
+            "status": { "replicas": 3, "availableReplicas": 3 },
+        }))
+        .expect("rs");
+        // For maxSurge: the 3 pods still there; for maxUnavailable: at
+        // most the 2 that will stay.
+        assert_eq!(pods_counted(&rs), 3);
+        assert_eq!(
+            counts(&rs),
+            RsCounts {
+                spec: 2,
+                available: 2
+            }
+        );
     }
 
     #[test]

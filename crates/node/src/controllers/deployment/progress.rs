@@ -320,7 +320,14 @@ mod tests {
         let d = deploy(3, 600, serde_json::json!({}));
         let new = rs("web-a", 3, 3, 3);
         let now = Utc::now();
-        let (st, again) = compute(&d, Some(&new), &[new.clone()], 0, Event::Nothing, now);
+        let (st, again) = compute(
+            &d,
+            Some(&new),
+            std::slice::from_ref(&new),
+            0,
+            Event::Nothing,
+            now,
+        );
         assert_eq!(
             (
                 st.replicas,
@@ -384,7 +391,7 @@ mod tests {
         let (st, _) = compute(
             &d,
             Some(&new),
-            &[new.clone()],
+            std::slice::from_ref(&new),
             1,
             Event::Nothing,
             Utc::now(),
@@ -397,7 +404,7 @@ mod tests {
         let (st, _) = compute(
             &d,
             Some(&new),
-            &[new.clone()],
+            std::slice::from_ref(&new),
             2,
             Event::Nothing,
             Utc::now(),

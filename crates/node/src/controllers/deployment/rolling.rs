@@ -174,3 +174,114 @@ mod tests {
         assert_eq!(history_to_delete(3, 0), 3);
     }
 }
+
+/// One active ReplicaSet in a proportional scale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sized {
+    /// `spec.replicas`.
+    pub spec: i32,
+    /// Its `deployment.kubernetes.io/max-replicas` annotation: the
+    /// Deployment's replicas + maxSurge when it was last scaled.
+    pub max_replicas: Option<i32>,
+    /// Creation order (higher is newer).
+    pub age_rank: usize,
+}
+
+/// A scaled Deployment's active ReplicaSets mid-rollout, resized in
+/// proportion to their sizes (kube's `scale` with `GetProportion`):
+/// `replicas + max_surge` pods in all, the leftover to the largest.
+/// `status_replicas` stands in for a missing annotation. Returns the new
+/// sizes in the order given.
+pub fn proportional_targets(
+    replicas: i32,
+    max_surge: i32,
+    status_replicas: i32,
+    sets: &[Sized],
+) -> Vec<i32> {
+    let allowed = if replicas > 0 {
+        replicas + max_surge
+    } else {
+        0
+    };
+    let total: i32 = sets.iter().map(|s| s.spec).sum();
+    let to_add = allowed - total;
+    let mut order: Vec<usize> = (0..sets.len()).collect();
+    // Larger first; on a tie newer first when growing, older first when
+    // shrinking.
+    order.sort_by(|&a, &b| {
+        sets[b].spec.cmp(&sets[a].spec).then_with(|| {
+            if to_add > 0 {
+                sets[b].age_rank.cmp(&sets[a].age_rank)
+            } else {
+                sets[a].age_rank.cmp(&sets[b].age_rank)
+            }
+        })
+    });
+    let mut sizes: Vec<i32> = sets.iter().map(|s| s.spec).collect();
+    if to_add == 0 {
+        return sizes;
+    }
+    let mut added = 0;
+    for &i in &order {
+        let s = &sets[i];
+        if s.spec == 0 || added == to_add {
+            continue;
+        }
+        let fraction = if replicas == 0 {
+            -s.spec
+        } else {
+            let annotated = s.max_replicas.unwrap_or(status_replicas).max(1);
+            let scaled = (s.spec as f64 * allowed as f64 / annotated as f64).round() as i32;
+            scaled - s.spec
+        };
+        let left = to_add - added;
+        let p = if to_add > 0 {
+            fraction.min(left)
+        } else {
+            fraction.max(left)
+        };
+        sizes[i] += p;
+        added += p;
+    }
+    if let Some(&first) = order.first() {
+        sizes[first] = (sizes[first] + to_add - added).max(0);
+    }
+    sizes
+}
+
+#[cfg(test)]
+mod proportional_tests {
+    use super::*;
+
+    fn s(spec: i32, max: i32, age: usize) -> Sized {
+        Sized {
+            spec,
+            max_replicas: Some(max),
+            age_rank: age,
+        }
+    }
+
+    #[test]
+    fn a_scaled_deployment_mid_rollout_grows_its_sets_in_proportion() {
+        // kube's example: 10 replicas (maxSurge 3) mid-rollout with 8 old
+        // and 5 new, scaled to 15 (maxSurge 3 still): 18 in all.
+        let t = proportional_targets(15, 3, 13, &[s(8, 13, 0), s(5, 13, 1)]);
+        assert_eq!(t.iter().sum::<i32>(), 18);
+        assert_eq!(t, vec![11, 7]);
+        // Scaled down to 5 (maxSurge 1): 6 in all, the larger old set
+        // shrinks most.
+        let t = proportional_targets(5, 1, 13, &[s(8, 13, 0), s(5, 13, 1)]);
+        assert_eq!(t.iter().sum::<i32>(), 6);
+        assert_eq!(t, vec![4, 2]);
+        // To zero: everything goes.
+        assert_eq!(
+            proportional_targets(0, 1, 13, &[s(8, 13, 0), s(5, 13, 1)]),
+            vec![0, 0]
+        );
+        // Nothing to add: unchanged.
+        assert_eq!(
+            proportional_targets(10, 3, 13, &[s(8, 13, 0), s(5, 13, 1)]),
+            vec![8, 5]
+        );
+    }
+}
