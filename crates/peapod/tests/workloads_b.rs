@@ -478,3 +478,111 @@ fn daemonset_places_one_pod_where_it_fits() {
             .then_some(())
     });
 }
+
+fn condition_reason(job: &Value, type_: &str) -> String {
+    job["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_ && c["status"] == "True")
+        .and_then(|c| c["reason"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn job_deadline_failure_policy_suspend_and_ttl() {
+    let d = Daemon::start();
+    d.apply_ok(&job_yaml(
+        "slow",
+        "  activeDeadlineSeconds: 2\n",
+        "sleep 60",
+    ));
+    d.apply_ok(&job_yaml(
+        "fatal",
+        "  backoffLimit: 6\n  podFailurePolicy:\n    rules:\n    - action: FailJob\n      onExitCodes: {containerName: main, operator: In, values: [42]}\n",
+        "exit 42",
+    ));
+    d.apply_ok(&job_yaml("brief", "  ttlSecondsAfterFinished: 1\n", "true"));
+    d.apply_ok(&job_yaml("later", "  suspend: true\n", "echo resumed"));
+
+    let slow = wait_for(&d, "job slow past its deadline", 60, || {
+        let j = json(&d, &["get", "job", "slow"]);
+        has_condition(&j, "Failed").then_some(j)
+    });
+    assert_eq!(condition_reason(&slow, "Failed"), "DeadlineExceeded");
+    wait_for(&d, "the pod of slow deleted", 60, || {
+        items(&json(&d, &["get", "pods", "-l", "job-name=slow"]))
+            .is_empty()
+            .then_some(())
+    });
+
+    let fatal = wait_for(&d, "job fatal failed by its policy", 60, || {
+        let j = json(&d, &["get", "job", "fatal"]);
+        has_condition(&j, "Failed").then_some(j)
+    });
+    assert_eq!(condition_reason(&fatal, "Failed"), "PodFailurePolicy");
+    assert_eq!(
+        items(&json(&d, &["get", "pods", "-l", "job-name=fatal"])).len(),
+        1,
+        "no retry after a FailJob rule"
+    );
+
+    // The TTL removes a finished Job and its pods.
+    wait_for(&d, "job brief removed after its TTL", 60, || {
+        let out = d.peapod(&["get", "job", "brief"]);
+        (!out.status.success() && stderr(&out).contains("not found")).then_some(())
+    });
+    wait_for(&d, "pods of brief gone", 60, || {
+        items(&json(&d, &["get", "pods", "-l", "job-name=brief"]))
+            .is_empty()
+            .then_some(())
+    });
+
+    // Suspended: no pods until resumed.
+    let later = json(&d, &["get", "job", "later"]);
+    assert_eq!(condition_reason(&later, "Suspended"), "JobSuspended");
+    assert!(items(&json(&d, &["get", "pods", "-l", "job-name=later"])).is_empty());
+    assert_eq!(row(&d, "jobs", "later").1[1], "Suspended");
+    d.apply_ok(&job_yaml("later", "  suspend: false\n", "echo resumed"));
+    let later = wait_for(&d, "job later complete", 60, || {
+        let j = json(&d, &["get", "job", "later"]);
+        has_condition(&j, "Complete").then_some(j)
+    });
+    let resumed = later["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Suspended")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (resumed["status"].as_str(), resumed["reason"].as_str()),
+        (Some("False"), Some("JobResumed"))
+    );
+}
+
+#[test]
+fn job_survives_a_daemon_restart_without_extra_pods() {
+    let mut d = Daemon::start();
+    d.apply_ok(&job_yaml(
+        "steady",
+        "  completions: 3\n  parallelism: 1\n",
+        "sleep 2",
+    ));
+    wait_for(&d, "a first pod of steady", 60, || {
+        (!items(&json(&d, &["get", "pods", "-l", "job-name=steady"])).is_empty()).then_some(())
+    });
+    d.restart(&[]);
+    let job = wait_for(&d, "job steady complete", 120, || {
+        let j = json(&d, &["get", "job", "steady"]);
+        has_condition(&j, "Complete").then_some(j)
+    });
+    assert_eq!(job["status"]["succeeded"], 3);
+    let pods = items(&json(&d, &["get", "pods", "-l", "job-name=steady"]));
+    let ok = pods
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Succeeded")
+        .count();
+    assert_eq!((pods.len(), ok), (3, 3), "{pods:?}");
+}
