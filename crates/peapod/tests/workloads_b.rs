@@ -586,3 +586,56 @@ fn job_survives_a_daemon_restart_without_extra_pods() {
         .count();
     assert_eq!((pods.len(), ok), (3, 3), "{pods:?}");
 }
+
+#[test]
+fn pod_mounts_a_claim_that_is_kept_while_in_use() {
+    let d = Daemon::start();
+    // The pod first: it waits for its claim.
+    d.apply_ok(&pod_manifest(
+        "user",
+        &format!("  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    volumeMounts:\n    - {{name: v, mountPath: /data}}\n  volumes:\n  - name: v\n    persistentVolumeClaim: {{claimName: store}}\n"),
+    ));
+    let events = d.wait_event("user", "FailedMount");
+    assert!(
+        events
+            .iter()
+            .any(|(_, m)| m.contains("\"store\" not found")),
+        "{events:?}"
+    );
+    d.apply_ok(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: store\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 5Mi\n",
+    );
+    d.wait_running("user");
+    d.exec_ok("user", "main", &["sh", "-c", "echo saved > /data/f"]);
+    let claim = json(&d, &["get", "pvc", "store"]);
+    let pv = claim["spec"]["volumeName"]
+        .as_str()
+        .expect("bound")
+        .to_string();
+    let pv_obj = json(&d, &["get", "pv", &pv]);
+    let dir = pv_obj["spec"]["hostPath"]["path"]
+        .as_str()
+        .expect("hostPath")
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/f")).expect("file in the volume dir"),
+        "saved\n"
+    );
+    // Deleting the claim while the pod uses it only marks it.
+    d.ok(&["delete", "pvc", "store", "--wait=false"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let claim = json(&d, &["get", "pvc", "store"]);
+    assert!(
+        claim["metadata"]["deletionTimestamp"].is_string(),
+        "{claim}"
+    );
+    assert!(std::path::Path::new(&dir).is_dir());
+    // Once the pod is gone, the claim goes, and its volume and directory
+    // with it (reclaim policy Delete).
+    d.ok(&["delete", "pod", "user"]);
+    wait_for(&d, "claim store and its volume gone", 60, || {
+        let c = d.peapod(&["get", "pvc", "store"]);
+        (!c.status.success() && items(&json(&d, &["get", "pv"])).is_empty()).then_some(())
+    });
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
+}

@@ -148,11 +148,24 @@ impl Controller for VolumeController {
         "persistentvolumeclaims/"
     }
     fn watches(&self) -> &'static [&'static str] {
-        &["persistentvolumes/"]
+        &["persistentvolumes/", "pods/"]
     }
     fn keys_for(&self, _node: &Node, change: &Change) -> Vec<String> {
         if change.key.starts_with("persistentvolumeclaims/") {
             return vec![change.key.clone()];
+        }
+        if change.key.starts_with("pods/") {
+            // A pod's claims: one being deleted may be free now.
+            let ns = super::change_namespace(change);
+            return change
+                .object
+                .pointer("/spec/volumes")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.pointer("/persistentVolumeClaim/claimName")?.as_str())
+                .map(|c| crate::store::key("persistentvolumeclaims", &ns, c))
+                .collect();
         }
         // A volume: its claim's key.
         let r = change.object.pointer("/spec/claimRef");
@@ -192,12 +205,86 @@ impl Controller for VolumeController {
             .map_err(|e| e.to_string())?;
         match claim {
             Some(c) if c.metadata.deletion_timestamp.is_none() => bind(node, key, c),
-            other => release(node, ns, name, other.and_then(|c| c.metadata.uid)),
+            Some(c) => unprotect(node, key, ns, name, c),
+            None => release(node, ns, name, None),
         }
     }
     fn workers(&self) -> usize {
         1
     }
+}
+
+/// The finalizer that keeps a claim while pods use it.
+pub const PROTECTION: &str = "kubernetes.io/pvc-protection";
+
+/// Whether a pod that has not terminated uses claim `ns/name`.
+fn in_use(node: &Node, ns: &str, name: &str) -> Result<bool, String> {
+    Ok(node
+        .list_pods(Some(ns))
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|p| {
+            !matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            )
+        })
+        .any(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.volumes.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|v| {
+                    v.persistent_volume_claim
+                        .as_ref()
+                        .is_some_and(|c| c.claim_name == name)
+                })
+        }))
+}
+
+/// A claim being deleted: once no pod uses it, drop the protection
+/// finalizer (and the claim, when that was the last one); its volume is
+/// released when the claim is gone.
+fn unprotect(
+    node: &Arc<Node>,
+    key: &str,
+    ns: &str,
+    name: &str,
+    claim: PersistentVolumeClaim,
+) -> Reconciled {
+    let protected = claim
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == PROTECTION));
+    if !protected {
+        return Ok(None);
+    }
+    if in_use(node, ns, name)? {
+        // Pods' changes bring the claim back here.
+        return Ok(None);
+    }
+    let updated = node
+        .store
+        .update_with::<PersistentVolumeClaim>(key, |c| {
+            let Some(f) = c.metadata.finalizers.as_mut() else {
+                return false;
+            };
+            let before = f.len();
+            f.retain(|x| x != PROTECTION);
+            before != f.len()
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(c) = updated {
+        if c.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
+            let uid = c.metadata.uid.clone();
+            node.store
+                .delete_if(key, crate::store::Sync::Durable, |m| m.uid == uid)
+                .map_err(|e| format!("PersistentVolumeClaim {ns}/{name}: deleting it: {e}"))?;
+        }
+    }
+    Ok(None)
 }
 
 /// Release the volumes bound to the claim `ns/name` (gone); reclaim them.
@@ -367,6 +454,10 @@ fn bind(node: &Arc<Node>, key: &str, claim: PersistentVolumeClaim) -> Reconciled
             s.volume_name = Some(pv_name.clone());
             if s.storage_class_name.is_none() && !class.is_empty() {
                 s.storage_class_name = Some(class.clone());
+            }
+            let f = c.metadata.finalizers.get_or_insert_with(Vec::new);
+            if !f.iter().any(|x| x == PROTECTION) {
+                f.push(PROTECTION.into());
             }
             let a = c.metadata.annotations.get_or_insert_with(Default::default);
             a.insert("pv.kubernetes.io/bind-completed".into(), "yes".into());
