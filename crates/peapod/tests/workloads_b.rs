@@ -639,3 +639,80 @@ fn pod_mounts_a_claim_that_is_kept_while_in_use() {
     });
     assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
 }
+
+fn plain_sts(policy: &str, partition: i32, arg: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\nspec:\n  serviceName: db\n  replicas: 3\n  podManagementPolicy: {policy}\n  updateStrategy:\n    type: RollingUpdate\n    rollingUpdate: {{partition: {partition}}}\n  selector:\n    matchLabels: {{app: db}}\n  template:\n    metadata:\n      labels: {{app: db}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: {BUSYBOX}\n        command: [sleep, '{arg}']\n"
+    )
+}
+
+/// uid and command argument of each pod of set db, by name.
+fn db_pods(d: &Daemon) -> std::collections::BTreeMap<String, (String, String, bool)> {
+    items(&json(d, &["get", "pods", "-l", "app=db"]))
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            let ready = p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                (
+                    p["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+                    p["spec"]["containers"][0]["command"][1]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    ready,
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn statefulset_rolls_highest_ordinal_first_down_to_the_partition() {
+    let d = Daemon::start();
+    d.apply_ok(&plain_sts("Parallel", 1, "3600"));
+    let before = wait_for(&d, "3 ready pods of db", 90, || {
+        let m = db_pods(&d);
+        (m.len() == 3 && m.values().all(|v| v.2)).then_some(m)
+    });
+    d.apply_ok(&plain_sts("Parallel", 1, "3601"));
+    // Record the order in which pods get the new template.
+    let mut order: Vec<String> = Vec::new();
+    wait_for(&d, "db-2 and db-1 updated", 90, || {
+        let m = db_pods(&d);
+        for (n, (_, arg, _)) in &m {
+            if arg == "3601" && !order.contains(n) {
+                order.push(n.clone());
+            }
+        }
+        (order.len() == 2 && m.len() == 3 && m.values().all(|v| v.2)).then_some(())
+    });
+    assert_eq!(order, ["db-2", "db-1"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = db_pods(&d);
+    // db-0 is below the partition: untouched.
+    assert_eq!(after["db-0"].0, before["db-0"].0);
+    assert_eq!(after["db-0"].1, "3600");
+    let st = json(&d, &["get", "sts", "db"]);
+    assert_eq!(st["status"]["updatedReplicas"], 2, "{}", st["status"]);
+    assert_ne!(
+        st["status"]["currentRevision"],
+        st["status"]["updateRevision"]
+    );
+    // Partition 0 finishes the rollout.
+    d.apply_ok(&plain_sts("Parallel", 0, "3601"));
+    wait_for(&d, "db-0 updated", 90, || {
+        let st = json(&d, &["get", "sts", "db"]);
+        (db_pods(&d)
+            .get("db-0")
+            .is_some_and(|p| p.1 == "3601" && p.2)
+            && st["status"]["updatedReplicas"] == 3
+            && st["status"]["currentRevision"] == st["status"]["updateRevision"])
+            .then_some(())
+    });
+}
