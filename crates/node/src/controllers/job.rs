@@ -198,6 +198,8 @@ pub struct PodView {
     /// The pod's conditions (type, status).
     pub conditions: Vec<(String, String)>,
     pub created: Option<DateTime<Utc>>,
+    /// Container restarts (restartPolicy OnFailure restarts in place).
+    pub restarts: i32,
 }
 
 impl PodView {
@@ -243,6 +245,17 @@ impl PodView {
                 .creation_timestamp
                 .as_ref()
                 .map(super::replicaset::to_chrono),
+            restarts: st
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .chain(
+                    st.and_then(|s| s.init_container_statuses.as_ref())
+                        .into_iter()
+                        .flatten(),
+                )
+                .map(|c| c.restart_count)
+                .sum(),
         }
     }
 }
@@ -313,6 +326,9 @@ pub struct Params {
     pub rules: Vec<PodFailurePolicyRule>,
     /// Already Complete or Failed.
     pub finished: bool,
+    /// restartPolicy OnFailure: container restarts of active pods count
+    /// against backoffLimit.
+    pub on_failure: bool,
 }
 
 impl Params {
@@ -333,6 +349,12 @@ impl Params {
                 .as_ref()
                 .map(|p| p.rules.clone())
                 .unwrap_or_default(),
+            on_failure: spec
+                .template
+                .spec
+                .as_ref()
+                .and_then(|s| s.restart_policy.as_deref())
+                == Some("OnFailure"),
             finished: conds.is_some_and(|c| {
                 c.iter().any(|c| {
                     matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True"
@@ -460,7 +482,14 @@ pub fn decide(p: &Params, pods: &[PodView], now: DateTime<Utc>) -> Decision {
             reason: "PodFailurePolicy",
             message: m,
         })
-    } else if d.failed > p.backoff_limit {
+    } else if d.failed
+        + if p.on_failure {
+            active.iter().map(|x| x.restarts).sum::<i32>()
+        } else {
+            0
+        }
+        > p.backoff_limit
+    {
         Some(Finish {
             type_: "Failed",
             reason: "BackoffLimitExceeded",
@@ -949,6 +978,19 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_secs(10));
         assert_eq!(backoff(3), Duration::from_secs(40));
         assert_eq!(backoff(10), Duration::from_secs(360));
+    }
+
+    #[test]
+    fn restarts_in_place_count_with_on_failure() {
+        let mut p = params(Some(1), 1);
+        p.backoff_limit = 2;
+        let mut a = pod("a", "active", None);
+        a.restarts = 3;
+        assert!(decide(&p, std::slice::from_ref(&a), t(0)).finish.is_none());
+        p.on_failure = true;
+        let d = decide(&p, &[a], t(0));
+        assert_eq!(d.finish.expect("failed").reason, "BackoffLimitExceeded");
+        assert_eq!(d.delete, vec!["a".to_string()]);
     }
 
     #[test]
