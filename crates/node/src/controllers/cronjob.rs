@@ -162,6 +162,36 @@ pub fn earliest(
     e
 }
 
+/// What to do about the most recent scheduled time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Past startingDeadlineSeconds: a MissSchedule warning, no Job.
+    MissSchedule,
+    /// Its Job exists already (created before a restart).
+    AlreadyRan,
+    /// Forbid with a Job still running.
+    Wait,
+    /// Create the Job; with Replace, delete the running ones first.
+    Start { replace: bool },
+}
+
+/// The concurrencyPolicy decision for one scheduled time.
+pub fn plan(policy: &str, active: usize, exists: bool, too_late: bool) -> Plan {
+    if too_late {
+        Plan::MissSchedule
+    } else if exists {
+        Plan::AlreadyRan
+    } else {
+        match policy {
+            "Forbid" if active > 0 => Plan::Wait,
+            "Replace" => Plan::Start {
+                replace: active > 0,
+            },
+            _ => Plan::Start { replace: false },
+        }
+    }
+}
+
 /// Finished Jobs to delete: the oldest past the history limits.
 /// `jobs` are (name, start, succeeded) of the finished ones.
 pub fn history_to_delete(
@@ -388,7 +418,8 @@ fn sync(node: &Arc<Node>, key: &str, cj: CronJob) -> Reconciled {
                     .iter()
                     .any(|j| j.metadata.name.as_deref() == Some(&jname));
                 let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
-                if too_late {
+                let step = plan(policy, active.len(), exists, too_late);
+                if step == Plan::MissSchedule {
                     node.events.record_for(
                         &ABOUT,
                         &cj.metadata,
@@ -399,13 +430,12 @@ fn sync(node: &Arc<Node>, key: &str, cj: CronJob) -> Reconciled {
                             t.with_timezone(&sched.tz).to_rfc3339()
                         ),
                     );
-                    last_schedule = Some(t);
-                } else if exists {
+                } else if step == Plan::AlreadyRan {
                     last_schedule = last_schedule.max(Some(t));
-                } else if policy == "Forbid" && !active.is_empty() {
-                    // Wait for the running one; look again at the next time.
+                } else if step == Plan::Wait {
+                    // Forbid: wait for the running one; look again later.
                 } else {
-                    if policy == "Replace" {
+                    if step == (Plan::Start { replace: true }) {
                         for a in active.drain(..) {
                             let an = a.name.clone().unwrap_or_default();
                             match crate::server::objects::delete_object(
@@ -622,6 +652,28 @@ mod tests {
             t("2024-01-01T10:22:00Z"),
         );
         assert_eq!(s.most_recent(e, t("2024-01-01T10:22:00Z")), (None, 0));
+    }
+
+    #[test]
+    fn concurrency_policies() {
+        // (policy, active, exists, too late, plan)
+        let cases = [
+            ("Allow", 0, false, false, Plan::Start { replace: false }),
+            ("Allow", 2, false, false, Plan::Start { replace: false }),
+            ("Forbid", 0, false, false, Plan::Start { replace: false }),
+            ("Forbid", 1, false, false, Plan::Wait),
+            ("Replace", 1, false, false, Plan::Start { replace: true }),
+            ("Replace", 0, false, false, Plan::Start { replace: false }),
+            ("Allow", 0, true, false, Plan::AlreadyRan),
+            ("Forbid", 1, false, true, Plan::MissSchedule),
+        ];
+        for (policy, active, exists, late, want) in cases {
+            assert_eq!(
+                plan(policy, active, exists, late),
+                want,
+                "{policy} {active} {exists} {late}"
+            );
+        }
     }
 
     #[test]
