@@ -637,7 +637,8 @@ fn check_id(errs: &mut Vec<FieldError>, path: &FieldPath, id: Option<i64>) {
 // ---------------------------------------------------------------------------
 
 /// Volume sources peapod can run (or at least accept).
-const SUPPORTED_SOURCES: &str = "emptyDir, hostPath, configMap, secret, downwardAPI, projected";
+const SUPPORTED_SOURCES: &str =
+    "emptyDir, hostPath, configMap, secret, downwardAPI, projected, persistentVolumeClaim";
 const HOST_PATH_TYPES: &[&str] = &[
     "",
     "DirectoryOrCreate",
@@ -780,6 +781,13 @@ fn validate_volume_source(v: &Volume, path: &FieldPath, errs: &mut Vec<FieldErro
             &spath.child("items"),
             errs,
         );
+    } else if let Some(c) = &v.persistent_volume_claim {
+        if c.claim_name.is_empty() {
+            errs.push(FieldError::required(
+                &path.child("persistentVolumeClaim").child("claimName"),
+                "",
+            ));
+        }
     } else if let Some(d) = &v.downward_api {
         let dpath = path.child("downwardAPI");
         check_mode(errs, &dpath.child("defaultMode"), d.default_mode);
@@ -1644,26 +1652,22 @@ mod tests {
             ])),
             [
                 "spec.volumes[0]: Unsupported value: volume source not supported yet; supported: \
-              emptyDir, hostPath, configMap, secret, downwardAPI, projected"
+              emptyDir, hostPath, configMap, secret, downwardAPI, projected, persistentVolumeClaim"
             ]
         );
-        for source in [
-            json!({"persistentVolumeClaim": {"claimName": "c"}}),
-            json!({"nfs": {"server": "nfs", "path": "/export"}}),
-        ] {
-            let mut vol = source;
-            vol["name"] = json!("data");
-            assert_eq!(
-                fields_with(|v| v["spec"]["volumes"] = json!([vol])),
-                ["spec.volumes[0]"]
-            );
-        }
+        let mut vol = json!({"nfs": {"server": "nfs", "path": "/export"}});
+        vol["name"] = json!("data");
+        assert_eq!(
+            fields_with(|v| v["spec"]["volumes"] = json!([vol])),
+            ["spec.volumes[0]"]
+        );
         for source in [
             json!({"configMap": {"name": "cm"}}),
             json!({"secret": {"secretName": "s"}}),
             json!({"projected": {"sources": [{"configMap": {"name": "cm"}}]}}),
             json!({"downwardAPI": {"items": [{"path": "n", "fieldRef": {"fieldPath": "metadata.labels['a']"}}]}}),
             json!({"hostPath": {"path": "/srv"}}),
+            json!({"persistentVolumeClaim": {"claimName": "c"}}),
             json!({"emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}),
         ] {
             let mut vol = source;

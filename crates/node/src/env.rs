@@ -22,9 +22,16 @@ pub trait Sources {
     fn services(&self, _ns: &str) -> Result<Vec<Service>, String> {
         Ok(Vec::new())
     }
+    /// The host directory of a bound PersistentVolumeClaim.
+    fn claim_path(&self, _ns: &str, claim: &str) -> Result<std::path::PathBuf, String> {
+        Err(format!("persistentvolumeclaim {claim:?} not found"))
+    }
 }
 
 impl Sources for crate::store::Store {
+    fn claim_path(&self, ns: &str, claim: &str) -> Result<std::path::PathBuf, String> {
+        crate::controllers::volume::claim_path(self, ns, claim)
+    }
     fn config_map(&self, ns: &str, name: &str) -> Result<Option<ConfigMap>, String> {
         self.get(&crate::store::key("configmaps", ns, name))
             .map_err(|e| e.to_string())

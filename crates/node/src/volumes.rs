@@ -60,6 +60,9 @@ pub fn prepare(
         let field = format!("spec.volumes[{i}]");
         let path = if crate::projection::is_projected(v) {
             crate::projection::set_up(v, pod, dir, src, ctx)?
+        } else if let Some(c) = &v.persistent_volume_claim {
+            src.claim_path(&crate::node::namespace_of(&pod.metadata), &c.claim_name)
+                .map_err(|e| err(format!("{field}.persistentVolumeClaim"), e))?
         } else {
             prepare_one(v, dir, &field)?
         };

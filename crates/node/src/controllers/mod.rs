@@ -32,13 +32,18 @@
 //! `propagationPolicy` and finalizers is `server::objects::delete_object`;
 //! the garbage collector is [`gc`].
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod gc;
 pub mod hpa;
+pub mod job;
 pub mod owner;
 pub mod pod_template;
 pub mod queue;
 pub mod replicaset;
+pub mod statefulset;
+pub mod volume;
 
 use crate::node::Node;
 use crate::store::Change;
@@ -90,6 +95,11 @@ pub fn controllers() -> Vec<Arc<dyn Controller>> {
         Arc::new(replicaset::ReplicaSetController),
         Arc::new(deployment::DeploymentController),
         Arc::new(hpa::HpaController::default()),
+        Arc::new(job::JobController),
+        Arc::new(cronjob::CronJobController),
+        Arc::new(statefulset::StatefulSetController),
+        Arc::new(volume::VolumeController),
+        Arc::new(daemonset::DaemonSetController),
     ]
 }
 

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 mod cluster;
+mod cluster_objects;
 mod events;
 mod exec;
 mod images;
@@ -52,6 +53,7 @@ fn object_routes(r: Router<Arc<Node>>) -> Router<Arc<Node>> {
     let r = objects::routes::<batch::Job>(r);
     let r = objects::routes::<batch::CronJob>(r);
     let r = objects::routes::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(r);
+    let r = cluster_objects::routes(r);
     objects::routes::<autoscaling::HorizontalPodAutoscaler>(r)
 }
 

@@ -80,11 +80,46 @@ impl ApiObject for ReplicaSet {
 }
 
 // Stored and served; their controllers (and defaults) come with them.
-impl ApiObject for StatefulSet {}
-impl ApiObject for DaemonSet {}
-impl ApiObject for Job {}
-impl ApiObject for CronJob {}
-impl ApiObject for PersistentVolumeClaim {}
+impl ApiObject for StatefulSet {
+    fn default(&mut self) {
+        crate::controllers::statefulset::default_statefulset(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::statefulset::validate_statefulset(self)
+    }
+}
+impl ApiObject for DaemonSet {
+    fn default(&mut self) {
+        crate::controllers::daemonset::default_daemonset(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::daemonset::validate_daemonset(self)
+    }
+}
+impl ApiObject for Job {
+    fn default(&mut self) {
+        crate::controllers::job::default_job(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::job::validate_job(self)
+    }
+}
+impl ApiObject for CronJob {
+    fn default(&mut self) {
+        crate::controllers::cronjob::default_cronjob(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::cronjob::validate_cronjob(self)
+    }
+}
+impl ApiObject for PersistentVolumeClaim {
+    fn default(&mut self) {
+        crate::controllers::volume::default_claim(self)
+    }
+    fn validate(&self) -> Result<(), String> {
+        crate::controllers::volume::validate_claim(self)
+    }
+}
 impl ApiObject for HorizontalPodAutoscaler {
     fn default(&mut self) {
         peapod_api::default_hpa(self)

@@ -29,6 +29,7 @@ mod table;
 pub mod top;
 mod transport;
 pub mod workloads;
+mod workloads_b;
 
 pub use apply::{apply, apply_kustomization};
 pub use cluster::{create_namespace, describe_node, get_cluster, Kind};

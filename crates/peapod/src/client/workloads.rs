@@ -102,6 +102,24 @@ pub fn columns(k: &Kind) -> (Vec<&'static str>, Row) {
                 ]
             },
         ),
+        "jobs" => (
+            vec!["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+            |v, now| {
+                vec![
+                    name(v),
+                    super::workloads_b::job_status(v),
+                    super::workloads_b::job_completions(v),
+                    super::workloads_b::job_duration(v, now),
+                    created(v, now),
+                ]
+            },
+        ),
+        "cronjobs"
+        | "statefulsets"
+        | "daemonsets"
+        | "persistentvolumes"
+        | "persistentvolumeclaims"
+        | "storageclasses" => super::workloads_b::columns(k),
         _ => (vec!["NAME", "AGE"], |v, now| vec![name(v), created(v, now)]),
     }
 }
