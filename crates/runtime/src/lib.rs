@@ -23,6 +23,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod paths;
 mod sandbox_network;
+pub mod sandbox_port_forward;
 mod sandbox_remove;
 pub mod sandbox_run;
 mod sandbox_status;

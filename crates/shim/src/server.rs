@@ -51,6 +51,8 @@ struct Attached {
     oom_file: Option<PathBuf>,
     /// Write end of a `stdin: true` container's stdin, held open while it runs.
     stdin: Option<OwnedFd>,
+    /// A copy of a tty container's pty master, for attaching to its input.
+    pty: Option<OwnedFd>,
     /// The log writer (for `ReopenLog`) while the container runs.
     log_writer: Option<logs::SharedWriter>,
 }
@@ -354,6 +356,7 @@ fn record_exit(inner: &Shared, pid: i32, status: WaitStatus) {
         Some(Proc::Container(id)) => {
             let oom = g.attached.get_mut(&id).and_then(|a| {
                 a.stdin = None;
+                a.pty = None;
                 // The pumps keep the writer until their EOF; then the file
                 // closes.
                 a.log_writer = None;
@@ -611,6 +614,27 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
             }
             Ok((Response::Ok, Vec::new()))
         }
+        Request::AttachStdin { id } => {
+            let g = inner.borrow();
+            let a = g
+                .attached
+                .get(&id)
+                .ok_or_else(|| format!("container {id} not found"))?;
+            let (name, fd) = match (&a.stdin, &a.pty) {
+                (Some(fd), _) => ("stdin", fd),
+                (None, Some(fd)) => ("pty", fd),
+                (None, None) => return Ok((Response::Fds { fds: Vec::new() }, Vec::new())),
+            };
+            let dup = fd
+                .try_clone()
+                .map_err(|e| format!("container {id}: duplicate its {name} fd: {e}"))?;
+            Ok((
+                Response::Fds {
+                    fds: vec![name.to_string()],
+                },
+                vec![dup],
+            ))
+        }
         Request::ReopenLog { id } => {
             let writer = inner
                 .borrow()
@@ -742,10 +766,14 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
     let pid = pid.ok_or_else(|| format!("container {}: helper reported no pid", c.id))?;
     let writer = logs::LogWriter::shared(&c.log_path, c.log_rotation);
     let mut stdin = None;
+    let mut pty = None;
     for (name, fd) in outputs {
         if name == "stdin" {
             stdin = Some(fd);
             continue;
+        }
+        if name == "pty" && c.stdin {
+            pty = fd.try_clone().ok();
         }
         let writer = writer.clone();
         let stream: &'static str = if name == "stderr" { "stderr" } else { "stdout" };
@@ -759,6 +787,7 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
                 status_file: c.status_file.clone(),
                 oom_file: c.oom_events.clone(),
                 stdin,
+                pty,
                 log_writer: Some(writer),
             },
         );
