@@ -1130,6 +1130,140 @@ fn crictl_runs_the_cycle_over_the_cri_socket() {
     assert_eq!(run(&["pods", "-q"]), sid);
     assert_eq!(run(&["ps", "-q", "--state", "running"]), cid);
     assert_eq!(run(&["exec", "-s", &cid, "hostname"]), "cc");
+
+    // Exec over the streaming URL (crictl speaks SPDY/3.1): output, the
+    // exit code from the v4 error stream, stdin.
+    let crictl_cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(&crictl);
+        c.env("CONTAINER_RUNTIME_ENDPOINT", &endpoint)
+            .env("IMAGE_SERVICE_ENDPOINT", &endpoint)
+            .args(args);
+        c
+    };
+    assert_eq!(
+        run(&["exec", &cid, "sh", "-c", "echo via-spdy"]),
+        "via-spdy"
+    );
+    let out = crictl_cmd(&["exec", &cid, "sh", "-c", "echo out; echo err >&2; exit 3"])
+        .output()
+        .expect("crictl exec");
+    // crictl v1.29 reports the code (from the NonZeroExitCode status)
+    // and exits 1.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(stderr.starts_with("err\n"), "{stderr}");
+    assert!(
+        stderr.contains("command terminated with exit code 3"),
+        "{stderr}"
+    );
+    let piped = |args: &[&str], input: &str| -> std::process::Output {
+        use std::io::Write;
+        let mut child = crictl_cmd(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn crictl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("crictl output")
+    };
+    let out = piped(
+        &["exec", "-i", &cid, "sh", "-c", "tr a-z A-Z"],
+        "piped in\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED IN\n");
+    // exec -it needs a terminal: script(1) gives crictl one; the size set
+    // on it reaches the pty (resize stream).
+    let out = std::process::Command::new("script")
+        .env("CONTAINER_RUNTIME_ENDPOINT", &endpoint)
+        .args([
+            "-qec",
+            &format!(
+                "stty cols 91 rows 17; {} exec -it {cid} sh -c 'sleep 0.5; stty size; tty'",
+                crictl.display()
+            ),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("17 91"), "{text:?}");
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+
+    // Attach: a stdin container reads a line crictl sends and answers.
+    let att = d.dir.join("att.json");
+    std::fs::write(
+        &att,
+        serde_json::json!({
+            "metadata": {"name": "reader"},
+            "image": {"image": BUSYBOX},
+            "command": ["sh", "-c", "read line; echo got-$line; sleep 1"],
+            "stdin": true,
+            "log_path": "reader/0.log",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let rid = run(&["create", &sid, att.to_str().unwrap(), pod_s]);
+    run(&["start", &rid]);
+    let out = piped(&["attach", "-i", &rid], "hello\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-hello\n");
+
+    // Port-forward to an httpd container's port inside the pod.
+    let web = d.dir.join("web.json");
+    std::fs::write(
+        &web,
+        serde_json::json!({
+            "metadata": {"name": "web"},
+            "image": {"image": HTTPD},
+            "log_path": "web/0.log",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let wid = run(&["create", &sid, web.to_str().unwrap(), pod_s]);
+    run(&["start", &wid]);
+    let local = free_port();
+    let mut pf = crictl_cmd(&["port-forward", &sid, &format!("{local}:8080")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("crictl port-forward");
+    let start = Instant::now();
+    let body = loop {
+        match http_get(local, "/healthz") {
+            Some(b) => break b,
+            None if start.elapsed() < Duration::from_secs(15) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            None => {
+                let _ = pf.kill();
+                panic!("port-forward: no answer on 127.0.0.1:{local}");
+            }
+        }
+    };
+    // Twice: each connection is its own data/error stream pair.
+    let again = http_get(local, "/healthz");
+    let _ = pf.kill();
+    let _ = pf.wait();
+    assert!(
+        body.starts_with("HTTP/1.") && body.ends_with("ok\n"),
+        "{body:?}"
+    );
+    assert_eq!(again.as_deref(), Some(body.as_str()));
+    run(&["stop", &wid]);
+    run(&["rm", &wid]);
+    run(&["rm", "-f", &rid]);
     let start = Instant::now();
     loop {
         let out = run(&["logs", &cid]);
@@ -1149,4 +1283,25 @@ fn crictl_runs_the_cycle_over_the_cri_socket() {
     run(&["stopp", &sid]);
     run(&["rmp", &sid]);
     assert_eq!(run(&["pods", "-q"]), "");
+}
+
+/// A loopback port nobody listens on (the kernel picks it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("pick a free port")
+}
+
+/// GET `path` from 127.0.0.1:`port` (HTTP/1.0): the whole response, or
+/// None when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    (!out.is_empty()).then_some(out)
 }
