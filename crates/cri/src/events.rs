@@ -49,6 +49,10 @@ impl Events {
         last.insert(cid.to_string(), kind) != Some(kind)
     }
 
+    fn last(&self, cid: &str) -> Option<Kind> {
+        self.last.lock().ok()?.get(cid).copied()
+    }
+
     fn started(&self) -> Vec<String> {
         self.last
             .lock()
@@ -65,9 +69,20 @@ impl Events {
 /// Report `kind` for container `cid` of sandbox `sid` (the sandbox is
 /// passed because a deleted container no longer names it).
 pub async fn emit(cri: &Cri, sid: &str, cid: &str, kind: Kind) {
-    if !cri.events.transition(cid, kind) {
-        return;
+    // A started container removed before its exit was noticed stopped
+    // first (the watcher looks only once a second).
+    if kind == Kind::ContainerDeletedEvent
+        && cri.events.last(cid) == Some(Kind::ContainerStartedEvent)
+        && cri.events.transition(cid, Kind::ContainerStoppedEvent)
+    {
+        send(cri, sid, cid, Kind::ContainerStoppedEvent).await;
     }
+    if cri.events.transition(cid, kind) {
+        send(cri, sid, cid, kind).await;
+    }
+}
+
+async fn send(cri: &Cri, sid: &str, cid: &str, kind: Kind) {
     let s = sid.to_string();
     let view = cri
         .blocking(move |rt| {

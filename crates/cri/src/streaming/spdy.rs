@@ -306,8 +306,17 @@ impl Connection {
         if self.out.send(Out::Close(tx)).await.is_ok() {
             let _ = rx.await;
         }
-        self.reader.abort();
         let _ = self.writer.await;
+        // Our half is shut; the client closes its own after reading. Dropping
+        // the socket before that (with its frames unread) would reset the
+        // connection and lose what the client has not read yet.
+        let mut reader = self.reader;
+        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut reader)
+            .await
+            .is_err()
+        {
+            reader.abort();
+        }
     }
 }
 

@@ -114,5 +114,11 @@ async fn session(cri: Arc<Cri>, pending: Pending, socket: WebSocket, v5: bool) {
     let _ = out_tx.send(status).await;
     drop(out_tx);
     let _ = sender.await;
-    reader.abort();
+    // Wait for the client's close before dropping the socket: closing it
+    // with the client's last frames unread resets the connection, and a
+    // reset throws away what the client has not read yet (the status).
+    let mut reader = reader;
+    if tokio::time::timeout(drain, &mut reader).await.is_err() {
+        reader.abort();
+    }
 }
