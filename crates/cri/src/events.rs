@@ -95,10 +95,7 @@ async fn send(cri: &Cri, sid: &str, cid: &str, kind: Kind) {
             Ok((sandbox, containers))
         })
         .await;
-    let (sandbox, containers) = match view {
-        Ok(v) => v,
-        Err(_) => (None, Vec::new()),
-    };
+    let (sandbox, containers) = view.unwrap_or_default();
     let ev = pb::ContainerEventResponse {
         container_id: cid.to_string(),
         container_event_type: kind as i32,

@@ -650,12 +650,11 @@ mod tests {
     fn our_header_blocks_inflate_and_multi_values_split() {
         let mut block = Vec::new();
         block.extend_from_slice(&1u32.to_be_bytes());
-        for (k, v) in [("Port", "80\u{0}81")] {
-            block.extend_from_slice(&(k.len() as u32).to_be_bytes());
-            block.extend_from_slice(k.as_bytes());
-            block.extend_from_slice(&(v.len() as u32).to_be_bytes());
-            block.extend_from_slice(v.as_bytes());
-        }
+        let (k, v) = ("Port", "80\u{0}81");
+        block.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        block.extend_from_slice(k.as_bytes());
+        block.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        block.extend_from_slice(v.as_bytes());
         let mut z = Compress::new(Compression::default(), true);
         let mut inf = Inflater::new().expect("inflater");
         for _ in 0..2 {
