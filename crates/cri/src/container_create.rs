@@ -1,5 +1,6 @@
 //! CreateContainer: the CRI's ContainerConfig → the runtime's; the log
-//! goes to the sandbox's `log_directory` joined with `log_path`, in the
+//! goes to the sandbox's `log_directory` joined with `log_path` (without
+//! either, beside the container, removed with it), in the
 //! CRI log format the shim writes.
 
 use crate::convert::{resources, to_btree};
@@ -72,12 +73,6 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
     if image.is_empty() {
         return Err(Status::invalid_argument(format!(
             "container {}: config.image.image: required; pass an image PullImage or `peapod image import` stored",
-            meta.name
-        )));
-    }
-    if config.log_path.is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "container {}: config.log_path: required (relative to the sandbox's log_directory)",
             meta.name
         )));
     }

@@ -1105,6 +1105,7 @@ fn crictl_runs_the_cycle_over_the_cri_socket() {
         &pod,
         serde_json::json!({
             "metadata": {"name": "cc", "namespace": "default", "uid": "cc-uid"},
+            "hostname": "cc",
             "log_directory": logs,
             "linux": {"security_context": {"namespace_options": {"pid": 1}}},
         })
@@ -1215,7 +1216,18 @@ fn crictl_runs_the_cycle_over_the_cri_socket() {
     .unwrap();
     let rid = run(&["create", &sid, att.to_str().unwrap(), pod_s]);
     run(&["start", &rid]);
-    let out = piped(&["attach", "-i", &rid], "hello\n");
+    // stdin stays open: closing it would end the attach (as containerd
+    // does) before the answer; the container's exit ends it here.
+    let mut child = crictl_cmd(&["attach", "-i", &rid])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn crictl attach");
+    let mut attach_stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut attach_stdin, b"hello\n").expect("write stdin");
+    let out = child.wait_with_output().expect("crictl attach");
+    drop(attach_stdin);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "got-hello\n");
 

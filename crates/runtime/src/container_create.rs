@@ -188,6 +188,12 @@ impl Runtime {
         }
         let log_path = if cfg.log_path.is_absolute() {
             cfg.log_path.clone()
+        } else if cfg.log_path.as_os_str().is_empty()
+            || sandbox.log_directory.as_os_str().is_empty()
+        {
+            // No log file asked for (the CRI allows it; containerd drops
+            // the output): kept beside the container, removed with it.
+            dir.join("output.log")
         } else {
             sandbox.log_directory.join(&cfg.log_path)
         };

@@ -6,7 +6,7 @@
 //! nothing needs fanning out); stdin and the pty (for resizes) are handed
 //! over by the shim (`AttachStdin`).
 
-use super::exec::{pump_in, spdy_stdio};
+use super::exec::spdy_stdio;
 use super::{set_winsize, spdy, Outcome, StdIo, StdioOpts};
 use crate::{pb, Cri};
 use std::io::{Read, Seek, SeekFrom};
@@ -56,6 +56,9 @@ pub(super) async fn run(cri: Arc<Cri>, req: pb::AttachRequest, io: StdIo) -> Out
             req.container_id
         ));
     }
+    // As containerd: the client closing stdin ends the attach (the
+    // container's own stdin stays open for the next one).
+    let mut stdin_closed = None;
     if let Some((kind, fd)) = stdin {
         if kind == "pty" {
             if let (Some(mut sizes), Ok(p)) = (io.resize, fd.try_clone()) {
@@ -66,15 +69,47 @@ pub(super) async fn run(cri: Arc<Cri>, req: pb::AttachRequest, io: StdIo) -> Out
                 });
             }
         }
-        pump_in(io.stdin, Some(fd));
+        stdin_closed = Some(pump_stdin(io.stdin, fd));
     }
     let (stdout, stderr) = if req.tty {
         (io.stdout.clone(), io.stdout)
     } else {
         (io.stdout, io.stderr)
     };
-    follow(cri, req.container_id, status.log_path, stdout, stderr).await;
+    follow(
+        cri,
+        req.container_id,
+        status.log_path,
+        (stdout, stderr),
+        stdin_closed,
+    )
+    .await;
     Ok(0)
+}
+
+/// Copy the client's stdin into the container's; the receiver fires once
+/// the client closed it.
+fn pump_stdin(
+    rx: Option<mpsc::UnboundedReceiver<Vec<u8>>>,
+    fd: std::os::fd::OwnedFd,
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let Some(mut rx) = rx else {
+        // No stdin stream from the client: nothing ever closes it.
+        std::mem::forget(done_tx);
+        return done_rx;
+    };
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::from(fd);
+        while let Some(d) = rx.blocking_recv() {
+            if f.write_all(&d).is_err() {
+                break;
+            }
+        }
+        let _ = done_tx.send(());
+    });
+    done_rx
 }
 
 /// Forward what is appended to the CRI log file at `path` until the
@@ -83,8 +118,8 @@ async fn follow(
     cri: Arc<Cri>,
     cid: String,
     path: PathBuf,
-    stdout: Option<mpsc::Sender<Vec<u8>>>,
-    stderr: Option<mpsc::Sender<Vec<u8>>>,
+    (stdout, stderr): (Option<mpsc::Sender<Vec<u8>>>, Option<mpsc::Sender<Vec<u8>>>),
+    mut stdin_closed: Option<tokio::sync::oneshot::Receiver<()>>,
 ) {
     let mut file: Option<(std::fs::File, u64)> = None;
     // Start at the current end: attach shows what comes next.
@@ -122,6 +157,17 @@ async fn follow(
         }
         if last_round {
             return;
+        }
+        if let Some(rx) = stdin_closed.as_mut() {
+            if !matches!(
+                rx.try_recv(),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+            ) {
+                // What the container wrote in answer is read once more.
+                last_round = true;
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
         }
         if stdout
             .as_ref()
