@@ -49,7 +49,10 @@ fn seccomp(p: Option<&pb::SecurityProfile>) -> Result<SeccompConfig, Status> {
     match ProfileType::try_from(p.profile_type) {
         Ok(ProfileType::RuntimeDefault) => Ok(SeccompConfig::RuntimeDefault),
         Ok(ProfileType::Unconfined) => Ok(SeccompConfig::Unconfined),
-        Ok(ProfileType::Localhost) => Ok(SeccompConfig::Localhost(p.localhost_ref.clone())),
+        // kubelet passes the profile's absolute path.
+        Ok(ProfileType::Localhost) => Ok(SeccompConfig::LocalhostFile(
+            p.localhost_ref.clone().into(),
+        )),
         Err(_) => Err(Status::invalid_argument(format!(
             "config.linux.security_context.seccomp.profile_type: {} is not RuntimeDefault, Unconfined or Localhost",
             p.profile_type

@@ -63,6 +63,9 @@ pub enum SeccompConfig {
     Unconfined,
     /// A profile file under `<root>/seccomp/`, in OCI `linux.seccomp` JSON.
     Localhost(String),
+    /// A profile file by absolute path (the CRI's `localhost_ref`: kubelet
+    /// resolves the profile to its full path itself).
+    LocalhostFile(PathBuf),
 }
 
 /// A signal as images name it: `SIGQUIT`, `QUIT` or `3`.
@@ -304,15 +307,26 @@ impl Runtime {
         let seccomp = match &sec.seccomp {
             SeccompConfig::RuntimeDefault => Seccomp::RuntimeDefault,
             SeccompConfig::Unconfined => Seccomp::Unconfined,
-            SeccompConfig::Localhost(rel) => {
-                let base = self.paths.root().join("seccomp");
-                let p = base.join(rel);
-                if !p.starts_with(&base) || rel.split('/').any(|c| c == "..") {
-                    return Err(config_err(format!(
-                        "seccompProfile.localhostProfile {rel:?} must stay under {}",
-                        base.display()
-                    )));
-                }
+            SeccompConfig::Localhost(_) | SeccompConfig::LocalhostFile(_) => {
+                let p = match &sec.seccomp {
+                    SeccompConfig::Localhost(rel) => {
+                        let base = self.paths.root().join("seccomp");
+                        let p = base.join(rel);
+                        if !p.starts_with(&base) || rel.split('/').any(|c| c == "..") {
+                            return Err(config_err(format!(
+                                "seccompProfile.localhostProfile {rel:?} must stay under {}",
+                                base.display()
+                            )));
+                        }
+                        p
+                    }
+                    SeccompConfig::LocalhostFile(p) if p.is_absolute() => p.clone(),
+                    other => {
+                        return Err(config_err(format!(
+                            "seccomp localhost profile {other:?}: needs an absolute path"
+                        )))
+                    }
+                };
                 let b = std::fs::read(&p).map_err(|e| {
                     config_err(format!(
                         "seccompProfile.localhostProfile {}: {e}",
