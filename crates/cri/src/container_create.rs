@@ -5,7 +5,9 @@
 
 use crate::convert::{resources, to_btree};
 use crate::{pb, require_id, Cri};
-use peapod_runtime::{ContainerConfig, SeccompConfig, SecurityConfig, VolumeMount};
+use peapod_runtime::{
+    ContainerConfig, MountPropagation, SeccompConfig, SecurityConfig, VolumeMount,
+};
 use tonic::Status;
 
 pub async fn create_container(
@@ -87,30 +89,11 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
             meta.name
         )));
     }
-    for (what, unsupported) in [
-        ("devices", !config.devices.is_empty()),
-        (
-            "linux.security_context.run_as_username",
-            !sc.run_as_username.is_empty(),
-        ),
-        (
-            "linux.security_context.supplemental_groups",
-            !sc.supplemental_groups.is_empty(),
-        ),
-        (
-            "linux.security_context.masked_paths",
-            !sc.masked_paths.is_empty(),
-        ),
-        (
-            "linux.security_context.readonly_paths",
-            !sc.readonly_paths.is_empty(),
-        ),
-    ] {
-        if unsupported {
-            tracing::warn!(container = %meta.name, "CRI CreateContainer: config.{what} is not supported yet; ignored");
-        }
+    if !config.devices.is_empty() {
+        tracing::warn!(container = %meta.name, "CRI CreateContainer: config.devices is not supported yet; ignored");
     }
     let mut mounts = Vec::new();
+    let mut propagation = std::collections::BTreeMap::new();
     for (i, m) in config.mounts.iter().enumerate() {
         if m.container_path.is_empty() || m.host_path.is_empty() {
             return Err(Status::invalid_argument(format!(
@@ -118,8 +101,15 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
                 meta.name
             )));
         }
-        if m.propagation != pb::MountPropagation::PropagationPrivate as i32 {
-            tracing::warn!(container = %meta.name, "CRI CreateContainer: config.mounts[{i}].propagation is not supported yet; the mount is private");
+        let how = match pb::MountPropagation::try_from(m.propagation) {
+            Ok(pb::MountPropagation::PropagationHostToContainer) => {
+                MountPropagation::HostToContainer
+            }
+            Ok(pb::MountPropagation::PropagationBidirectional) => MountPropagation::Bidirectional,
+            _ => MountPropagation::Private,
+        };
+        if how != MountPropagation::Private {
+            propagation.insert(m.container_path.clone(), how);
         }
         mounts.push(VolumeMount {
             container_path: m.container_path.clone(),
@@ -146,6 +136,7 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
         tty: config.tty,
         stdin: config.stdin,
         mounts,
+        mount_propagation: propagation,
         resources: linux.resources.as_ref().map(resources).unwrap_or_default(),
         security: SecurityConfig {
             run_as_user: sc.run_as_user.map(|v| v.value),
@@ -157,6 +148,11 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
             readonly_rootfs: sc.readonly_rootfs,
             allow_privilege_escalation: sc.no_new_privs.then_some(false),
             seccomp: seccomp(sc.seccomp.as_ref())?,
+            run_as_username: (!sc.run_as_username.is_empty()).then(|| sc.run_as_username.clone()),
+            supplemental_groups: sc.supplemental_groups.clone(),
+            // As containerd: an empty list keeps the defaults.
+            masked_paths: (!sc.masked_paths.is_empty()).then(|| sc.masked_paths.clone()),
+            readonly_paths: (!sc.readonly_paths.is_empty()).then(|| sc.readonly_paths.clone()),
         },
     })
 }

@@ -33,6 +33,21 @@ pub struct ContainerConfig {
     pub mounts: Vec<VolumeMount>,
     pub resources: Requested,
     pub security: SecurityConfig,
+    /// Propagation of volume mounts by container path (private unless
+    /// named here).
+    pub mount_propagation: std::collections::BTreeMap<String, MountPropagation>,
+}
+
+/// How mounts under a volume propagate (CRI `MountPropagation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MountPropagation {
+    /// `rprivate`: neither way.
+    #[default]
+    Private,
+    /// `rslave`: mounts made on the host show in the container.
+    HostToContainer,
+    /// `rshared`: both ways.
+    Bidirectional,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +68,15 @@ pub struct SecurityConfig {
     pub readonly_rootfs: bool,
     pub allow_privilege_escalation: Option<bool>,
     pub seccomp: SeccompConfig,
+    /// A user name from the image's /etc/passwd (CRI `run_as_username`),
+    /// in place of the image's `User`.
+    pub run_as_username: Option<String>,
+    /// Groups added to the ones the image's /etc/group gives the user.
+    pub supplemental_groups: Vec<i64>,
+    /// Replace the default masked / read-only paths (CRI: kubelet sends
+    /// the lists; ignored for privileged containers).
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -246,13 +270,19 @@ impl Runtime {
             })
             .transpose()
         };
-        let resolved = user::resolve(
+        let mut resolved = user::resolve(
             &rootfs,
-            image_cfg.user.as_deref(),
+            sec.run_as_username.as_deref().or(image_cfg.user.as_deref()),
             to_u32(sec.run_as_user, "runAsUser")?,
             to_u32(sec.run_as_group, "runAsGroup")?,
         )
         .map_err(config_err)?;
+        for g in &sec.supplemental_groups {
+            let g = to_u32(Some(*g), "supplementalGroups")?.unwrap_or_default();
+            if g != resolved.gid && !resolved.additional_gids.contains(&g) {
+                resolved.additional_gids.push(g);
+            }
+        }
         if sec.run_as_non_root && resolved.uid == 0 {
             return Err(config_err(
                 "container has runAsNonRoot and image will run as root (set securityContext.runAsUser to a non-zero uid)".into(),
@@ -274,16 +304,19 @@ impl Runtime {
                 destination: "/etc/hosts".into(),
                 source: etc.join("hosts"),
                 readonly: false,
+                propagation: Default::default(),
             },
             BindMount {
                 destination: "/etc/hostname".into(),
                 source: etc.join("hostname"),
                 readonly: false,
+                propagation: Default::default(),
             },
             BindMount {
                 destination: "/etc/resolv.conf".into(),
                 source: etc.join("resolv.conf"),
                 readonly: false,
+                propagation: Default::default(),
             },
             BindMount {
                 destination: "/dev/shm".into(),
@@ -293,6 +326,7 @@ impl Runtime {
                     self.paths.shm_dir(sid)
                 },
                 readonly: false,
+                propagation: Default::default(),
             },
         ];
         for m in &cfg.mounts {
@@ -300,6 +334,11 @@ impl Runtime {
                 destination: m.container_path.clone(),
                 source: m.host_path.clone(),
                 readonly: m.readonly,
+                propagation: cfg
+                    .mount_propagation
+                    .get(&m.container_path)
+                    .copied()
+                    .unwrap_or_default(),
             });
         }
 
@@ -359,6 +398,8 @@ impl Runtime {
             privileged: sec.privileged,
             no_new_privileges: sec.allow_privilege_escalation == Some(false) && !sec.privileged,
             seccomp,
+            masked_paths: sec.masked_paths.clone(),
+            readonly_paths: sec.readonly_paths.clone(),
             annotations: vec![
                 ("io.kubernetes.pod.uid".into(), sandbox.metadata.uid.clone()),
                 (

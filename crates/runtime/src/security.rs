@@ -482,10 +482,7 @@ mod tests {
         let none = capabilities(false, &["NET_BIND_SERVICE".into()], &["ALL".into()]);
         assert_eq!(none, vec!["CAP_NET_BIND_SERVICE".to_string()]);
         // Privileged ignores drops: every capability the daemon holds.
-        assert_eq!(
-            capabilities(true, &[], &["ALL".into()]),
-            all_current_caps()
-        );
+        assert_eq!(capabilities(true, &[], &["ALL".into()]), all_current_caps());
     }
 
     fn allowed(p: &LinuxSeccomp) -> Vec<String> {
