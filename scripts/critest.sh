@@ -50,8 +50,16 @@ TOML
 RUST_LOG=${RUST_LOG:-info,libcgroups=error} "$P" serve --root "$D/root" --state "$S" \
     --cgroup-parent "$CG" --config-dir "$D/etc" --nft-table ppcri >"$D/daemon.log" 2>&1 &
 DAEMON=$!
+# critest's mount-propagation specs leave /tmp/test<pod id>/ (and a bind
+# mount in it) behind when they fail: what appears during the run goes.
+BEFORE=$(ls -d /tmp/test* 2>/dev/null || true)
 cleanup() {
     set +e
+    for t in $(ls -d /tmp/test* 2>/dev/null); do
+        grep -qxF "$t" <<<"$BEFORE" && continue
+        grep -oE " $t/[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+        rm -rf "$t"
+    done
     if [ -S "$SOCK" ]; then
         # What critest left behind (a failed spec may skip its clean-up).
         for p in $("$CRICTL" -r "unix://$SOCK" pods -q 2>/dev/null); do

@@ -20,8 +20,40 @@ pub async fn run_pod_sandbox(
         .config
         .ok_or_else(|| Status::invalid_argument("config: required"))?;
     let cfg = sandbox_config(&config, cri.runtime.paths.cgroup_parent())?;
+    let host_network = cfg.host_network;
     let pod_sandbox_id = cri.blocking(move |rt| rt.run_pod_sandbox(&cfg)).await?;
+    // The pod's DNS config replaces the resolv.conf copied from the host
+    // (not with the host network, as kubelet); containers bind-mount the
+    // file when they are created, which is after this.
+    if let (Some(dns), false) = (config.dns_config.as_ref(), host_network) {
+        let path = cri
+            .runtime
+            .paths
+            .etc_dir(&pod_sandbox_id)
+            .join("resolv.conf");
+        if let Err(e) = std::fs::write(&path, resolv_conf(dns)) {
+            return Err(Status::internal(format!(
+                "sandbox {pod_sandbox_id}: write {}: {e}",
+                path.display()
+            )));
+        }
+    }
     Ok(pb::RunPodSandboxResponse { pod_sandbox_id })
+}
+
+/// resolv.conf from a CRI DNSConfig.
+fn resolv_conf(dns: &pb::DnsConfig) -> String {
+    let mut out = String::new();
+    if !dns.searches.is_empty() {
+        out.push_str(&format!("search {}\n", dns.searches.join(" ")));
+    }
+    for s in &dns.servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !dns.options.is_empty() {
+        out.push_str(&format!("options {}\n", dns.options.join(" ")));
+    }
+    out
 }
 
 /// Keep a name usable as one cgroup path element.
@@ -64,7 +96,6 @@ pub(crate) fn sandbox_config(
     }
     let sc = linux.security_context.clone().unwrap_or_default();
     for (what, unsupported) in [
-        ("dns_config", config.dns_config.is_some()),
         ("linux.security_context.privileged", sc.privileged),
         (
             "linux.security_context.run_as_user",

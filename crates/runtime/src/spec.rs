@@ -308,13 +308,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
         .cgroups_path(&input.cgroups_path)
         .resources(resources.build()?)
         .build()?;
-    // As containerd: the root's propagation lets what volumes need through.
-    let props = input.binds.iter().map(|b| b.propagation);
-    if props.clone().any(|p| p == P::Bidirectional) {
-        linux.set_rootfs_propagation(Some("rshared".into()));
-    } else if props.clone().any(|p| p == P::HostToContainer) {
-        linux.set_rootfs_propagation(Some("rslave".into()));
-    }
+
     // Privileged containers are unconfined, as with containerd.
     if input.privileged {
         linux.set_masked_paths(None).set_readonly_paths(None);
