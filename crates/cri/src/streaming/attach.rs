@@ -19,6 +19,9 @@ use tokio::sync::mpsc;
 
 const POLL: Duration = Duration::from_millis(50);
 
+/// Where one of the container's streams goes, if the client asked for it.
+type Output = Option<mpsc::Sender<Vec<u8>>>;
+
 pub(super) fn opts(r: &pb::AttachRequest) -> StdioOpts {
     StdioOpts {
         stdin: r.stdin,
@@ -118,7 +121,7 @@ async fn follow(
     cri: Arc<Cri>,
     cid: String,
     path: PathBuf,
-    (stdout, stderr): (Option<mpsc::Sender<Vec<u8>>>, Option<mpsc::Sender<Vec<u8>>>),
+    (stdout, stderr): (Output, Output),
     mut stdin_closed: Option<tokio::sync::oneshot::Receiver<()>>,
 ) {
     let mut file: Option<(std::fs::File, u64)> = None;
