@@ -84,6 +84,13 @@ pub enum Request {
     AttachStdin {
         id: String,
     },
+    /// Attach to a running container's output: the read ends of two
+    /// pipes ("stdout", "stderr") that get a copy of what it writes from
+    /// now on (a tty container's output is all "stdout"), answered as
+    /// [`Response::Fds`]; they end when the container's output does.
+    AttachOutput {
+        id: String,
+    },
     /// Reopen a container's log file at its path (CRI ReopenContainerLog:
     /// whoever renamed the file wants the next records in a new one).
     ReopenLog {

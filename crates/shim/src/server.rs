@@ -53,6 +53,8 @@ struct Attached {
     stdin: Option<OwnedFd>,
     /// A copy of a tty container's pty master, for attaching to its input.
     pty: Option<OwnedFd>,
+    /// Attached clients' copies of the output.
+    taps: logs::Taps,
     /// The log writer (for `ReopenLog`) while the container runs.
     log_writer: Option<logs::SharedWriter>,
 }
@@ -635,6 +637,27 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
                 vec![dup],
             ))
         }
+        Request::AttachOutput { id } => {
+            let g = inner.borrow();
+            // A container whose output ended would never end the copies.
+            if g.state.containers.get(&id).map(|c| c.status) != Some(ContainerStatus::Running) {
+                return Err(format!("container {id} is not running"));
+            }
+            let a = g
+                .attached
+                .get(&id)
+                .ok_or_else(|| format!("container {id} not found"))?;
+            let mut names = Vec::new();
+            let mut fds = Vec::new();
+            for stream in ["stdout", "stderr"] {
+                let (r, w) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+                    .map_err(|e| format!("container {id}: attach pipe: {e}"))?;
+                a.taps.borrow_mut().push((stream, std::fs::File::from(w)));
+                names.push(stream.to_string());
+                fds.push(r);
+            }
+            Ok((Response::Fds { fds: names }, fds))
+        }
         Request::ReopenLog { id } => {
             let writer = inner
                 .borrow()
@@ -767,6 +790,7 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
     let writer = logs::LogWriter::shared(&c.log_path, c.log_rotation);
     let mut stdin = None;
     let mut pty = None;
+    let taps = logs::Taps::default();
     for (name, fd) in outputs {
         if name == "stdin" {
             stdin = Some(fd);
@@ -777,7 +801,7 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
         }
         let writer = writer.clone();
         let stream: &'static str = if name == "stderr" { "stderr" } else { "stdout" };
-        tokio::task::spawn_local(logs::pump(fd, stream, writer));
+        tokio::task::spawn_local(logs::pump(fd, stream, writer, taps.clone()));
     }
     {
         let mut g = inner.borrow_mut();
@@ -788,6 +812,7 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
                 oom_file: c.oom_events.clone(),
                 stdin,
                 pty,
+                taps,
                 log_writer: Some(writer),
             },
         );
