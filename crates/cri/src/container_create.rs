@@ -32,14 +32,40 @@ pub async fn create_container(
         )));
     }
     let sid = req.pod_sandbox_id;
+    let mounts = config.mounts.clone();
     let container_id = cri
         .blocking(move |rt| {
             // NotFound for an unknown sandbox, before anything is made.
             rt.sandbox_record(&sid)?;
-            rt.create_container(&sid, &cfg)
+            let cid = rt.create_container(&sid, &cfg)?;
+            // The mounts as asked, for ContainerStatus (kept beside the
+            // container, removed with it).
+            let path = mounts_file(&rt.paths.container_dir(&sid, &cid));
+            let kept = pb::ContainerStatus {
+                mounts,
+                ..Default::default()
+            };
+            if let Err(e) = std::fs::write(&path, prost::Message::encode_to_vec(&kept)) {
+                tracing::warn!(container = %cid, "{}: {e}; ContainerStatus will show no mounts", path.display());
+            }
+            Ok(cid)
         })
         .await?;
     Ok(pb::CreateContainerResponse { container_id })
+}
+
+/// Where CreateContainer keeps a container's CRI mounts.
+pub(crate) fn mounts_file(container_dir: &std::path::Path) -> std::path::PathBuf {
+    container_dir.join("cri-mounts.pb")
+}
+
+/// The mounts CreateContainer kept for container `cid` of sandbox `sid`.
+pub(crate) fn kept_mounts(rt: &peapod_runtime::Runtime, sid: &str, cid: &str) -> Vec<pb::Mount> {
+    std::fs::read(mounts_file(&rt.paths.container_dir(sid, cid)))
+        .ok()
+        .and_then(|b| <pb::ContainerStatus as prost::Message>::decode(b.as_slice()).ok())
+        .map(|s| s.mounts)
+        .unwrap_or_default()
 }
 
 fn seccomp(p: Option<&pb::SecurityProfile>) -> Result<SeccompConfig, Status> {
