@@ -1,10 +1,13 @@
 //! CreateContainer: the CRI's ContainerConfig → the runtime's; the log
-//! goes to the sandbox's `log_directory` joined with `log_path`, in the
+//! goes to the sandbox's `log_directory` joined with `log_path` (without
+//! either, beside the container, removed with it), in the
 //! CRI log format the shim writes.
 
 use crate::convert::{resources, to_btree};
 use crate::{pb, require_id, Cri};
-use peapod_runtime::{ContainerConfig, SeccompConfig, SecurityConfig, VolumeMount};
+use peapod_runtime::{
+    ContainerConfig, MountPropagation, SeccompConfig, SecurityConfig, VolumeMount,
+};
 use tonic::Status;
 
 pub async fn create_container(
@@ -29,14 +32,40 @@ pub async fn create_container(
         )));
     }
     let sid = req.pod_sandbox_id;
+    let mounts = config.mounts.clone();
     let container_id = cri
         .blocking(move |rt| {
             // NotFound for an unknown sandbox, before anything is made.
             rt.sandbox_record(&sid)?;
-            rt.create_container(&sid, &cfg)
+            let cid = rt.create_container(&sid, &cfg)?;
+            // The mounts as asked, for ContainerStatus (kept beside the
+            // container, removed with it).
+            let path = mounts_file(&rt.paths.container_dir(&sid, &cid));
+            let kept = pb::ContainerStatus {
+                mounts,
+                ..Default::default()
+            };
+            if let Err(e) = std::fs::write(&path, prost::Message::encode_to_vec(&kept)) {
+                tracing::warn!(container = %cid, "{}: {e}; ContainerStatus will show no mounts", path.display());
+            }
+            Ok(cid)
         })
         .await?;
     Ok(pb::CreateContainerResponse { container_id })
+}
+
+/// Where CreateContainer keeps a container's CRI mounts.
+pub(crate) fn mounts_file(container_dir: &std::path::Path) -> std::path::PathBuf {
+    container_dir.join("cri-mounts.pb")
+}
+
+/// The mounts CreateContainer kept for container `cid` of sandbox `sid`.
+pub(crate) fn kept_mounts(rt: &peapod_runtime::Runtime, sid: &str, cid: &str) -> Vec<pb::Mount> {
+    std::fs::read(mounts_file(&rt.paths.container_dir(sid, cid)))
+        .ok()
+        .and_then(|b| <pb::ContainerStatus as prost::Message>::decode(b.as_slice()).ok())
+        .map(|s| s.mounts)
+        .unwrap_or_default()
 }
 
 fn seccomp(p: Option<&pb::SecurityProfile>) -> Result<SeccompConfig, Status> {
@@ -48,7 +77,10 @@ fn seccomp(p: Option<&pb::SecurityProfile>) -> Result<SeccompConfig, Status> {
     match ProfileType::try_from(p.profile_type) {
         Ok(ProfileType::RuntimeDefault) => Ok(SeccompConfig::RuntimeDefault),
         Ok(ProfileType::Unconfined) => Ok(SeccompConfig::Unconfined),
-        Ok(ProfileType::Localhost) => Ok(SeccompConfig::Localhost(p.localhost_ref.clone())),
+        // kubelet passes the profile's absolute path.
+        Ok(ProfileType::Localhost) => Ok(SeccompConfig::LocalhostFile(
+            p.localhost_ref.clone().into(),
+        )),
         Err(_) => Err(Status::invalid_argument(format!(
             "config.linux.security_context.seccomp.profile_type: {} is not RuntimeDefault, Unconfined or Localhost",
             p.profile_type
@@ -75,12 +107,6 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
             meta.name
         )));
     }
-    if config.log_path.is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "container {}: config.log_path: required (relative to the sandbox's log_directory)",
-            meta.name
-        )));
-    }
     let linux = config.linux.clone().unwrap_or_default();
     let sc = linux.security_context.unwrap_or_default();
     if sc.run_as_group.is_some() && sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
@@ -89,30 +115,11 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
             meta.name
         )));
     }
-    for (what, unsupported) in [
-        ("devices", !config.devices.is_empty()),
-        (
-            "linux.security_context.run_as_username",
-            !sc.run_as_username.is_empty(),
-        ),
-        (
-            "linux.security_context.supplemental_groups",
-            !sc.supplemental_groups.is_empty(),
-        ),
-        (
-            "linux.security_context.masked_paths",
-            !sc.masked_paths.is_empty(),
-        ),
-        (
-            "linux.security_context.readonly_paths",
-            !sc.readonly_paths.is_empty(),
-        ),
-    ] {
-        if unsupported {
-            tracing::warn!(container = %meta.name, "CRI CreateContainer: config.{what} is not supported yet; ignored");
-        }
+    if !config.devices.is_empty() {
+        tracing::warn!(container = %meta.name, "CRI CreateContainer: config.devices is not supported yet; ignored");
     }
     let mut mounts = Vec::new();
+    let mut propagation = std::collections::BTreeMap::new();
     for (i, m) in config.mounts.iter().enumerate() {
         if m.container_path.is_empty() || m.host_path.is_empty() {
             return Err(Status::invalid_argument(format!(
@@ -120,8 +127,15 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
                 meta.name
             )));
         }
-        if m.propagation != pb::MountPropagation::PropagationPrivate as i32 {
-            tracing::warn!(container = %meta.name, "CRI CreateContainer: config.mounts[{i}].propagation is not supported yet; the mount is private");
+        let how = match pb::MountPropagation::try_from(m.propagation) {
+            Ok(pb::MountPropagation::PropagationHostToContainer) => {
+                MountPropagation::HostToContainer
+            }
+            Ok(pb::MountPropagation::PropagationBidirectional) => MountPropagation::Bidirectional,
+            _ => MountPropagation::Private,
+        };
+        if how != MountPropagation::Private {
+            propagation.insert(m.container_path.clone(), how);
         }
         mounts.push(VolumeMount {
             container_path: m.container_path.clone(),
@@ -148,6 +162,7 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
         tty: config.tty,
         stdin: config.stdin,
         mounts,
+        mount_propagation: propagation,
         resources: linux.resources.as_ref().map(resources).unwrap_or_default(),
         security: SecurityConfig {
             run_as_user: sc.run_as_user.map(|v| v.value),
@@ -159,6 +174,11 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
             readonly_rootfs: sc.readonly_rootfs,
             allow_privilege_escalation: sc.no_new_privs.then_some(false),
             seccomp: seccomp(sc.seccomp.as_ref())?,
+            run_as_username: (!sc.run_as_username.is_empty()).then(|| sc.run_as_username.clone()),
+            supplemental_groups: sc.supplemental_groups.clone(),
+            // As containerd: an empty list keeps the defaults.
+            masked_paths: (!sc.masked_paths.is_empty()).then(|| sc.masked_paths.clone()),
+            readonly_paths: (!sc.readonly_paths.is_empty()).then(|| sc.readonly_paths.clone()),
         },
     })
 }

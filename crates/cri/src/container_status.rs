@@ -26,9 +26,16 @@ pub async fn container_status(
             serde_json::to_string(&s).unwrap_or_default(),
         );
     }
+    let rt = cri.runtime.clone();
+    let (sid, cid) = (s.sandbox_id.clone(), s.id.clone());
+    let mounts =
+        tokio::task::spawn_blocking(move || crate::container_create::kept_mounts(&rt, &sid, &cid))
+            .await
+            .unwrap_or_default();
     Ok(pb::ContainerStatusResponse {
         status: Some(pb::ContainerStatus {
             image_id: image_id.unwrap_or_else(|| s.image_ref.clone()),
+            mounts,
             ..convert::container_status(&s)
         }),
         info,

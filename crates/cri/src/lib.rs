@@ -12,8 +12,10 @@
 //! touches the CRI's. Images are shared: an image imported or pulled by
 //! peapod is visible to the CRI and the other way round.
 //!
-//! Not here yet: the streaming server (Exec, Attach, PortForward answer
-//! Unimplemented), GetContainerEvents, checkpoints, metrics.
+//! Exec, Attach and PortForward return URLs of the streaming server
+//! ([`streaming`], 127.0.0.1 on an ephemeral port); GetContainerEvents
+//! streams the container lifecycle events of this server's RPCs
+//! ([`events`]). Not here: checkpoints, metrics.
 
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic)]
@@ -30,6 +32,8 @@ mod container_status;
 mod container_stop;
 mod container_update;
 mod convert;
+mod events;
+mod exec;
 mod exec_sync;
 mod image_fs_info;
 mod image_list;
@@ -44,6 +48,7 @@ mod sandbox_status;
 mod sandbox_stop;
 mod service;
 mod status;
+pub mod streaming;
 mod version;
 
 use peapod_image::{ImageError, ImageStore, Puller};
@@ -64,6 +69,10 @@ pub struct Cri {
     pub runtime: Arc<Runtime>,
     pub images: Arc<ImageStore>,
     pub puller: Arc<Puller>,
+    /// Tokens of the streaming URLs handed out.
+    pub streaming: streaming::Streaming,
+    /// Container lifecycle events for GetContainerEvents.
+    pub events: events::Events,
 }
 
 impl Cri {
@@ -89,6 +98,8 @@ impl Cri {
             runtime,
             images,
             puller,
+            streaming: Default::default(),
+            events: Default::default(),
         })
     }
 
@@ -116,6 +127,13 @@ pub async fn serve(
     let _ = std::fs::remove_file(socket);
     let listener = tokio::net::UnixListener::bind(socket)?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    // The streaming server: loopback only, an ephemeral port.
+    let stream_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let streaming = tokio::spawn(streaming::serve(cri.clone(), stream_listener, async {
+        let _ = stop_rx.await;
+    }));
+    let watcher = tokio::spawn(events::watch_exits(Arc::downgrade(&cri)));
     let svc = service::CriService(cri);
     let res = tonic::transport::Server::builder()
         .add_service(pb::runtime_service_server::RuntimeServiceServer::new(
@@ -124,6 +142,10 @@ pub async fn serve(
         .add_service(pb::image_service_server::ImageServiceServer::new(svc))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
+    let _ = stop_tx.send(());
+    watcher.abort();
+    // Sessions still open do not hold the daemon's exit.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), streaming).await;
     let _ = std::fs::remove_file(socket);
     res.map_err(std::io::Error::other)
 }

@@ -132,7 +132,11 @@ pub(crate) fn sandbox_config(
             attempt: meta.attempt,
         },
         hostname: if config.hostname.is_empty() {
-            meta.name.clone()
+            // As containerd: the node's name (a pod name may be longer
+            // than the 64 bytes a hostname can hold).
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into())
         } else {
             config.hostname.clone()
         },

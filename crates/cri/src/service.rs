@@ -3,6 +3,7 @@
 use crate::pb::image_service_server::ImageService;
 use crate::pb::runtime_service_server::RuntimeService;
 use crate::{pb, Cri};
+use pb::ContainerEventType as Kind;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -10,12 +11,6 @@ use tonic::{Request, Response, Status};
 pub struct CriService(pub Arc<Cri>);
 
 type Res<T> = Result<Response<T>, Status>;
-
-fn streaming_unimplemented(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "{what}: peapod's CRI streaming server is not implemented yet"
-    ))
-}
 
 #[tonic::async_trait]
 impl RuntimeService for CriService {
@@ -71,33 +66,54 @@ impl RuntimeService for CriService {
         &self,
         r: Request<pb::CreateContainerRequest>,
     ) -> Res<pb::CreateContainerResponse> {
-        crate::container_create::create_container(&self.0, r.into_inner())
-            .await
-            .map(Response::new)
+        let req = r.into_inner();
+        let sid = req.pod_sandbox_id.clone();
+        let resp = crate::container_create::create_container(&self.0, req).await?;
+        crate::events::emit(
+            &self.0,
+            &sid,
+            &resp.container_id,
+            Kind::ContainerCreatedEvent,
+        )
+        .await;
+        Ok(Response::new(resp))
     }
     async fn start_container(
         &self,
         r: Request<pb::StartContainerRequest>,
     ) -> Res<pb::StartContainerResponse> {
-        crate::container_start::start_container(&self.0, r.into_inner())
-            .await
-            .map(Response::new)
+        let req = r.into_inner();
+        let cid = req.container_id.clone();
+        let resp = crate::container_start::start_container(&self.0, req).await?;
+        if let Some(sid) = crate::events::sandbox_of(&self.0, &cid).await {
+            crate::events::emit(&self.0, &sid, &cid, Kind::ContainerStartedEvent).await;
+        }
+        Ok(Response::new(resp))
     }
     async fn stop_container(
         &self,
         r: Request<pb::StopContainerRequest>,
     ) -> Res<pb::StopContainerResponse> {
-        crate::container_stop::stop_container(&self.0, r.into_inner())
-            .await
-            .map(Response::new)
+        let req = r.into_inner();
+        let cid = req.container_id.clone();
+        let resp = crate::container_stop::stop_container(&self.0, req).await?;
+        if let Some(sid) = crate::events::sandbox_of(&self.0, &cid).await {
+            crate::events::emit(&self.0, &sid, &cid, Kind::ContainerStoppedEvent).await;
+        }
+        Ok(Response::new(resp))
     }
     async fn remove_container(
         &self,
         r: Request<pb::RemoveContainerRequest>,
     ) -> Res<pb::RemoveContainerResponse> {
-        crate::container_remove::remove_container(&self.0, r.into_inner())
-            .await
-            .map(Response::new)
+        let req = r.into_inner();
+        let cid = req.container_id.clone();
+        let sid = crate::events::sandbox_of(&self.0, &cid).await;
+        let resp = crate::container_remove::remove_container(&self.0, req).await?;
+        if let Some(sid) = sid {
+            crate::events::emit(&self.0, &sid, &cid, Kind::ContainerDeletedEvent).await;
+        }
+        Ok(Response::new(resp))
     }
     async fn list_containers(
         &self,
@@ -136,17 +152,23 @@ impl RuntimeService for CriService {
             .await
             .map(Response::new)
     }
-    async fn exec(&self, _r: Request<pb::ExecRequest>) -> Res<pb::ExecResponse> {
-        Err(streaming_unimplemented("Exec"))
+    async fn exec(&self, r: Request<pb::ExecRequest>) -> Res<pb::ExecResponse> {
+        crate::exec::exec(&self.0, r.into_inner())
+            .await
+            .map(Response::new)
     }
-    async fn attach(&self, _r: Request<pb::AttachRequest>) -> Res<pb::AttachResponse> {
-        Err(streaming_unimplemented("Attach"))
+    async fn attach(&self, r: Request<pb::AttachRequest>) -> Res<pb::AttachResponse> {
+        crate::exec::attach(&self.0, r.into_inner())
+            .await
+            .map(Response::new)
     }
     async fn port_forward(
         &self,
-        _r: Request<pb::PortForwardRequest>,
+        r: Request<pb::PortForwardRequest>,
     ) -> Res<pb::PortForwardResponse> {
-        Err(streaming_unimplemented("PortForward"))
+        crate::exec::port_forward(&self.0, r.into_inner())
+            .await
+            .map(Response::new)
     }
     async fn container_stats(
         &self,
@@ -186,6 +208,12 @@ impl RuntimeService for CriService {
     ) -> Res<pb::UpdateRuntimeConfigResponse> {
         // The pod CIDR comes from peapod's own CNI configuration.
         Ok(Response::new(pb::UpdateRuntimeConfigResponse {}))
+    }
+    async fn get_container_events(
+        &self,
+        _r: Request<pb::GetEventsRequest>,
+    ) -> Res<tonic::codegen::BoxStream<pb::ContainerEventResponse>> {
+        Ok(Response::new(Box::pin(crate::events::stream(&self.0))))
     }
 }
 

@@ -73,6 +73,7 @@ pub fn container_config(
         seccomp: seccomp(sc.and_then(|s| s.seccomp_profile.as_ref()))
             .or_else(|| seccomp(psc.and_then(|p| p.seccomp_profile.as_ref())))
             .unwrap_or_default(),
+        ..Default::default()
     };
     let labels = [
         (LABEL_POD_UID, pod.metadata.uid.clone().unwrap_or_default()),
@@ -112,5 +113,6 @@ pub fn container_config(
         mounts,
         resources: requested(c),
         security,
+        ..Default::default()
     }
 }

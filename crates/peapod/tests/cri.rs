@@ -201,15 +201,14 @@ fn cri_version_and_status() {
         assert_eq!(conds.get("NetworkReady"), Some(&true), "{conds:?}");
         assert!(st.info.contains_key("config"), "{:?}", st.info);
 
-        // Streaming is not served yet: the CRI's answer for that.
+        // RPCs peapod does not serve answer Unimplemented, as the CRI asks.
         let e =
-            c.rt.exec(pb::ExecRequest {
+            c.rt.checkpoint_container(pb::CheckpointContainerRequest {
                 container_id: "x".into(),
-                cmd: vec!["true".into()],
                 ..Default::default()
             })
             .await
-            .expect_err("Exec is not implemented yet");
+            .expect_err("CheckpointContainer is not served");
         assert_eq!(e.code(), Code::Unimplemented);
     });
 }
@@ -1105,6 +1104,7 @@ fn crictl_runs_the_cycle_over_the_cri_socket() {
         &pod,
         serde_json::json!({
             "metadata": {"name": "cc", "namespace": "default", "uid": "cc-uid"},
+            "hostname": "cc",
             "log_directory": logs,
             "linux": {"security_context": {"namespace_options": {"pid": 1}}},
         })
@@ -1130,6 +1130,151 @@ fn crictl_runs_the_cycle_over_the_cri_socket() {
     assert_eq!(run(&["pods", "-q"]), sid);
     assert_eq!(run(&["ps", "-q", "--state", "running"]), cid);
     assert_eq!(run(&["exec", "-s", &cid, "hostname"]), "cc");
+
+    // Exec over the streaming URL (crictl speaks SPDY/3.1): output, the
+    // exit code from the v4 error stream, stdin.
+    let crictl_cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(&crictl);
+        c.env("CONTAINER_RUNTIME_ENDPOINT", &endpoint)
+            .env("IMAGE_SERVICE_ENDPOINT", &endpoint)
+            .args(args);
+        c
+    };
+    assert_eq!(
+        run(&["exec", &cid, "sh", "-c", "echo via-spdy"]),
+        "via-spdy"
+    );
+    let out = crictl_cmd(&["exec", &cid, "sh", "-c", "echo out; echo err >&2; exit 3"])
+        .output()
+        .expect("crictl exec");
+    // crictl v1.29 reports the code (from the NonZeroExitCode status)
+    // and exits 1.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(stderr.starts_with("err\n"), "{stderr}");
+    assert!(
+        stderr.contains("command terminated with exit code 3"),
+        "{stderr}"
+    );
+    let piped = |args: &[&str], input: &str| -> std::process::Output {
+        use std::io::Write;
+        let mut child = crictl_cmd(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn crictl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("crictl output")
+    };
+    let out = piped(
+        &["exec", "-i", &cid, "sh", "-c", "tr a-z A-Z"],
+        "piped in\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED IN\n");
+    // exec -it needs a terminal: script(1) gives crictl one; the size set
+    // on it reaches the pty (resize stream).
+    let out = std::process::Command::new("script")
+        .env("CONTAINER_RUNTIME_ENDPOINT", &endpoint)
+        .args([
+            "-qec",
+            &format!(
+                "stty cols 91 rows 17; {} exec -it {cid} sh -c 'sleep 0.5; stty size; tty'",
+                crictl.display()
+            ),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("17 91"), "{text:?}");
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+
+    // Attach: a stdin container reads a line crictl sends and answers.
+    let att = d.dir.join("att.json");
+    std::fs::write(
+        &att,
+        serde_json::json!({
+            "metadata": {"name": "reader"},
+            "image": {"image": BUSYBOX},
+            "command": ["sh", "-c", "read line; echo got-$line; sleep 1"],
+            "stdin": true,
+            "log_path": "reader/0.log",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let rid = run(&["create", &sid, att.to_str().unwrap(), pod_s]);
+    run(&["start", &rid]);
+    // stdin stays open: closing it would end the attach (as containerd
+    // does) before the answer; the container's exit ends it here.
+    let mut child = crictl_cmd(&["attach", "-i", &rid])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn crictl attach");
+    let mut attach_stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut attach_stdin, b"hello\n").expect("write stdin");
+    let out = child.wait_with_output().expect("crictl attach");
+    drop(attach_stdin);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-hello\n");
+
+    // Port-forward to an httpd container's port inside the pod.
+    let web = d.dir.join("web.json");
+    std::fs::write(
+        &web,
+        serde_json::json!({
+            "metadata": {"name": "web"},
+            "image": {"image": HTTPD},
+            "log_path": "web/0.log",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let wid = run(&["create", &sid, web.to_str().unwrap(), pod_s]);
+    run(&["start", &wid]);
+    let local = free_port();
+    let mut pf = crictl_cmd(&["port-forward", &sid, &format!("{local}:8080")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("crictl port-forward");
+    let start = Instant::now();
+    let body = loop {
+        match http_get(local, "/healthz") {
+            Some(b) => break b,
+            None if start.elapsed() < Duration::from_secs(15) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            None => {
+                let _ = pf.kill();
+                panic!("port-forward: no answer on 127.0.0.1:{local}");
+            }
+        }
+    };
+    // Twice: each connection is its own data/error stream pair.
+    let again = http_get(local, "/healthz");
+    let _ = pf.kill();
+    let _ = pf.wait();
+    assert!(
+        body.starts_with("HTTP/1.") && body.ends_with("ok\n"),
+        "{body:?}"
+    );
+    assert_eq!(again.as_deref(), Some(body.as_str()));
+    run(&["stop", &wid]);
+    run(&["rm", &wid]);
+    run(&["rm", "-f", &rid]);
     let start = Instant::now();
     loop {
         let out = run(&["logs", &cid]);
@@ -1149,4 +1294,320 @@ fn crictl_runs_the_cycle_over_the_cri_socket() {
     run(&["stopp", &sid]);
     run(&["rmp", &sid]);
     assert_eq!(run(&["pods", "-q"]), "");
+}
+
+/// A loopback port nobody listens on (the kernel picks it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("pick a free port")
+}
+
+/// GET `path` from 127.0.0.1:`port` (HTTP/1.0): the whole response, or
+/// None when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    (!out.is_empty()).then_some(out)
+}
+
+/// What a WebSocket exec/attach session delivered: stdout, stderr and the
+/// final Status (channel 3).
+struct WsResult {
+    stdout: String,
+    stderr: String,
+    status: serde_json::Value,
+}
+
+/// Speak `v5.channel.k8s.io` to a streaming URL: send `stdin` then close
+/// it (channel 255), collect output until the server closes.
+async fn ws_session(url: &str, stdin: &[u8]) -> Result<WsResult, String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let ws_url = url.replacen("http://", "ws://", 1);
+    let mut req = ws_url.into_client_request().map_err(|e| e.to_string())?;
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io, v4.channel.k8s.io".parse().unwrap(),
+    );
+    let (ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .map_err(|e| e.to_string())?;
+    assert_eq!(
+        resp.headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("v5.channel.k8s.io")
+    );
+    let (mut sink, mut source) = ws.split();
+    if !stdin.is_empty() {
+        let mut m = vec![0u8];
+        m.extend_from_slice(stdin);
+        sink.send(Message::Binary(m.into()))
+            .await
+            .map_err(|e| e.to_string())?;
+        sink.send(Message::Binary(vec![255u8, 0].into()))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut r = WsResult {
+        stdout: String::new(),
+        stderr: String::new(),
+        status: serde_json::Value::Null,
+    };
+    while let Some(msg) = source.next().await {
+        let msg = msg.map_err(|e| format!("after {} {}: {e}", r.stdout, r.stderr))?;
+        let Message::Binary(b) = msg else { continue };
+        let Some((&ch, rest)) = b.split_first() else {
+            continue;
+        };
+        match ch {
+            1 => r.stdout.push_str(&String::from_utf8_lossy(rest)),
+            2 => r.stderr.push_str(&String::from_utf8_lossy(rest)),
+            3 => r.status = serde_json::from_slice(rest).map_err(|e| e.to_string())?,
+            _ => {}
+        }
+    }
+    Ok(r)
+}
+
+/// Exec and Attach hand out one-time URLs of the streaming server; over
+/// WebSocket (v5.channel.k8s.io) exec gets stdin, stdout, stderr apart and
+/// the exit code in the final Status. GetContainerEvents streams each
+/// container's created/started/stopped/deleted events in order, with the
+/// sandbox's and containers' statuses, a container that exits by itself
+/// included.
+#[test]
+fn cri_streaming_exec_over_websocket_and_container_events() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let mut events =
+            c.rt.get_container_events(pb::GetEventsRequest {})
+                .await
+                .expect("GetContainerEvents")
+                .into_inner();
+        let logs = d.dir.join("podlogs");
+        let sb = sandbox_config("ws", &logs, &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let cid = create(
+            &mut c,
+            &sid,
+            &sb,
+            container_config("main", &["sleep", "3600"], "main.log"),
+        )
+        .await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: cid.clone(),
+        })
+        .await
+        .expect("StartContainer");
+
+        let url =
+            c.rt.exec(pb::ExecRequest {
+                container_id: cid.clone(),
+                cmd: ["sh", "-c", "read x; echo in:$x; echo oops >&2; exit 7"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                tty: false,
+                stdin: true,
+                stdout: true,
+                stderr: true,
+            })
+            .await
+            .expect("Exec")
+            .into_inner()
+            .url;
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        assert!(url.contains("/exec/"), "{url}");
+        let r = ws_session(&url, b"abc\n").await.expect("exec session");
+        assert_eq!(r.stdout, "in:abc\n");
+        assert_eq!(r.stderr, "oops\n");
+        assert_eq!(r.status["status"], "Failure", "{}", r.status);
+        assert_eq!(r.status["reason"], "NonZeroExitCode");
+        assert_eq!(r.status["details"]["causes"][0]["reason"], "ExitCode");
+        assert_eq!(r.status["details"]["causes"][0]["message"], "7");
+        // The URL was for one session.
+        let again = ws_session(&url, b"").await.err().unwrap_or_default();
+        assert!(again.contains("404"), "{again}");
+
+        // Success carries status Success.
+        let url =
+            c.rt.exec(pb::ExecRequest {
+                container_id: cid.clone(),
+                cmd: vec!["hostname".into()],
+                stdout: true,
+                ..Default::default()
+            })
+            .await
+            .expect("Exec")
+            .into_inner()
+            .url;
+        let r = ws_session(&url, b"").await.expect("exec session");
+        assert_eq!(
+            (r.stdout.as_str(), &r.status["status"]),
+            ("ws\n", &serde_json::json!("Success"))
+        );
+
+        // Errors: no streams asked, unknown container, sandbox unknown.
+        let none =
+            c.rt.exec(pb::ExecRequest {
+                container_id: cid.clone(),
+                cmd: vec!["true".into()],
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(none), Code::InvalidArgument);
+        let unknown =
+            c.rt.attach(pb::AttachRequest {
+                container_id: "nope".into(),
+                stdout: true,
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(unknown), Code::NotFound);
+        let pf =
+            c.rt.port_forward(pb::PortForwardRequest {
+                pod_sandbox_id: "nope".into(),
+                port: vec![80],
+            })
+            .await;
+        assert_eq!(code(pf), Code::NotFound);
+
+        // A container that exits by itself is reported stopped too.
+        let short = create(
+            &mut c,
+            &sid,
+            &sb,
+            container_config("short", &["true"], "short.log"),
+        )
+        .await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: short.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        wait_state(&mut c, &short, pb::ContainerState::ContainerExited).await;
+        // Its exit is reported without any RPC touching it.
+        let mut early = Vec::new();
+        loop {
+            let ev = match tokio::time::timeout(Duration::from_secs(5), events.message()).await {
+                Ok(Ok(Some(ev))) => ev,
+                other => panic!("no stopped event for {short} by itself: {other:?}"),
+            };
+            let stopped = ev.container_id == short
+                && ev.container_event_type == pb::ContainerEventType::ContainerStoppedEvent as i32;
+            early.push(ev);
+            if stopped {
+                break;
+            }
+        }
+        // Exec on an exited container is refused before any URL.
+        let exited =
+            c.rt.exec(pb::ExecRequest {
+                container_id: short.clone(),
+                cmd: vec!["true".into()],
+                stdout: true,
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(exited), Code::FailedPrecondition);
+
+        c.rt.stop_container(pb::StopContainerRequest {
+            container_id: cid.clone(),
+            timeout: 1,
+        })
+        .await
+        .expect("StopContainer");
+        for id in [&cid, &short] {
+            c.rt.remove_container(pb::RemoveContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("RemoveContainer");
+        }
+
+        use pb::ContainerEventType as K;
+        let mut got: Vec<(String, K)> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut early = early.into_iter();
+        while got.len() < 8 && Instant::now() < deadline {
+            let next = match early.next() {
+                Some(ev) => Ok(Ok(Some(ev))),
+                None => tokio::time::timeout(Duration::from_secs(5), events.message()).await,
+            };
+            let ev = match next {
+                Ok(Ok(Some(ev))) => ev,
+                other => panic!("events ended early after {got:?}: {other:?}"),
+            };
+            let kind = K::try_from(ev.container_event_type).expect("event type");
+            let sandbox = ev.pod_sandbox_status.as_ref().expect("sandbox status");
+            assert_eq!(sandbox.id, sid);
+            assert!(ev.created_at > 0);
+            if kind != K::ContainerDeletedEvent {
+                let me = ev
+                    .containers_statuses
+                    .iter()
+                    .find(|s| s.id == ev.container_id)
+                    .expect("the container's own status");
+                // A snapshot taken as the event is sent: a container that
+                // exits at once may already be exited when it is reported
+                // started, never before it started.
+                match kind {
+                    K::ContainerCreatedEvent => {
+                        assert_eq!(
+                            me.state,
+                            pb::ContainerState::ContainerCreated as i32,
+                            "{me:?}"
+                        )
+                    }
+                    K::ContainerStartedEvent => assert!(me.started_at > 0, "{me:?}"),
+                    _ => assert_eq!(
+                        me.state,
+                        pb::ContainerState::ContainerExited as i32,
+                        "{me:?}"
+                    ),
+                }
+            } else {
+                assert!(ev
+                    .containers_statuses
+                    .iter()
+                    .all(|s| s.id != ev.container_id));
+            }
+            got.push((ev.container_id, kind));
+        }
+        let of = |id: &str| -> Vec<K> {
+            got.iter()
+                .filter(|(c, _)| c == id)
+                .map(|(_, k)| *k)
+                .collect()
+        };
+        let lifecycle = vec![
+            K::ContainerCreatedEvent,
+            K::ContainerStartedEvent,
+            K::ContainerStoppedEvent,
+            K::ContainerDeletedEvent,
+        ];
+        assert_eq!(of(&cid), lifecycle, "{got:?}");
+        assert_eq!(of(&short), lifecycle, "{got:?}");
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
 }

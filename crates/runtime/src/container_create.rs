@@ -33,6 +33,21 @@ pub struct ContainerConfig {
     pub mounts: Vec<VolumeMount>,
     pub resources: Requested,
     pub security: SecurityConfig,
+    /// Propagation of volume mounts by container path (private unless
+    /// named here).
+    pub mount_propagation: std::collections::BTreeMap<String, MountPropagation>,
+}
+
+/// How mounts under a volume propagate (CRI `MountPropagation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MountPropagation {
+    /// `rprivate`: neither way.
+    #[default]
+    Private,
+    /// `rslave`: mounts made on the host show in the container.
+    HostToContainer,
+    /// `rshared`: both ways.
+    Bidirectional,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +68,15 @@ pub struct SecurityConfig {
     pub readonly_rootfs: bool,
     pub allow_privilege_escalation: Option<bool>,
     pub seccomp: SeccompConfig,
+    /// A user name from the image's /etc/passwd (CRI `run_as_username`),
+    /// in place of the image's `User`.
+    pub run_as_username: Option<String>,
+    /// Groups added to the ones the image's /etc/group gives the user.
+    pub supplemental_groups: Vec<i64>,
+    /// Replace the default masked / read-only paths (CRI: kubelet sends
+    /// the lists; ignored for privileged containers).
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,6 +87,9 @@ pub enum SeccompConfig {
     Unconfined,
     /// A profile file under `<root>/seccomp/`, in OCI `linux.seccomp` JSON.
     Localhost(String),
+    /// A profile file by absolute path (the CRI's `localhost_ref`: kubelet
+    /// resolves the profile to its full path itself).
+    LocalhostFile(PathBuf),
 }
 
 /// A signal as images name it: `SIGQUIT`, `QUIT` or `3`.
@@ -188,6 +215,12 @@ impl Runtime {
         }
         let log_path = if cfg.log_path.is_absolute() {
             cfg.log_path.clone()
+        } else if cfg.log_path.as_os_str().is_empty()
+            || sandbox.log_directory.as_os_str().is_empty()
+        {
+            // No log file asked for (the CRI allows it; containerd drops
+            // the output): kept beside the container, removed with it.
+            dir.join("output.log")
         } else {
             sandbox.log_directory.join(&cfg.log_path)
         };
@@ -237,13 +270,19 @@ impl Runtime {
             })
             .transpose()
         };
-        let resolved = user::resolve(
+        let mut resolved = user::resolve(
             &rootfs,
-            image_cfg.user.as_deref(),
+            sec.run_as_username.as_deref().or(image_cfg.user.as_deref()),
             to_u32(sec.run_as_user, "runAsUser")?,
             to_u32(sec.run_as_group, "runAsGroup")?,
         )
         .map_err(config_err)?;
+        for g in &sec.supplemental_groups {
+            let g = to_u32(Some(*g), "supplementalGroups")?.unwrap_or_default();
+            if g != resolved.gid && !resolved.additional_gids.contains(&g) {
+                resolved.additional_gids.push(g);
+            }
+        }
         if sec.run_as_non_root && resolved.uid == 0 {
             return Err(config_err(
                 "container has runAsNonRoot and image will run as root (set securityContext.runAsUser to a non-zero uid)".into(),
@@ -265,16 +304,19 @@ impl Runtime {
                 destination: "/etc/hosts".into(),
                 source: etc.join("hosts"),
                 readonly: false,
+                propagation: Default::default(),
             },
             BindMount {
                 destination: "/etc/hostname".into(),
                 source: etc.join("hostname"),
                 readonly: false,
+                propagation: Default::default(),
             },
             BindMount {
                 destination: "/etc/resolv.conf".into(),
                 source: etc.join("resolv.conf"),
                 readonly: false,
+                propagation: Default::default(),
             },
             BindMount {
                 destination: "/dev/shm".into(),
@@ -284,6 +326,7 @@ impl Runtime {
                     self.paths.shm_dir(sid)
                 },
                 readonly: false,
+                propagation: Default::default(),
             },
         ];
         for m in &cfg.mounts {
@@ -291,6 +334,11 @@ impl Runtime {
                 destination: m.container_path.clone(),
                 source: m.host_path.clone(),
                 readonly: m.readonly,
+                propagation: cfg
+                    .mount_propagation
+                    .get(&m.container_path)
+                    .copied()
+                    .unwrap_or_default(),
             });
         }
 
@@ -298,15 +346,26 @@ impl Runtime {
         let seccomp = match &sec.seccomp {
             SeccompConfig::RuntimeDefault => Seccomp::RuntimeDefault,
             SeccompConfig::Unconfined => Seccomp::Unconfined,
-            SeccompConfig::Localhost(rel) => {
-                let base = self.paths.root().join("seccomp");
-                let p = base.join(rel);
-                if !p.starts_with(&base) || rel.split('/').any(|c| c == "..") {
-                    return Err(config_err(format!(
-                        "seccompProfile.localhostProfile {rel:?} must stay under {}",
-                        base.display()
-                    )));
-                }
+            SeccompConfig::Localhost(_) | SeccompConfig::LocalhostFile(_) => {
+                let p = match &sec.seccomp {
+                    SeccompConfig::Localhost(rel) => {
+                        let base = self.paths.root().join("seccomp");
+                        let p = base.join(rel);
+                        if !p.starts_with(&base) || rel.split('/').any(|c| c == "..") {
+                            return Err(config_err(format!(
+                                "seccompProfile.localhostProfile {rel:?} must stay under {}",
+                                base.display()
+                            )));
+                        }
+                        p
+                    }
+                    SeccompConfig::LocalhostFile(p) if p.is_absolute() => p.clone(),
+                    other => {
+                        return Err(config_err(format!(
+                            "seccomp localhost profile {other:?}: needs an absolute path"
+                        )))
+                    }
+                };
                 let b = std::fs::read(&p).map_err(|e| {
                     config_err(format!(
                         "seccompProfile.localhostProfile {}: {e}",
@@ -339,6 +398,8 @@ impl Runtime {
             privileged: sec.privileged,
             no_new_privileges: sec.allow_privilege_escalation == Some(false) && !sec.privileged,
             seccomp,
+            masked_paths: sec.masked_paths.clone(),
+            readonly_paths: sec.readonly_paths.clone(),
             annotations: vec![
                 ("io.kubernetes.pod.uid".into(), sandbox.metadata.uid.clone()),
                 (

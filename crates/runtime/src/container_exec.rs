@@ -101,6 +101,47 @@ impl Runtime {
         }
     }
 
+    /// Attach: the running container `cid`'s input, from its shim: the
+    /// write end of its stdin ("stdin") or its pty master ("pty"); None
+    /// for a container created without `stdin`.
+    pub fn attach_stdin(&self, cid: &str) -> Result<Option<(String, OwnedFd)>, RuntimeError> {
+        let uid = self.sandbox_of(cid)?;
+        let (resp, fds) = self.shim(&uid).call_with_fds(
+            &Request::AttachStdin {
+                id: cid.to_string(),
+            },
+            None,
+        )?;
+        match resp {
+            Response::Fds { fds: names } => Ok(names.into_iter().zip(fds).next()),
+            other => Err(RuntimeError::Container {
+                name: cid.into(),
+                message: format!("unexpected shim response {other:?}"),
+            }),
+        }
+    }
+
+    /// Attach: copies of the running container `cid`'s output from now on,
+    /// by stream ("stdout", "stderr"), from its shim.
+    pub fn attach_output(&self, cid: &str) -> Result<Vec<(String, OwnedFd)>, RuntimeError> {
+        let uid = self.sandbox_of(cid)?;
+        let (resp, fds) = self.shim(&uid).call_with_fds(
+            &Request::AttachOutput {
+                id: cid.to_string(),
+            },
+            None,
+        )?;
+        match resp {
+            Response::Fds { fds: names } if names.len() == fds.len() => {
+                Ok(names.into_iter().zip(fds).collect())
+            }
+            other => Err(RuntimeError::Container {
+                name: cid.into(),
+                message: format!("unexpected shim response {other:?}"),
+            }),
+        }
+    }
+
     /// Block until an exec'd process of container `cid` exits.
     pub fn wait_exec(&self, cid: &str, exec_id: &str) -> Result<ExecExit, RuntimeError> {
         let uid = self.sandbox_of(cid)?;

@@ -33,7 +33,9 @@ pub mod spec;
 pub mod types;
 pub mod user;
 
-pub use container_create::{ContainerConfig, SeccompConfig, SecurityConfig, VolumeMount};
+pub use container_create::{
+    ContainerConfig, MountPropagation, SeccompConfig, SecurityConfig, VolumeMount,
+};
 pub use container_exec::ExecSession;
 pub use error::RuntimeError;
 pub use etc_files::{DnsConfig, HostAlias};

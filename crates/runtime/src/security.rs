@@ -108,12 +108,12 @@ pub fn normalize_cap(name: &str) -> String {
 /// in both, as in containerd).
 pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<String> {
     if privileged {
-        return ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        return all_current_caps();
     }
     let add: Vec<String> = add.iter().map(|c| normalize_cap(c)).collect();
     let drop: Vec<String> = drop.iter().map(|c| normalize_cap(c)).collect();
     let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
-        ALL_CAPS.iter().map(|s| s.to_string()).collect()
+        all_current_caps()
     } else {
         DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
     };
@@ -127,6 +127,27 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<St
         }
     }
     caps
+}
+
+/// "All capabilities" for a container: those of [`ALL_CAPS`] in this
+/// process's bounding set. A daemon that lacks one (a container host
+/// without CAP_SYS_RESOURCE) cannot grant it, and asking would fail the
+/// container's capset; containerd's `WithAllCurrentCapabilities` does the
+/// same.
+fn all_current_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding.is_none_or(|b| b & (1u64 << bit) != 0))
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 // The RuntimeDefault seccomp profile: containerd's default profile
@@ -425,6 +446,26 @@ pub fn runtime_default_seccomp(caps: &[String]) -> Result<LinuxSeccomp, OciSpecE
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn all_caps_are_in_kernel_bit_order_and_privileged_gets_only_held_ones() {
+        assert_eq!(ALL_CAPS.len(), 41);
+        assert_eq!(ALL_CAPS[21], "CAP_SYS_ADMIN");
+        assert_eq!(ALL_CAPS[24], "CAP_SYS_RESOURCE");
+        assert_eq!(ALL_CAPS[40], "CAP_CHECKPOINT_RESTORE");
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let bnd = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .expect("CapBnd");
+        let caps = capabilities(true, &[], &[]);
+        for (bit, c) in ALL_CAPS.iter().enumerate() {
+            let held = bnd & (1u64 << bit) != 0;
+            assert_eq!(caps.iter().any(|x| x == c), held, "{c}");
+        }
+        assert_eq!(capabilities(false, &["ALL".into()], &[]), caps);
+    }
+
     use super::*;
 
     #[test]
@@ -440,10 +481,8 @@ mod tests {
         assert!(caps.contains(&"CAP_CHOWN".to_string()));
         let none = capabilities(false, &["NET_BIND_SERVICE".into()], &["ALL".into()]);
         assert_eq!(none, vec!["CAP_NET_BIND_SERVICE".to_string()]);
-        assert_eq!(
-            capabilities(true, &[], &["ALL".into()]).len(),
-            ALL_CAPS.len()
-        );
+        // Privileged ignores drops: every capability the daemon holds.
+        assert_eq!(capabilities(true, &[], &["ALL".into()]), all_current_caps());
     }
 
     fn allowed(p: &LinuxSeccomp) -> Vec<String> {

@@ -43,6 +43,7 @@ pub struct BindMount {
     pub destination: String,
     pub source: PathBuf,
     pub readonly: bool,
+    pub propagation: crate::container_create::MountPropagation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,9 @@ pub struct SpecInput {
     pub privileged: bool,
     pub no_new_privileges: bool,
     pub seccomp: Seccomp,
+    /// In place of [`MASKED_PATHS`] / [`READONLY_PATHS`] when set.
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
     pub annotations: Vec<(String, String)>,
 }
 
@@ -220,8 +224,14 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
         )?,
     ];
+    use crate::container_create::MountPropagation as P;
     for b in &input.binds {
-        let mut opts = vec!["rbind".to_string(), "rprivate".to_string()];
+        let how = match b.propagation {
+            P::Private => "rprivate",
+            P::HostToContainer => "rslave",
+            P::Bidirectional => "rshared",
+        };
+        let mut opts = vec!["rbind".to_string(), how.to_string()];
         if b.readonly {
             opts.push("ro".into());
         }
@@ -298,14 +308,25 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
         .cgroups_path(&input.cgroups_path)
         .resources(resources.build()?)
         .build()?;
+
     // Privileged containers are unconfined, as with containerd.
     if input.privileged {
         linux.set_masked_paths(None).set_readonly_paths(None);
     } else {
         let strings = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         linux
-            .set_masked_paths(Some(strings(MASKED_PATHS)))
-            .set_readonly_paths(Some(strings(READONLY_PATHS)));
+            .set_masked_paths(Some(
+                input
+                    .masked_paths
+                    .clone()
+                    .unwrap_or_else(|| strings(MASKED_PATHS)),
+            ))
+            .set_readonly_paths(Some(
+                input
+                    .readonly_paths
+                    .clone()
+                    .unwrap_or_else(|| strings(READONLY_PATHS)),
+            ));
         let seccomp = match &input.seccomp {
             Seccomp::RuntimeDefault => Some(runtime_default_seccomp(&input.capabilities)?),
             Seccomp::Profile(p) => Some(
@@ -395,11 +416,14 @@ mod tests {
                 destination: "/data".into(),
                 source: "/v".into(),
                 readonly: true,
+                propagation: Default::default(),
             }],
             capabilities: vec!["CAP_CHOWN".into()],
             privileged: false,
             no_new_privileges: true,
             seccomp: Seccomp::RuntimeDefault,
+            masked_paths: None,
+            readonly_paths: None,
             annotations: vec![],
         }
     }

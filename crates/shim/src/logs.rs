@@ -252,7 +252,27 @@ pub fn reopen(writer: Option<&SharedWriter>, id: &str) -> Result<(), String> {
 /// Copy a container's output stream (a pipe, or a pty master) into its
 /// CRI log until EOF. Async on the shim's one thread: no thread per
 /// stream, so a pod costs the same few pages whatever its container count.
-pub async fn pump(fd: std::os::fd::OwnedFd, stream: &'static str, writer: SharedWriter) {
+/// Copies of a container's output for attached clients (CRI Attach): the
+/// write ends of pipes, by stream. A tap that cannot take a chunk at once
+/// (its reader is gone or too slow) is dropped; at EOF all of a stream's
+/// are dropped, so their readers see EOF.
+pub type Taps = std::rc::Rc<std::cell::RefCell<Vec<(&'static str, File)>>>;
+
+fn feed_taps(taps: &Taps, stream: &'static str, data: &[u8], eof: bool) {
+    taps.borrow_mut().retain_mut(|(s, f)| {
+        if *s != stream {
+            return true;
+        }
+        !eof && f.write_all(data).is_ok()
+    });
+}
+
+pub async fn pump(
+    fd: std::os::fd::OwnedFd,
+    stream: &'static str,
+    writer: SharedWriter,
+    taps: Taps,
+) {
     use tokio::io::AsyncReadExt;
     // tokio's pipe type polls any pollable fd; "unchecked" because a pty
     // master is not a FIFO. It sets O_NONBLOCK itself.
@@ -276,6 +296,7 @@ pub async fn pump(fd: std::os::fd::OwnedFd, stream: &'static str, writer: Shared
                 0
             }
         };
+        feed_taps(&taps, stream, &chunk[..n], n == 0);
         buf.extend_from_slice(&chunk[..n]);
         let records = take_records(stream, &mut buf, n == 0);
         if !records.is_empty() {

@@ -78,6 +78,19 @@ pub enum Request {
     },
     /// Kill the infra process (if any), answer, and exit.
     Shutdown,
+    /// Attach to a running container's input (CRI Attach): a copy of the
+    /// write end of its stdin pipe, or of its pty master with a tty,
+    /// answered as [`Response::Fds`].
+    AttachStdin {
+        id: String,
+    },
+    /// Attach to a running container's output: the read ends of two
+    /// pipes ("stdout", "stderr") that get a copy of what it writes from
+    /// now on (a tty container's output is all "stdout"), answered as
+    /// [`Response::Fds`]; they end when the container's output does.
+    AttachOutput {
+        id: String,
+    },
     /// Reopen a container's log file at its path (CRI ReopenContainerLog:
     /// whoever renamed the file wants the next records in a new one).
     ReopenLog {
@@ -155,6 +168,11 @@ pub enum Response {
         fds: Vec<String>,
     },
     Exited(ExitInfo),
+    /// File descriptors follow as SCM_RIGHTS, named in order ("stdin" or
+    /// "pty"); none when the container has no input to attach to.
+    Fds {
+        fds: Vec<String>,
+    },
     Error {
         message: String,
     },

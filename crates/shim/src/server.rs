@@ -51,6 +51,10 @@ struct Attached {
     oom_file: Option<PathBuf>,
     /// Write end of a `stdin: true` container's stdin, held open while it runs.
     stdin: Option<OwnedFd>,
+    /// A copy of a tty container's pty master, for attaching to its input.
+    pty: Option<OwnedFd>,
+    /// Attached clients' copies of the output.
+    taps: logs::Taps,
     /// The log writer (for `ReopenLog`) while the container runs.
     log_writer: Option<logs::SharedWriter>,
 }
@@ -354,6 +358,7 @@ fn record_exit(inner: &Shared, pid: i32, status: WaitStatus) {
         Some(Proc::Container(id)) => {
             let oom = g.attached.get_mut(&id).and_then(|a| {
                 a.stdin = None;
+                a.pty = None;
                 // The pumps keep the writer until their EOF; then the file
                 // closes.
                 a.log_writer = None;
@@ -611,6 +616,48 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
             }
             Ok((Response::Ok, Vec::new()))
         }
+        Request::AttachStdin { id } => {
+            let g = inner.borrow();
+            let a = g
+                .attached
+                .get(&id)
+                .ok_or_else(|| format!("container {id} not found"))?;
+            let (name, fd) = match (&a.stdin, &a.pty) {
+                (Some(fd), _) => ("stdin", fd),
+                (None, Some(fd)) => ("pty", fd),
+                (None, None) => return Ok((Response::Fds { fds: Vec::new() }, Vec::new())),
+            };
+            let dup = fd
+                .try_clone()
+                .map_err(|e| format!("container {id}: duplicate its {name} fd: {e}"))?;
+            Ok((
+                Response::Fds {
+                    fds: vec![name.to_string()],
+                },
+                vec![dup],
+            ))
+        }
+        Request::AttachOutput { id } => {
+            let g = inner.borrow();
+            // A container whose output ended would never end the copies.
+            if g.state.containers.get(&id).map(|c| c.status) != Some(ContainerStatus::Running) {
+                return Err(format!("container {id} is not running"));
+            }
+            let a = g
+                .attached
+                .get(&id)
+                .ok_or_else(|| format!("container {id} not found"))?;
+            let mut names = Vec::new();
+            let mut fds = Vec::new();
+            for stream in ["stdout", "stderr"] {
+                let (r, w) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+                    .map_err(|e| format!("container {id}: attach pipe: {e}"))?;
+                a.taps.borrow_mut().push((stream, std::fs::File::from(w)));
+                names.push(stream.to_string());
+                fds.push(r);
+            }
+            Ok((Response::Fds { fds: names }, fds))
+        }
         Request::ReopenLog { id } => {
             let writer = inner
                 .borrow()
@@ -742,14 +789,19 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
     let pid = pid.ok_or_else(|| format!("container {}: helper reported no pid", c.id))?;
     let writer = logs::LogWriter::shared(&c.log_path, c.log_rotation);
     let mut stdin = None;
+    let mut pty = None;
+    let taps = logs::Taps::default();
     for (name, fd) in outputs {
         if name == "stdin" {
             stdin = Some(fd);
             continue;
         }
+        if name == "pty" && c.stdin {
+            pty = fd.try_clone().ok();
+        }
         let writer = writer.clone();
         let stream: &'static str = if name == "stderr" { "stderr" } else { "stdout" };
-        tokio::task::spawn_local(logs::pump(fd, stream, writer));
+        tokio::task::spawn_local(logs::pump(fd, stream, writer, taps.clone()));
     }
     {
         let mut g = inner.borrow_mut();
@@ -759,6 +811,8 @@ async fn create(inner: &Shared, c: CreateRequest) -> Handled {
                 status_file: c.status_file.clone(),
                 oom_file: c.oom_events.clone(),
                 stdin,
+                pty,
+                taps,
                 log_writer: Some(writer),
             },
         );

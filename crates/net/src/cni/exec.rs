@@ -124,9 +124,21 @@ pub fn run(
             .env("CNI_IFNAME", &inv.ifname)
             .env("CNI_ARGS", args);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| exec_err(format!("cannot run {}: {e}", bin.display())))?;
+    // ETXTBSY: the plugin binary was just written (an upgrade, or a
+    // test's script) and a process forked meanwhile still holds the
+    // writer's descriptor until it execs; it clears within moments.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => {
+                break other.map_err(|e| exec_err(format!("cannot run {}: {e}", bin.display())))?
+            }
+        }
+    };
     if let Some(mut w) = child.stdin.take() {
         // A plugin that exits without reading its stdin closes the pipe;
         // its exit status then tells what happened.
