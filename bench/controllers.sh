@@ -19,7 +19,7 @@ D=$(mktemp -d /tmp/ppc-XXXX)
 S=/run/peapod-bench-ctl-$$
 export PEAPOD_SOCKET=$S/peapod.sock
 RUST_LOG=${RUST_LOG:-warn} $P serve --root "$D/root" --state "$S" --config-dir "$D/etc" \
-    --cgroup-parent "peapod-ctl-$$" --nft-table "ppctl$$" --pod-max-pids 64 >"$D/daemon.log" 2>&1 &
+    --cgroup-parent "peapod-ctl-$$" --nft-table "ppctl$$" --pod-max-pids 64 ${PEAPOD_SERVE_ARGS:-} >"$D/daemon.log" 2>&1 &
 DAEMON=$!
 cleanup() {
     $P delete deploy idle roll --cascade=foreground --timeout 600s >/dev/null 2>&1 || true

@@ -3,6 +3,13 @@
 //! (CPU time, memory working set) and the host's `/proc/stat` and
 //! `/proc/meminfo` are read; CPU is the rate between two readings.
 //!
+//! Reading a few hundred cgroups costs a few percent of a core per round,
+//! so the sampler runs only while someone uses the metrics: a metrics API
+//! request or an HorizontalPodAutoscaler marks them wanted for
+//! [`WANTED_FOR`]; the first request after a quiet spell wakes the sampler
+//! at once and is answered as metrics-server answers before its first
+//! window ("not available yet").
+//!
 //! The `metrics.k8s.io/v1beta1` objects are written here as small serde
 //! structs: k8s-openapi covers only the core API groups, and the metrics
 //! API lives in `k8s.io/metrics`, which has no Rust crate.
@@ -16,6 +23,8 @@ use std::time::Duration;
 
 /// metrics-server's default `--metric-resolution`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+/// How long one use of the metrics keeps the sampler running.
+pub const WANTED_FOR: Duration = Duration::from_secs(600);
 
 /// One container's usage over the last window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +87,10 @@ pub struct Metrics {
     /// The sampling interval in milliseconds (`--metrics-interval`).
     interval_ms: std::sync::atomic::AtomicU64,
     state: Mutex<State>,
+    /// When the metrics were last used (seconds since the epoch).
+    wanted_at: std::sync::atomic::AtomicU64,
+    /// Wakes an idle sampler.
+    wake: tokio::sync::Notify,
 }
 
 impl Default for Metrics {
@@ -99,6 +112,8 @@ impl Metrics {
         Self {
             interval_ms: (interval.as_millis() as u64).into(),
             state: Mutex::new(State::default()),
+            wanted_at: 0.into(),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -119,6 +134,22 @@ impl Metrics {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the metrics as in use (keeps or starts the sampler).
+    pub fn want(&self) {
+        let now = epoch_secs();
+        let before = self
+            .wanted_at
+            .swap(now, std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(before) > WANTED_FOR.as_secs() {
+            self.wake.notify_one();
+        }
+    }
+
+    fn wanted(&self) -> bool {
+        let at = self.wanted_at.load(std::sync::atomic::Ordering::Relaxed);
+        epoch_secs().saturating_sub(at) <= WANTED_FOR.as_secs()
     }
 
     /// The latest usage of every pod that has one.
@@ -253,15 +284,25 @@ fn host_memory_working_set() -> Option<u64> {
     Some(field("MemTotal:")?.saturating_sub(field("MemAvailable:")?) * 1024)
 }
 
-/// Samples until the daemon stops.
+/// Samples while the metrics are wanted, until the daemon stops.
 pub async fn run(node: Arc<Node>) {
-    let mut tick = tokio::time::interval(node.metrics.interval());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        if !node.metrics.wanted() {
+            // Old readings would give a rate over the idle spell.
+            *node.metrics.state() = State::default();
+            node.metrics.wake.notified().await;
+        }
         let n = node.clone();
         let _ = tokio::task::spawn_blocking(move || n.metrics.sample(&n)).await;
+        tokio::time::sleep(node.metrics.interval()).await;
     }
+}
+
+fn epoch_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// `metrics.k8s.io/v1beta1` objects.

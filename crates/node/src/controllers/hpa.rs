@@ -56,6 +56,8 @@ impl Controller for HpaController {
         "horizontalpodautoscalers/"
     }
     fn reconcile(&self, node: &Arc<Node>, key: &str) -> Reconciled {
+        // An autoscaler keeps the metrics sampled.
+        node.metrics.want();
         let period = node.metrics.interval();
         let Some(hpa) = node
             .store

@@ -20,6 +20,7 @@ fn pod_metrics(
     ns: Option<&str>,
     query: Option<&str>,
 ) -> Result<Vec<api::PodMetrics>, Response> {
+    node.metrics.want();
     let selectors =
         Selectors::from_query(&query_map(query), &["metadata.name", "metadata.namespace"])?;
     let mut out = Vec::new();
@@ -84,6 +85,7 @@ pub async fn get_pod(
 }
 
 pub async fn list_nodes(State(node): State<Arc<Node>>) -> Response {
+    node.metrics.want();
     let items: Vec<_> = node
         .metrics
         .node()
@@ -94,6 +96,7 @@ pub async fn list_nodes(State(node): State<Arc<Node>>) -> Response {
 }
 
 pub async fn get_node(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
+    node.metrics.want();
     match node.metrics.node().filter(|_| name == node.hostname) {
         Some(n) => json_response(StatusCode::OK, &api::node(&node.hostname, &n)),
         None => status_error(
