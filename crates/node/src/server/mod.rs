@@ -90,36 +90,36 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/api/v1/nodes", get(cluster::list_nodes))
         .route("/api/v1/nodes/{name}", get(cluster::get_node))
-        .route("/api/v1/secrets", get(secrets::list_all::<Secret>))
-        .route("/api/v1/configmaps", get(secrets::list_all::<ConfigMap>))
+        .route("/api/v1/secrets", get(objects::list_all::<Secret>))
+        .route("/api/v1/configmaps", get(objects::list_all::<ConfigMap>))
         .route(
             "/api/v1/namespaces/{ns}/secrets",
-            get(secrets::list::<Secret>).post(secrets::create::<Secret>),
+            get(objects::list::<Secret>).post(secrets::create::<Secret>),
         )
         .route(
             "/api/v1/namespaces/{ns}/secrets/{name}",
-            get(secrets::get::<Secret>)
+            get(objects::get_one::<Secret>)
                 .put(secrets::apply::<Secret>)
                 .delete(secrets::delete::<Secret>),
         )
         .route(
             "/api/v1/namespaces/{ns}/configmaps",
-            get(secrets::list::<ConfigMap>).post(secrets::create::<ConfigMap>),
+            get(objects::list::<ConfigMap>).post(secrets::create::<ConfigMap>),
         )
         .route(
             "/api/v1/namespaces/{ns}/configmaps/{name}",
-            get(secrets::get::<ConfigMap>)
+            get(objects::get_one::<ConfigMap>)
                 .put(secrets::apply::<ConfigMap>)
                 .delete(secrets::delete::<ConfigMap>),
         )
-        .route("/api/v1/services", get(secrets::list_all::<Service>))
+        .route("/api/v1/services", get(objects::list_all::<Service>))
         .route(
             "/api/v1/namespaces/{ns}/services",
-            get(secrets::list::<Service>).post(services::create),
+            get(objects::list::<Service>).post(services::create),
         )
         .route(
             "/api/v1/namespaces/{ns}/services/{name}",
-            get(secrets::get::<Service>)
+            get(objects::get_one::<Service>)
                 .put(services::apply)
                 .delete(secrets::delete::<Service>),
         )

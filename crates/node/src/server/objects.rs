@@ -148,7 +148,7 @@ pub fn routes<T: ApiObject>(router: Router<Arc<Node>>) -> Router<Arc<Node>> {
         )
 }
 
-fn not_found<T: ApiObject>(name: &str) -> Response {
+pub(super) fn not_found<T: ApiObject>(name: &str) -> Response {
     status_error(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -220,7 +220,11 @@ pub async fn get_one<T: ApiObject>(
 
 /// Decode, default and validate a request body against the URL's
 /// namespace (and name, for PUT).
-fn decode_body<T: ApiObject>(ns: &str, name: Option<&str>, body: &[u8]) -> Result<T, Response> {
+pub(super) fn decode_body<T: ApiObject>(
+    ns: &str,
+    name: Option<&str>,
+    body: &[u8],
+) -> Result<T, Response> {
     let mut obj: T = serde_json::from_slice(body).map_err(|e| {
         status_error(
             StatusCode::BAD_REQUEST,

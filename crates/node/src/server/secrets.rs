@@ -1,10 +1,12 @@
-//! ConfigMaps and Secrets: list, get, create (POST), apply (PUT: create or
-//! replace), delete, with the API server's defaults and validation
-//! (config keys, `immutable`, a Secret's type never changing). Pods use
+//! ConfigMaps and Secrets (and Services): create (POST), apply (PUT: create
+//! or replace, "unchanged" when nothing differs) and delete, with the API
+//! server's defaults and validation (config keys, `immutable`, a Secret's
+//! type never changing); list and get are `objects.rs`'s generic ones. Pods use
 //! them for env, envFrom and volumes; Secrets also for `imagePullSecrets`.
 //!
 //! Secret values never reach a log line or an error message here.
 
+use super::objects::{decode_body, not_found, ApiObject};
 use super::{internal, json_response, status_error, store_error};
 use crate::node::Node;
 use axum::body::Bytes;
@@ -22,18 +24,7 @@ pub fn config_map_key(ns: &str, name: &str) -> String {
     crate::store::key("configmaps", ns, name)
 }
 
-/// What differs between the two kinds.
-pub trait ConfigKind:
-    crate::store::Object
-    + PartialEq
-    + k8s_openapi::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-{
-    fn default(&mut self);
-    fn validate(&self) -> Result<(), String>;
-    fn validate_update(old: &Self, new: &Self) -> Result<(), String>;
-}
-
-impl ConfigKind for Secret {
+impl ApiObject for Secret {
     fn default(&mut self) {
         peapod_api::default_secret(self)
     }
@@ -45,7 +36,7 @@ impl ConfigKind for Secret {
     }
 }
 
-impl ConfigKind for ConfigMap {
+impl ApiObject for ConfigMap {
     fn default(&mut self) {
         peapod_api::default_config_map(self)
     }
@@ -57,81 +48,7 @@ impl ConfigKind for ConfigMap {
     }
 }
 
-fn not_found<T: ConfigKind>(name: &str) -> Response {
-    status_error(
-        StatusCode::NOT_FOUND,
-        "NotFound",
-        &format!("{} \"{name}\" not found", T::URL_PATH_SEGMENT),
-    )
-}
-
-pub async fn list<T: ConfigKind>(
-    State(node): State<Arc<Node>>,
-    Path(ns): Path<String>,
-) -> Response {
-    list_prefix::<T>(&node, format!("{}/{ns}/", T::URL_PATH_SEGMENT))
-}
-
-/// Every namespace's (`/api/v1/configmaps`, `/api/v1/secrets`).
-pub async fn list_all<T: ConfigKind>(State(node): State<Arc<Node>>) -> Response {
-    list_prefix::<T>(&node, format!("{}/", T::URL_PATH_SEGMENT))
-}
-
-fn list_prefix<T: ConfigKind>(node: &Node, prefix: String) -> Response {
-    match node.store.list_at::<T>(&prefix) {
-        Ok((items, rv)) => json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "kind": format!("{}List", T::KIND), "apiVersion": "v1", "metadata": { "resourceVersion": rv.to_string() }, "items": items }),
-        ),
-        Err(e) => internal(e),
-    }
-}
-
-pub async fn get<T: ConfigKind>(
-    State(node): State<Arc<Node>>,
-    Path((ns, name)): Path<(String, String)>,
-) -> Response {
-    match node
-        .store
-        .get::<T>(&crate::store::key(T::URL_PATH_SEGMENT, &ns, &name))
-    {
-        Ok(Some(s)) => json_response(StatusCode::OK, &s),
-        Ok(None) => not_found::<T>(&name),
-        Err(e) => internal(e),
-    }
-}
-
-/// Decode, default and check a request body against the URL's namespace
-/// (and name, for PUT).
-fn decode_body<T: ConfigKind>(ns: &str, name: Option<&str>, body: &[u8]) -> Result<T, Response> {
-    let mut obj: T = serde_json::from_slice(body).map_err(|e| {
-        status_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            &format!("the request body is not a valid {}: {e}", T::KIND),
-        )
-    })?;
-    let meta = obj.metadata_mut();
-    if meta.namespace.as_deref().unwrap_or("").is_empty() {
-        meta.namespace = Some(ns.to_string());
-    }
-    obj.default();
-    let meta = obj.metadata();
-    if name.is_some_and(|n| meta.name.as_deref() != Some(n))
-        || meta.namespace.as_deref() != Some(ns)
-    {
-        return Err(status_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the name and namespace of the object must match the URL",
-        ));
-    }
-    obj.validate()
-        .map_err(|e| status_error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e))?;
-    Ok(obj)
-}
-
-pub async fn create<T: ConfigKind>(
+pub async fn create<T: ApiObject + PartialEq>(
     State(node): State<Arc<Node>>,
     Path(ns): Path<String>,
     body: Bytes,
@@ -151,7 +68,7 @@ pub async fn create<T: ConfigKind>(
 }
 
 /// The same desired content: the PUT changes nothing.
-fn same<T: ConfigKind>(cur: &T, new: &T) -> bool {
+fn same<T: ApiObject + PartialEq>(cur: &T, new: &T) -> bool {
     let strip = |o: &T| {
         let mut o = o.clone();
         let m = o.metadata_mut();
@@ -163,7 +80,7 @@ fn same<T: ConfigKind>(cur: &T, new: &T) -> bool {
     strip(cur) == strip(new)
 }
 
-pub async fn apply<T: ConfigKind>(
+pub async fn apply<T: ApiObject + PartialEq>(
     State(node): State<Arc<Node>>,
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
@@ -212,7 +129,7 @@ pub async fn apply<T: ConfigKind>(
     r
 }
 
-pub async fn delete<T: ConfigKind>(
+pub async fn delete<T: ApiObject + PartialEq>(
     State(node): State<Arc<Node>>,
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::sync::Arc;
 
-impl super::secrets::ConfigKind for Service {
+impl super::objects::ApiObject for Service {
     fn default(&mut self) {
         peapod_api::default_service(self)
     }
