@@ -50,12 +50,7 @@ impl Controller for CronJobController {
         &["jobs/"]
     }
     fn keys_for(&self, _node: &Node, change: &Change) -> Vec<String> {
-        if change.key.starts_with("cronjobs/") {
-            return vec![change.key.clone()];
-        }
-        owner::controller_key(change, "CronJob", "cronjobs")
-            .into_iter()
-            .collect()
+        owner::self_or_controller(change, "CronJob", "cronjobs")
     }
     fn reconcile(&self, node: &Arc<Node>, key: &str) -> Reconciled {
         let Some(cj) = node.store.get::<CronJob>(key).map_err(|e| e.to_string())? else {

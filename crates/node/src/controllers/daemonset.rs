@@ -37,16 +37,11 @@ impl Controller for DaemonSetController {
         &["pods/", "nodes/"]
     }
     fn keys_for(&self, node: &Node, change: &Change) -> Vec<String> {
-        if change.key.starts_with("daemonsets/") {
-            return vec![change.key.clone()];
-        }
         if change.key.starts_with("nodes/") {
             // Labels or taints may have changed: every set.
             return self.resync_keys(node).unwrap_or_default();
         }
-        owner::controller_key(change, "DaemonSet", "daemonsets")
-            .into_iter()
-            .collect()
+        owner::self_or_controller(change, "DaemonSet", "daemonsets")
     }
     fn reconcile(&self, node: &Arc<Node>, key: &str) -> Reconciled {
         let Some(ds) = node

@@ -53,12 +53,7 @@ impl Controller for JobController {
         &["pods/"]
     }
     fn keys_for(&self, _node: &Node, change: &Change) -> Vec<String> {
-        if change.key.starts_with("jobs/") {
-            return vec![change.key.clone()];
-        }
-        owner::controller_key(change, "Job", "jobs")
-            .into_iter()
-            .collect()
+        owner::self_or_controller(change, "Job", "jobs")
     }
     fn reconcile(&self, node: &Arc<Node>, key: &str) -> Reconciled {
         let Some(job) = node.store.get::<Job>(key).map_err(|e| e.to_string())? else {

@@ -56,6 +56,20 @@ pub fn controller_key(change: &Change, kind: &str, plural: &str) -> Option<Strin
     ))
 }
 
+/// The keys a change concerns for the controller of `kind`/`plural`: the
+/// changed object itself when it is one of `plural`, else its controller
+/// when that is of `kind` (kube's "enqueue the owner").
+pub fn self_or_controller(change: &Change, kind: &str, plural: &str) -> Vec<String> {
+    if change
+        .key
+        .strip_prefix(plural)
+        .is_some_and(|rest| rest.starts_with('/'))
+    {
+        return vec![change.key.clone()];
+    }
+    controller_key(change, kind, plural).into_iter().collect()
+}
+
 /// Whether a change's object has a controller at all.
 pub fn has_controller(change: &Change) -> bool {
     change

@@ -44,11 +44,9 @@ impl Controller for ReplicaSetController {
         &["pods/"]
     }
     fn keys_for(&self, node: &Node, change: &Change) -> Vec<String> {
-        if change.key.starts_with("replicasets/") {
-            return vec![change.key.clone()];
-        }
-        if let Some(k) = owner::controller_key(change, "ReplicaSet", "replicasets") {
-            return vec![k];
+        let keys = owner::self_or_controller(change, "ReplicaSet", "replicasets");
+        if !keys.is_empty() {
+            return keys;
         }
         if owner::has_controller(change) || change.event == "DELETED" {
             return Vec::new();

@@ -48,12 +48,7 @@ impl Controller for StatefulSetController {
         &["pods/"]
     }
     fn keys_for(&self, _node: &Node, change: &Change) -> Vec<String> {
-        if change.key.starts_with("statefulsets/") {
-            return vec![change.key.clone()];
-        }
-        owner::controller_key(change, "StatefulSet", "statefulsets")
-            .into_iter()
-            .collect()
+        owner::self_or_controller(change, "StatefulSet", "statefulsets")
     }
     fn reconcile(&self, node: &Arc<Node>, key: &str) -> Reconciled {
         let Some(set) = node
