@@ -56,15 +56,34 @@ fn wait_deploy(d: &Daemon, name: &str, what: &str, f: impl Fn(&Value) -> bool) -
         }
         if start.elapsed() > Duration::from_secs(90) {
             panic!(
-                "deployment {name} never became {what}: generation {}, status {}\n--- replica sets ---\n{}\n--- pods ---\n{}",
+                "deployment {name} never became {what}: generation {}, status {}\n--- replica sets ---\n{}\n--- pods ---\n{}\n--- describe ---\n{}",
                 v["metadata"]["generation"],
                 serde_json::to_string(&v["status"]).unwrap_or_default(),
                 d.ok(&["get", "rs", "-o", "json"]),
-                d.ok(&["get", "pods"])
+                d.ok(&["get", "pods"]),
+                describe_unready(d)
             );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `describe` of every pod that is not Ready, for a failure's message.
+fn describe_unready(d: &Daemon) -> String {
+    pods(d)
+        .iter()
+        .filter(|(_, p)| !ready(p))
+        .map(|(name, _)| d.ok(&["describe", "pod", name]))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n--- daemon log (no INFO) ---\n"
+        + &std::fs::read_to_string(&d.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains("INFO"))
+            .take(80)
+            .collect::<Vec<_>>()
+            .join("\n")
 }
 
 fn complete(v: &Value) -> bool {

@@ -386,3 +386,55 @@ fn reopen_container_log_moves_writes_to_a_new_file() {
     wait_state(rt, &cid, ContainerState::Exited);
     assert!(rt.reopen_container_log(&cid).is_err());
 }
+
+/// A daemon killed in the middle of RunPodSandbox leaves a record that was
+/// never finished (here: the shim runs, the pod's /etc files were not yet
+/// written). The next runtime reports that sandbox NotReady, so its pod
+/// gets a new one instead of failing to create containers in it forever,
+/// and stop and remove take everything it had.
+#[test]
+fn a_sandbox_left_half_made_by_a_crash_is_not_ready_and_is_removed_whole() {
+    let mut env = Env::new();
+    let sid = env
+        .rt()
+        .run_pod_sandbox(&env.sandbox_config("half"))
+        .unwrap();
+    let record = env
+        .dir
+        .join("root/sandboxes")
+        .join(&sid)
+        .join("sandbox.json");
+    let mut rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    assert_eq!(rec["finished"], true);
+    rec["finished"] = false.into();
+    std::fs::write(&record, serde_json::to_vec(&rec).unwrap()).unwrap();
+    std::fs::remove_dir_all(env.dir.join("root/sandboxes").join(&sid).join("etc")).unwrap();
+
+    env.rt = Some(env.runtime());
+    let rt = env.rt();
+    let st = rt.pod_sandbox_status(&sid).unwrap();
+    assert_eq!(st.state, SandboxState::NotReady);
+    assert!(
+        st.not_ready_reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("never finished"),
+        "{:?}",
+        st.not_ready_reason
+    );
+    let shim = st
+        .shim_pid
+        .expect("the half-made sandbox's shim still runs");
+    rt.stop_pod_sandbox(&sid).unwrap();
+    rt.remove_pod_sandbox(&sid).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{shim}")).exists()
+            || std::fs::read_to_string(format!("/proc/{shim}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true),
+        "the shim {shim} still runs"
+    );
+    assert!(rt.list_pod_sandbox(&SandboxFilter::default()).is_empty());
+    // Env's drop checks that no sandbox directory or cgroup is left.
+}

@@ -77,6 +77,17 @@ pub struct SandboxRecord {
     /// CNI DEL ran: the addresses are released.
     #[serde(default)]
     pub network_released: bool,
+    /// RunPodSandbox finished: the shim, the network and the pod's
+    /// `/etc` files are all there. A record left `false` was written by a
+    /// daemon that died in the middle of RunPodSandbox; the sandbox is
+    /// `NotReady` and its pod gets a new one. (Records written before this
+    /// field existed were complete.)
+    #[serde(default = "finished_default")]
+    pub finished: bool,
+}
+
+fn finished_default() -> bool {
+    true
 }
 
 impl Runtime {
@@ -161,6 +172,7 @@ impl Runtime {
             created_cgroup: !self.cgroups.exists(&parent),
             network: None,
             network_released: false,
+            finished: false,
         };
         self.write_sandbox_record(&rec)?;
         self.parent_put(&parent, sid);
@@ -246,7 +258,7 @@ impl Runtime {
             std::fs::create_dir_all(&cfg.log_directory)
                 .map_err(RuntimeError::io(&cfg.log_directory))?;
         }
-        rec.stopped = false;
+        rec.finished = true;
         self.write_sandbox_record(&rec)?;
         Ok(())
     }

@@ -30,6 +30,8 @@ impl Runtime {
         let mut infra_pid = None;
         let not_ready_reason = if rec.stopped {
             Some("the sandbox was stopped".to_string())
+        } else if !rec.finished {
+            Some("the sandbox was never finished: the daemon stopped while making it".to_string())
         } else if shim_pid.is_none() {
             Some("the pod's shim is not running".to_string())
         } else if cfg.share_process_namespace && !cfg.host_pid {
