@@ -81,6 +81,12 @@ pub struct Start {
     pub index: usize,
     pub name: String,
     pub attempt: u32,
+    /// The container's latest attempt in the current sandbox is only
+    /// `Created` (made ahead of its turn, or a start that failed
+    /// half-way): its id. The worker starts it if it made it itself with
+    /// the config the container would get now; otherwise it removes it
+    /// and makes `attempt`.
+    pub created: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,6 +104,9 @@ pub struct PodActions {
     /// Older sandboxes to remove (one stopped sandbox is kept for the
     /// statuses of its containers).
     pub remove_sandboxes: Vec<String>,
+    /// Containers made ahead of their turn that will never start now (the
+    /// pod failed): removed, so they show as never made.
+    pub remove: Vec<String>,
 }
 
 fn is_sidecar(c: &Container) -> bool {
@@ -193,6 +202,7 @@ pub fn compute(spec: &PodSpec, view: &PodView, now: DateTime<Utc>) -> PodActions
                     index,
                     name: c.name.clone(),
                     attempt: view.next_attempt(&c.name),
+                    created: None,
                 }),
             }
         };
@@ -200,20 +210,20 @@ pub fn compute(spec: &PodSpec, view: &PodView, now: DateTime<Utc>) -> PodActions
     // Init containers, in order; sidecars keep running beside the rest.
     for (i, c) in inits.iter().enumerate() {
         let cur = view.current(&c.name);
-        let new = || Start {
+        let new = |created: Option<&ContainerStatus>| Start {
             kind: Kind::Init,
             index: i,
             name: c.name.clone(),
             attempt: view.next_attempt(&c.name),
+            created: created.map(|s| s.id.clone()),
         };
         match cur {
             None => {
-                a.start.push(new());
+                a.start.push(new(None));
                 return a;
             }
             Some(s) if s.state == ContainerState::Created => {
-                // A start that failed half-way: make a new attempt.
-                a.start.push(new());
+                a.start.push(new(Some(s)));
                 return a;
             }
             Some(s) if s.state == ContainerState::Running => {
@@ -253,6 +263,7 @@ pub fn compute(spec: &PodSpec, view: &PodView, now: DateTime<Utc>) -> PodActions
                     index: i,
                     name: c.name.clone(),
                     attempt: view.next_attempt(&c.name),
+                    created: None,
                 });
             }
             Some(s) if s.state == ContainerState::Created => {
@@ -262,6 +273,7 @@ pub fn compute(spec: &PodSpec, view: &PodView, now: DateTime<Utc>) -> PodActions
                     index: i,
                     name: c.name.clone(),
                     attempt: view.next_attempt(&c.name),
+                    created: Some(s.id.clone()),
                 });
             }
             Some(s) if s.state == ContainerState::Running => all_done = false,
@@ -303,7 +315,9 @@ fn kill_running(a: &mut PodActions, view: &PodView, why: &str) {
         return;
     };
     for c in &view.containers {
-        if c.sandbox_id == sid && !terminal(c) {
+        if c.sandbox_id == sid && c.state == ContainerState::Created {
+            a.remove.push(c.id.clone());
+        } else if c.sandbox_id == sid && !terminal(c) {
             a.kill
                 .push((c.id.clone(), c.metadata.name.clone(), why.to_string()));
         }

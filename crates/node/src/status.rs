@@ -38,6 +38,10 @@ pub struct Observed {
     /// The pod failed as a whole: (reason, message), e.g.
     /// `DeadlineExceeded`.
     pub failed: Option<(String, String)>,
+    /// Containers this worker created ahead of their start (while the
+    /// sandbox's network was set up, or while init containers ran), by
+    /// id, with the config each was made with.
+    pub precreated: HashMap<String, peapod_runtime::ContainerConfig>,
 }
 
 impl Observed {

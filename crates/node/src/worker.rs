@@ -431,6 +431,15 @@ async fn execute(
             after: Vec::new(),
         })
         .collect();
+    for cid in &a.remove {
+        obs.precreated.remove(cid);
+        let rt = node.runtime.clone();
+        let id = cid.clone();
+        if let Some(Err(e)) = blocking(move || rt.remove_container(&id)).await {
+            tracing::warn!(%uid, container = %cid, "remove unstarted container: {e}");
+        }
+        progressed = true;
+    }
     if !kills.is_empty() {
         let net = PodNet::of(obs.view.current_sandbox());
         lifecycle::kill_all(node, pod, kills, net).await;
@@ -537,13 +546,18 @@ async fn create_sandbox(
     let cfg = sandbox_config(node, pod, attempt);
     let rt = node.runtime.clone();
     let t0 = std::time::Instant::now();
+    let early = early_containers(node, pod, obs);
     let permit = node.starts.clone().acquire_owned().await.ok();
-    let res = blocking(move || rt.run_pod_sandbox(&cfg)).await?;
+    let res = blocking(move || rt.run_pod_sandbox_then(&cfg, |sid| create_early(&rt, sid, early)))
+        .await?;
     drop(permit);
     tracing::debug!(pod = ?pod.metadata.name, elapsed = ?t0.elapsed(), "run sandbox");
     obs.sandbox_failed = res.is_err();
     match res {
-        Ok(sid) => Some(sid),
+        Ok((sid, made)) => {
+            obs.precreated.extend(made);
+            Some(sid)
+        }
         Err(e) => {
             node.events.record(
                 pod,
@@ -564,54 +578,47 @@ fn termination_log(node: &Node, uid: &str, name: &str, attempt: u32) -> PathBuf 
         .join(attempt.to_string())
 }
 
-/// Create and start the containers `a.start` names, concurrently (each is
-/// a few helper runs and an overlay mount); true if any started.
-async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut Observed) -> bool {
-    let Some(spec) = pod.spec.clone() else {
-        return false;
-    };
-    let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) else {
-        return false;
-    };
-    let net = PodNet::of(obs.view.current_sandbox());
+/// A container's config as it would be made now: env, mounts (an error is
+/// kubelet's CreateContainerConfigError), and the node-owned file of its
+/// termination message.
+struct Prepared {
+    container: Container,
+    config: peapod_runtime::ContainerConfig,
+    termination_log: PathBuf,
+}
+
+fn prepare(
+    node: &Node,
+    pod: &Pod,
+    kind: Kind,
+    index: usize,
+    attempt: u32,
+    obs: &Observed,
+) -> Option<Result<Prepared, String>> {
+    let spec = pod.spec.as_ref()?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let (c, field) = match kind {
+        Kind::Init => (
+            spec.init_containers.as_ref().and_then(|v| v.get(index)),
+            format!("spec.initContainers[{index}]"),
+        ),
+        Kind::App => (
+            spec.containers.get(index),
+            format!("spec.containers[{index}]"),
+        ),
+    };
+    let c = c?.clone();
     let prepared = obs.volumes.clone().unwrap_or_default();
-    let mut tasks = Vec::new();
-    for s in &a.start {
-        let (c, field) = match s.kind {
-            Kind::Init => (
-                spec.init_containers.as_ref().and_then(|v| v.get(s.index)),
-                format!("spec.initContainers[{}]", s.index),
-            ),
-            Kind::App => (
-                spec.containers.get(s.index),
-                format!("spec.containers[{}]", s.index),
-            ),
-        };
-        let Some(c) = c.cloned() else { continue };
-        let vols = node.pod_dir(&uid).join("volumes");
-        // Env and mounts: an error holds the container in
-        // CreateContainerConfigError, as kubelet.
-        let config = container_env(node, pod, &c, obs)
-            .map_err(|e| e.to_string())
-            .and_then(|env| {
-                volumes::container_mounts(&c, &prepared, &field, &vols, &env.vars)
-                    .map(|m| (env, m))
-                    .map_err(|e| e.to_string())
-            });
-        let (env, mut mounts) = match config {
-            Ok(x) => x,
-            Err(e) => {
-                obs.waiting.insert(
-                    c.name.clone(),
-                    ("CreateContainerConfigError".into(), e.clone()),
-                );
-                node.events
-                    .record(pod, "Warning", "Failed", format!("Error: {e}"));
-                continue;
-            }
-        };
-        let term = termination_log(node, &uid, &c.name, s.attempt);
+    let vols = node.pod_dir(&uid).join("volumes");
+    let made = container_env(node, pod, &c, obs)
+        .map_err(|e| e.to_string())
+        .and_then(|env| {
+            volumes::container_mounts(&c, &prepared, &field, &vols, &env.vars)
+                .map(|m| (env, m))
+                .map_err(|e| e.to_string())
+        });
+    Some(made.map(|(env, mut mounts)| {
+        let term = termination_log(node, &uid, &c.name, attempt);
         mounts.push(VolumeMount {
             container_path: c
                 .termination_message_path
@@ -620,37 +627,188 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
             host_path: term.clone(),
             readonly: false,
         });
-        // A container left `Created` by a failed start is removed first.
+        let mut cfg = container_config(pod, &c, attempt, mounts);
+        (cfg.command, cfg.args) = crate::env::expand_command_and_args(&c, &env);
+        cfg.env = env.vars;
+        Prepared {
+            container: c,
+            config: cfg,
+            termination_log: term,
+        }
+    }))
+}
+
+/// CreateContainer of a prepared container (its termination-message file
+/// first: the container bind-mounts it).
+fn create_prepared(
+    rt: &peapod_runtime::Runtime,
+    sid: &str,
+    cfg: &peapod_runtime::ContainerConfig,
+    term: &std::path::Path,
+) -> Result<String, RuntimeError> {
+    if let Some(dir) = term.parent() {
+        std::fs::create_dir_all(dir).map_err(RuntimeError::io(dir))?;
+    }
+    std::fs::write(term, b"").map_err(RuntimeError::io(term))?;
+    rt.create_container(sid, cfg)
+}
+
+/// Whether a container may be created before its turn comes: not when its
+/// environment needs the pod's IP (unknown until CNI ADD is done), nor,
+/// when `before_inits`, when it mounts a subPath (kubelet makes a missing
+/// subPath when the container is created, which would get in the way of
+/// an init container that writes it).
+fn may_precreate(c: &Container, before_inits: bool) -> bool {
+    let needs_ip = c.env.iter().flatten().any(|e| {
+        e.value_from
+            .as_ref()
+            .and_then(|v| v.field_ref.as_ref())
+            .is_some_and(|f| f.field_path.starts_with("status.podIP"))
+    });
+    let sub_path = c.volume_mounts.iter().flatten().any(|m| {
+        m.sub_path.as_deref().is_some_and(|s| !s.is_empty())
+            || m.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty())
+    });
+    !(needs_ip || (before_inits && sub_path))
+}
+
+/// The containers a new sandbox's pod is made with ahead of their start:
+/// the ones that start first (what `pod_actions::compute` would start in
+/// the new sandbox), and with init containers also the app containers,
+/// which then start the moment the last init container succeeds.
+fn early_containers(node: &Node, pod: &Pod, obs: &Observed) -> Vec<Prepared> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let mut view = obs.view.clone();
+    view.sandboxes.push(peapod_runtime::PodSandboxStatus {
+        id: String::new(),
+        state: SandboxState::Ready,
+        ..Default::default()
+    });
+    let first = pod_actions::compute(spec, &view, chrono::Utc::now()).start;
+    let has_inits = spec.init_containers.as_ref().is_some_and(|v| !v.is_empty());
+    let mut want: Vec<(Kind, usize, u32, bool)> = first
+        .iter()
+        .map(|s| (s.kind, s.index, s.attempt, false))
+        .collect();
+    if has_inits {
+        for (i, c) in spec.containers.iter().enumerate() {
+            if !first.iter().any(|s| s.kind == Kind::App && s.index == i) {
+                want.push((Kind::App, i, view.next_attempt(&c.name), true));
+            }
+        }
+    }
+    want.into_iter()
+        .filter(|(kind, index, _, before_inits)| {
+            let c = match kind {
+                Kind::Init => spec.init_containers.as_ref().and_then(|v| v.get(*index)),
+                Kind::App => spec.containers.get(*index),
+            };
+            // Checked before `prepare`, which stages subPath mounts.
+            c.is_some_and(|c| may_precreate(c, *before_inits))
+        })
+        .filter_map(|(kind, index, attempt, _)| prepare(node, pod, kind, index, attempt, obs)?.ok())
+        .collect()
+}
+
+/// Create the `early` containers in sandbox `sid`, a few at a time; their
+/// ids with the configs they were made with. One that fails is made
+/// again (and its error reported) when its turn comes.
+fn create_early(
+    rt: &peapod_runtime::Runtime,
+    sid: &str,
+    early: Vec<Prepared>,
+) -> Vec<(String, peapod_runtime::ContainerConfig)> {
+    let mut made = Vec::new();
+    for chunk in early.chunks(4) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|p| {
+                    s.spawn(move || {
+                        create_prepared(rt, sid, &p.config, &p.termination_log)
+                            .map(|cid| (cid, p.config.clone()))
+                            .map_err(|e| {
+                                tracing::debug!(container = %p.config.name, "early create: {e}")
+                            })
+                    })
+                })
+                .collect();
+            made.extend(handles.into_iter().filter_map(|h| h.join().ok()?.ok()));
+        });
+    }
+    made
+}
+
+/// Create and start the containers `a.start` names, concurrently (each is
+/// a few helper runs and an overlay mount); true if any started. A
+/// container this worker created ahead of its turn is only started, if
+/// its config is still what it would be made with now.
+async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut Observed) -> bool {
+    let Some(sid) = obs.view.current_sandbox().map(|s| s.id.clone()) else {
+        return false;
+    };
+    let net = PodNet::of(obs.view.current_sandbox());
+    let mut tasks = Vec::new();
+    for s in &a.start {
+        // Made ahead by this worker: its attempt, if its config holds.
+        let ahead = s
+            .created
+            .as_ref()
+            .and_then(|cid| obs.precreated.get(cid).map(|c| (cid.clone(), c.attempt)));
+        let attempt = ahead.as_ref().map(|a| a.1).unwrap_or(s.attempt);
+        let p = match prepare(node, pod, s.kind, s.index, attempt, obs) {
+            None => continue,
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                obs.waiting.insert(
+                    s.name.clone(),
+                    ("CreateContainerConfigError".into(), e.clone()),
+                );
+                node.events
+                    .record(pod, "Warning", "Failed", format!("Error: {e}"));
+                continue;
+            }
+        };
+        let reuse = ahead
+            .filter(|(cid, _)| obs.precreated.get(cid) == Some(&p.config))
+            .map(|(cid, _)| cid);
+        // Any other container of this name left `Created` (made ahead
+        // with a config that changed since, or a start that failed
+        // half-way) is removed first.
         let stale: Vec<String> = obs
             .view
             .containers
             .iter()
             .filter(|x| {
                 x.sandbox_id == sid
-                    && x.metadata.name == c.name
+                    && x.metadata.name == s.name
                     && x.state == ContainerState::Created
+                    && Some(&x.id) != reuse.as_ref()
             })
             .map(|x| x.id.clone())
             .collect();
-        let mut cfg = container_config(pod, &c, s.attempt, mounts);
-        (cfg.command, cfg.args) = crate::env::expand_command_and_args(&c, &env);
-        cfg.env = env.vars;
+        for id in stale.iter().chain(reuse.iter()) {
+            obs.precreated.remove(id);
+        }
+        let c = p.container;
         let rt = node.runtime.clone();
         let sid = sid.clone();
         let t0 = std::time::Instant::now();
         let permit = node.starts.clone().acquire_owned().await.ok();
         let post_start = c.lifecycle.as_ref().and_then(|l| l.post_start.clone());
-        let (p, c2, net) = (pod.clone(), c.clone(), net.clone());
+        let (pod2, c2, net) = (pod.clone(), c.clone(), net.clone());
+        let (cfg, term) = (p.config, p.termination_log);
         type Started = (String, Option<String>);
         let task = tokio::task::spawn_blocking(move || -> Result<Started, RuntimeError> {
             for id in stale {
                 rt.remove_container(&id)?;
             }
-            if let Some(dir) = term.parent() {
-                std::fs::create_dir_all(dir).map_err(RuntimeError::io(dir))?;
-            }
-            std::fs::write(&term, b"").map_err(RuntimeError::io(&term))?;
-            let cid = rt.create_container(&sid, &cfg)?;
+            let cid = match reuse {
+                Some(cid) => cid,
+                None => create_prepared(&rt, &sid, &cfg, &term)?,
+            };
             rt.start_container(&cid)?;
             drop(permit);
             // postStart: the container is not started (nor its status
@@ -661,7 +819,7 @@ async fn start_containers(node: &Arc<Node>, pod: &Pod, a: &PodActions, obs: &mut
                     container_id: cid.clone(),
                     net,
                 };
-                lifecycle::run_hook(&h, &c2, &p, &target, None).err()
+                lifecycle::run_hook(&h, &c2, &pod2, &target, None).err()
             });
             Ok((cid, failed))
         });

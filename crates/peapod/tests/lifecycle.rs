@@ -144,6 +144,55 @@ fn status_init_error() {
     let d = Daemon::start();
     one(&d, "badinit", &failing_init("  restartPolicy: Never\n"));
     wait_status(&d, "badinit", "Init:Error");
+    // The app container never ran: it shows as never made, as kubelet
+    // shows it (peapod makes it ahead while the init container runs, and
+    // removes it unstarted when the pod fails).
+    let pod = d.wait_pod("badinit", "the app container shown as never made", |p| {
+        p["status"]["containerStatuses"][0]["containerID"].is_null()
+    });
+    let app = &pod["status"]["containerStatuses"][0];
+    assert_eq!(
+        app["state"]["waiting"]["reason"], "PodInitializing",
+        "{app}"
+    );
+    assert_eq!(app["restartCount"], 0, "{app}");
+    assert_eq!(pod["status"]["phase"], "Failed");
+}
+
+/// App containers are made while the init containers run, and started the
+/// moment they are done; what they are made of is still what kubelet
+/// would make them of at that moment: a ConfigMap changed while the init
+/// container runs reaches the app container's environment.
+#[test]
+fn app_containers_made_ahead_take_changes_made_while_init_runs() {
+    let d = Daemon::start();
+    d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: one}\n");
+    one(&d, "ahead", &format!("  initContainers:\n  - name: init\n    image: {BUSYBOX}\n    command: [sleep, '3']\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo mode=$MODE; exec sleep 3600']\n    env:\n    - name: MODE\n      valueFrom: {{configMapKeyRef: {{name: settings, key: mode}}}}\n"));
+    let pod = d.wait_pod("ahead", "initializing", |p| {
+        p["status"]["initContainerStatuses"][0]["state"]["running"].is_object()
+    });
+    let app = &pod["status"]["containerStatuses"][0];
+    assert_eq!(
+        app["state"]["waiting"]["reason"], "PodInitializing",
+        "{app}"
+    );
+    d.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: two}\n");
+    wait_status(&d, "ahead", "Running");
+    let pod = d.pod("ahead");
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    let start = Instant::now();
+    loop {
+        let logs = d.ok(&["logs", "ahead", "-c", "app"]);
+        if logs.contains("mode=") {
+            assert_eq!(logs.trim(), "mode=two");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no output: {logs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

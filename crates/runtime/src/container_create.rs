@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// CRI's ContainerConfig, reduced to what a container here is made of.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerConfig {
     pub name: String,
     /// Which attempt of the container named `name` this is.
@@ -57,7 +57,7 @@ pub struct VolumeMount {
     pub readonly: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SecurityConfig {
     pub run_as_user: Option<i64>,
     pub run_as_group: Option<i64>,

@@ -124,11 +124,26 @@ impl Runtime {
     /// RunPodSandbox: returns the new sandbox's id. On failure everything
     /// made so far is removed.
     pub fn run_pod_sandbox(&self, cfg: &SandboxConfig) -> Result<String, RuntimeError> {
+        self.run_pod_sandbox_then(cfg, |_| ()).map(|(sid, _)| sid)
+    }
+
+    /// RunPodSandbox that also runs `early(sandbox id)` as soon as the
+    /// sandbox can take containers (its shim runs, its namespaces and
+    /// `/etc` files exist), while CNI ADD is still running: the caller
+    /// creates (not starts) its first containers there, so the tens of
+    /// milliseconds of each overlap. `early` must not start a container:
+    /// the pod's network is only there once this returns. If the sandbox
+    /// fails, whatever `early` made in it is removed with it.
+    pub fn run_pod_sandbox_then<T>(
+        &self,
+        cfg: &SandboxConfig,
+        early: impl FnOnce(&str) -> T,
+    ) -> Result<(String, T), RuntimeError> {
         namespaces::check_sysctls(&cfg.sysctls, cfg.host_network, cfg.host_ipc)
             .map_err(RuntimeError::Config)?;
         let sid = new_id();
-        match self.run_sandbox_inner(&sid, cfg) {
-            Ok(()) => Ok(sid),
+        match self.run_sandbox_inner(&sid, cfg, early) {
+            Ok(t) => Ok((sid, t)),
             Err(e) => {
                 if let Err(c) = self.remove_pod_sandbox(&sid) {
                     tracing::warn!(sandbox = %sid, "clean-up after failed sandbox: {c}");
@@ -138,7 +153,12 @@ impl Runtime {
         }
     }
 
-    fn run_sandbox_inner(&self, sid: &str, cfg: &SandboxConfig) -> Result<(), RuntimeError> {
+    fn run_sandbox_inner<T>(
+        &self,
+        sid: &str,
+        cfg: &SandboxConfig,
+        early: impl FnOnce(&str) -> T,
+    ) -> Result<T, RuntimeError> {
         let sock = self.paths.shim_socket(sid);
         if sock.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(RuntimeError::Config(format!(
@@ -215,7 +235,12 @@ impl Runtime {
                     r
                 })
             });
-            let started = self.start_shim(sid, cfg, &parent, pinned);
+            // The pod's /etc files, first without the pod's IP (written
+            // in place once ADD gave it: containers bind-mount the files).
+            let started = self
+                .start_shim(sid, cfg, &parent, pinned)
+                .and_then(|()| self.write_etc_files(sid, cfg, None))
+                .map(|()| early(sid));
             let added = add.map(|h| {
                 h.join().unwrap_or_else(|_| {
                     Err(peapod_net::NetError::Exec {
@@ -241,8 +266,27 @@ impl Runtime {
             }
             None => {}
         }
-        started?;
-        let pod_ip = rec.network.as_ref().and_then(|n| n.ip());
+        let early = started?;
+        if let Some(ip) = rec.network.as_ref().and_then(|n| n.ip()) {
+            self.write_etc_files(sid, cfg, Some(ip))?;
+        }
+        if !cfg.log_directory.as_os_str().is_empty() {
+            std::fs::create_dir_all(&cfg.log_directory)
+                .map_err(RuntimeError::io(&cfg.log_directory))?;
+        }
+        rec.finished = true;
+        self.write_sandbox_record(&rec)?;
+        Ok(early)
+    }
+
+    /// The pod's `hosts`, `hostname` and `resolv.conf` (rewritten in
+    /// place, so containers that bind-mount them see the new content).
+    fn write_etc_files(
+        &self,
+        sid: &str,
+        cfg: &SandboxConfig,
+        pod_ip: Option<&str>,
+    ) -> Result<(), RuntimeError> {
         etc_files::write(
             &self.paths.etc_dir(sid),
             &etc_files::EtcFiles {
@@ -253,14 +297,7 @@ impl Runtime {
                 dns: cfg.dns.as_ref(),
                 host_aliases: &cfg.host_aliases,
             },
-        )?;
-        if !cfg.log_directory.as_os_str().is_empty() {
-            std::fs::create_dir_all(&cfg.log_directory)
-                .map_err(RuntimeError::io(&cfg.log_directory))?;
-        }
-        rec.finished = true;
-        self.write_sandbox_record(&rec)?;
-        Ok(())
+        )
     }
 
     /// The shim (and the infra process with its pinned pid namespace),

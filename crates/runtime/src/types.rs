@@ -19,13 +19,14 @@ pub struct PodSandboxMetadata {
     pub attempt: u32,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum SandboxState {
     Ready,
+    #[default]
     NotReady,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PodSandboxStatus {
     pub id: String,
     pub metadata: PodSandboxMetadata,
