@@ -204,11 +204,7 @@ pub(super) fn tunnel(socket: WebSocket) -> tokio::io::DuplexStream {
         let inbound = async move {
             while let Some(Ok(msg)) = source.next().await {
                 match msg {
-                    Message::Binary(b) => {
-                        if wr.write_all(&b).await.is_err() {
-                            break;
-                        }
-                    }
+                    Message::Binary(b) if wr.write_all(&b).await.is_err() => break,
                     Message::Close(_) => break,
                     // client-go sends binary only; anything else is dropped.
                     _ => {}
@@ -315,12 +311,19 @@ mod tests {
     fn channels_round_trip_in_both_encodings() {
         for enc in [Encoding::Binary, Encoding::Base64] {
             let m = enc.encode(3, b"\x00\xffport");
-            assert_eq!(enc.decode(&m), Some((3, b"\x00\xffport".to_vec())), "{enc:?}");
+            assert_eq!(
+                enc.decode(&m),
+                Some((3, b"\x00\xffport".to_vec())),
+                "{enc:?}"
+            );
         }
         // Base64 is what kubelet's wsstream writes: digit, then base64.
         let m = Encoding::Base64.encode(1, &80u16.to_le_bytes());
         assert_eq!(m, Message::Text("1UAA=".into()));
-        assert_eq!(Encoding::Binary.decode(&Message::Binary(Bytes::new())), None);
+        assert_eq!(
+            Encoding::Binary.decode(&Message::Binary(Bytes::new())),
+            None
+        );
         assert_eq!(Encoding::Base64.decode(&Message::Text("0!!".into())), None);
         assert_eq!(Encoding::Binary.decode(&Message::Ping(Bytes::new())), None);
     }
