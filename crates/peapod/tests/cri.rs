@@ -1328,6 +1328,20 @@ struct WsResult {
 /// Speak `v5.channel.k8s.io` to a streaming URL: send `stdin` then close
 /// it (channel 255), collect output until the server closes.
 async fn ws_session(url: &str, stdin: &[u8]) -> Result<WsResult, String> {
+    let mut first = Vec::new();
+    if !stdin.is_empty() {
+        let mut m = vec![0u8];
+        m.extend_from_slice(stdin);
+        first.push(m);
+        first.push(vec![255u8, 0]);
+    }
+    ws_session_sending(url, first).await
+}
+
+/// Speak `v5.channel.k8s.io` to a streaming URL: send the `first`
+/// messages (each starting with its channel), collect output until the
+/// server closes.
+async fn ws_session_sending(url: &str, first: Vec<Vec<u8>>) -> Result<WsResult, String> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
@@ -1347,13 +1361,8 @@ async fn ws_session(url: &str, stdin: &[u8]) -> Result<WsResult, String> {
         Some("v5.channel.k8s.io")
     );
     let (mut sink, mut source) = ws.split();
-    if !stdin.is_empty() {
-        let mut m = vec![0u8];
-        m.extend_from_slice(stdin);
+    for m in first {
         sink.send(Message::Binary(m.into()))
-            .await
-            .map_err(|e| e.to_string())?;
-        sink.send(Message::Binary(vec![255u8, 0].into()))
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -2012,4 +2021,92 @@ async fn spdy_over_ws_forward(
     assert_eq!(closed, Ok(true), "the tunnel did not close after GOAWAY");
     let text = |id: u32| String::from_utf8_lossy(&streams[&id].0).into_owned();
     (text(3), text(5))
+}
+
+/// Exec with a tty over WebSocket: a resize on channel 4 reaches the pty
+/// before the command reads its size. Attach over WebSocket: stdin to a
+/// `stdin: true` container and its answer back.
+#[test]
+fn cri_exec_tty_resize_and_attach_over_websocket() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let logs = d.dir.join("podlogs");
+        let sb = sandbox_config("wstty", &logs, &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let main = create(
+            &mut c,
+            &sid,
+            &sb,
+            container_config("main", &["sleep", "3600"], "main.log"),
+        )
+        .await;
+        let mut talk = container_config("talk", &["sh", "-c", "read x; echo got-$x"], "talk.log");
+        talk.stdin = true;
+        let talk = create(&mut c, &sid, &sb, talk).await;
+        for id in [&main, &talk] {
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("StartContainer");
+        }
+
+        let url =
+            c.rt.exec(pb::ExecRequest {
+                container_id: main.clone(),
+                cmd: ["sh", "-c", "sleep 0.5; stty size; tty"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                tty: true,
+                stdin: true,
+                stdout: true,
+                stderr: false,
+            })
+            .await
+            .expect("Exec")
+            .into_inner()
+            .url;
+        let mut resize = vec![4u8];
+        resize.extend_from_slice(br#"{"Width":91,"Height":17}"#);
+        let r = ws_session_sending(&url, vec![resize])
+            .await
+            .expect("exec session");
+        // A pty: one stream, \r\n line ends, a /dev/pts tty.
+        assert!(r.stdout.starts_with("17 91\r\n/dev/pts/"), "{:?}", r.stdout);
+        assert_eq!(r.stderr, "");
+        assert_eq!(r.status["status"], "Success", "{}", r.status);
+
+        let url =
+            c.rt.attach(pb::AttachRequest {
+                container_id: talk.clone(),
+                stdin: true,
+                stdout: true,
+                stderr: true,
+                tty: false,
+            })
+            .await
+            .expect("Attach")
+            .into_inner()
+            .url;
+        assert!(url.contains("/attach/"), "{url}");
+        let r = ws_session_sending(&url, vec![b"\x00hello\n".to_vec()])
+            .await
+            .expect("attach session");
+        assert_eq!(r.stdout, "got-hello\n");
+        assert_eq!(r.status["status"], "Success", "{}", r.status);
+        wait_state(&mut c, &talk, pb::ContainerState::ContainerExited).await;
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
 }
