@@ -205,6 +205,31 @@ fn upgrade_spdy(cri: Arc<Cri>, pending: Pending, mut req: axum::extract::Request
     resp
 }
 
+/// Exec over WebSocket for peapod's own API
+/// (`/api/v1/namespaces/{ns}/pods/{name}/exec`): the same protocols and
+/// session as the CRI URL's, for a container the caller checked is running.
+pub fn exec_websocket(
+    runtime: Arc<peapod_runtime::Runtime>,
+    req: pb::ExecRequest,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let o = exec::opts(&req);
+    websocket::upgrade_stdio(ws, o, move |io| exec::run(runtime, req, io))
+}
+
+/// Port-forward over WebSocket for peapod's own API
+/// (`/api/v1/namespaces/{ns}/pods/{name}/portforward`): `ports` on
+/// localhost inside `netns`, a data and an error channel per port, as the
+/// CRI URL serves them; `pod` names the pod in error messages.
+pub fn port_forward_websocket(
+    pod: String,
+    netns: std::path::PathBuf,
+    ports: Vec<u16>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    websocket::upgrade_port_forward(ws, pod, netns, ports)
+}
+
 /// What an exec or attach session asked for.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StdioOpts {

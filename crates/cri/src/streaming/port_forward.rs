@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 const MAX_WEBSOCKET_PORTS: usize = 127;
 
 /// The sandbox's network namespace, or None if the sandbox is gone.
-async fn sandbox_netns(cri: &Arc<Cri>, sid: &str) -> Option<Option<PathBuf>> {
+pub(super) async fn sandbox_netns(cri: &Arc<Cri>, sid: &str) -> Option<Option<PathBuf>> {
     let rt = cri.runtime.clone();
     let sid = sid.to_string();
     match tokio::task::spawn_blocking(move || rt.pod_sandbox_status(&sid)).await {
@@ -209,24 +209,30 @@ pub(super) fn websocket_ports(
                 .into(),
         );
     }
-    if ports.len() > MAX_WEBSOCKET_PORTS {
-        return Err(format!(
-            "port-forward over WebSocket takes at most {MAX_WEBSOCKET_PORTS} ports, got {}",
-            ports.len()
-        ));
-    }
+    check_port_count(ports.len())?;
     Ok(ports)
 }
 
+/// A WebSocket session has two one-byte channels per port.
+pub(super) fn check_port_count(n: usize) -> Result<(), String> {
+    if n > MAX_WEBSOCKET_PORTS {
+        return Err(format!(
+            "port-forward over WebSocket takes at most {MAX_WEBSOCKET_PORTS} ports, got {n}"
+        ));
+    }
+    Ok(())
+}
+
+/// Forward `ports` of `pod` (its id or name, for messages) over one
+/// WebSocket: localhost in `netns` (None: the host's), or if there is none
+/// the reason, on every port's error channel.
 pub(super) async fn serve_websocket(
-    cri: Arc<Cri>,
-    req: pb::PortForwardRequest,
+    pod: String,
+    netns: Result<Option<PathBuf>, String>,
     ports: Vec<u16>,
     socket: WebSocket,
     enc: Encoding,
 ) {
-    let sid = req.pod_sandbox_id.clone();
-    let netns = sandbox_netns(&cri, &sid).await;
     let (sink, source) = socket.split();
     let (out, sender) = websocket::spawn_sender(sink, enc);
     // What the client sends on port i's data channel goes to inputs[i];
@@ -252,13 +258,11 @@ pub(super) async fn serve_websocket(
         let head = port.to_le_bytes().to_vec();
         let _ = out.send((data_ch, head.clone())).await;
         let _ = out.send((err_ch, head)).await;
-        let (out, sid, netns) = (out.clone(), sid.clone(), netns.clone());
+        let (out, pod, netns) = (out.clone(), pod.clone(), netns.clone());
         tasks.push(tokio::spawn(async move {
             let tcp = match netns {
-                Some(ns) => connect(&sid, ns, port).await,
-                None => Err(format!(
-                    "error forwarding port {port} to pod {sid}: the pod sandbox is gone"
-                )),
+                Ok(ns) => connect(&pod, ns, port).await,
+                Err(why) => Err(format!("error forwarding port {port} to pod {pod}: {why}")),
             };
             match tcp {
                 Ok(tcp) => {

@@ -12,8 +12,8 @@
 //!   messages are the bytes of a SPDY connection ([`tunnel`]).
 
 use super::{
-    attach, exec, port_forward, spdy, status_json, Pending, StdIo, StdioOpts, TermSize,
-    PROTOCOL_V4, PROTOCOL_V5,
+    attach, exec, port_forward, spdy, status_json, Outcome, Pending, StdIo, StdioOpts, TermSize,
+    PROTOCOL_PORT_FORWARD, PROTOCOL_V4, PROTOCOL_V5,
 };
 use crate::Cri;
 use axum::body::Bytes;
@@ -23,6 +23,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -118,20 +120,27 @@ where
     })
 }
 
-/// Whether the client offered any subprotocol.
-fn offered_any(ws: &WebSocketUpgrade) -> bool {
-    ws.requested_protocols().next().is_some()
-}
-
 pub(super) fn upgrade(
     cri: Arc<Cri>,
     pending: Pending,
     ws: WebSocketUpgrade,
     query: Option<&str>,
 ) -> Response {
-    if let Pending::PortForward(req) = pending {
-        return upgrade_port_forward(cri, req, ws, query);
+    let rt = cri.runtime.clone();
+    match pending {
+        Pending::Exec(r) => upgrade_stdio(ws, exec::opts(&r), move |io| exec::run(rt, r, io)),
+        Pending::Attach(r) => upgrade_stdio(ws, attach::opts(&r), move |io| attach::run(rt, r, io)),
+        Pending::PortForward(r) => upgrade_cri_port_forward(cri, r, ws, query),
     }
+}
+
+/// Upgrade to a remotecommand session (exec or attach): `run` gets the
+/// client's stdio, its outcome ends the session on the error channel.
+pub(super) fn upgrade_stdio<F, Fut>(ws: WebSocketUpgrade, o: StdioOpts, run: F) -> Response
+where
+    F: FnOnce(StdIo) -> Fut + Send + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
     let ws = ws.protocols([PROTOCOL_V5, PROTOCOL_V4, PROTOCOL_V4_BASE64]);
     let selected = ws
         .selected_protocol()
@@ -143,53 +152,112 @@ pub(super) fn upgrade(
     } else {
         Encoding::Binary
     };
-    ws.on_upgrade(move |socket| session(cri, pending, socket, v5, enc))
+    ws.on_upgrade(move |socket| stdio_session(socket, v5, enc, o, run))
 }
 
-fn upgrade_port_forward(
-    cri: Arc<Cri>,
-    req: crate::pb::PortForwardRequest,
+/// How a port-forward client wants to talk.
+enum PortForwardProtocol {
+    /// SPDY in binary messages.
+    Tunnel,
+    /// A data and an error channel per port.
+    Channels(Encoding),
+}
+
+/// Pick the port-forward subprotocol (the SPDY tunnel only if `tunnel`).
+/// kubelet accepts no subprotocol (binary channels) but refuses unknown
+/// ones; so do we, before the upgrade.
+fn negotiate_port_forward(
     ws: WebSocketUpgrade,
-    query: Option<&str>,
-) -> Response {
-    let ws = ws.protocols([PROTOCOL_SPDY_TUNNEL, PROTOCOL_V4, PROTOCOL_V4_BASE64]);
+    tunnel: bool,
+) -> Result<(WebSocketUpgrade, PortForwardProtocol), String> {
+    let mut known = vec![
+        PROTOCOL_V4,
+        PROTOCOL_V4_BASE64,
+        // peapod's own client offers it (binary channels).
+        PROTOCOL_PORT_FORWARD,
+    ];
+    if tunnel {
+        known.insert(0, PROTOCOL_SPDY_TUNNEL);
+    }
+    let ws = ws.protocols(known.clone());
     let selected = ws
         .selected_protocol()
         .and_then(|p| p.to_str().ok())
         .map(str::to_string);
-    let enc = match selected.as_deref() {
-        Some(PROTOCOL_SPDY_TUNNEL) => {
-            return ws.on_upgrade(move |socket| async move {
-                let conn = spdy::Connection::new(tunnel(socket));
-                port_forward::serve_spdy(cri, req, conn).await;
-            });
-        }
-        Some(PROTOCOL_V4_BASE64) => Encoding::Base64,
-        Some(_) => Encoding::Binary,
-        // kubelet accepts no subprotocol (binary), but not unknown ones.
-        None if offered_any(&ws) => {
+    let proto = match selected.as_deref() {
+        Some(PROTOCOL_SPDY_TUNNEL) => PortForwardProtocol::Tunnel,
+        Some(PROTOCOL_V4_BASE64) => PortForwardProtocol::Channels(Encoding::Base64),
+        Some(_) => PortForwardProtocol::Channels(Encoding::Binary),
+        None if ws.requested_protocols().next().is_some() => {
             let offered: Vec<String> = ws
                 .requested_protocols()
                 .filter_map(|p| p.to_str().ok())
                 .map(str::to_string)
                 .collect();
-            return (
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "unable to upgrade: none of the requested protocols {offered:?} is supported \
-                     for port-forward; use {PROTOCOL_V4}, {PROTOCOL_V4_BASE64} or \
-                     {PROTOCOL_SPDY_TUNNEL}"
-                ),
-            )
-                .into_response();
+            return Err(format!(
+                "unable to upgrade: none of the requested protocols {offered:?} is \
+                 supported for port-forward; this server speaks {}",
+                known.join(", ")
+            ));
         }
-        None => Encoding::Binary,
+        None => PortForwardProtocol::Channels(Encoding::Binary),
+    };
+    Ok((ws, proto))
+}
+
+fn upgrade_cri_port_forward(
+    cri: Arc<Cri>,
+    req: crate::pb::PortForwardRequest,
+    ws: WebSocketUpgrade,
+    query: Option<&str>,
+) -> Response {
+    let (ws, proto) = match negotiate_port_forward(ws, true) {
+        Ok(x) => x,
+        Err(msg) => return (StatusCode::BAD_REQUEST, msg).into_response(),
+    };
+    let enc = match proto {
+        PortForwardProtocol::Tunnel => {
+            return ws.on_upgrade(move |socket| async move {
+                let conn = spdy::Connection::new(tunnel(socket));
+                port_forward::serve_spdy(cri, req, conn).await;
+            });
+        }
+        PortForwardProtocol::Channels(enc) => enc,
     };
     let ports = match port_forward::websocket_ports(&req, query) {
         Ok(p) => p,
         Err(msg) => return (StatusCode::BAD_REQUEST, msg).into_response(),
     };
-    ws.on_upgrade(move |socket| port_forward::serve_websocket(cri, req, ports, socket, enc))
+    ws.on_upgrade(move |socket| async move {
+        let sid = req.pod_sandbox_id;
+        let netns = port_forward::sandbox_netns(&cri, &sid)
+            .await
+            .ok_or_else(|| "the pod sandbox is gone".to_string());
+        port_forward::serve_websocket(sid, netns, ports, socket, enc).await
+    })
+}
+
+/// Port-forward with a data and an error channel per port, to `ports` on
+/// localhost in `netns`; `pod` names the pod in error messages.
+pub(super) fn upgrade_port_forward(
+    ws: WebSocketUpgrade,
+    pod: String,
+    netns: PathBuf,
+    ports: Vec<u16>,
+) -> Response {
+    let (ws, proto) = match negotiate_port_forward(ws, false) {
+        Ok(x) => x,
+        Err(msg) => return (StatusCode::BAD_REQUEST, msg).into_response(),
+    };
+    let PortForwardProtocol::Channels(enc) = proto else {
+        return (StatusCode::BAD_REQUEST, "SPDY is not served here").into_response();
+    };
+    if let Err(msg) = port_forward::check_port_count(ports.len()) {
+        return (StatusCode::BAD_REQUEST, msg).into_response();
+    }
+    ws.on_upgrade(move |socket| {
+        port_forward::serve_websocket(pod, Ok(Some(netns)), ports, socket, enc)
+    })
 }
 
 /// A SPDY connection's bytes carried in binary WebSocket messages, as an
@@ -232,12 +300,11 @@ pub(super) fn tunnel(socket: WebSocket) -> tokio::io::DuplexStream {
     ours
 }
 
-async fn session(cri: Arc<Cri>, pending: Pending, socket: WebSocket, v5: bool, enc: Encoding) {
-    let o: StdioOpts = match &pending {
-        Pending::Exec(r) => exec::opts(r),
-        Pending::Attach(r) => attach::opts(r),
-        Pending::PortForward(_) => return,
-    };
+async fn stdio_session<F, Fut>(socket: WebSocket, v5: bool, enc: Encoding, o: StdioOpts, run: F)
+where
+    F: FnOnce(StdIo) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
     let (sink, source) = socket.split();
     // Everything we send goes through one channel.
     let (out_tx, sender) = spawn_sender(sink, enc);
@@ -278,11 +345,7 @@ async fn session(cri: Arc<Cri>, pending: Pending, socket: WebSocket, v5: bool, e
         stdout: o.stdout.then_some(stdout),
         stderr: o.stderr.then_some(stderr),
     };
-    let outcome = match pending {
-        Pending::Exec(r) => exec::run(cri, r, io).await,
-        Pending::Attach(r) => attach::run(cri, r, io).await,
-        Pending::PortForward(_) => Ok(0),
-    };
+    let outcome = run(io).await;
     // Output a lingering background child still writes is cut off.
     let drain = std::time::Duration::from_secs(2);
     let _ = tokio::time::timeout(drain, h1).await;
