@@ -1647,6 +1647,30 @@ async fn ws_open(url: &str, protocols: &str) -> (WsStream, Option<String>) {
     (ws, chosen)
 }
 
+/// A WebSocket upgrade the server refuses: its HTTP status and body.
+async fn ws_refused(url: &str, protocols: Option<&str>) -> (u16, String) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error;
+    let mut req = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .expect("ws request");
+    if let Some(p) = protocols {
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            p.parse().expect("protocol header"),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Err(Error::Http(resp)) => (
+            resp.status().as_u16(),
+            String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned(),
+        ),
+        Err(e) => panic!("{url}: not an HTTP refusal: {e}"),
+        Ok(_) => panic!("{url}: the upgrade was accepted"),
+    }
+}
+
 /// What a port-forward WebSocket session delivered, per channel, and
 /// whether the server ended it with a Close frame.
 #[derive(Debug, Default)]
@@ -1848,25 +1872,24 @@ fn cri_port_forward_over_websocket() {
 
         // An unknown subprotocol is refused before the upgrade.
         let url = url_for(vec![8080]).await;
-        let refused = {
-            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-            let mut req = url
-                .replacen("http://", "ws://", 1)
-                .into_client_request()
-                .unwrap();
-            req.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                "v5.channel.k8s.io".parse().unwrap(),
-            );
-            tokio_tungstenite::connect_async(req)
-                .await
-                .err()
-                .map(|e| e.to_string())
-        };
+        let (code, body) = ws_refused(&url, Some("v5.channel.k8s.io")).await;
+        assert_eq!(code, 400, "{body}");
         assert!(
-            refused.as_deref().is_some_and(|e| e.contains("400")),
-            "{refused:?}"
+            body.contains("\"v5.channel.k8s.io\"") && body.contains("v4.channel.k8s.io"),
+            "{body}"
         );
+
+        // No ports in the request: the `port` query parameters name them,
+        // as kubelet reads them; none at all is refused.
+        let url = url_for(vec![]).await;
+        let (ws, _) = ws_open(&format!("{url}?port=9090"), "v4.channel.k8s.io").await;
+        let r = pf_session(ws, false, &[(0, get_index)]).await;
+        assert_eq!(r.first(0), Some(&9090u16.to_le_bytes()[..]));
+        assert!(r.text(0).ends_with("hello from peapod\n"), "{r:?}");
+        let url = url_for(vec![]).await;
+        let (code, body) = ws_refused(&url, None).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(body.contains("\"port\" query parameter"), "{body}");
 
         // SPDY tunnelled in WebSocket messages, as kubectl 1.30+ dials.
         let url = url_for(vec![8080]).await;

@@ -269,7 +269,7 @@ pub(super) fn tunnel(socket: WebSocket) -> tokio::io::DuplexStream {
     let (mut rd, mut wr) = tokio::io::split(theirs);
     let (mut sink, mut source) = socket.split();
     tokio::spawn(async move {
-        let inbound = async move {
+        let inbound = tokio::spawn(async move {
             while let Some(Ok(msg)) = source.next().await {
                 match msg {
                     Message::Binary(b) if wr.write_all(&b).await.is_err() => break,
@@ -279,7 +279,7 @@ pub(super) fn tunnel(socket: WebSocket) -> tokio::io::DuplexStream {
                 }
             }
             let _ = wr.shutdown().await;
-        };
+        });
         let outbound = async move {
             let mut buf = vec![0u8; 32 * 1024];
             loop {
@@ -295,7 +295,9 @@ pub(super) fn tunnel(socket: WebSocket) -> tokio::io::DuplexStream {
             }
             let _ = sink.close().await;
         };
-        tokio::join!(inbound, outbound);
+        outbound.await;
+        // The SPDY side is done: the client has a moment to answer our Close.
+        await_client_close(inbound).await;
     });
     ours
 }
