@@ -30,7 +30,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 pub const PROTOCOL_V4_BASE64: &str = "v4.base64.channel.k8s.io";
-/// client-go's prefix for a SPDY protocol tunnelled in WebSocket messages.
+/// Port-forward as SPDY inside WebSocket messages: client-go prefixes the
+/// SPDY protocol it wants (`portforward.k8s.io`) with `SPDY/3.1+`.
 pub const PROTOCOL_SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 
 /// How a channel's data is carried: binary messages with the channel as
