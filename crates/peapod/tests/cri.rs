@@ -1328,6 +1328,20 @@ struct WsResult {
 /// Speak `v5.channel.k8s.io` to a streaming URL: send `stdin` then close
 /// it (channel 255), collect output until the server closes.
 async fn ws_session(url: &str, stdin: &[u8]) -> Result<WsResult, String> {
+    let mut first = Vec::new();
+    if !stdin.is_empty() {
+        let mut m = vec![0u8];
+        m.extend_from_slice(stdin);
+        first.push(m);
+        first.push(vec![255u8, 0]);
+    }
+    ws_session_sending(url, first).await
+}
+
+/// Speak `v5.channel.k8s.io` to a streaming URL: send the `first`
+/// messages (each starting with its channel), collect output until the
+/// server closes.
+async fn ws_session_sending(url: &str, first: Vec<Vec<u8>>) -> Result<WsResult, String> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
@@ -1347,13 +1361,8 @@ async fn ws_session(url: &str, stdin: &[u8]) -> Result<WsResult, String> {
         Some("v5.channel.k8s.io")
     );
     let (mut sink, mut source) = ws.split();
-    if !stdin.is_empty() {
-        let mut m = vec![0u8];
-        m.extend_from_slice(stdin);
+    for m in first {
         sink.send(Message::Binary(m.into()))
-            .await
-            .map_err(|e| e.to_string())?;
-        sink.send(Message::Binary(vec![255u8, 0].into()))
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -1598,6 +1607,519 @@ fn cri_streaming_exec_over_websocket_and_container_events() {
         ];
         assert_eq!(of(&cid), lifecycle, "{got:?}");
         assert_eq!(of(&short), lifecycle, "{got:?}");
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Open a streaming URL as a WebSocket offering `protocols`; the socket
+/// and the subprotocol the server chose.
+async fn ws_open(url: &str, protocols: &str) -> (WsStream, Option<String>) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .expect("ws request");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        protocols.parse().expect("protocol header"),
+    );
+    let (ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url} ({protocols}): {e}"));
+    let chosen = resp
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (ws, chosen)
+}
+
+/// A WebSocket upgrade the server refuses: its HTTP status and body.
+async fn ws_refused(url: &str, protocols: Option<&str>) -> (u16, String) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error;
+    let mut req = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .expect("ws request");
+    if let Some(p) = protocols {
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            p.parse().expect("protocol header"),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Err(Error::Http(resp)) => (
+            resp.status().as_u16(),
+            String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned(),
+        ),
+        Err(e) => panic!("{url}: not an HTTP refusal: {e}"),
+        Ok(_) => panic!("{url}: the upgrade was accepted"),
+    }
+}
+
+/// What a port-forward WebSocket session delivered, per channel, and
+/// whether the server ended it with a Close frame.
+#[derive(Debug, Default)]
+struct PfResult {
+    channels: HashMap<u8, Vec<Vec<u8>>>,
+    closed_cleanly: bool,
+}
+
+impl PfResult {
+    /// The channel's messages after the first (the port) as text.
+    fn text(&self, ch: u8) -> String {
+        let msgs = self
+            .channels
+            .get(&ch)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        String::from_utf8_lossy(&msgs.iter().skip(1).flatten().copied().collect::<Vec<u8>>())
+            .into_owned()
+    }
+    fn first(&self, ch: u8) -> Option<&[u8]> {
+        self.channels.get(&ch)?.first().map(Vec::as_slice)
+    }
+}
+
+/// Speak kubelet's WebSocket port-forward protocol: send `requests`
+/// (channel, bytes) once each channel's port header has arrived, collect
+/// every channel's messages until the server closes the session.
+async fn pf_session(mut ws: WsStream, base64: bool, requests: &[(u8, &[u8])]) -> PfResult {
+    use base64::Engine;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut r = PfResult::default();
+    let mut pending: Vec<(u8, &[u8])> = requests.to_vec();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(m))) => m,
+            Ok(None) => break,
+            Ok(Some(Err(e))) => panic!("port-forward session failed after {r:?}: {e}"),
+            Err(_) => panic!("port-forward session did not end: {r:?}"),
+        };
+        let (ch, data) = match msg {
+            Message::Binary(b) if !base64 => match b.split_first() {
+                Some((&ch, rest)) => (ch, rest.to_vec()),
+                None => continue,
+            },
+            Message::Text(t) if base64 => {
+                let (ch, rest) = t.as_str().split_at(1);
+                let data = b64.decode(rest).expect("base64 payload");
+                (ch.as_bytes()[0] - b'0', data)
+            }
+            Message::Close(_) => {
+                r.closed_cleanly = true;
+                continue;
+            }
+            other => panic!("unexpected message {other:?}"),
+        };
+        r.channels.entry(ch).or_default().push(data);
+        // A data channel is ready once its port header is in.
+        let (ready, rest): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(c, _)| r.channels.contains_key(c));
+        pending = rest;
+        for (c, bytes) in ready {
+            let m = if base64 {
+                Message::Text(format!("{}{}", char::from(b'0' + c), b64.encode(bytes)).into())
+            } else {
+                let mut m = vec![c];
+                m.extend_from_slice(bytes);
+                Message::Binary(m.into())
+            };
+            ws.send(m).await.expect("send on a data channel");
+        }
+    }
+    r
+}
+
+/// Port-forward over WebSocket, as kubelet's streaming server serves it:
+/// one session forwards every port the request names, port i on data
+/// channel 2i and error channel 2i+1, each starting with the port (two
+/// bytes, little-endian); a port nothing listens on gets kubelet's error
+/// on its error channel; the session closes with a Close frame once every
+/// port's connection has ended. `v4.base64.channel.k8s.io` carries the
+/// same in text, and `SPDY/3.1+portforward.k8s.io` (kubectl 1.30+) is SPDY
+/// inside the WebSocket.
+#[test]
+fn cri_port_forward_over_websocket() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let logs = d.dir.join("podlogs");
+        let sb = sandbox_config("pfws", &logs, &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let mut web = container_config("web", &[], "web.log");
+        web.image = Some(pb::ImageSpec {
+            image: HTTPD.into(),
+            ..Default::default()
+        });
+        web.command.clear();
+        let web = create(&mut c, &sid, &sb, web).await;
+        // A second server in the same network namespace, on 9090.
+        let web2 = create(
+            &mut c,
+            &sid,
+            &sb,
+            container_config(
+                "web2",
+                &["httpd", "-f", "-p", "9090", "-h", "/www"],
+                "web2.log",
+            ),
+        )
+        .await;
+        for id in [&web, &web2] {
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("StartContainer");
+            wait_state(&mut c, id, pb::ContainerState::ContainerRunning).await;
+        }
+        let unused = 9999u16;
+        let url_for = |ports: Vec<i32>| {
+            let mut rt = c.rt.clone();
+            let sid = sid.clone();
+            async move {
+                rt.port_forward(pb::PortForwardRequest {
+                    pod_sandbox_id: sid,
+                    port: ports,
+                })
+                .await
+                .expect("PortForward")
+                .into_inner()
+                .url
+            }
+        };
+
+        // The servers may take a moment to listen: retry until 8080 answers.
+        let get_healthz: &[u8] = b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n";
+        let get_index: &[u8] = b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n";
+        let start = Instant::now();
+        let r = loop {
+            let url = url_for(vec![8080, 9090, unused.into()]).await;
+            assert!(url.contains("/portforward/"), "{url}");
+            let (ws, chosen) = ws_open(&url, "v4.channel.k8s.io").await;
+            assert_eq!(chosen.as_deref(), Some("v4.channel.k8s.io"));
+            let r = pf_session(ws, false, &[(0, get_healthz), (2, get_index)]).await;
+            if (r.text(0).ends_with("ok\n") && r.text(2).contains("hello from peapod"))
+                || start.elapsed() > Duration::from_secs(15)
+            {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        for (ch, port) in [
+            (0u8, 8080u16),
+            (1, 8080),
+            (2, 9090),
+            (3, 9090),
+            (4, 9999),
+            (5, 9999),
+        ] {
+            assert_eq!(
+                r.first(ch),
+                Some(&port.to_le_bytes()[..]),
+                "channel {ch}: {r:?}"
+            );
+        }
+        let first = r.text(0);
+        assert!(
+            first.starts_with("HTTP/1.") && first.ends_with("\r\n\r\nok\n"),
+            "{first:?}"
+        );
+        let second = r.text(2);
+        assert!(
+            second.starts_with("HTTP/1.") && second.ends_with("hello from peapod\n"),
+            "{second:?}"
+        );
+        // The working ports' error channels carry nothing but their port.
+        assert_eq!((r.text(1), r.text(3)), (String::new(), String::new()));
+        // Nothing on 9999: kubelet's message, nothing on its data channel.
+        let err = r.text(5);
+        assert!(
+            err.starts_with(&format!("error forwarding port 9999 to pod {sid}: ")),
+            "{err:?}"
+        );
+        assert!(err.contains("Connection refused"), "{err:?}");
+        assert_eq!(r.text(4), "");
+        assert!(r.closed_cleanly, "no Close frame: {r:?}");
+
+        // v4.base64.channel.k8s.io: the same in text messages.
+        let url = url_for(vec![8080]).await;
+        let (ws, chosen) = ws_open(&url, "v4.base64.channel.k8s.io").await;
+        assert_eq!(chosen.as_deref(), Some("v4.base64.channel.k8s.io"));
+        let r = pf_session(ws, true, &[(0, get_healthz)]).await;
+        assert_eq!(r.first(0), Some(&8080u16.to_le_bytes()[..]));
+        assert!(r.text(0).ends_with("\r\n\r\nok\n"), "{r:?}");
+        assert!(r.closed_cleanly);
+
+        // An unknown subprotocol is refused before the upgrade.
+        let url = url_for(vec![8080]).await;
+        let (code, body) = ws_refused(&url, Some("v5.channel.k8s.io")).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(
+            body.contains("\"v5.channel.k8s.io\"") && body.contains("v4.channel.k8s.io"),
+            "{body}"
+        );
+
+        // No ports in the request: the `port` query parameters name them,
+        // as kubelet reads them; none at all is refused.
+        let url = url_for(vec![]).await;
+        let (ws, _) = ws_open(&format!("{url}?port=9090"), "v4.channel.k8s.io").await;
+        let r = pf_session(ws, false, &[(0, get_index)]).await;
+        assert_eq!(r.first(0), Some(&9090u16.to_le_bytes()[..]));
+        assert!(r.text(0).ends_with("hello from peapod\n"), "{r:?}");
+        let url = url_for(vec![]).await;
+        let (code, body) = ws_refused(&url, None).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(body.contains("\"port\" query parameter"), "{body}");
+
+        // SPDY tunnelled in WebSocket messages, as kubectl 1.30+ dials.
+        let url = url_for(vec![8080]).await;
+        let (ws, chosen) = ws_open(&url, "SPDY/3.1+portforward.k8s.io").await;
+        assert_eq!(chosen.as_deref(), Some("SPDY/3.1+portforward.k8s.io"));
+        let (body, err) = spdy_over_ws_forward(ws, 8080, get_healthz, unused).await;
+        assert!(
+            body.starts_with("HTTP/1.") && body.ends_with("\r\n\r\nok\n"),
+            "{body:?}"
+        );
+        assert!(
+            err.starts_with(&format!("error forwarding port 9999 to pod {sid}: ")),
+            "{err:?}"
+        );
+
+        for id in [&web, &web2] {
+            c.rt.stop_container(pb::StopContainerRequest {
+                container_id: id.clone(),
+                timeout: 1,
+            })
+            .await
+            .expect("StopContainer");
+        }
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}
+
+/// A SPDY/3 control frame.
+fn spdy_control(kind: u16, flags: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x80, 3, (kind >> 8) as u8, kind as u8, flags];
+    f.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    f.extend_from_slice(body);
+    f
+}
+
+/// SYN_STREAM `id` with `headers`. The header block is a zlib stream of
+/// stored (uncompressed) blocks: its first frame carries the zlib header.
+fn spdy_syn_stream(id: u32, headers: &[(&str, &str)], first: bool) -> Vec<u8> {
+    let mut block = (headers.len() as u32).to_be_bytes().to_vec();
+    for (k, v) in headers {
+        for s in [k, v] {
+            block.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            block.extend_from_slice(s.as_bytes());
+        }
+    }
+    let mut z = if first { vec![0x78, 0x01] } else { Vec::new() };
+    let n = block.len() as u16;
+    z.push(0); // a stored block, not the last
+    z.extend_from_slice(&n.to_le_bytes());
+    z.extend_from_slice(&(!n).to_le_bytes());
+    z.extend_from_slice(&block);
+    let mut body = id.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // associated stream, priority
+    body.extend_from_slice(&z);
+    spdy_control(1, 0, &body)
+}
+
+/// Through a SPDY-over-WebSocket tunnel: one request to `port` (its data
+/// stream's bytes until the server's FIN) and one to `closed_port` (its
+/// error stream's bytes).
+async fn spdy_over_ws_forward(
+    mut ws: WsStream,
+    port: u16,
+    request: &[u8],
+    closed_port: u16,
+) -> (String, String) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let p = port.to_string();
+    let q = closed_port.to_string();
+    let frames = [
+        spdy_syn_stream(
+            1,
+            &[("streamType", "error"), ("port", &p), ("requestID", "0")],
+            true,
+        ),
+        spdy_syn_stream(
+            3,
+            &[("streamType", "data"), ("port", &p), ("requestID", "0")],
+            false,
+        ),
+        {
+            let mut f = 3u32.to_be_bytes().to_vec();
+            f.push(0);
+            f.extend_from_slice(&(request.len() as u32).to_be_bytes()[1..]);
+            f.extend_from_slice(request);
+            f
+        },
+        spdy_syn_stream(
+            5,
+            &[("streamType", "error"), ("port", &q), ("requestID", "1")],
+            false,
+        ),
+        spdy_syn_stream(
+            7,
+            &[("streamType", "data"), ("port", &q), ("requestID", "1")],
+            false,
+        ),
+    ];
+    for f in frames {
+        ws.send(Message::Binary(f.into()))
+            .await
+            .expect("send a SPDY frame");
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    let mut streams: HashMap<u32, (Vec<u8>, bool)> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(streams.get(&3).is_some_and(|s| s.1) && streams.get(&5).is_some_and(|s| s.1)) {
+        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => b,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("tunnel ended early ({other:?}) with {streams:?}"),
+        };
+        buf.extend_from_slice(&msg);
+        while buf.len() >= 8 {
+            let len =
+                (usize::from(buf[5]) << 16) | (usize::from(buf[6]) << 8) | usize::from(buf[7]);
+            if buf.len() < 8 + len {
+                break;
+            }
+            let frame: Vec<u8> = buf.drain(..8 + len).collect();
+            if frame[0] & 0x80 == 0 {
+                let id = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+                let s = streams.entry(id).or_default();
+                s.0.extend_from_slice(&frame[8..]);
+                s.1 |= frame[4] & 1 != 0;
+            }
+        }
+    }
+    // GOAWAY, then the server ends the tunnel.
+    ws.send(Message::Binary(spdy_control(7, 0, &[0; 8]).into()))
+        .await
+        .expect("send GOAWAY");
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = ws.next().await {
+            if matches!(m, Ok(Message::Close(_)) | Err(_)) {
+                return true;
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "the tunnel did not close after GOAWAY");
+    let text = |id: u32| String::from_utf8_lossy(&streams[&id].0).into_owned();
+    (text(3), text(5))
+}
+
+/// Exec with a tty over WebSocket: a resize on channel 4 reaches the pty
+/// before the command reads its size. Attach over WebSocket: stdin to a
+/// `stdin: true` container and its answer back.
+#[test]
+fn cri_exec_tty_resize_and_attach_over_websocket() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let logs = d.dir.join("podlogs");
+        let sb = sandbox_config("wstty", &logs, &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let main = create(
+            &mut c,
+            &sid,
+            &sb,
+            container_config("main", &["sleep", "3600"], "main.log"),
+        )
+        .await;
+        let mut talk = container_config("talk", &["sh", "-c", "read x; echo got-$x"], "talk.log");
+        talk.stdin = true;
+        let talk = create(&mut c, &sid, &sb, talk).await;
+        for id in [&main, &talk] {
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("StartContainer");
+        }
+
+        let url =
+            c.rt.exec(pb::ExecRequest {
+                container_id: main.clone(),
+                cmd: ["sh", "-c", "sleep 0.5; stty size; tty"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                tty: true,
+                stdin: true,
+                stdout: true,
+                stderr: false,
+            })
+            .await
+            .expect("Exec")
+            .into_inner()
+            .url;
+        let mut resize = vec![4u8];
+        resize.extend_from_slice(br#"{"Width":91,"Height":17}"#);
+        let r = ws_session_sending(&url, vec![resize])
+            .await
+            .expect("exec session");
+        // A pty: one stream, \r\n line ends, a /dev/pts tty.
+        assert!(r.stdout.starts_with("17 91\r\n/dev/pts/"), "{:?}", r.stdout);
+        assert_eq!(r.stderr, "");
+        assert_eq!(r.status["status"], "Success", "{}", r.status);
+
+        let url =
+            c.rt.attach(pb::AttachRequest {
+                container_id: talk.clone(),
+                stdin: true,
+                stdout: true,
+                stderr: true,
+                tty: false,
+            })
+            .await
+            .expect("Attach")
+            .into_inner()
+            .url;
+        assert!(url.contains("/attach/"), "{url}");
+        let r = ws_session_sending(&url, vec![b"\x00hello\n".to_vec()])
+            .await
+            .expect("attach session");
+        assert_eq!(r.stdout, "got-hello\n");
+        assert_eq!(r.status["status"], "Success", "{}", r.status);
+        wait_state(&mut c, &talk, pb::ContainerState::ContainerExited).await;
 
         c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
             pod_sandbox_id: sid.clone(),

@@ -9,6 +9,7 @@
 use super::exec::spdy_stdio;
 use super::{set_winsize, spdy, Outcome, StdIo, StdioOpts};
 use crate::{pb, Cri};
+use peapod_runtime::Runtime;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +29,13 @@ pub(super) fn opts(r: &pb::AttachRequest) -> StdioOpts {
 
 pub(super) async fn serve_spdy(cri: Arc<Cri>, req: pb::AttachRequest, conn: spdy::Connection) {
     let o = opts(&req);
-    spdy_stdio(conn, o, move |io| run(cri, req, io)).await;
+    let rt = cri.runtime.clone();
+    spdy_stdio(conn, o, move |io| run(rt, req, io)).await;
 }
 
 /// Attach until the container's output ends (it exited), the client
 /// closes its stdin, or the client goes away.
-pub(super) async fn run(cri: Arc<Cri>, req: pb::AttachRequest, io: StdIo) -> Outcome {
-    let rt = cri.runtime.clone();
+pub(super) async fn run(rt: Arc<Runtime>, req: pb::AttachRequest, io: StdIo) -> Outcome {
     let cid = req.container_id.clone();
     let want_stdin = req.stdin;
     let (outputs, stdin) = tokio::task::spawn_blocking(move || {

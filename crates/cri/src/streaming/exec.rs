@@ -8,6 +8,7 @@ use super::{
     STREAM_CREATION_TIMEOUT,
 };
 use crate::{pb, Cri};
+use peapod_runtime::Runtime;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -30,19 +31,20 @@ pub(super) fn opts(r: &pb::ExecRequest) -> StdioOpts {
 
 pub(super) async fn serve_spdy(cri: Arc<Cri>, req: pb::ExecRequest, conn: spdy::Connection) {
     let o = opts(&req);
-    spdy_stdio(conn, o, move |io| run(cri, req, io)).await;
+    let rt = cri.runtime.clone();
+    spdy_stdio(conn, o, move |io| run(rt, req, io)).await;
 }
 
 /// Run the exec with `io` until the process exits; its exit code.
-pub(super) async fn run(cri: Arc<Cri>, req: pb::ExecRequest, io: StdIo) -> Outcome {
-    let rt = cri.runtime.clone();
+pub(super) async fn run(rt: Arc<Runtime>, req: pb::ExecRequest, io: StdIo) -> Outcome {
     let (cid, cmd, tty, stdin) = (
         req.container_id.clone(),
         req.cmd.clone(),
         req.tty,
         req.stdin,
     );
-    let session = tokio::task::spawn_blocking(move || rt.exec(&cid, &cmd, tty, stdin))
+    let r = rt.clone();
+    let session = tokio::task::spawn_blocking(move || r.exec(&cid, &cmd, tty, stdin))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
@@ -77,7 +79,6 @@ pub(super) async fn run(cri: Arc<Cri>, req: pb::ExecRequest, io: StdIo) -> Outco
     }
     drop(io.stdout);
     drop(io.stderr);
-    let rt = cri.runtime.clone();
     let (cid, exec_id) = (req.container_id.clone(), session.exec_id.clone());
     let exit = tokio::task::spawn_blocking(move || rt.wait_exec(&cid, &exec_id))
         .await

@@ -9,8 +9,12 @@
 //!   stream per `streamType` (error, stdin, stdout, stderr, resize);
 //!   port-forward with `portforward.k8s.io`, a data/error stream pair per
 //!   connection carrying `port` and `requestID` headers ([`spdy`]);
-//! - WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`) for exec and
-//!   attach: binary frames prefixed with their channel ([`websocket`]).
+//! - WebSocket ([`websocket`]): exec and attach with `v5.channel.k8s.io`,
+//!   `v4.channel.k8s.io` or `v4.base64.channel.k8s.io`, messages prefixed
+//!   with their channel; port-forward with the same channel framing (a
+//!   data and an error channel per port, kubelet's `portforward`
+//!   websocket handler), or SPDY tunnelled in binary messages
+//!   (`SPDY/3.1+portforward.k8s.io`, what kubectl 1.30+ sends, KEP-4006).
 //!
 //! The v4 error stream ends the session with a JSON `metav1.Status`:
 //! `Success`, or `NonZeroExitCode` with an `ExitCode` cause.
@@ -138,8 +142,9 @@ async fn handle(
     if spdy {
         return upgrade_spdy(cri, pending, req);
     }
+    let query = req.uri().query().map(str::to_string);
     match axum::extract::ws::WebSocketUpgrade::from_request(req, &()).await {
-        Ok(ws) => websocket::upgrade(cri, pending, ws),
+        Ok(ws) => websocket::upgrade(cri, pending, ws, query.as_deref()),
         Err(rej) => plain(
             StatusCode::BAD_REQUEST,
             format!(
@@ -198,6 +203,31 @@ fn upgrade_spdy(cri: Arc<Cri>, pending: Pending, mut req: axum::extract::Request
         h.insert("X-Stream-Protocol-Version", HeaderValue::from_static(want));
     }
     resp
+}
+
+/// Exec over WebSocket for peapod's own API
+/// (`/api/v1/namespaces/{ns}/pods/{name}/exec`): the same protocols and
+/// session as the CRI URL's, for a container the caller checked is running.
+pub fn exec_websocket(
+    runtime: Arc<peapod_runtime::Runtime>,
+    req: pb::ExecRequest,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let o = exec::opts(&req);
+    websocket::upgrade_stdio(ws, o, move |io| exec::run(runtime, req, io))
+}
+
+/// Port-forward over WebSocket for peapod's own API
+/// (`/api/v1/namespaces/{ns}/pods/{name}/portforward`): `ports` on
+/// localhost inside `netns`, a data and an error channel per port, as the
+/// CRI URL serves them; `pod` names the pod in error messages.
+pub fn port_forward_websocket(
+    pod: String,
+    netns: std::path::PathBuf,
+    ports: Vec<u16>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    websocket::upgrade_port_forward(ws, pod, netns, ports)
 }
 
 /// What an exec or attach session asked for.
