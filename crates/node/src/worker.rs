@@ -107,9 +107,11 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
 
         if pod.metadata.deletion_timestamp.is_some() {
             obs.terminating = true;
+            let t0 = std::time::Instant::now();
             // Probes stop with the pod's termination.
             drop(prober.take());
             terminate(&node, &pod, &obs, &notify).await;
+            let stopped = t0.elapsed();
             // The containers' ends are the pod's last status.
             let mut pr = PodProber::new(&pod);
             look(&node, &pod, &sandbox_ids, &mut pr, &notify, &mut obs).await;
@@ -118,6 +120,7 @@ pub async fn run(node: Arc<Node>, ns: String, name: String, uid: String, notify:
             if let Err(e) = node.store.delete("pods", &pod_key(&ns, &name)) {
                 tracing::error!(pod = %name, "store delete: {e}");
             }
+            tracing::debug!(pod = %name, ?stopped, removed = ?t0.elapsed(), "pod deleted");
             return;
         }
         if crate::admission::rejected(&pod) {

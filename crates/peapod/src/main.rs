@@ -189,6 +189,20 @@ enum Cmd {
         #[command(flatten)]
         ns: NsArg,
     },
+    /// Wait until objects meet a condition, or are deleted (kubectl wait):
+    /// `peapod wait --for=condition=Ready pod/web`.
+    Wait {
+        /// `pod/NAME...`, `pods NAME...`, `deploy/web`, `job/pi`.
+        targets: Vec<String>,
+        /// `condition=NAME[=VALUE]` (VALUE defaults to True) or `delete`.
+        #[arg(long = "for")]
+        for_: String,
+        /// How long to wait for each (30s, 2m, 1m30s); default 30s.
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+        #[command(flatten)]
+        ns: NsArg,
+    },
     /// Delete pods and wait until they are gone.
     Delete {
         /// `pod NAME...` or `pod/NAME...`
@@ -680,6 +694,12 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                     anyhow::bail!("error: you must specify the pods to delete: `peapod delete pod NAME`, `pod/NAME` or `-f FILE`");
                 }
                 client::delete(&c, t, wait, grace_period, timeout, cascade).await.map(|_| 0)
+            }
+            Cmd::Wait { targets, for_, timeout, ns } => {
+                let what = client::wait::For::parse(&for_)?;
+                let timeout = client::parse_timeout(&timeout)?.unwrap_or(std::time::Duration::from_secs(30));
+                let targets = client::wait::Target::parse(&targets, &ns.namespace)?;
+                client::wait::wait(&c, &targets, &what, timeout).await.map(|_| 0)
             }
             Cmd::Inspect { resource, name, ns, output } => {
                 check_pod_resource(&resource)?;

@@ -941,3 +941,59 @@ fn readme_examples_stop_promptly_on_sigterm() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
 }
+
+/// `peapod wait` as `kubectl wait`: a condition met, one that times out
+/// with a message naming it, and `--for=delete`; it follows a watch, so it
+/// returns as the change is stored.
+#[test]
+fn wait_for_a_condition_and_for_deletion() {
+    let d = Daemon::start();
+    one(&d, "slow", &format!("  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 1; touch /tmp/ready; exec sleep 3600']\n    readinessProbe:\n      exec: {{command: [cat, /tmp/ready]}}\n      periodSeconds: 1\n"));
+    let out = d.peapod(&["wait", "--for=condition=Ready", "pod/slow", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "pod/slow condition met");
+    let pod = d.pod("slow");
+    assert!(
+        pod["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True"),
+        "{pod}"
+    );
+
+    one(&d, "never", &format!("  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    readinessProbe:\n      exec: {{command: ['false']}}\n      periodSeconds: 1\n"));
+    let t0 = Instant::now();
+    let out = d.peapod(&["wait", "--for=condition=Ready", "pod/never", "--timeout=2s"]);
+    assert!(!out.status.success());
+    assert!(t0.elapsed() >= Duration::from_secs(2));
+    assert!(
+        stderr(&out).contains("timed out waiting for the condition on pod/never")
+            && stderr(&out).contains("condition Ready is not True"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.peapod(&["wait", "--for=ready", "pod/never"]);
+    assert!(
+        stderr(&out).contains("--for=condition=NAME"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            d.peapod(&[
+                "wait",
+                "--for=delete",
+                "pod/never",
+                "pods/slow",
+                "--timeout=60s",
+            ])
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        d.ok(&["delete", "pod", "never", "slow", "--grace-period=0"]);
+        let out = waiter.join().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "pod/never deleted\npod/slow deleted\n");
+    });
+}

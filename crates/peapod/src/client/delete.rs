@@ -7,7 +7,7 @@ use hyper::Method;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::apply::{decode_objects, namespace_of, read_manifest};
-use super::transport::{object_path, pod_path, Client};
+use super::transport::{object_path, Client};
 
 /// `peapod delete pod NAME... [--wait] [--grace-period N] [--timeout D]`:
 /// deletes each target and prints `pod "NAME" deleted`; with `wait`,
@@ -190,31 +190,41 @@ async fn wait_gone(
     grace: u64,
     timeout: Option<Duration>,
 ) -> Result<()> {
-    let path = pod_path(namespace, name);
     let limit = timeout.unwrap_or(Duration::from_secs(grace + 30));
-    let start = Instant::now();
-    let mut said = false;
-    loop {
-        let response = client.request(Method::GET, &path, None, None).await?;
-        let pod = match response.status {
-            404 => return Ok(()),
-            200..=299 => response.json::<Pod>().ok(),
-            _ => return Err(response.error()),
-        };
-        let waited = start.elapsed();
-        if waited >= limit {
-            bail!(
-                "error: timed out after {} waiting for pod \"{name}\" to terminate (grace period {grace}s): {}; the daemon keeps stopping it: see `peapod describe pod {name}`, or force it with `peapod delete pod {name} --grace-period=0`",
-                seconds(limit),
-                still_running(pod.as_ref())
-            );
+    let target = super::wait::Target::pod(namespace, name);
+    // Followed through a watch; after QUIET a line says what it waits for.
+    let mut last: Option<Pod> = None;
+    {
+        let gone = super::wait::until(client, &target, |o| {
+            if let Some(o) = o {
+                last = serde_json::from_value(o.clone()).ok();
+            }
+            o.is_none()
+        });
+        tokio::pin!(gone);
+        let quiet = tokio::time::sleep(QUIET.min(limit));
+        tokio::pin!(quiet);
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
+        let mut said = false;
+        loop {
+            tokio::select! {
+                r = &mut gone => return r.map(|_| ()),
+                _ = &mut quiet, if !said => {
+                    said = true;
+                    if limit > QUIET {
+                        eprintln!("waiting for pod \"{name}\" to terminate (grace period {grace}s)");
+                    }
+                }
+                _ = &mut deadline => break,
+            }
         }
-        if !said && waited >= QUIET {
-            eprintln!("waiting for pod \"{name}\" to terminate (grace period {grace}s)");
-            said = true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    bail!(
+        "error: timed out after {} waiting for pod \"{name}\" to terminate (grace period {grace}s): {}; the daemon keeps stopping it: see `peapod describe pod {name}`, or force it with `peapod delete pod {name} --grace-period=0`",
+        seconds(limit),
+        still_running(last.as_ref())
+    );
 }
 
 fn seconds(d: Duration) -> String {

@@ -28,6 +28,7 @@ mod status;
 mod table;
 pub mod top;
 mod transport;
+pub mod wait;
 pub mod workloads;
 mod workloads_b;
 
