@@ -6,7 +6,7 @@
 use crate::convert::{resources, to_btree};
 use crate::{pb, require_id, Cri};
 use peapod_runtime::{
-    ContainerConfig, MountPropagation, SeccompConfig, SecurityConfig, VolumeMount,
+    ContainerConfig, DeviceMapping, MountPropagation, SeccompConfig, SecurityConfig, VolumeMount,
 };
 use tonic::Status;
 
@@ -115,8 +115,19 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
             meta.name
         )));
     }
-    if !config.devices.is_empty() {
-        tracing::warn!(container = %meta.name, "CRI CreateContainer: config.devices is not supported yet; ignored");
+    let mut devices = Vec::new();
+    for (i, d) in config.devices.iter().enumerate() {
+        if d.host_path.is_empty() || d.container_path.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "container {}: config.devices[{i}]: host_path and container_path are required",
+                meta.name
+            )));
+        }
+        devices.push(DeviceMapping {
+            host_path: d.host_path.clone().into(),
+            container_path: d.container_path.clone(),
+            permissions: d.permissions.clone(),
+        });
     }
     let mut mounts = Vec::new();
     let mut propagation = std::collections::BTreeMap::new();
@@ -163,6 +174,7 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
         stdin: config.stdin,
         mounts,
         mount_propagation: propagation,
+        devices,
         resources: linux.resources.as_ref().map(resources).unwrap_or_default(),
         security: SecurityConfig {
             run_as_user: sc.run_as_user.map(|v| v.value),

@@ -1611,3 +1611,319 @@ fn cri_streaming_exec_over_websocket_and_container_events() {
         .expect("RemovePodSandbox");
     });
 }
+
+/// ExecSync `sh -c script`: (exit code, stdout + stderr).
+async fn sh(c: &mut Cri, cid: &str, script: &str) -> (i32, String) {
+    let r =
+        c.rt.exec_sync(pb::ExecSyncRequest {
+            container_id: cid.into(),
+            cmd: vec!["sh".into(), "-c".into(), script.into()],
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    (
+        r.exit_code,
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr)
+        ),
+    )
+}
+
+/// A host directory bound onto itself with the given propagation (so the
+/// test does not depend on how the host's `/` propagates); everything
+/// mounted at or under it is unmounted when dropped.
+struct HostMount(PathBuf);
+
+impl HostMount {
+    fn new(dir: PathBuf, propagation: nix::mount::MsFlags) -> HostMount {
+        use nix::mount::{mount, MsFlags};
+        std::fs::create_dir_all(&dir).unwrap();
+        let guard = HostMount(dir);
+        mount(
+            Some(&guard.0),
+            &guard.0,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .expect("bind the test directory onto itself");
+        mount(
+            None::<&str>,
+            &guard.0,
+            None::<&str>,
+            propagation | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .expect("set the test directory's propagation");
+        guard
+    }
+
+    fn mounts(&self) -> Vec<String> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut out: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&self.0))
+            .map(String::from)
+            .collect();
+        out.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        out
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        for _ in 0..4 {
+            for m in self.mounts() {
+                let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// CRI mount propagation as a user sees it, in a privileged container
+/// (which may mount), with the host path on a shared mount each time:
+/// rprivate sees no mount made on the host after it started and shows the
+/// host none of its own; rslave sees the host's; rshared both ways. A
+/// volume whose host path is not on a mount that can propagate is refused.
+#[test]
+fn cri_mount_propagation_private_rslave_rshared() {
+    use nix::mount::{mount, MsFlags};
+    use pb::MountPropagation as P;
+    let d = Daemon::start();
+    let mut guards = Vec::new();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let mut sb = sandbox_config("prop", &d.dir.join("podlogs"), &[]);
+        // Each container its own pid namespace, as kubelet asks without
+        // shareProcessNamespace (libcontainer 0.7 on cgroup v1 looks up a
+        // container's parent, by its pid in a shared pid namespace, in the
+        // host's /proc: the third container of a shared-pid pod may not
+        // start).
+        sb.linux = Some(pb::LinuxPodSandboxConfig {
+            security_context: Some(pb::LinuxSandboxSecurityContext {
+                namespace_options: Some(pb::NamespaceOption {
+                    pid: pb::NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let sid = run_sandbox(&mut c, &sb).await;
+        for (i, how) in [
+            P::PropagationPrivate,
+            P::PropagationHostToContainer,
+            P::PropagationBidirectional,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let src = d.dir.join(format!("prop{i}"));
+            guards.push(HostMount::new(src.clone(), MsFlags::MS_SHARED));
+            let mut cfg = container_config(&format!("c{i}"), &["sleep", "3600"], "");
+            cfg.linux = Some(pb::LinuxContainerConfig {
+                security_context: Some(pb::LinuxContainerSecurityContext {
+                    privileged: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            cfg.mounts = vec![pb::Mount {
+                container_path: "/vol".into(),
+                host_path: src.display().to_string(),
+                propagation: how as i32,
+                ..Default::default()
+            }];
+            let cid = create(&mut c, &sid, &sb, cfg).await;
+            let st = container_status(&mut c, &cid).await;
+            assert_eq!(st.mounts.len(), 1, "{st:?}");
+            assert_eq!(st.mounts[0].propagation, how as i32);
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: cid.clone(),
+            })
+            .await
+            .expect("StartContainer");
+
+            // Host → container: a tmpfs mounted on the host under the
+            // volume after the container started.
+            let on_host = src.join("fromhost");
+            std::fs::create_dir_all(&on_host).unwrap();
+            mount(
+                Some("tmpfs"),
+                &on_host,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                Some("size=1m"),
+            )
+            .expect("mount a tmpfs on the host");
+            std::fs::write(on_host.join("flag"), "host").unwrap();
+            let (code, seen) = sh(&mut c, &cid, "ls -A /vol/fromhost").await;
+            assert_eq!(code, 0, "{seen}");
+            let want_host = how != P::PropagationPrivate;
+            assert_eq!(seen.trim() == "flag", want_host, "{how:?}: {seen:?}");
+
+            // Container → host: a tmpfs mounted in the container.
+            let (code, out) = sh(
+                &mut c,
+                &cid,
+                "mkdir -p /vol/fromctr && mount -t tmpfs -o size=1m tmpfs /vol/fromctr && echo c > /vol/fromctr/flag && ls /vol/fromctr",
+            )
+            .await;
+            assert_eq!((code, out.trim()), (0, "flag"), "{how:?}");
+            let on_host = std::fs::read_dir(src.join("fromctr")).unwrap().count();
+            let want_ctr = how == P::PropagationBidirectional;
+            assert_eq!(
+                on_host > 0,
+                want_ctr,
+                "{how:?}: the container's mount on the host"
+            );
+
+            c.rt.stop_container(pb::StopContainerRequest {
+                container_id: cid.clone(),
+                timeout: 0,
+            })
+            .await
+            .expect("StopContainer");
+            c.rt.remove_container(pb::RemoveContainerRequest { container_id: cid })
+                .await
+                .expect("RemoveContainer");
+        }
+
+        // Propagation from a host path on a private mount cannot work:
+        // refused, naming the mount and the fix.
+        let private = d.dir.join("private");
+        guards.push(HostMount::new(private.clone(), MsFlags::MS_PRIVATE));
+        for how in [P::PropagationBidirectional, P::PropagationHostToContainer] {
+            let mut cfg = container_config("refused", &["sleep", "3600"], "");
+            cfg.mounts = vec![pb::Mount {
+                container_path: "/vol".into(),
+                host_path: private.join("sub").display().to_string(),
+                propagation: how as i32,
+                ..Default::default()
+            }];
+            std::fs::create_dir_all(private.join("sub")).unwrap();
+            let e =
+                c.rt.create_container(pb::CreateContainerRequest {
+                    pod_sandbox_id: sid.clone(),
+                    config: Some(cfg),
+                    sandbox_config: Some(sb.clone()),
+                })
+                .await
+                .expect_err("propagation from a private mount");
+            assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+            let msg = e.message();
+            assert!(
+                msg.contains(&format!("mounted on {}", private.display()))
+                    && msg.contains("--make-rshared"),
+                "{msg}"
+            );
+        }
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+    drop(guards);
+}
+
+/// CRI devices: the host's node appears at container_path with its
+/// type and numbers, and the device cgroup gives the permissions asked
+/// (a read-only device cannot be opened for writing); a missing host
+/// device, a file that is not a device or bad permissions are refused.
+#[test]
+fn cri_devices_appear_with_their_cgroup_permissions() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let sb = sandbox_config("devs", &d.dir.join("podlogs"), &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let dev = |host: &str, ctr: &str, perms: &str| pb::Device {
+            host_path: host.into(),
+            container_path: ctr.into(),
+            permissions: perms.into(),
+        };
+        let mut cfg = container_config("main", &["sleep", "3600"], "");
+        cfg.devices = vec![
+            dev("/dev/null", "/dev/mynull", "rwm"),
+            // Not among the devices every container gets: only what is
+            // asked here is allowed.
+            dev("/dev/loop7", "/dev/myloop", "r"),
+        ];
+        let cid = create(&mut c, &sid, &sb, cfg).await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: cid.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let (code, out) = sh(
+            &mut c,
+            &cid,
+            "stat -c '%F %t:%T' /dev/mynull /dev/myloop; echo hi > /dev/mynull && echo wrote",
+        )
+        .await;
+        assert_eq!(
+            (code, out.as_str()),
+            (
+                0,
+                "character special file 1:3\nblock special file 7:7\nwrote\n"
+            )
+        );
+        let (code, out) = sh(&mut c, &cid, ": < /dev/myloop && echo read").await;
+        assert_eq!((code, out.as_str()), (0, "read\n"));
+        let (code, out) = sh(&mut c, &cid, ": > /dev/myloop").await;
+        assert_ne!(code, 0, "{out}");
+        assert!(out.contains("Operation not permitted"), "{out}");
+        // The host's other loop devices are not there.
+        let (code, _) = sh(&mut c, &cid, "test -e /dev/loop7").await;
+        assert_ne!(code, 0);
+
+        for (bad, what) in [
+            (dev("/dev/nope", "/dev/nope", "rw"), "/dev/nope"),
+            (
+                dev("/etc/hostname", "/dev/x", "rw"),
+                "not a character or block device",
+            ),
+            (
+                dev("/dev/null", "/dev/x", "rwx"),
+                "must be made of r, w and m",
+            ),
+        ] {
+            let mut cfg = container_config("bad", &["sleep", "3600"], "");
+            cfg.devices = vec![bad];
+            let e =
+                c.rt.create_container(pb::CreateContainerRequest {
+                    pod_sandbox_id: sid.clone(),
+                    config: Some(cfg),
+                    sandbox_config: Some(sb.clone()),
+                })
+                .await
+                .expect_err("a bad device");
+            assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+            assert!(e.message().contains(what), "{}", e.message());
+        }
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}

@@ -10,7 +10,7 @@ use crate::types::{new_id, ContainerMetadata};
 use crate::{security, user, Runtime};
 use peapod_shim::{CreateRequest, Request, Response};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// CRI's ContainerConfig, reduced to what a container here is made of.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +36,140 @@ pub struct ContainerConfig {
     /// Propagation of volume mounts by container path (private unless
     /// named here).
     pub mount_propagation: std::collections::BTreeMap<String, MountPropagation>,
+    /// Host devices made in the container (CRI `devices`).
+    pub devices: Vec<DeviceMapping>,
+}
+
+/// A host device (or a directory of them) the container gets at
+/// `container_path`, with device cgroup `permissions` (some of r, w, m).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMapping {
+    pub host_path: PathBuf,
+    pub container_path: String,
+    pub permissions: String,
+}
+
+/// The device nodes `m` names: the node itself (symlinks followed), or
+/// every node under a directory, at the same place under
+/// `container_path`, as containerd does.
+pub fn resolve_device(m: &DeviceMapping) -> Result<Vec<spec::Device>, String> {
+    use oci_spec::runtime::LinuxDeviceType;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let access = if m.permissions.is_empty() {
+        "rwm".to_string()
+    } else {
+        m.permissions.clone()
+    };
+    if access.chars().any(|c| !"rwm".contains(c)) {
+        return Err(format!(
+            "device {}: permissions {:?} must be made of r, w and m",
+            m.host_path.display(),
+            m.permissions
+        ));
+    }
+    if !m.container_path.starts_with('/') {
+        return Err(format!(
+            "device {}: container_path {:?} must be absolute",
+            m.host_path.display(),
+            m.container_path
+        ));
+    }
+    let meta = std::fs::metadata(&m.host_path).map_err(|e| {
+        format!(
+            "device {}: {e}; give the path of a device node on this host",
+            m.host_path.display()
+        )
+    })?;
+    let node = |meta: &std::fs::Metadata, dest: String| {
+        let ft = meta.file_type();
+        let typ = if ft.is_char_device() {
+            LinuxDeviceType::C
+        } else if ft.is_block_device() {
+            LinuxDeviceType::B
+        } else {
+            return None;
+        };
+        let rdev = meta.rdev();
+        Some(spec::Device {
+            container_path: dest,
+            typ,
+            major: nix::sys::stat::major(rdev) as i64,
+            minor: nix::sys::stat::minor(rdev) as i64,
+            file_mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            access: access.clone(),
+        })
+    };
+    if !meta.is_dir() {
+        return node(&meta, m.container_path.clone())
+            .map(|d| vec![d])
+            .ok_or_else(|| {
+                format!(
+                    "device {}: not a character or block device",
+                    m.host_path.display()
+                )
+            });
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![m.host_path.clone()];
+    while let Some(dir) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| format!("device {}: {e}", dir.display()))?;
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(&m.host_path) else {
+                continue;
+            };
+            let dest = Path::new(&m.container_path).join(rel);
+            if let Some(d) = node(&meta, dest.display().to_string()) {
+                out.push(d);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "device {}: a directory with no device nodes",
+            m.host_path.display()
+        ));
+    }
+    out.sort_by(|a, b| a.container_path.cmp(&b.container_path));
+    Ok(out)
+}
+
+/// Mount propagation works only from a host mount that propagates: a
+/// bidirectional volume's host path must be on a shared mount, a
+/// host-to-container one on a shared or slave mount (containerd's check).
+fn check_propagation(source: &Path, how: MountPropagation) -> Result<(), String> {
+    let (need, ok): (&str, fn(&crate::mounts::MountPropagationInfo) -> bool) = match how {
+        MountPropagation::Private => return Ok(()),
+        MountPropagation::Bidirectional => ("shared", |m| m.shared),
+        MountPropagation::HostToContainer => ("shared or slave", |m| m.shared || m.slave),
+    };
+    // A missing path fails later, at the mount, with its own error.
+    let Ok(real) = std::fs::canonicalize(source) else {
+        return Ok(());
+    };
+    let m = crate::mounts::mount_of(&real).map_err(|e| e.to_string())?;
+    if ok(&m) {
+        return Ok(());
+    }
+    Err(format!(
+        "mount {}: propagation {how:?} needs its host path on a {need} mount, and {} is mounted on {}, which is not; make it one (`mount --make-rshared {}`, or bind the directory onto itself first: `mount --bind {} {}`) or use private propagation",
+        source.display(),
+        real.display(),
+        m.mount_point.display(),
+        m.mount_point.display(),
+        real.display(),
+        real.display(),
+    ))
 }
 
 /// How mounts under a volume propagate (CRI `MountPropagation`).
@@ -330,16 +464,22 @@ impl Runtime {
             },
         ];
         for m in &cfg.mounts {
+            let propagation = cfg
+                .mount_propagation
+                .get(&m.container_path)
+                .copied()
+                .unwrap_or_default();
+            check_propagation(&m.host_path, propagation).map_err(config_err)?;
             binds.push(BindMount {
                 destination: m.container_path.clone(),
                 source: m.host_path.clone(),
                 readonly: m.readonly,
-                propagation: cfg
-                    .mount_propagation
-                    .get(&m.container_path)
-                    .copied()
-                    .unwrap_or_default(),
+                propagation,
             });
+        }
+        let mut devices = Vec::new();
+        for d in &cfg.devices {
+            devices.extend(resolve_device(d).map_err(config_err)?);
         }
 
         let caps = security::capabilities(sec.privileged, &sec.add_caps, &sec.drop_caps);
@@ -394,6 +534,7 @@ impl Runtime {
             cgroup: container_values(&cfg.resources),
             cgroup_v2: self.cgroups.version() == 2,
             binds,
+            devices,
             capabilities: caps,
             privileged: sec.privileged,
             no_new_privileges: sec.allow_privilege_escalation == Some(false) && !sec.privileged,
