@@ -19,6 +19,20 @@ pub async fn create_container(
         .config
         .ok_or_else(|| Status::invalid_argument("config: required"))?;
     let cfg = container_config(&config)?;
+    // As containerd: a privileged container only in a privileged sandbox
+    // (kubelet marks the sandbox privileged when any of its containers is).
+    let sandbox_privileged = req.sandbox_config.as_ref().map(|s| {
+        s.linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .is_some_and(|sc| sc.privileged)
+    });
+    if cfg.security.privileged && sandbox_privileged == Some(false) {
+        return Err(Status::invalid_argument(format!(
+            "container {}: privileged, but its sandbox is not; set sandbox_config.linux.security_context.privileged",
+            cfg.name
+        )));
+    }
     let images = cri.images.clone();
     let image = cfg.image.clone();
     let present = tokio::task::spawn_blocking(move || images.get(&image))

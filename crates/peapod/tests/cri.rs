@@ -1711,10 +1711,32 @@ fn cri_mount_propagation_private_rslave_rshared() {
                     pid: pb::NamespaceMode::Container as i32,
                     ..Default::default()
                 }),
+                privileged: true,
                 ..Default::default()
             }),
             ..Default::default()
         });
+        // A privileged container needs a privileged sandbox.
+        let mut plain = sb.clone();
+        plain.linux = None;
+        let mut cfg = container_config("nope", &["true"], "");
+        cfg.linux = Some(pb::LinuxContainerConfig {
+            security_context: Some(pb::LinuxContainerSecurityContext {
+                privileged: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let e =
+            c.rt.create_container(pb::CreateContainerRequest {
+                pod_sandbox_id: "any".into(),
+                config: Some(cfg),
+                sandbox_config: Some(plain),
+            })
+            .await
+            .expect_err("a privileged container in a plain sandbox");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains("security_context.privileged"), "{e:?}");
         let sid = run_sandbox(&mut c, &sb).await;
         for (i, how) in [
             P::PropagationPrivate,
