@@ -168,6 +168,20 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
             readonly: m.readonly,
         });
     }
+    // The container's pid namespace follows the sandbox's, except TARGET:
+    // another container's (kubelet sends the sandbox's mode otherwise).
+    let ns = sc.namespace_options.clone().unwrap_or_default();
+    let pid_target = if ns.pid == pb::NamespaceMode::Target as i32 {
+        if ns.target_id.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "container {}: config.linux.security_context.namespace_options.target_id: required with pid TARGET; give the id of a running container of the sandbox",
+                meta.name
+            )));
+        }
+        Some(ns.target_id.clone())
+    } else {
+        None
+    };
     let caps = sc.capabilities.clone().unwrap_or_default();
     Ok(ContainerConfig {
         name: meta.name.clone(),
@@ -189,6 +203,7 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
         mounts,
         mount_propagation: propagation,
         devices,
+        pid_target,
         resources: linux.resources.as_ref().map(resources).unwrap_or_default(),
         security: SecurityConfig {
             run_as_user: sc.run_as_user.map(|v| v.value),

@@ -1949,3 +1949,90 @@ fn cri_devices_appear_with_their_cgroup_permissions() {
         .expect("RemovePodSandbox");
     });
 }
+
+/// CRI pid NamespaceMode TARGET (`kubectl debug --target`): the debug
+/// container shares the target container's pid namespace, where the
+/// target's process is pid 1; a missing target is NotFound, none named is
+/// InvalidArgument.
+#[test]
+fn cri_pid_namespace_target_shares_the_target_containers_processes() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let mut sb = sandbox_config("target", &d.dir.join("podlogs"), &[]);
+        sb.linux = Some(pb::LinuxPodSandboxConfig {
+            security_context: Some(pb::LinuxSandboxSecurityContext {
+                namespace_options: Some(pb::NamespaceOption {
+                    pid: pb::NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let sid = run_sandbox(&mut c, &sb).await;
+        let app = create(
+            &mut c,
+            &sid,
+            &sb,
+            container_config("app", &["sleep", "3601"], ""),
+        )
+        .await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: app.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let debug_config = |target: &str| {
+            let mut cfg = container_config("debug", &["sleep", "3600"], "");
+            cfg.linux = Some(pb::LinuxContainerConfig {
+                security_context: Some(pb::LinuxContainerSecurityContext {
+                    namespace_options: Some(pb::NamespaceOption {
+                        pid: pb::NamespaceMode::Target as i32,
+                        target_id: target.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            cfg
+        };
+        let debug = create(&mut c, &sid, &sb, debug_config(&app)).await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: debug.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let (code, out) = sh(&mut c, &debug, "tr '\\0' ' ' < /proc/1/cmdline").await;
+        assert_eq!((code, out.trim()), (0, "sleep 3601"));
+        // The app's own view is unchanged: it is pid 1 there too, and sees
+        // the debug container's process.
+        let (code, out) = sh(&mut c, &app, "cat /proc/*/cmdline | tr '\\0' ' '").await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("sleep 3600"), "{out}");
+
+        for (target, want) in [("nope", Code::NotFound), ("", Code::InvalidArgument)] {
+            let e =
+                c.rt.create_container(pb::CreateContainerRequest {
+                    pod_sandbox_id: sid.clone(),
+                    config: Some(debug_config(target)),
+                    sandbox_config: Some(sb.clone()),
+                })
+                .await
+                .expect_err("a bad pid namespace target");
+            assert_eq!(e.code(), want, "{e:?}");
+        }
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}

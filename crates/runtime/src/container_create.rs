@@ -38,6 +38,9 @@ pub struct ContainerConfig {
     pub mount_propagation: std::collections::BTreeMap<String, MountPropagation>,
     /// Host devices made in the container (CRI `devices`).
     pub devices: Vec<DeviceMapping>,
+    /// Join the pid namespace of this running container of the same
+    /// sandbox (CRI pid NamespaceMode TARGET: `kubectl debug --target`).
+    pub pid_target: Option<String>,
 }
 
 /// A host device (or a directory of them) the container gets at
@@ -482,6 +485,25 @@ impl Runtime {
             devices.extend(resolve_device(d).map_err(config_err)?);
         }
 
+        let mut namespaces = self.sandbox_namespaces(sid, sandbox);
+        if let Some(target) = &cfg.pid_target {
+            let st = self.container_status(target)?;
+            if st.sandbox_id != sid {
+                return Err(config_err(format!(
+                    "pid namespace target {target} is a container of another sandbox; name one of this sandbox's"
+                )));
+            }
+            let pid = st
+                .pid
+                .filter(|_| st.state == crate::types::ContainerState::Running)
+                .ok_or_else(|| {
+                    config_err(format!(
+                        "pid namespace target {target} is not running; start it first"
+                    ))
+                })?;
+            namespaces.pid = spec::PidMode::Pod(PathBuf::from(format!("/proc/{pid}/ns/pid")));
+        }
+
         let caps = security::capabilities(sec.privileged, &sec.add_caps, &sec.drop_caps);
         let seccomp = match &sec.seccomp {
             SeccompConfig::RuntimeDefault => Seccomp::RuntimeDefault,
@@ -529,7 +551,7 @@ impl Runtime {
             rootfs: rootfs.clone(),
             readonly_rootfs: sec.readonly_rootfs,
             hostname: sandbox.hostname.clone(),
-            namespaces: self.sandbox_namespaces(sid, sandbox),
+            namespaces,
             cgroups_path: format!("/{cgroup_rel}"),
             cgroup: container_values(&cfg.resources),
             cgroup_v2: self.cgroups.version() == 2,
