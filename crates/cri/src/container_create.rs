@@ -200,6 +200,7 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
         working_dir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
         tty: config.tty,
         stdin: config.stdin,
+        stdin_once: config.stdin_once,
         mounts,
         mount_propagation: propagation,
         devices,

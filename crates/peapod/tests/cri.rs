@@ -2036,3 +2036,67 @@ fn cri_pid_namespace_target_shares_the_target_containers_processes() {
         .expect("RemovePodSandbox");
     });
 }
+
+/// CRI `stdin_once`: when the first attach closes its stdin, the
+/// container's stdin closes (its `cat` ends and the container exits);
+/// without it, the container's stdin stays open for the next attach.
+#[test]
+fn cri_stdin_once_closes_the_containers_stdin_after_the_first_attach() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let sb = sandbox_config("once", &d.dir.join("podlogs"), &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let mut ids = Vec::new();
+        for once in [true, false] {
+            let name = if once { "once" } else { "open" };
+            let mut cfg = container_config(name, &["sh", "-c", "cat; echo eof"], "");
+            cfg.stdin = true;
+            cfg.stdin_once = once;
+            let cid = create(&mut c, &sid, &sb, cfg).await;
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: cid.clone(),
+            })
+            .await
+            .expect("StartContainer");
+            let url =
+                c.rt.attach(pb::AttachRequest {
+                    container_id: cid.clone(),
+                    stdin: true,
+                    stdout: true,
+                    ..Default::default()
+                })
+                .await
+                .expect("Attach")
+                .into_inner()
+                .url;
+            let r = ws_session(&url, b"hi\n").await.expect("attach session");
+            assert!(r.stdout.starts_with("hi\n"), "{name}: {:?}", r.stdout);
+            ids.push((once, cid));
+        }
+        for (once, cid) in ids {
+            if once {
+                let st = wait_state(&mut c, &cid, pb::ContainerState::ContainerExited).await;
+                assert_eq!(st.exit_code, 0, "{st:?}");
+            } else {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let st = container_status(&mut c, &cid).await;
+                assert_eq!(
+                    st.state,
+                    pb::ContainerState::ContainerRunning as i32,
+                    "{st:?}"
+                );
+            }
+        }
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}

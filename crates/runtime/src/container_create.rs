@@ -30,6 +30,9 @@ pub struct ContainerConfig {
     pub working_dir: Option<String>,
     pub tty: bool,
     pub stdin: bool,
+    /// Close the container's stdin when the first attach closes its own
+    /// (CRI `stdin_once`).
+    pub stdin_once: bool,
     pub mounts: Vec<VolumeMount>,
     pub resources: Requested,
     pub security: SecurityConfig,
@@ -382,6 +385,7 @@ impl Runtime {
                 .map(parse_signal)
                 .transpose()
                 .map_err(config_err)?,
+            stdin_once: cfg.stdin && cfg.stdin_once,
         };
         crate::write_json_atomic(&dir.join(RECORD), &record)?;
         peapod_image::mount_rootfs(&layers, &rw, &rootfs)?;
