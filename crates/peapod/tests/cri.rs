@@ -1700,17 +1700,8 @@ fn cri_mount_propagation_private_rslave_rshared() {
     block_on(async {
         let mut c = cri(&d).await;
         let mut sb = sandbox_config("prop", &d.dir.join("podlogs"), &[]);
-        // Each container its own pid namespace, as kubelet asks without
-        // shareProcessNamespace (libcontainer 0.7 on cgroup v1 looks up a
-        // container's parent, by its pid in a shared pid namespace, in the
-        // host's /proc: the third container of a shared-pid pod may not
-        // start).
         sb.linux = Some(pb::LinuxPodSandboxConfig {
             security_context: Some(pb::LinuxSandboxSecurityContext {
-                namespace_options: Some(pb::NamespaceOption {
-                    pid: pb::NamespaceMode::Container as i32,
-                    ..Default::default()
-                }),
                 privileged: true,
                 ..Default::default()
             }),
@@ -2087,6 +2078,83 @@ fn cri_stdin_once_closes_the_containers_stdin_after_the_first_attach() {
                     "{st:?}"
                 );
             }
+        }
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}
+
+/// In a pod sharing one pid namespace (the CRI's default, POD), a
+/// container made after many processes ran there still starts, with its
+/// own cgroup at /sys/fs/cgroup (its memory limit readable there on v1).
+/// (libcontainer's own cgroup v1 mount looked up the container's pid in
+/// that namespace in the host's /proc and failed when no host process had
+/// that number.)
+#[test]
+fn cri_shared_pid_namespace_containers_start_after_many_pids() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let sb = sandbox_config("pids", &d.dir.join("podlogs"), &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let first = create(
+            &mut c,
+            &sid,
+            &sb,
+            container_config(
+                "burner",
+                &[
+                    "sh",
+                    "-c",
+                    "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done; touch /tmp/done; sleep 3600",
+                ],
+                "",
+            ),
+        )
+        .await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: first.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let start = Instant::now();
+        while sh(&mut c, &first, "test -e /tmp/done").await.0 != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the burner never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for i in 0..3 {
+            let mut cfg = container_config(&format!("late{i}"), &["sleep", "3600"], "");
+            cfg.linux = Some(pb::LinuxContainerConfig {
+                resources: Some(pb::LinuxContainerResources {
+                    memory_limit_in_bytes: 64 << 20,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            let cid = create(&mut c, &sid, &sb, cfg).await;
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: cid.clone(),
+            })
+            .await
+            .expect("StartContainer");
+            let (code, out) = sh(
+                &mut c,
+                &cid,
+                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+            )
+            .await;
+            assert_eq!((code, out.trim()), (0, "67108864"), "late{i}");
         }
         c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
             pod_sandbox_id: sid.clone(),

@@ -310,9 +310,38 @@ impl Runtime {
             Err(e) => {
                 let _ = crate::mounts::unmount_all_under(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
+                // See own_v1_cgroup_mounts: the cgroup may be made already.
+                if let Ok(rec) = self.sandbox_record(sid) {
+                    let rel = crate::paths::container_cgroup(&rec.config.cgroup_parent, &id);
+                    if self.cgroups.exists(&rel) {
+                        let _ = self.cgroups.remove(&rel);
+                    }
+                }
                 Err(e)
             }
         }
+    }
+
+    /// A container joining an existing pid namespace (the pod's, or a
+    /// target container's) on cgroup v1 gets its /sys/fs/cgroup from
+    /// peapod, not from libcontainer: libcontainer 0.7 builds that mount
+    /// by reading `/proc/<pid>/cgroup` of the container's pid *in the
+    /// joined namespace* from the host's /proc, so it fails ("failed to
+    /// prepare rootfs") whenever that number is no host pid, and reads an
+    /// unrelated host process when it is. The same view (the container's
+    /// own cgroup of each hierarchy at /sys/fs/cgroup/<hierarchy>, on a
+    /// tmpfs) is written into the spec as binds; their sources must exist,
+    /// so the container's cgroup is made now (libcontainer fills it in).
+    fn own_v1_cgroup_mounts(
+        &self,
+        namespaces: &spec::SandboxNamespaces,
+        cgroup_rel: &str,
+    ) -> Result<Option<Vec<(String, PathBuf)>>, RuntimeError> {
+        if self.cgroups.version() != 1 || !matches!(namespaces.pid, spec::PidMode::Pod(_)) {
+            return Ok(None);
+        }
+        self.cgroups.create(cgroup_rel, &Default::default())?;
+        Ok(Some(self.cgroups.v1_dirs_by_hierarchy(cgroup_rel)))
     }
 
     fn create_container_inner(
@@ -508,6 +537,8 @@ impl Runtime {
             namespaces.pid = spec::PidMode::Pod(PathBuf::from(format!("/proc/{pid}/ns/pid")));
         }
 
+        let cgroup_v1_binds = self.own_v1_cgroup_mounts(&namespaces, &cgroup_rel)?;
+
         let caps = security::capabilities(sec.privileged, &sec.add_caps, &sec.drop_caps);
         let seccomp = match &sec.seccomp {
             SeccompConfig::RuntimeDefault => Seccomp::RuntimeDefault,
@@ -559,6 +590,7 @@ impl Runtime {
             cgroups_path: format!("/{cgroup_rel}"),
             cgroup: container_values(&cfg.resources),
             cgroup_v2: self.cgroups.version() == 2,
+            cgroup_v1_binds,
             binds,
             devices,
             capabilities: caps,

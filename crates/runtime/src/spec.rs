@@ -87,6 +87,11 @@ pub struct SpecInput {
     pub cgroups_path: String,
     pub cgroup: CgroupValues,
     pub cgroup_v2: bool,
+    /// v1: mount these cgroup directories (by hierarchy name, the
+    /// container's own cgroup in each) at /sys/fs/cgroup/<name> on a tmpfs
+    /// in place of libcontainer's "cgroup" mount. See
+    /// `container_create::own_v1_cgroup_mounts`.
+    pub cgroup_v1_binds: Option<Vec<(String, PathBuf)>>,
     /// Binds: /etc/hosts, /dev/shm, volumes...
     pub binds: Vec<BindMount>,
     /// Host devices made in the container (beyond the default ones).
@@ -235,13 +240,39 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
             &["nosuid", "noexec", "nodev"],
         )?,
         mount("/sys", "sysfs", "sysfs", sys_opts)?,
-        mount(
+    ];
+    match &input.cgroup_v1_binds {
+        None => mounts.push(mount(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        )?,
-    ];
+        )?),
+        // What libcontainer's "cgroup" mount makes on v1 (its emulated
+        // subsystems), written out.
+        Some(binds) => {
+            mounts.push(mount(
+                "/sys/fs/cgroup",
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "noexec", "nodev", "mode=755"],
+            )?);
+            let mut opts = vec!["rbind", "nosuid", "noexec", "nodev"];
+            if !input.privileged {
+                opts.push("ro");
+            }
+            for (name, dir) in binds {
+                mounts.push(
+                    MountBuilder::default()
+                        .destination(format!("/sys/fs/cgroup/{name}"))
+                        .typ("bind")
+                        .source(dir)
+                        .options(opts.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                        .build()?,
+                );
+            }
+        }
+    }
     use crate::container_create::MountPropagation as P;
     for b in &input.binds {
         let how = match b.propagation {
@@ -472,6 +503,7 @@ mod tests {
                 ..Default::default()
             },
             cgroup_v2: false,
+            cgroup_v1_binds: None,
             binds: vec![BindMount {
                 destination: "/data".into(),
                 source: "/v".into(),
@@ -816,6 +848,40 @@ mod tests {
             rules.last().unwrap(),
             &serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"})
         );
+    }
+
+    #[test]
+    fn own_v1_cgroup_binds_replace_the_cgroup_mount() {
+        let cgroup_mounts = |spec: &Spec| -> Vec<(String, String, Vec<String>)> {
+            spec.mounts()
+                .iter()
+                .flatten()
+                .filter(|m| m.destination().starts_with("/sys/fs/cgroup"))
+                .map(|m| {
+                    (
+                        m.destination().display().to_string(),
+                        m.typ().clone().unwrap_or_default(),
+                        m.options().clone().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        let plain = cgroup_mounts(&build(&input()).unwrap());
+        assert_eq!(plain.len(), 1);
+        assert_eq!(plain[0].1, "cgroup");
+        let mut i = input();
+        i.cgroup_v1_binds = Some(vec![(
+            "memory".into(),
+            "/sys/fs/cgroup/memory/peapod/podx/c".into(),
+        )]);
+        let own = cgroup_mounts(&build(&i).unwrap());
+        assert_eq!(own.len(), 2, "{own:?}");
+        assert_eq!(
+            (own[0].0.as_str(), own[0].1.as_str()),
+            ("/sys/fs/cgroup", "tmpfs")
+        );
+        assert_eq!(own[1].0, "/sys/fs/cgroup/memory");
+        assert!(own[1].2.contains(&"ro".to_string()), "{own:?}");
     }
 
     #[test]
