@@ -1903,6 +1903,57 @@ fn cri_devices_appear_with_their_cgroup_permissions() {
         let (code, _) = sh(&mut c, &cid, "test -e /dev/loop7").await;
         assert_ne!(code, 0);
 
+        // A privileged container gets the host's devices (as containerd),
+        // not the host's console or pts.
+        let mut psb = sb.clone();
+        psb.metadata.as_mut().unwrap().name = "devs-priv".into();
+        psb.metadata.as_mut().unwrap().uid = "uid-devs-priv".into();
+        psb.linux = Some(pb::LinuxPodSandboxConfig {
+            security_context: Some(pb::LinuxSandboxSecurityContext {
+                privileged: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let psid = run_sandbox(&mut c, &psb).await;
+        let mut cfg = container_config("priv", &["sleep", "3600"], "");
+        cfg.linux = Some(pb::LinuxContainerConfig {
+            security_context: Some(pb::LinuxContainerSecurityContext {
+                privileged: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let priv_id = create(&mut c, &psid, &psb, cfg).await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: priv_id.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let (code, out) = sh(
+            &mut c,
+            &priv_id,
+            "stat -c '%F %t:%T' /dev/loop7 /dev/net/tun; : > /dev/loop7 && echo wrote; test -e /dev/console || echo no-console",
+        )
+        .await;
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.starts_with(
+                "block special file 7:7\ncharacter special file a:c8\nwrote\nno-console\n"
+            ),
+            "{out}"
+        );
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: psid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: psid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+
         for (bad, what) in [
             (dev("/dev/nope", "/dev/nope", "rw"), "/dev/nope"),
             (

@@ -59,6 +59,38 @@ pub struct DeviceMapping {
 /// every node under a directory, at the same place under
 /// `container_path`, as containerd does.
 pub fn resolve_device(m: &DeviceMapping) -> Result<Vec<spec::Device>, String> {
+    resolve_device_skipping(m, &[])
+}
+
+/// What runc and containerd leave out of a privileged container's copy of
+/// the host's /dev: mounts of its own, and the console.
+const NOT_HOST_DEVICES: &[&str] = &[
+    "pts",
+    "shm",
+    "fd",
+    "mqueue",
+    "console",
+    ".lxc",
+    ".lxd-mounts",
+    ".udev",
+];
+
+/// A privileged container's devices: every node of the host's /dev (as
+/// containerd's WithPrivilegedDevices), at the same paths.
+pub fn host_devices() -> Result<Vec<spec::Device>, String> {
+    resolve_device_skipping(
+        &DeviceMapping {
+            host_path: "/dev".into(),
+            container_path: "/dev".into(),
+            permissions: "rwm".into(),
+        },
+        NOT_HOST_DEVICES,
+    )
+}
+
+/// [`resolve_device`], leaving out the entries of a directory named in
+/// `skip` (at its top level).
+fn resolve_device_skipping(m: &DeviceMapping, skip: &[&str]) -> Result<Vec<spec::Device>, String> {
     use oci_spec::runtime::LinuxDeviceType;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let access = if m.permissions.is_empty() {
@@ -124,6 +156,9 @@ pub fn resolve_device(m: &DeviceMapping) -> Result<Vec<spec::Device>, String> {
             std::fs::read_dir(&dir).map_err(|e| format!("device {}: {e}", dir.display()))?;
         for e in entries.flatten() {
             let path = e.path();
+            if dir == m.host_path && skip.iter().any(|s| e.file_name() == *s) {
+                continue;
+            }
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
@@ -516,6 +551,13 @@ impl Runtime {
         let mut devices = Vec::new();
         for d in &cfg.devices {
             devices.extend(resolve_device(d).map_err(config_err)?);
+        }
+        if sec.privileged {
+            for d in host_devices().map_err(cerr)? {
+                if !devices.iter().any(|o| o.container_path == d.container_path) {
+                    devices.push(d);
+                }
+            }
         }
 
         let mut namespaces = self.sandbox_namespaces(sid, sandbox);
