@@ -6,7 +6,7 @@
 use crate::convert::{resources, to_btree};
 use crate::{pb, require_id, Cri};
 use peapod_runtime::{
-    ContainerConfig, MountPropagation, SeccompConfig, SecurityConfig, VolumeMount,
+    ContainerConfig, DeviceMapping, MountPropagation, SeccompConfig, SecurityConfig, VolumeMount,
 };
 use tonic::Status;
 
@@ -19,6 +19,20 @@ pub async fn create_container(
         .config
         .ok_or_else(|| Status::invalid_argument("config: required"))?;
     let cfg = container_config(&config)?;
+    // As containerd: a privileged container only in a privileged sandbox
+    // (kubelet marks the sandbox privileged when any of its containers is).
+    let sandbox_privileged = req.sandbox_config.as_ref().map(|s| {
+        s.linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .is_some_and(|sc| sc.privileged)
+    });
+    if cfg.security.privileged && sandbox_privileged == Some(false) {
+        return Err(Status::invalid_argument(format!(
+            "container {}: privileged, but its sandbox is not; set sandbox_config.linux.security_context.privileged",
+            cfg.name
+        )));
+    }
     let images = cri.images.clone();
     let image = cfg.image.clone();
     let present = tokio::task::spawn_blocking(move || images.get(&image))
@@ -115,8 +129,19 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
             meta.name
         )));
     }
-    if !config.devices.is_empty() {
-        tracing::warn!(container = %meta.name, "CRI CreateContainer: config.devices is not supported yet; ignored");
+    let mut devices = Vec::new();
+    for (i, d) in config.devices.iter().enumerate() {
+        if d.host_path.is_empty() || d.container_path.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "container {}: config.devices[{i}]: host_path and container_path are required",
+                meta.name
+            )));
+        }
+        devices.push(DeviceMapping {
+            host_path: d.host_path.clone().into(),
+            container_path: d.container_path.clone(),
+            permissions: d.permissions.clone(),
+        });
     }
     let mut mounts = Vec::new();
     let mut propagation = std::collections::BTreeMap::new();
@@ -143,6 +168,20 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
             readonly: m.readonly,
         });
     }
+    // The container's pid namespace follows the sandbox's, except TARGET:
+    // another container's (kubelet sends the sandbox's mode otherwise).
+    let ns = sc.namespace_options.clone().unwrap_or_default();
+    let pid_target = if ns.pid == pb::NamespaceMode::Target as i32 {
+        if ns.target_id.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "container {}: config.linux.security_context.namespace_options.target_id: required with pid TARGET; give the id of a running container of the sandbox",
+                meta.name
+            )));
+        }
+        Some(ns.target_id.clone())
+    } else {
+        None
+    };
     let caps = sc.capabilities.clone().unwrap_or_default();
     Ok(ContainerConfig {
         name: meta.name.clone(),
@@ -161,8 +200,11 @@ pub(crate) fn container_config(config: &pb::ContainerConfig) -> Result<Container
         working_dir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
         tty: config.tty,
         stdin: config.stdin,
+        stdin_once: config.stdin_once,
         mounts,
         mount_propagation: propagation,
+        devices,
+        pid_target,
         resources: linux.resources.as_ref().map(resources).unwrap_or_default(),
         security: SecurityConfig {
             run_as_user: sc.run_as_user.map(|v| v.value),

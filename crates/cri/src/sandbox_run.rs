@@ -37,6 +37,22 @@ fn path_safe(s: &str) -> String {
         .collect()
 }
 
+/// The sandbox's CRI resources → the pod cgroup's limits (used when the
+/// runtime makes that cgroup: no `cgroup_parent` given, as with crictl).
+/// The quota is rescaled to the runtime's 100 ms period.
+fn sandbox_cgroup(r: &pb::LinuxContainerResources) -> peapod_runtime::SandboxCgroup {
+    let period = if r.cpu_period > 0 {
+        r.cpu_period
+    } else {
+        100_000
+    };
+    peapod_runtime::SandboxCgroup {
+        cpu_shares: (r.cpu_shares > 0).then_some(r.cpu_shares as u64),
+        cpu_quota: (r.cpu_quota > 0).then(|| r.cpu_quota * 100_000 / period),
+        memory_limit: (r.memory_limit_in_bytes > 0).then_some(r.memory_limit_in_bytes),
+    }
+}
+
 pub(crate) fn sandbox_config(
     config: &pb::PodSandboxConfig,
     default_cgroup_parent: &str,
@@ -62,27 +78,23 @@ pub(crate) fn sandbox_config(
             "config.linux.security_context.namespace_options.pid: TARGET is for containers only; use POD, CONTAINER or NODE",
         ));
     }
+    // What containerd applies to the sandbox's pause container: peapod's
+    // sandbox has none (the runtime pins the pod's namespaces with no
+    // process of the image's), so there is nothing for them to act on.
+    // `privileged` is checked at CreateContainer; `resources` sizes the
+    // pod cgroup when the runtime makes it; kubelet accounts `overhead`
+    // in the pod cgroup it makes itself.
     let sc = linux.security_context.clone().unwrap_or_default();
-    for (what, unsupported) in [
-        ("linux.security_context.privileged", sc.privileged),
-        (
-            "linux.security_context.run_as_user",
-            sc.run_as_user.is_some(),
-        ),
-        (
-            "linux.security_context.run_as_group",
-            sc.run_as_group.is_some(),
-        ),
-        (
-            "linux.security_context.supplemental_groups",
-            !sc.supplemental_groups.is_empty(),
-        ),
-        ("linux.security_context.seccomp", sc.seccomp.is_some()),
-        ("linux.resources", linux.resources.is_some()),
-        ("linux.overhead", linux.overhead.is_some()),
+    for (what, set) in [
+        ("run_as_user", sc.run_as_user.is_some()),
+        ("run_as_group", sc.run_as_group.is_some()),
+        ("supplemental_groups", !sc.supplemental_groups.is_empty()),
+        ("readonly_rootfs", sc.readonly_rootfs),
+        ("seccomp", sc.seccomp.is_some()),
+        ("apparmor", sc.apparmor.is_some()),
     ] {
-        if unsupported {
-            tracing::warn!(sandbox = %meta.name, "CRI RunPodSandbox: config.{what} is not supported yet; ignored");
+        if set {
+            tracing::debug!(sandbox = %meta.name, "CRI RunPodSandbox: config.linux.security_context.{what} is for a pause container; peapod's sandbox has no container to apply it to");
         }
     }
     let cgroup_parent = if linux.cgroup_parent.trim_matches('/').is_empty() {
@@ -144,7 +156,11 @@ pub(crate) fn sandbox_config(
         annotations: to_btree(&config.annotations),
         log_directory: config.log_directory.clone().into(),
         cgroup_parent,
-        cgroup: Default::default(),
+        cgroup: linux
+            .resources
+            .as_ref()
+            .map(sandbox_cgroup)
+            .unwrap_or_default(),
         host_network: ns.network == node,
         host_pid: ns.pid == node,
         host_ipc: ns.ipc == node,
@@ -197,5 +213,32 @@ mod tests {
                 options: vec!["ndots:5".into()],
             })
         );
+    }
+
+    #[test]
+    fn sandbox_resources_size_the_pod_cgroup() {
+        let mut config = pb::PodSandboxConfig {
+            metadata: Some(pb::PodSandboxMetadata {
+                name: "p".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let none = sandbox_config(&config, "peapod").unwrap().cgroup;
+        assert_eq!(none, Default::default());
+        config.linux = Some(pb::LinuxPodSandboxConfig {
+            resources: Some(pb::LinuxContainerResources {
+                cpu_shares: 512,
+                cpu_quota: 25_000,
+                cpu_period: 50_000,
+                memory_limit_in_bytes: 64 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let cg = sandbox_config(&config, "peapod").unwrap().cgroup;
+        assert_eq!(cg.cpu_shares, Some(512));
+        assert_eq!(cg.cpu_quota, Some(50_000));
+        assert_eq!(cg.memory_limit, Some(64 << 20));
     }
 }

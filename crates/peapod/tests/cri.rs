@@ -2133,3 +2133,611 @@ fn cri_exec_tty_resize_and_attach_over_websocket() {
         .expect("RemovePodSandbox");
     });
 }
+
+/// ExecSync `sh -c script`: (exit code, stdout + stderr).
+async fn sh(c: &mut Cri, cid: &str, script: &str) -> (i32, String) {
+    let r =
+        c.rt.exec_sync(pb::ExecSyncRequest {
+            container_id: cid.into(),
+            cmd: vec!["sh".into(), "-c".into(), script.into()],
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    (
+        r.exit_code,
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr)
+        ),
+    )
+}
+
+/// A host directory bound onto itself with the given propagation (so the
+/// test does not depend on how the host's `/` propagates); everything
+/// mounted at or under it is unmounted when dropped.
+struct HostMount(PathBuf);
+
+impl HostMount {
+    fn new(dir: PathBuf, propagation: nix::mount::MsFlags) -> HostMount {
+        use nix::mount::{mount, MsFlags};
+        std::fs::create_dir_all(&dir).unwrap();
+        let guard = HostMount(dir);
+        mount(
+            Some(&guard.0),
+            &guard.0,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .expect("bind the test directory onto itself");
+        mount(
+            None::<&str>,
+            &guard.0,
+            None::<&str>,
+            propagation | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .expect("set the test directory's propagation");
+        guard
+    }
+
+    fn mounts(&self) -> Vec<String> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut out: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&self.0))
+            .map(String::from)
+            .collect();
+        out.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        out
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        for _ in 0..4 {
+            for m in self.mounts() {
+                let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// CRI mount propagation as a user sees it, in a privileged container
+/// (which may mount), with the host path on a shared mount each time:
+/// rprivate sees no mount made on the host after it started and shows the
+/// host none of its own; rslave sees the host's; rshared both ways. A
+/// volume whose host path is not on a mount that can propagate is refused.
+#[test]
+fn cri_mount_propagation_private_rslave_rshared() {
+    use nix::mount::{mount, MsFlags};
+    use pb::MountPropagation as P;
+    let d = Daemon::start();
+    let mut guards = Vec::new();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let mut sb = sandbox_config("prop", &d.dir.join("podlogs"), &[]);
+        sb.linux = Some(pb::LinuxPodSandboxConfig {
+            security_context: Some(pb::LinuxSandboxSecurityContext {
+                privileged: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        // A privileged container needs a privileged sandbox.
+        let mut plain = sb.clone();
+        plain.linux = None;
+        let mut cfg = container_config("nope", &["true"], "");
+        cfg.linux = Some(pb::LinuxContainerConfig {
+            security_context: Some(pb::LinuxContainerSecurityContext {
+                privileged: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let e =
+            c.rt.create_container(pb::CreateContainerRequest {
+                pod_sandbox_id: "any".into(),
+                config: Some(cfg),
+                sandbox_config: Some(plain),
+            })
+            .await
+            .expect_err("a privileged container in a plain sandbox");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains("security_context.privileged"), "{e:?}");
+        let sid = run_sandbox(&mut c, &sb).await;
+        for (i, how) in [
+            P::PropagationPrivate,
+            P::PropagationHostToContainer,
+            P::PropagationBidirectional,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let src = d.dir.join(format!("prop{i}"));
+            guards.push(HostMount::new(src.clone(), MsFlags::MS_SHARED));
+            let mut cfg = container_config(&format!("c{i}"), &["sleep", "3600"], "");
+            cfg.linux = Some(pb::LinuxContainerConfig {
+                security_context: Some(pb::LinuxContainerSecurityContext {
+                    privileged: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            cfg.mounts = vec![pb::Mount {
+                container_path: "/vol".into(),
+                host_path: src.display().to_string(),
+                propagation: how as i32,
+                ..Default::default()
+            }];
+            let cid = create(&mut c, &sid, &sb, cfg).await;
+            let st = container_status(&mut c, &cid).await;
+            assert_eq!(st.mounts.len(), 1, "{st:?}");
+            assert_eq!(st.mounts[0].propagation, how as i32);
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: cid.clone(),
+            })
+            .await
+            .expect("StartContainer");
+
+            // Host → container: a tmpfs mounted on the host under the
+            // volume after the container started.
+            let on_host = src.join("fromhost");
+            std::fs::create_dir_all(&on_host).unwrap();
+            mount(
+                Some("tmpfs"),
+                &on_host,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                Some("size=1m"),
+            )
+            .expect("mount a tmpfs on the host");
+            std::fs::write(on_host.join("flag"), "host").unwrap();
+            let (code, seen) = sh(&mut c, &cid, "ls -A /vol/fromhost").await;
+            assert_eq!(code, 0, "{seen}");
+            let want_host = how != P::PropagationPrivate;
+            assert_eq!(seen.trim() == "flag", want_host, "{how:?}: {seen:?}");
+
+            // Container → host: a tmpfs mounted in the container.
+            let (code, out) = sh(
+                &mut c,
+                &cid,
+                "mkdir -p /vol/fromctr && mount -t tmpfs -o size=1m tmpfs /vol/fromctr && echo c > /vol/fromctr/flag && ls /vol/fromctr",
+            )
+            .await;
+            assert_eq!((code, out.trim()), (0, "flag"), "{how:?}");
+            let on_host = std::fs::read_dir(src.join("fromctr")).unwrap().count();
+            let want_ctr = how == P::PropagationBidirectional;
+            assert_eq!(
+                on_host > 0,
+                want_ctr,
+                "{how:?}: the container's mount on the host"
+            );
+
+            c.rt.stop_container(pb::StopContainerRequest {
+                container_id: cid.clone(),
+                timeout: 0,
+            })
+            .await
+            .expect("StopContainer");
+            c.rt.remove_container(pb::RemoveContainerRequest { container_id: cid })
+                .await
+                .expect("RemoveContainer");
+        }
+
+        // Propagation from a host path on a private mount cannot work:
+        // refused, naming the mount and the fix.
+        let private = d.dir.join("private");
+        guards.push(HostMount::new(private.clone(), MsFlags::MS_PRIVATE));
+        for how in [P::PropagationBidirectional, P::PropagationHostToContainer] {
+            let mut cfg = container_config("refused", &["sleep", "3600"], "");
+            cfg.mounts = vec![pb::Mount {
+                container_path: "/vol".into(),
+                host_path: private.join("sub").display().to_string(),
+                propagation: how as i32,
+                ..Default::default()
+            }];
+            std::fs::create_dir_all(private.join("sub")).unwrap();
+            let e =
+                c.rt.create_container(pb::CreateContainerRequest {
+                    pod_sandbox_id: sid.clone(),
+                    config: Some(cfg),
+                    sandbox_config: Some(sb.clone()),
+                })
+                .await
+                .expect_err("propagation from a private mount");
+            assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+            let msg = e.message();
+            assert!(
+                msg.contains(&format!("mounted on {}", private.display()))
+                    && msg.contains("--make-rshared"),
+                "{msg}"
+            );
+        }
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+    drop(guards);
+}
+
+/// CRI devices: the host's node appears at container_path with its
+/// type and numbers, and the device cgroup gives the permissions asked
+/// (a read-only device cannot be opened for writing); a missing host
+/// device, a file that is not a device or bad permissions are refused.
+#[test]
+fn cri_devices_appear_with_their_cgroup_permissions() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let sb = sandbox_config("devs", &d.dir.join("podlogs"), &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let dev = |host: &str, ctr: &str, perms: &str| pb::Device {
+            host_path: host.into(),
+            container_path: ctr.into(),
+            permissions: perms.into(),
+        };
+        let mut cfg = container_config("main", &["sleep", "3600"], "");
+        cfg.devices = vec![
+            dev("/dev/null", "/dev/mynull", "rwm"),
+            // Not among the devices every container gets: only what is
+            // asked here is allowed.
+            dev("/dev/loop7", "/dev/myloop", "r"),
+        ];
+        let cid = create(&mut c, &sid, &sb, cfg).await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: cid.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let (code, out) = sh(
+            &mut c,
+            &cid,
+            "stat -c '%F %t:%T' /dev/mynull /dev/myloop; echo hi > /dev/mynull && echo wrote",
+        )
+        .await;
+        assert_eq!(
+            (code, out.as_str()),
+            (
+                0,
+                "character special file 1:3\nblock special file 7:7\nwrote\n"
+            )
+        );
+        let (code, out) = sh(&mut c, &cid, ": < /dev/myloop && echo read").await;
+        assert_eq!((code, out.as_str()), (0, "read\n"));
+        let (code, out) = sh(&mut c, &cid, ": > /dev/myloop").await;
+        assert_ne!(code, 0, "{out}");
+        assert!(out.contains("Operation not permitted"), "{out}");
+        // The host's other loop devices are not there.
+        let (code, _) = sh(&mut c, &cid, "test -e /dev/loop7").await;
+        assert_ne!(code, 0);
+
+        // A privileged container gets the host's devices (as containerd),
+        // not the host's console or pts.
+        let mut psb = sb.clone();
+        psb.metadata.as_mut().unwrap().name = "devs-priv".into();
+        psb.metadata.as_mut().unwrap().uid = "uid-devs-priv".into();
+        psb.linux = Some(pb::LinuxPodSandboxConfig {
+            security_context: Some(pb::LinuxSandboxSecurityContext {
+                privileged: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let psid = run_sandbox(&mut c, &psb).await;
+        let mut cfg = container_config("priv", &["sleep", "3600"], "");
+        cfg.linux = Some(pb::LinuxContainerConfig {
+            security_context: Some(pb::LinuxContainerSecurityContext {
+                privileged: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let priv_id = create(&mut c, &psid, &psb, cfg).await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: priv_id.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let (code, out) = sh(
+            &mut c,
+            &priv_id,
+            "stat -c '%F %t:%T' /dev/loop7 /dev/net/tun; : > /dev/loop7 && echo wrote; test -e /dev/console || echo no-console",
+        )
+        .await;
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.starts_with(
+                "block special file 7:7\ncharacter special file a:c8\nwrote\nno-console\n"
+            ),
+            "{out}"
+        );
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: psid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: psid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+
+        for (bad, what) in [
+            (dev("/dev/nope", "/dev/nope", "rw"), "/dev/nope"),
+            (
+                dev("/etc/hostname", "/dev/x", "rw"),
+                "not a character or block device",
+            ),
+            (
+                dev("/dev/null", "/dev/x", "rwx"),
+                "must be made of r, w and m",
+            ),
+        ] {
+            let mut cfg = container_config("bad", &["sleep", "3600"], "");
+            cfg.devices = vec![bad];
+            let e =
+                c.rt.create_container(pb::CreateContainerRequest {
+                    pod_sandbox_id: sid.clone(),
+                    config: Some(cfg),
+                    sandbox_config: Some(sb.clone()),
+                })
+                .await
+                .expect_err("a bad device");
+            assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+            assert!(e.message().contains(what), "{}", e.message());
+        }
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}
+
+/// CRI pid NamespaceMode TARGET (`kubectl debug --target`): the debug
+/// container shares the target container's pid namespace, where the
+/// target's process is pid 1; a missing target is NotFound, none named is
+/// InvalidArgument.
+#[test]
+fn cri_pid_namespace_target_shares_the_target_containers_processes() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let mut sb = sandbox_config("target", &d.dir.join("podlogs"), &[]);
+        sb.linux = Some(pb::LinuxPodSandboxConfig {
+            security_context: Some(pb::LinuxSandboxSecurityContext {
+                namespace_options: Some(pb::NamespaceOption {
+                    pid: pb::NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let sid = run_sandbox(&mut c, &sb).await;
+        let app = create(
+            &mut c,
+            &sid,
+            &sb,
+            container_config("app", &["sleep", "3601"], ""),
+        )
+        .await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: app.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let debug_config = |target: &str| {
+            let mut cfg = container_config("debug", &["sleep", "3600"], "");
+            cfg.linux = Some(pb::LinuxContainerConfig {
+                security_context: Some(pb::LinuxContainerSecurityContext {
+                    namespace_options: Some(pb::NamespaceOption {
+                        pid: pb::NamespaceMode::Target as i32,
+                        target_id: target.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            cfg
+        };
+        let debug = create(&mut c, &sid, &sb, debug_config(&app)).await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: debug.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let (code, out) = sh(&mut c, &debug, "tr '\\0' ' ' < /proc/1/cmdline").await;
+        assert_eq!((code, out.trim()), (0, "sleep 3601"));
+        // The app's own view is unchanged: it is pid 1 there too, and sees
+        // the debug container's process.
+        let (code, out) = sh(&mut c, &app, "cat /proc/*/cmdline | tr '\\0' ' '").await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("sleep 3600"), "{out}");
+
+        for (target, want) in [("nope", Code::NotFound), ("", Code::InvalidArgument)] {
+            let e =
+                c.rt.create_container(pb::CreateContainerRequest {
+                    pod_sandbox_id: sid.clone(),
+                    config: Some(debug_config(target)),
+                    sandbox_config: Some(sb.clone()),
+                })
+                .await
+                .expect_err("a bad pid namespace target");
+            assert_eq!(e.code(), want, "{e:?}");
+        }
+
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}
+
+/// CRI `stdin_once`: when the first attach closes its stdin, the
+/// container's stdin closes (its `cat` ends and the container exits);
+/// without it, the container's stdin stays open for the next attach.
+#[test]
+fn cri_stdin_once_closes_the_containers_stdin_after_the_first_attach() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let sb = sandbox_config("once", &d.dir.join("podlogs"), &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let mut ids = Vec::new();
+        for once in [true, false] {
+            let name = if once { "once" } else { "open" };
+            let mut cfg = container_config(name, &["sh", "-c", "cat; echo eof"], "");
+            cfg.stdin = true;
+            cfg.stdin_once = once;
+            let cid = create(&mut c, &sid, &sb, cfg).await;
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: cid.clone(),
+            })
+            .await
+            .expect("StartContainer");
+            let url =
+                c.rt.attach(pb::AttachRequest {
+                    container_id: cid.clone(),
+                    stdin: true,
+                    stdout: true,
+                    ..Default::default()
+                })
+                .await
+                .expect("Attach")
+                .into_inner()
+                .url;
+            let r = ws_session(&url, b"hi\n").await.expect("attach session");
+            assert!(r.stdout.starts_with("hi\n"), "{name}: {:?}", r.stdout);
+            ids.push((once, cid));
+        }
+        for (once, cid) in ids {
+            if once {
+                let st = wait_state(&mut c, &cid, pb::ContainerState::ContainerExited).await;
+                assert_eq!(st.exit_code, 0, "{st:?}");
+            } else {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let st = container_status(&mut c, &cid).await;
+                assert_eq!(
+                    st.state,
+                    pb::ContainerState::ContainerRunning as i32,
+                    "{st:?}"
+                );
+            }
+        }
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}
+
+/// In a pod sharing one pid namespace (the CRI's default, POD), a
+/// container made after many processes ran there still starts, with its
+/// own cgroup at /sys/fs/cgroup (its memory limit readable there on v1).
+/// (libcontainer's own cgroup v1 mount looked up the container's pid in
+/// that namespace in the host's /proc and failed when no host process had
+/// that number.)
+#[test]
+fn cri_shared_pid_namespace_containers_start_after_many_pids() {
+    let d = Daemon::start();
+    block_on(async {
+        let mut c = cri(&d).await;
+        let sb = sandbox_config("pids", &d.dir.join("podlogs"), &[]);
+        let sid = run_sandbox(&mut c, &sb).await;
+        let first = create(
+            &mut c,
+            &sid,
+            &sb,
+            container_config(
+                "burner",
+                &[
+                    "sh",
+                    "-c",
+                    "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done; touch /tmp/done; sleep 3600",
+                ],
+                "",
+            ),
+        )
+        .await;
+        c.rt.start_container(pb::StartContainerRequest {
+            container_id: first.clone(),
+        })
+        .await
+        .expect("StartContainer");
+        let start = Instant::now();
+        while sh(&mut c, &first, "test -e /tmp/done").await.0 != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the burner never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for i in 0..3 {
+            let mut cfg = container_config(&format!("late{i}"), &["sleep", "3600"], "");
+            cfg.linux = Some(pb::LinuxContainerConfig {
+                resources: Some(pb::LinuxContainerResources {
+                    memory_limit_in_bytes: 64 << 20,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            let cid = create(&mut c, &sid, &sb, cfg).await;
+            c.rt.start_container(pb::StartContainerRequest {
+                container_id: cid.clone(),
+            })
+            .await
+            .expect("StartContainer");
+            let (code, out) = sh(
+                &mut c,
+                &cid,
+                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+            )
+            .await;
+            assert_eq!((code, out.trim()), (0, "67108864"), "late{i}");
+        }
+        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: sid.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: sid,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+}

@@ -10,7 +10,7 @@ use crate::types::{new_id, ContainerMetadata};
 use crate::{security, user, Runtime};
 use peapod_shim::{CreateRequest, Request, Response};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// CRI's ContainerConfig, reduced to what a container here is made of.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,12 +30,187 @@ pub struct ContainerConfig {
     pub working_dir: Option<String>,
     pub tty: bool,
     pub stdin: bool,
+    /// Close the container's stdin when the first attach closes its own
+    /// (CRI `stdin_once`).
+    pub stdin_once: bool,
     pub mounts: Vec<VolumeMount>,
     pub resources: Requested,
     pub security: SecurityConfig,
     /// Propagation of volume mounts by container path (private unless
     /// named here).
     pub mount_propagation: std::collections::BTreeMap<String, MountPropagation>,
+    /// Host devices made in the container (CRI `devices`).
+    pub devices: Vec<DeviceMapping>,
+    /// Join the pid namespace of this running container of the same
+    /// sandbox (CRI pid NamespaceMode TARGET: `kubectl debug --target`).
+    pub pid_target: Option<String>,
+}
+
+/// A host device (or a directory of them) the container gets at
+/// `container_path`, with device cgroup `permissions` (some of r, w, m).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMapping {
+    pub host_path: PathBuf,
+    pub container_path: String,
+    pub permissions: String,
+}
+
+/// The device nodes `m` names: the node itself (symlinks followed), or
+/// every node under a directory, at the same place under
+/// `container_path`, as containerd does.
+pub fn resolve_device(m: &DeviceMapping) -> Result<Vec<spec::Device>, String> {
+    resolve_device_skipping(m, &[])
+}
+
+/// What runc and containerd leave out of a privileged container's copy of
+/// the host's /dev: mounts of its own, and the console.
+const NOT_HOST_DEVICES: &[&str] = &[
+    "pts",
+    "shm",
+    "fd",
+    "mqueue",
+    "console",
+    ".lxc",
+    ".lxd-mounts",
+    ".udev",
+];
+
+/// A privileged container's devices: every node of the host's /dev (as
+/// containerd's WithPrivilegedDevices), at the same paths.
+pub fn host_devices() -> Result<Vec<spec::Device>, String> {
+    resolve_device_skipping(
+        &DeviceMapping {
+            host_path: "/dev".into(),
+            container_path: "/dev".into(),
+            permissions: "rwm".into(),
+        },
+        NOT_HOST_DEVICES,
+    )
+}
+
+/// [`resolve_device`], leaving out the entries of a directory named in
+/// `skip` (at its top level).
+fn resolve_device_skipping(m: &DeviceMapping, skip: &[&str]) -> Result<Vec<spec::Device>, String> {
+    use oci_spec::runtime::LinuxDeviceType;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let access = if m.permissions.is_empty() {
+        "rwm".to_string()
+    } else {
+        m.permissions.clone()
+    };
+    if access.chars().any(|c| !"rwm".contains(c)) {
+        return Err(format!(
+            "device {}: permissions {:?} must be made of r, w and m",
+            m.host_path.display(),
+            m.permissions
+        ));
+    }
+    if !m.container_path.starts_with('/') {
+        return Err(format!(
+            "device {}: container_path {:?} must be absolute",
+            m.host_path.display(),
+            m.container_path
+        ));
+    }
+    let meta = std::fs::metadata(&m.host_path).map_err(|e| {
+        format!(
+            "device {}: {e}; give the path of a device node on this host",
+            m.host_path.display()
+        )
+    })?;
+    let node = |meta: &std::fs::Metadata, dest: String| {
+        let ft = meta.file_type();
+        let typ = if ft.is_char_device() {
+            LinuxDeviceType::C
+        } else if ft.is_block_device() {
+            LinuxDeviceType::B
+        } else {
+            return None;
+        };
+        let rdev = meta.rdev();
+        Some(spec::Device {
+            container_path: dest,
+            typ,
+            major: nix::sys::stat::major(rdev) as i64,
+            minor: nix::sys::stat::minor(rdev) as i64,
+            file_mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            access: access.clone(),
+        })
+    };
+    if !meta.is_dir() {
+        return node(&meta, m.container_path.clone())
+            .map(|d| vec![d])
+            .ok_or_else(|| {
+                format!(
+                    "device {}: not a character or block device",
+                    m.host_path.display()
+                )
+            });
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![m.host_path.clone()];
+    while let Some(dir) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| format!("device {}: {e}", dir.display()))?;
+        for e in entries.flatten() {
+            let path = e.path();
+            if dir == m.host_path && skip.iter().any(|s| e.file_name() == *s) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(&m.host_path) else {
+                continue;
+            };
+            let dest = Path::new(&m.container_path).join(rel);
+            if let Some(d) = node(&meta, dest.display().to_string()) {
+                out.push(d);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "device {}: a directory with no device nodes",
+            m.host_path.display()
+        ));
+    }
+    out.sort_by(|a, b| a.container_path.cmp(&b.container_path));
+    Ok(out)
+}
+
+/// Mount propagation works only from a host mount that propagates: a
+/// bidirectional volume's host path must be on a shared mount, a
+/// host-to-container one on a shared or slave mount (containerd's check).
+fn check_propagation(source: &Path, how: MountPropagation) -> Result<(), String> {
+    let (need, ok): (&str, fn(&crate::mounts::MountPropagationInfo) -> bool) = match how {
+        MountPropagation::Private => return Ok(()),
+        MountPropagation::Bidirectional => ("shared", |m| m.shared),
+        MountPropagation::HostToContainer => ("shared or slave", |m| m.shared || m.slave),
+    };
+    // A missing path fails later, at the mount, with its own error.
+    let Ok(real) = std::fs::canonicalize(source) else {
+        return Ok(());
+    };
+    let m = crate::mounts::mount_of(&real).map_err(|e| e.to_string())?;
+    if ok(&m) {
+        return Ok(());
+    }
+    Err(format!(
+        "mount {}: propagation {how:?} needs its host path on a {need} mount, and {} is mounted on {}, which is not; make it one (`mount --make-rshared {}`, or bind the directory onto itself first: `mount --bind {} {}`) or use private propagation",
+        source.display(),
+        real.display(),
+        m.mount_point.display(),
+        m.mount_point.display(),
+        real.display(),
+        real.display(),
+    ))
 }
 
 /// How mounts under a volume propagate (CRI `MountPropagation`).
@@ -170,9 +345,38 @@ impl Runtime {
             Err(e) => {
                 let _ = crate::mounts::unmount_all_under(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
+                // See own_v1_cgroup_mounts: the cgroup may be made already.
+                if let Ok(rec) = self.sandbox_record(sid) {
+                    let rel = crate::paths::container_cgroup(&rec.config.cgroup_parent, &id);
+                    if self.cgroups.exists(&rel) {
+                        let _ = self.cgroups.remove(&rel);
+                    }
+                }
                 Err(e)
             }
         }
+    }
+
+    /// A container joining an existing pid namespace (the pod's, or a
+    /// target container's) on cgroup v1 gets its /sys/fs/cgroup from
+    /// peapod, not from libcontainer: libcontainer 0.7 builds that mount
+    /// by reading `/proc/<pid>/cgroup` of the container's pid *in the
+    /// joined namespace* from the host's /proc, so it fails ("failed to
+    /// prepare rootfs") whenever that number is no host pid, and reads an
+    /// unrelated host process when it is. The same view (the container's
+    /// own cgroup of each hierarchy at /sys/fs/cgroup/<hierarchy>, on a
+    /// tmpfs) is written into the spec as binds; their sources must exist,
+    /// so the container's cgroup is made now (libcontainer fills it in).
+    fn own_v1_cgroup_mounts(
+        &self,
+        namespaces: &spec::SandboxNamespaces,
+        cgroup_rel: &str,
+    ) -> Result<Option<Vec<(String, PathBuf)>>, RuntimeError> {
+        if self.cgroups.version() != 1 || !matches!(namespaces.pid, spec::PidMode::Pod(_)) {
+            return Ok(None);
+        }
+        self.cgroups.create(cgroup_rel, &Default::default())?;
+        Ok(Some(self.cgroups.v1_dirs_by_hierarchy(cgroup_rel)))
     }
 
     fn create_container_inner(
@@ -245,6 +449,7 @@ impl Runtime {
                 .map(parse_signal)
                 .transpose()
                 .map_err(config_err)?,
+            stdin_once: cfg.stdin && cfg.stdin_once,
         };
         crate::write_json_atomic(&dir.join(RECORD), &record)?;
         peapod_image::mount_rootfs(&layers, &rw, &rootfs)?;
@@ -330,17 +535,51 @@ impl Runtime {
             },
         ];
         for m in &cfg.mounts {
+            let propagation = cfg
+                .mount_propagation
+                .get(&m.container_path)
+                .copied()
+                .unwrap_or_default();
+            check_propagation(&m.host_path, propagation).map_err(config_err)?;
             binds.push(BindMount {
                 destination: m.container_path.clone(),
                 source: m.host_path.clone(),
                 readonly: m.readonly,
-                propagation: cfg
-                    .mount_propagation
-                    .get(&m.container_path)
-                    .copied()
-                    .unwrap_or_default(),
+                propagation,
             });
         }
+        let mut devices = Vec::new();
+        for d in &cfg.devices {
+            devices.extend(resolve_device(d).map_err(config_err)?);
+        }
+        if sec.privileged {
+            for d in host_devices().map_err(cerr)? {
+                if !devices.iter().any(|o| o.container_path == d.container_path) {
+                    devices.push(d);
+                }
+            }
+        }
+
+        let mut namespaces = self.sandbox_namespaces(sid, sandbox);
+        if let Some(target) = &cfg.pid_target {
+            let st = self.container_status(target)?;
+            if st.sandbox_id != sid {
+                return Err(config_err(format!(
+                    "pid namespace target {target} is a container of another sandbox; name one of this sandbox's"
+                )));
+            }
+            let pid = st
+                .pid
+                .filter(|_| st.state == crate::types::ContainerState::Running)
+                .ok_or_else(|| {
+                    config_err(format!(
+                        "pid namespace target {target} is not running; start it first"
+                    ))
+                })?;
+            namespaces.pid = spec::PidMode::Pod(PathBuf::from(format!("/proc/{pid}/ns/pid")));
+        }
+
+        let cgroup_v1_binds = self.own_v1_cgroup_mounts(&namespaces, &cgroup_rel)?;
 
         let caps = security::capabilities(sec.privileged, &sec.add_caps, &sec.drop_caps);
         let seccomp = match &sec.seccomp {
@@ -389,11 +628,13 @@ impl Runtime {
             rootfs: rootfs.clone(),
             readonly_rootfs: sec.readonly_rootfs,
             hostname: sandbox.hostname.clone(),
-            namespaces: self.sandbox_namespaces(sid, sandbox),
+            namespaces,
             cgroups_path: format!("/{cgroup_rel}"),
             cgroup: container_values(&cfg.resources),
             cgroup_v2: self.cgroups.version() == 2,
+            cgroup_v1_binds,
             binds,
+            devices,
             capabilities: caps,
             privileged: sec.privileged,
             no_new_privileges: sec.allow_privilege_escalation == Some(false) && !sec.privileged,

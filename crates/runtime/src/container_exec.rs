@@ -103,12 +103,16 @@ impl Runtime {
 
     /// Attach: the running container `cid`'s input, from its shim: the
     /// write end of its stdin ("stdin") or its pty master ("pty"); None
-    /// for a container created without `stdin`.
+    /// for a container created without `stdin`. A `stdin_once` container's
+    /// first attach gets the shim's own stdin: closing it closes the
+    /// container's; later attaches get none.
     pub fn attach_stdin(&self, cid: &str) -> Result<Option<(String, OwnedFd)>, RuntimeError> {
         let uid = self.sandbox_of(cid)?;
+        let once = self.container_record(cid)?.stdin_once;
         let (resp, fds) = self.shim(&uid).call_with_fds(
             &Request::AttachStdin {
                 id: cid.to_string(),
+                once,
             },
             None,
         )?;

@@ -30,6 +30,9 @@ pub struct ContainerRecord {
     /// The image's `StopSignal`, as a number (SIGTERM when None).
     #[serde(default)]
     pub stop_signal: Option<i32>,
+    /// CRI `stdin_once`: the first attach's stdin is the container's.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 pub(crate) const RECORD: &str = "container.json";

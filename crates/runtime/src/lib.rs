@@ -34,7 +34,7 @@ pub mod types;
 pub mod user;
 
 pub use container_create::{
-    ContainerConfig, MountPropagation, SeccompConfig, SecurityConfig, VolumeMount,
+    ContainerConfig, DeviceMapping, MountPropagation, SeccompConfig, SecurityConfig, VolumeMount,
 };
 pub use container_exec::ExecSession;
 pub use error::RuntimeError;

@@ -45,6 +45,60 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How a mount point propagates (its mountinfo optional fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPropagationInfo {
+    pub mount_point: PathBuf,
+    /// In a peer group (`shared:N`).
+    pub shared: bool,
+    /// Receives from a peer group (`master:N`).
+    pub slave: bool,
+}
+
+/// The mount `path` is on (the deepest mount point above it, the top one
+/// when several are stacked), from mountinfo text.
+fn mount_of_in(info: &str, path: &Path) -> Option<MountPropagationInfo> {
+    let mut best: Option<MountPropagationInfo> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(point) = fields.get(4).map(|p| PathBuf::from(unescape(p))) else {
+            continue;
+        };
+        if !path.starts_with(&point) {
+            continue;
+        }
+        if best
+            .as_ref()
+            .is_some_and(|b| b.mount_point.components().count() > point.components().count())
+        {
+            continue;
+        }
+        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
+        let (mut shared, mut slave) = (false, false);
+        for f in optional {
+            shared |= f.starts_with("shared:");
+            slave |= f.starts_with("master:");
+        }
+        best = Some(MountPropagationInfo {
+            mount_point: point,
+            shared,
+            slave,
+        });
+    }
+    best
+}
+
+/// The mount `path` (already canonical) is on, in this process's mount
+/// namespace.
+pub fn mount_of(path: &Path) -> Result<MountPropagationInfo, RuntimeError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(RuntimeError::io("/proc/self/mountinfo"))?;
+    mount_of_in(&info, path).ok_or_else(|| RuntimeError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other("on no mount of /proc/self/mountinfo"),
+    })
+}
+
 /// Mount points at or under `dir`, deepest first.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -110,6 +164,30 @@ pub fn remove_tree(dir: &Path) -> Result<(), RuntimeError> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_top_deepest_mount_and_its_propagation() {
+        let info = "\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+40 27 254:0 /tmp/a /tmp/a rw,relatime shared:5 - ext4 /dev/vda rw
+41 40 254:0 /tmp/a /tmp/a rw,relatime shared:7 master:5 - ext4 /dev/vda rw
+42 27 0:30 / /tmp/ab rw - tmpfs t rw
+43 27 0:31 / /tmp/b\\040c rw master:9 - tmpfs t rw
+";
+        let m = mount_of_in(info, Path::new("/tmp/a/x/y")).unwrap();
+        assert_eq!(m.mount_point, Path::new("/tmp/a"));
+        assert!(m.shared && m.slave, "{m:?}");
+        // A path prefix is not a parent directory.
+        let m = mount_of_in(info, Path::new("/tmp/abc")).unwrap();
+        assert_eq!(m.mount_point, Path::new("/"));
+        assert!(!m.shared && !m.slave);
+        let m = mount_of_in(info, Path::new("/tmp/b c/d")).unwrap();
+        assert_eq!(m.mount_point, Path::new("/tmp/b c"));
+        assert!(!m.shared && m.slave);
+        assert_eq!(mount_of_in("", Path::new("/x")), None);
+    }
+
     #[test]
     fn unescapes_spaces() {
         assert_eq!(super::unescape("/a\\040b"), "/a b");

@@ -8,10 +8,11 @@ use crate::cgroups::resources::CgroupValues;
 use crate::security::{runtime_default_seccomp, MASKED_PATHS, READONLY_PATHS};
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
-    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, LinuxSeccomp, LinuxSeccompArgBuilder, LinuxSeccompOperator, Mount,
-    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 use oci_spec::OciSpecError;
 use serde_json::Value;
@@ -46,6 +47,21 @@ pub struct BindMount {
     pub propagation: crate::container_create::MountPropagation,
 }
 
+/// A host device node made in the container (CRI `Device`), with the
+/// device cgroup access it is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub container_path: String,
+    pub typ: LinuxDeviceType,
+    pub major: i64,
+    pub minor: i64,
+    pub file_mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Device cgroup access: some of `r`, `w`, `m`.
+    pub access: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seccomp {
     RuntimeDefault,
@@ -71,8 +87,15 @@ pub struct SpecInput {
     pub cgroups_path: String,
     pub cgroup: CgroupValues,
     pub cgroup_v2: bool,
+    /// v1: mount these cgroup directories (by hierarchy name, the
+    /// container's own cgroup in each) at /sys/fs/cgroup/<name> on a tmpfs
+    /// in place of libcontainer's "cgroup" mount. See
+    /// `container_create::own_v1_cgroup_mounts`.
+    pub cgroup_v1_binds: Option<Vec<(String, PathBuf)>>,
     /// Binds: /etc/hosts, /dev/shm, volumes...
     pub binds: Vec<BindMount>,
+    /// Host devices made in the container (beyond the default ones).
+    pub devices: Vec<Device>,
     pub capabilities: Vec<String>,
     pub privileged: bool,
     pub no_new_privileges: bool,
@@ -217,13 +240,39 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
             &["nosuid", "noexec", "nodev"],
         )?,
         mount("/sys", "sysfs", "sysfs", sys_opts)?,
-        mount(
+    ];
+    match &input.cgroup_v1_binds {
+        None => mounts.push(mount(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        )?,
-    ];
+        )?),
+        // What libcontainer's "cgroup" mount makes on v1 (its emulated
+        // subsystems), written out.
+        Some(binds) => {
+            mounts.push(mount(
+                "/sys/fs/cgroup",
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "noexec", "nodev", "mode=755"],
+            )?);
+            let mut opts = vec!["rbind", "nosuid", "noexec", "nodev"];
+            if !input.privileged {
+                opts.push("ro");
+            }
+            for (name, dir) in binds {
+                mounts.push(
+                    MountBuilder::default()
+                        .destination(format!("/sys/fs/cgroup/{name}"))
+                        .typ("bind")
+                        .source(dir)
+                        .options(opts.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                        .build()?,
+                );
+            }
+        }
+    }
     use crate::container_create::MountPropagation as P;
     for b in &input.binds {
         let how = match b.propagation {
@@ -285,8 +334,34 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
             .access("rwm")
             .build()?]);
     } else {
-        resources = resources.devices(device_rules()?);
+        let mut rules = device_rules()?;
+        for d in &input.devices {
+            let rule = LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(d.typ)
+                .major(d.major)
+                .minor(d.minor)
+                .access(&d.access)
+                .build()?;
+            rules.push(rule);
+        }
+        resources = resources.devices(rules);
     }
+    let devices = input
+        .devices
+        .iter()
+        .map(|d| {
+            LinuxDeviceBuilder::default()
+                .path(&d.container_path)
+                .typ(d.typ)
+                .major(d.major)
+                .minor(d.minor)
+                .file_mode(d.file_mode)
+                .uid(d.uid)
+                .gid(d.gid)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let cg = &input.cgroup;
     if cg.cpu_shares.is_some() || cg.cpu_quota.is_some() || cg.cpu_period.is_some() {
         // libcontainer converts shares to cpu.weight itself on v2.
@@ -308,6 +383,22 @@ pub fn build(input: &SpecInput) -> Result<Spec, OciSpecError> {
         .cgroups_path(&input.cgroups_path)
         .resources(resources.build()?)
         .build()?;
+    linux.set_devices((!devices.is_empty()).then_some(devices));
+    // A bidirectional mount is a peer of its host mount only if the
+    // container's mount namespace keeps the host's peer groups: the root
+    // is made rshared before the mounts, as runc's `rshared` does
+    // (libcontainer spells it "shared" and applies it recursively; it
+    // rejects "rshared"). Otherwise libcontainer's default, rslave. Each
+    // bind's own propagation (rprivate, rslave, rshared above) is then
+    // applied by the shim's helper (libcontainer 0.7 ignores those
+    // options).
+    if input
+        .binds
+        .iter()
+        .any(|b| b.propagation == P::Bidirectional)
+    {
+        linux.set_rootfs_propagation(Some("shared".into()));
+    }
 
     // Privileged containers are unconfined, as with containerd.
     if input.privileged {
@@ -412,12 +503,14 @@ mod tests {
                 ..Default::default()
             },
             cgroup_v2: false,
+            cgroup_v1_binds: None,
             binds: vec![BindMount {
                 destination: "/data".into(),
                 source: "/v".into(),
                 readonly: true,
                 propagation: Default::default(),
             }],
+            devices: vec![],
             capabilities: vec!["CAP_CHOWN".into()],
             privileged: false,
             no_new_privileges: true,
@@ -715,6 +808,80 @@ mod tests {
         let mut i = input();
         i.capabilities = vec!["CAP_FLY".into()];
         assert!(build(&i).unwrap_err().to_string().contains("CAP_FLY"));
+    }
+
+    #[test]
+    fn bidirectional_makes_the_root_rshared_and_devices_get_rules() {
+        use crate::container_create::MountPropagation as P;
+        let spec = build(&input()).unwrap();
+        assert_eq!(spec.linux().as_ref().unwrap().rootfs_propagation(), &None);
+        let mut i = input();
+        i.binds[0].propagation = P::Bidirectional;
+        i.devices = vec![Device {
+            container_path: "/dev/mynull".into(),
+            typ: LinuxDeviceType::C,
+            major: 1,
+            minor: 3,
+            file_mode: 0o666,
+            uid: 0,
+            gid: 0,
+            access: "r".into(),
+        }];
+        let v = serde_json::to_value(build(&i).unwrap()).unwrap();
+        // libcontainer's spelling of runc's "rshared".
+        assert_eq!(v["linux"]["rootfsPropagation"], "shared");
+        let data = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/data")
+            .unwrap();
+        assert!(data["options"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("rshared")));
+        assert_eq!(v["linux"]["devices"][0]["path"], "/dev/mynull");
+        assert_eq!(v["linux"]["devices"][0]["type"], "c");
+        assert_eq!(v["linux"]["devices"][0]["fileMode"], 0o666);
+        let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(
+            rules.last().unwrap(),
+            &serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"})
+        );
+    }
+
+    #[test]
+    fn own_v1_cgroup_binds_replace_the_cgroup_mount() {
+        let cgroup_mounts = |spec: &Spec| -> Vec<(String, String, Vec<String>)> {
+            spec.mounts()
+                .iter()
+                .flatten()
+                .filter(|m| m.destination().starts_with("/sys/fs/cgroup"))
+                .map(|m| {
+                    (
+                        m.destination().display().to_string(),
+                        m.typ().clone().unwrap_or_default(),
+                        m.options().clone().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        let plain = cgroup_mounts(&build(&input()).unwrap());
+        assert_eq!(plain.len(), 1);
+        assert_eq!(plain[0].1, "cgroup");
+        let mut i = input();
+        i.cgroup_v1_binds = Some(vec![(
+            "memory".into(),
+            "/sys/fs/cgroup/memory/peapod/podx/c".into(),
+        )]);
+        let own = cgroup_mounts(&build(&i).unwrap());
+        assert_eq!(own.len(), 2, "{own:?}");
+        assert_eq!(
+            (own[0].0.as_str(), own[0].1.as_str()),
+            ("/sys/fs/cgroup", "tmpfs")
+        );
+        assert_eq!(own[1].0, "/sys/fs/cgroup/memory");
+        assert!(own[1].2.contains(&"ro".to_string()), "{own:?}");
     }
 
     #[test]

@@ -86,6 +86,68 @@ fn container_seccomp(root: &Path, id: &str) -> Result<Option<LinuxSeccomp>, Stri
     Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
 }
 
+/// The propagation a mount's options ask for, as mount(2) flags.
+fn propagation_flags(options: &[String]) -> Option<nix::mount::MsFlags> {
+    use nix::mount::MsFlags as F;
+    options.iter().rev().find_map(|o| match o.as_str() {
+        "rprivate" => Some(F::MS_PRIVATE | F::MS_REC),
+        "private" => Some(F::MS_PRIVATE),
+        "rslave" => Some(F::MS_SLAVE | F::MS_REC),
+        "slave" => Some(F::MS_SLAVE),
+        "rshared" => Some(F::MS_SHARED | F::MS_REC),
+        "shared" => Some(F::MS_SHARED),
+        _ => None,
+    })
+}
+
+/// Give each of the container's mounts the propagation its options ask
+/// for (rprivate, rslave, rshared), in spec order, as runc does right
+/// after each mount. libcontainer 0.7 parses these options and then drops
+/// them: its binds keep whatever their source had (a mount that should be
+/// private still sees the host's new mounts; a bidirectional one only
+/// receives).
+///
+/// The container's init has made its mounts and pivoted, and waits for
+/// start: this process joins its mount namespace and root (the helper is
+/// single-threaded and exits right after, so changing its own namespace
+/// and root is fine) and sets the propagation on each destination as the
+/// container sees it.
+fn apply_mount_propagation(pid: i32, bundle: &Path) -> Result<(), String> {
+    let path = bundle.join("config.json");
+    let spec = Spec::load(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let wanted: Vec<(std::path::PathBuf, nix::mount::MsFlags)> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            let flags = propagation_flags(m.options().as_deref().unwrap_or_default())?;
+            Some((m.destination().clone(), flags))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let open =
+        |p: String| std::fs::File::open(&p).map_err(|e| format!("mount propagation: {p}: {e}"));
+    let ns = open(format!("/proc/{pid}/ns/mnt"))?;
+    let root = open(format!("/proc/{pid}/root"))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("mount propagation: join the mount namespace of {pid}: {e}"))?;
+    use std::os::fd::AsRawFd;
+    nix::unistd::fchdir(root.as_raw_fd())
+        .and_then(|()| nix::unistd::chroot("."))
+        .map_err(|e| format!("mount propagation: enter the root of {pid}: {e}"))?;
+    for (dest, flags) in wanted {
+        nix::mount::mount(None::<&str>, &dest, None::<&str>, flags, None::<&str>).map_err(|e| {
+            format!(
+                "mount {}: cannot set its propagation ({flags:?}): {e}",
+                dest.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn perform(action: HelperAction) -> Result<Option<i32>, String> {
     match action {
         HelperAction::Create {
@@ -101,7 +163,7 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
             if console_socket.is_none() {
                 builder = with_inherited_stdio(builder);
             }
-            let container = builder
+            let mut container = builder
                 .validate_id()
                 .map_err(|e| format!("container {id}: invalid id: {e}"))?
                 .as_init(&bundle)
@@ -109,7 +171,16 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
                 .with_detach(true)
                 .build()
                 .map_err(|e| format!("container {id}: create failed: {e}"))?;
-            Ok(container.pid().map(|p| p.as_raw()))
+            let pid = container.pid().map(|p| p.as_raw());
+            if let Err(e) = pid
+                .ok_or_else(|| "no init pid".to_string())
+                .and_then(|pid| apply_mount_propagation(pid, &bundle))
+            {
+                // The container is not what was asked: none of it stays.
+                let _ = container.delete(true);
+                return Err(format!("container {id}: {e}"));
+            }
+            Ok(pid)
         }
         HelperAction::Start { root, id } => {
             let mut c = load(&root, &id)?;
@@ -163,5 +234,26 @@ fn perform(action: HelperAction) -> Result<Option<i32>, String> {
                 .map_err(|e| format!("container {id}: delete failed: {e}"))?;
             Ok(None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::propagation_flags;
+    use nix::mount::MsFlags as F;
+
+    #[test]
+    fn propagation_options_become_flags_the_last_winning() {
+        let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(propagation_flags(&o(&["rbind", "ro"])), None);
+        assert_eq!(
+            propagation_flags(&o(&["rbind", "rslave"])),
+            Some(F::MS_SLAVE | F::MS_REC)
+        );
+        assert_eq!(
+            propagation_flags(&o(&["rprivate", "rshared", "ro"])),
+            Some(F::MS_SHARED | F::MS_REC)
+        );
+        assert_eq!(propagation_flags(&o(&["private"])), Some(F::MS_PRIVATE));
     }
 }

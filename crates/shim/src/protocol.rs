@@ -83,6 +83,11 @@ pub enum Request {
     /// answered as [`Response::Fds`].
     AttachStdin {
         id: String,
+        /// CRI `stdin_once`: hand over the shim's own write end of the
+        /// stdin pipe, so the container's stdin closes when this attach
+        /// closes it; later attaches get none. (A pty is always shared.)
+        #[serde(default)]
+        once: bool,
     },
     /// Attach to a running container's output: the read ends of two
     /// pipes ("stdout", "stderr") that get a copy of what it writes from

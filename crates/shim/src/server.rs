@@ -616,12 +616,22 @@ async fn handle(inner: &Shared, req: Request) -> Handled {
             }
             Ok((Response::Ok, Vec::new()))
         }
-        Request::AttachStdin { id } => {
-            let g = inner.borrow();
+        Request::AttachStdin { id, once } => {
+            let mut g = inner.borrow_mut();
             let a = g
                 .attached
-                .get(&id)
+                .get_mut(&id)
                 .ok_or_else(|| format!("container {id} not found"))?;
+            if once {
+                if let Some(fd) = a.stdin.take() {
+                    return Ok((
+                        Response::Fds {
+                            fds: vec!["stdin".to_string()],
+                        },
+                        vec![fd],
+                    ));
+                }
+            }
             let (name, fd) = match (&a.stdin, &a.pty) {
                 (Some(fd), _) => ("stdin", fd),
                 (None, Some(fd)) => ("pty", fd),

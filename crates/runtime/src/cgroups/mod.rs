@@ -137,6 +137,23 @@ impl Cgroups {
         }
     }
 
+    /// On v1, cgroup `rel`'s directory in each hierarchy by the
+    /// hierarchy's name under the cgroup root (`memory`, `cpu,cpuacct`);
+    /// empty on v2.
+    pub fn v1_dirs_by_hierarchy(&self, rel: &str) -> Vec<(String, PathBuf)> {
+        if self.version() != 1 {
+            return Vec::new();
+        }
+        self.dirs(rel)
+            .into_iter()
+            .filter_map(|(_, dir)| {
+                let mount = strip_rel(&dir, rel);
+                let name = mount.file_name()?.to_str()?.to_string();
+                Some((name, dir))
+            })
+            .collect()
+    }
+
     /// libcgroups' manager of cgroup `rel`. It owns nothing: building one
     /// only computes paths (v1: from /proc/self/mountinfo, kept in
     /// [`ManagerCache`]).
