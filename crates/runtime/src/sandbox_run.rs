@@ -221,7 +221,9 @@ impl Runtime {
             hostname: cfg.hostname.clone(),
             sysctls: cfg.sysctls.clone(),
         };
+        let t0 = Instant::now();
         let pinned = namespaces::create_pinned(&ns_dir, &want)?;
+        let t_ns = t0.elapsed();
 
         // CNI ADD on the pinned netns runs while the shim starts (both
         // take tens of milliseconds and need nothing from each other).
@@ -240,7 +242,12 @@ impl Runtime {
             let started = self
                 .start_shim(sid, cfg, &parent, pinned)
                 .and_then(|()| self.write_etc_files(sid, cfg, None))
-                .map(|()| early(sid));
+                .map(|()| {
+                    let t_shim = t0.elapsed();
+                    let e = early(sid);
+                    tracing::debug!(sandbox = %sid, ?t_ns, ?t_shim, early = ?t0.elapsed(), "sandbox made");
+                    e
+                });
             let added = add.map(|h| {
                 h.join().unwrap_or_else(|_| {
                     Err(peapod_net::NetError::Exec {
