@@ -6,7 +6,6 @@ use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Result};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
@@ -250,50 +249,26 @@ async fn watch(client: &Client, args: &GetArgs) -> Result<()> {
             encode(&rv),
             args.selector_query(args.name.as_ref().map(|n| format!("metadata.name={n}")))
         );
-        let mut stream = client.stream(&path).await?;
-        let mut buffer: Vec<u8> = Vec::new();
-        'stream: loop {
-            let Some(chunk) = stream.next().await else {
-                // The daemon ended the watch (it stopped).
-                return Ok(());
+        let mut events = super::wait::WatchEvents::open(client, &path).await?;
+        loop {
+            let (kind, object) = match events.next().await? {
+                super::wait::Event::Changed(kind, object) => (kind, object),
+                super::wait::Event::Expired => break,
+                super::wait::Event::End => return Ok(()),
             };
-            buffer.extend_from_slice(&chunk?);
-            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buffer.drain(..=end).collect();
-                let line = String::from_utf8_lossy(&line);
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                let event: Value = serde_json::from_str(line)
-                    .map_err(|e| anyhow!("error: bad watch event from the daemon: {e}"))?;
-                let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
-                let object = event.get("object").cloned().unwrap_or(Value::Null);
-                match kind {
-                    "ERROR" if object["code"].as_u64() == Some(410) => break 'stream,
-                    "ERROR" => {
-                        return Err(super::transport::status_error(
-                            object["code"].as_u64().unwrap_or(500) as u16,
-                            object.to_string().as_bytes(),
-                        ))
-                    }
-                    "BOOKMARK" => continue,
-                    _ => {}
-                }
-                let pod = to_pod(&object)?;
-                if !wanted(&pod) {
-                    continue;
-                }
-                let (id, version) = identity(&pod);
-                if kind == "DELETED" {
-                    seen.remove(&id);
-                } else {
-                    seen.insert(id, (version, object.clone()));
-                }
-                let text = printer.print_watch(object, pod, first)?;
-                first = false;
-                write_out(&text)?;
+            let pod = to_pod(&object)?;
+            if !wanted(&pod) {
+                continue;
             }
+            let (id, version) = identity(&pod);
+            if kind == "DELETED" {
+                seen.remove(&id);
+            } else {
+                seen.insert(id, (version, object.clone()));
+            }
+            let text = printer.print_watch(object, pod, first)?;
+            first = false;
+            write_out(&text)?;
         }
     }
 }

@@ -81,6 +81,63 @@ impl Target {
     }
 }
 
+/// A watch's events (one JSON object per line), as the daemon streams
+/// them: BOOKMARKs and blank lines skipped, an ERROR other than 410 an
+/// error.
+pub struct WatchEvents {
+    stream: super::transport::BodyStream,
+    buffer: Vec<u8>,
+}
+
+pub enum Event {
+    /// ADDED, MODIFIED or DELETED, with the object.
+    Changed(String, Value),
+    /// 410: list again and resume from the new list.
+    Expired,
+    /// The daemon ended the watch (it stopped).
+    End,
+}
+
+impl WatchEvents {
+    pub async fn open(client: &Client, path: &str) -> Result<WatchEvents> {
+        Ok(WatchEvents {
+            stream: client.stream(path).await?,
+            buffer: Vec::new(),
+        })
+    }
+
+    pub async fn next(&mut self) -> Result<Event> {
+        loop {
+            while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let event: Value = serde_json::from_str(line)
+                    .map_err(|e| anyhow!("error: bad watch event from the daemon: {e}"))?;
+                let object = event.get("object").cloned().unwrap_or(Value::Null);
+                match event["type"].as_str().unwrap_or("") {
+                    "ERROR" if object["code"].as_u64() == Some(410) => return Ok(Event::Expired),
+                    "ERROR" => {
+                        return Err(super::transport::status_error(
+                            object["code"].as_u64().unwrap_or(500) as u16,
+                            object.to_string().as_bytes(),
+                        ))
+                    }
+                    "BOOKMARK" => continue,
+                    kind => return Ok(Event::Changed(kind.to_string(), object)),
+                }
+            }
+            match self.stream.next().await {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk?),
+                None => return Ok(Event::End),
+            }
+        }
+    }
+}
+
 /// What `--for` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum For {
@@ -176,43 +233,21 @@ pub async fn until(
                 encode(&format!("metadata.name={}", t.name))
             ));
         }
-        let mut stream = client.stream(&path).await?;
-        let mut buffer: Vec<u8> = Vec::new();
-        'stream: loop {
-            let Some(chunk) = stream.next().await else {
-                bail!(
+        let mut events = WatchEvents::open(client, &path).await?;
+        loop {
+            match events.next().await? {
+                Event::Expired => break,
+                Event::End => bail!(
                     "error: the peapod daemon ended the watch of {} (did it stop?)",
                     t.display
-                );
-            };
-            buffer.extend_from_slice(&chunk?);
-            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buffer.drain(..=end).collect();
-                let line = String::from_utf8_lossy(&line);
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                let event: Value = serde_json::from_str(line)
-                    .map_err(|e| anyhow!("error: bad watch event from the daemon: {e}"))?;
-                let object = event.get("object").cloned().unwrap_or(Value::Null);
-                match event["type"].as_str().unwrap_or("") {
-                    "ERROR" if object["code"].as_u64() == Some(410) => break 'stream,
-                    "ERROR" => {
-                        return Err(super::transport::status_error(
-                            object["code"].as_u64().unwrap_or(500) as u16,
-                            object.to_string().as_bytes(),
-                        ))
+                ),
+                Event::Changed(kind, object) => {
+                    if object["metadata"]["name"].as_str() != Some(t.name.as_str()) {
+                        continue;
                     }
-                    "BOOKMARK" => continue,
-                    kind => {
-                        if object["metadata"]["name"].as_str() != Some(t.name.as_str()) {
-                            continue;
-                        }
-                        let current = (kind != "DELETED").then_some(object);
-                        if done(current.as_ref()) {
-                            return Ok(current);
-                        }
+                    let current = (kind != "DELETED").then_some(object);
+                    if done(current.as_ref()) {
+                        return Ok(current);
                     }
                 }
             }
