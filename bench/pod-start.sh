@@ -30,11 +30,11 @@ mkdir -p "$D/etc/net.d"
 cat > "$D/etc/net.d/10-bench.conflist" <<'JSON'
 {"cniVersion": "1.0.0", "name": "ppbench", "plugins": [
   {"type": "loopback"},
-  {"type": "bridge", "bridge": "ppbench0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+  {"type": "bridge", "bridge": "ppbench0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.86.0.0/16"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
   {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}]}
 JSON
-RUST_LOG=${RUST_LOG:-info} $P serve --root "$D/root" --state "$S" --cgroup-parent "peapod-bench-$$" --config-dir "$D/etc" >"$D/daemon.log" 2>&1 &
+RUST_LOG=${RUST_LOG:-info} $P serve --root "$D/root" --state "$S" --cgroup-parent "peapod-bench-$$" --config-dir "$D/etc" --nft-table "ppbench$$" >"$D/daemon.log" 2>&1 &
 DAEMON=$!
 cleanup() {
     for p in $($P get pods -o name 2>/dev/null); do $P delete "$p" --grace-period=0 >/dev/null 2>&1 || true; done
@@ -42,6 +42,7 @@ cleanup() {
     wait "$DAEMON" 2>/dev/null || true
     for c in /sys/fs/cgroup/*/peapod-bench-$$; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null; done
     ip link del ppbench0 2>/dev/null || true
+    for t in "ppbench$$" "ppbench$$-egress"; do nft delete table ip "$t" 2>/dev/null || true; done
     [ -n "${BENCH_KEEP:-}" ] && cp "$D/daemon.log" /tmp/bench-daemon.log
     rm -rf "$D" "$S"
 }

@@ -38,7 +38,7 @@ fn default_file(network: &str, bridge: &str, subnet: &str) -> String {
       "type": "bridge",
       "bridge": "{bridge}",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {{
         "type": "host-local",
@@ -64,7 +64,7 @@ pub fn default_conflist(network: &str, bridge: &str, subnet: &str) -> Value {
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",

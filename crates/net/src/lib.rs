@@ -13,6 +13,7 @@
 
 pub mod cni;
 pub mod config;
+pub mod egress;
 pub mod error;
 pub mod pod;
 

@@ -28,6 +28,9 @@ pub struct DaemonOptions {
     pub service_cidr: String,
     /// `--nft-table`: the name of peapod's own `table ip` for Services.
     pub nft_table: String,
+    /// `--pod-masquerade`: masquerade pod egress in `<nft_table>-egress`
+    /// when the network's bridge does not.
+    pub pod_masquerade: bool,
     /// `--metrics-interval`: how often pods' usage is read (`top`, HPA).
     pub metrics_interval: std::time::Duration,
     /// `--dns-addr`: where the cluster DNS server listens (UDP and TCP);
@@ -153,6 +156,16 @@ pub async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         pod_max_pids: opts.pod_max_pids,
         exe: opts.exe.clone(),
         log_rotation: opts.log_rotation,
+        egress: opts
+            .pod_masquerade
+            .then(|| {
+                peapod_runtime::egress::Egress::new(
+                    &format!("{}-egress", opts.nft_table),
+                    network.config(),
+                )
+            })
+            .flatten()
+            .map(Arc::new),
         network: Some(network),
     };
     let runtime = Arc::new(Runtime::new(runtime_opts.clone(), images.clone())?);

@@ -70,6 +70,12 @@ enum Cmd {
         /// peapod's own nftables table (`table ip NAME`) for Services.
         #[arg(long, default_value = "peapod")]
         nft_table: String,
+        /// Masquerade pods' traffic to outside the pod network (table ip
+        /// <nft-table>-egress) when the network's bridge plugin does not
+        /// (`"ipMasq": false`, as in the default configuration); false for
+        /// a routed pod network.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        pod_masquerade: bool,
         /// How often pods' CPU and memory are read for `top` and the
         /// HorizontalPodAutoscaler (metrics-server's --metric-resolution).
         #[arg(long, default_value = "15s", value_parser = parse_interval)]
@@ -528,7 +534,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
     rt.block_on(async move {
         let c = client::Client::new(socket.clone());
         match cmd {
-            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files, service_cidr, nft_table, metrics_interval, dns_addr, cluster_domain } => {
+            Cmd::Serve { root, state, cgroup_parent, pod_max_pids, config_dir, cni_path, container_log_max_size, container_log_max_files, service_cidr, nft_table, pod_masquerade, metrics_interval, dns_addr, cluster_domain } => {
                 let socket = if socket == std::path::Path::new(DEFAULT_SOCKET) { state.join("peapod.sock") } else { socket };
                 // The per-pod processes run the small `peapod-shim` beside
                 // this binary when it is there, else this binary's hidden
@@ -538,7 +544,7 @@ fn tokio_main(socket: PathBuf, cmd: Cmd) -> anyhow::Result<i32> {
                 let exe = if exe.is_file() { exe } else { me };
                 let log_rotation = peapod_shim::LogRotation { max_size: container_log_max_size, max_files: container_log_max_files };
                 let cni_path = cni_path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
-                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation, service_cidr, nft_table, metrics_interval, dns_addr, cluster_domain })
+                peapod_node::serve(peapod_node::DaemonOptions { root, state, cgroup_parent, socket, pod_max_pids, exe, config_dir, cni_path, log_rotation, service_cidr, nft_table, pod_masquerade, metrics_interval, dns_addr, cluster_domain })
                     .await
                     .map_err(|e| anyhow::anyhow!("peapod serve: {e}"))?;
                 Ok(0)

@@ -262,12 +262,19 @@ fn a_hundred_pods_created_and_deleted_leave_leases_veths_and_rules_as_they_were(
     // A first pod makes the bridge and host-local's directory.
     d.apply_ok(&client_pod("warm"));
     d.wait_running("warm");
+    // The bridge does not masquerade (ipMasq false, as peapod's default):
+    // peapod's egress table does, while a pod holds an address.
+    let egress = d.net.list_table(&d.net.egress_table()).unwrap_or_default();
     assert!(
-        !rules_of(&d.net.network).is_empty(),
-        "ipMasq rules while a pod runs"
+        egress.contains(&format!(
+            "ip saddr {s} ip daddr != {s} ip daddr != 224.0.0.0/4 masquerade",
+            s = d.net.subnet
+        )),
+        "{egress}"
     );
     d.ok(&["delete", "pod", "warm", "--grace-period=0"]);
     wait_gone(&d, "warm");
+    assert_eq!(d.net.list_table(&d.net.egress_table()), None);
     let lease_dir = d.state.join("cni/networks").join(&d.net.network);
     let list = |p: &std::path::Path| {
         let mut v: Vec<String> = std::fs::read_dir(p)
@@ -347,8 +354,135 @@ fn a_hundred_pods_created_and_deleted_leave_leases_veths_and_rules_as_they_were(
     assert_eq!(list(&lease_dir), leases_before);
     assert_eq!(d.net.veths(), bridge_before);
     assert_eq!(rules_of(&d.net.network), rules_before);
-    // No Service: peapod's own nftables table never appeared.
+    // No Service: peapod's own nftables table never appeared; the egress
+    // table went with the last pod.
     assert!(!d.net.has_nft_table());
+    assert_eq!(d.net.list_table(&d.net.egress_table()), None);
+}
+
+/// A namespace "outside" the pod network, behind a veth from the host,
+/// with a route back only to the host's end: a pod reaches it only
+/// masqueraded. Removed (with its veth and server) on drop.
+struct Outside {
+    ns: String,
+    host_ip: String,
+    ip: String,
+    server: Option<std::process::Child>,
+}
+
+impl Outside {
+    fn new(n: u32) -> Outside {
+        let ns = format!("ppout{n}");
+        let (host_if, ns_if) = (format!("ppoh{n}"), format!("ppon{n}"));
+        let (host_ip, ip) = (format!("10.236.{n}.1"), format!("10.236.{n}.2"));
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let run = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().expect("ip");
+            assert!(st.success(), "ip {args:?}");
+        };
+        run(&["netns", "add", &ns]);
+        let mut o = Outside {
+            ns: ns.clone(),
+            host_ip: host_ip.clone(),
+            ip: ip.clone(),
+            server: None,
+        };
+        run(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if, "netns", &ns,
+        ]);
+        run(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]);
+        run(&["link", "set", &host_if, "up"]);
+        run(&["-n", &ns, "addr", "add", &format!("{ip}/30"), "dev", &ns_if]);
+        run(&["-n", &ns, "link", "set", &ns_if, "up"]);
+        run(&["-n", &ns, "link", "set", "lo", "up"]);
+        // A TCP server that keeps each connection open.
+        o.server = Some(
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &ns, "busybox", "nc", "-ll", "-p", "8000", "-e", "cat",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("busybox nc"),
+        );
+        o
+    }
+
+    /// The peers of the server's established connections.
+    fn peers(&self) -> Vec<String> {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "ss",
+                "-tnH",
+                "state",
+                "established",
+                "sport",
+                "= :8000",
+            ])
+            .output()
+            .expect("ss");
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().last())
+            .map(|p| p.rsplit_once(':').map(|(a, _)| a).unwrap_or(p))
+            // busybox listens on IPv6: `[::ffff:10.236.1.1]`.
+            .map(|a| {
+                a.trim_start_matches("[::ffff:")
+                    .trim_end_matches(']')
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        // Deleting the namespace takes its veth and the host's end.
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn pods_reach_outside_the_pod_network_masqueraded() {
+    let d = Daemon::start();
+    let out = Outside::new(d.net.n);
+    d.apply_ok(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: egress}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "(echo hello; sleep 3600) | nc {} 8000"]
+"#,
+        out.ip
+    ));
+    let ip = pod_ip(&d.wait_running("egress"));
+    let start = Instant::now();
+    let peers = loop {
+        let p = out.peers();
+        if !p.is_empty() || start.elapsed() > Duration::from_secs(20) {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The outside saw the host's address on its link, not the pod's (it
+    // has no route to the pod network, so nothing else could answer).
+    assert_eq!(peers, vec![out.host_ip.clone()], "pod {ip}");
+    d.ok(&["delete", "pod", "egress", "--grace-period=0"]);
 }
 
 #[test]

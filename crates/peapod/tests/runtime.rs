@@ -63,6 +63,7 @@ impl Env {
                 exe: PathBuf::from(env!("CARGO_BIN_EXE_peapod-shim")),
                 log_rotation: Default::default(),
                 network: None,
+                egress: None,
             },
             images,
         )

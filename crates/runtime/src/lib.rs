@@ -40,6 +40,7 @@ pub use container_exec::ExecSession;
 pub use error::RuntimeError;
 pub use etc_files::{DnsConfig, HostAlias};
 pub use paths::Paths;
+pub use peapod_net::egress;
 pub use peapod_net::{PodNetwork, PodNetworkStatus, PortMapping};
 pub use sandbox_run::{SandboxCgroup, SandboxConfig};
 pub use types::*;
@@ -68,6 +69,10 @@ pub struct RuntimeOptions {
     pub log_rotation: peapod_shim::LogRotation,
     /// The pod network (CNI); None: pods get only `lo`.
     pub network: Option<peapod_net::PodNetwork>,
+    /// Masquerade of pod egress by peapod (a network whose bridge does
+    /// not masquerade); shared with the CRI's runtime, so one table
+    /// follows the sandboxes of both.
+    pub egress: Option<Arc<peapod_net::egress::Egress>>,
 }
 
 pub struct Runtime {
@@ -144,6 +149,7 @@ impl Runtime {
                 rt.parent_put(&rec.config.cgroup_parent, &sid);
             }
         }
+        rt.seed_egress();
         Ok(rt)
     }
 

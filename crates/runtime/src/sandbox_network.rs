@@ -60,7 +60,28 @@ impl Runtime {
         let a = self.attachment(&rec.id, &rec.config);
         net.detach(&a, rec.network.as_ref())?;
         rec.network_released = true;
-        self.write_sandbox_record(rec)
+        self.write_sandbox_record(rec)?;
+        if let Some(e) = &self.opts.egress {
+            if let Err(m) = e.detached(&rec.id) {
+                tracing::warn!(sandbox = %rec.id, "pod egress masquerade (table ip {}): {m}", e.table());
+            }
+        }
+        Ok(())
+    }
+
+    /// The sandboxes that hold an address on the pod network (at start:
+    /// the egress masquerade is written for them).
+    pub(crate) fn seed_egress(&self) {
+        let Some(e) = &self.opts.egress else { return };
+        let holding = self
+            .sandbox_ids()
+            .into_iter()
+            .filter_map(|sid| self.sandbox_record(&sid).ok())
+            .filter(|r| r.network.is_some() && !r.network_released)
+            .map(|r| r.id);
+        if let Err(m) = e.seed(holding) {
+            tracing::warn!("pod egress masquerade (table ip {}): {m}", e.table());
+        }
     }
 }
 

@@ -264,6 +264,12 @@ impl Runtime {
             Some(Ok(st)) => {
                 rec.network = Some(st);
                 self.write_sandbox_record(&rec)?;
+                if let Some(e) = &self.opts.egress {
+                    e.attached(sid).map_err(|m| RuntimeError::Sandbox {
+                        uid: sid.into(),
+                        message: format!("pod egress masquerade (table ip {}): {m}", e.table()),
+                    })?;
+                }
             }
             Some(Err(e)) => {
                 // attach ran DEL already: nothing stays allocated.

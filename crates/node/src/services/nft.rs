@@ -194,30 +194,7 @@ pub fn render(table: &str, services: &[(Service, Vec<EndpointSlice>)]) -> String
 
 /// Run `script` with `nft -f -` (one transaction).
 pub fn apply(script: &str) -> Result<(), String> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run nft (install the nftables package): {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| format!("writing rules to nft: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("waiting for nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "nft -f - failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    peapod_runtime::egress::nft_apply(script)
 }
 
 #[cfg(test)]

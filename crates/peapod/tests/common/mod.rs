@@ -102,10 +102,12 @@ impl TestNet {
     /// commented with this network's name and the chains they jump to.
     /// Nothing of any other network or tool is touched.
     fn purge_stale(&self) {
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.nft_table()])
-            .stderr(Stdio::null())
-            .status();
+        for t in [self.nft_table(), self.egress_table()] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &t])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())
@@ -160,17 +162,40 @@ impl TestNet {
         format!("10.235.{}.0/24", self.n)
     }
 
-    /// Whether this daemon's nftables table exists.
-    pub fn has_nft_table(&self) -> bool {
-        Command::new("nft")
-            .args(["list", "table", "ip", &self.nft_table()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+    /// The daemon's pod egress masquerade table (`<nft-table>-egress`).
+    pub fn egress_table(&self) -> String {
+        format!("{}-egress", self.nft_table())
     }
 
+    /// Whether this daemon's nftables table exists.
+    pub fn has_nft_table(&self) -> bool {
+        has_table(&self.nft_table())
+    }
+
+    /// `nft list table ip NAME`, if it exists.
+    pub fn list_table(&self, name: &str) -> Option<String> {
+        let o = Command::new("nft")
+            .args(["list", "table", "ip", name])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+}
+
+fn has_table(name: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "ip", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+impl TestNet {
     /// The bridge's own address (the pods' gateway).
     pub fn gateway(&self) -> String {
         format!("10.234.{}.1", self.n)
@@ -184,7 +209,7 @@ impl TestNet {
             "name": self.network,
             "plugins": [
                 {"type": "loopback"},
-                {"type": "bridge", "bridge": self.bridge, "isGateway": true, "ipMasq": true,
+                {"type": "bridge", "bridge": self.bridge, "isGateway": true, "ipMasq": false,
                  "hairpinMode": true,
                  "ipam": {"type": "host-local", "ranges": [[{"subnet": self.subnet}]],
                           "routes": [{"dst": "0.0.0.0/0"}]}},
@@ -702,6 +727,9 @@ impl Daemon {
         if self.net.has_nft_table() {
             out.push(format!("nftables table ip {}", self.net.nft_table()));
         }
+        if has_table(&self.net.egress_table()) {
+            out.push(format!("nftables table ip {}", self.net.egress_table()));
+        }
         for ip in self.net.leases(&self.state) {
             out.push(format!(
                 "host-local lease {ip} of network {}",
@@ -933,10 +961,12 @@ impl Daemon {
             .args(["link", "del", &self.net.bridge])
             .stderr(Stdio::null())
             .status();
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.net.nft_table()])
-            .stderr(Stdio::null())
-            .status();
+        for t in [self.net.nft_table(), self.net.egress_table()] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &t])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
