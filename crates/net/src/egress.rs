@@ -7,9 +7,9 @@
 //! here). One rule per range of the network does the same for every pod:
 //! traffic from the range to anywhere outside it (and not multicast) leaves
 //! with the host's address, as the plugin's per-pod chain does. The table
-//! exists while a sandbox of this runtime holds an address on the network
-//! (made on the first ADD, removed after the last DEL), like the plugin's
-//! rules, and a restarted daemon re-seeds it from its sandboxes.
+//! is written when the daemon starts (so no pod start waits for it) and
+//! removed when the daemon stops with no sandbox holding an address; it
+//! stays while pods outlive the daemon, as the plugin's rules would.
 
 use crate::cni::list::NetworkConfigList;
 use serde_json::Value;
@@ -104,35 +104,31 @@ impl Egress {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sandbox `sid` got an address: the table is made if it is the first.
-    pub fn attached(&self, sid: &str) -> Result<(), String> {
-        let mut active = self.lock();
-        if active.is_empty() {
-            nft_apply(&self.script())?;
-        }
-        active.insert(sid.to_string());
-        Ok(())
+    /// Sandbox `sid` got an address.
+    pub fn attached(&self, sid: &str) {
+        self.lock().insert(sid.to_string());
     }
 
-    /// Sandbox `sid` released its address: the table goes with the last.
-    pub fn detached(&self, sid: &str) -> Result<(), String> {
-        let mut active = self.lock();
-        if active.remove(sid) && active.is_empty() {
-            nft_apply(&self.delete_script())?;
-        }
-        Ok(())
+    /// Sandbox `sid` released its address.
+    pub fn detached(&self, sid: &str) {
+        self.lock().remove(sid);
     }
 
     /// At start (of each runtime sharing this): the sandboxes that still
-    /// hold an address; the table is written for them, or a stale one
-    /// removed when none does.
+    /// hold an address; the table is (re)written.
     pub fn seed(&self, sids: impl IntoIterator<Item = String>) -> Result<(), String> {
         let mut active = self.lock();
         active.extend(sids);
-        if active.is_empty() {
+        nft_apply(&self.script())
+    }
+
+    /// The daemon stops: the table goes unless a pod still holds an
+    /// address (pods outlive the daemon).
+    pub fn release(&self) -> Result<(), String> {
+        if self.lock().is_empty() {
             nft_apply(&self.delete_script())
         } else {
-            nft_apply(&self.script())
+            Ok(())
         }
     }
 }

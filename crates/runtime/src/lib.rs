@@ -157,6 +157,14 @@ impl Runtime {
     /// cgroup parent when no pod uses them any more (pods keep running
     /// across a daemon restart, and then both stay).
     pub fn release(&self) {
+        if let Some(e) = &self.opts.egress {
+            if let Err(m) = e.release() {
+                tracing::warn!(
+                    "removing the pod egress masquerade (table ip {}): {m}",
+                    e.table()
+                );
+            }
+        }
         let shims = self.paths.shims_cgroup();
         if self.cgroups.all_pids(&shims).is_empty() && self.sandbox_ids().is_empty() {
             if let Err(e) = self.cgroups.remove(&shims) {

@@ -62,9 +62,7 @@ impl Runtime {
         rec.network_released = true;
         self.write_sandbox_record(rec)?;
         if let Some(e) = &self.opts.egress {
-            if let Err(m) = e.detached(&rec.id) {
-                tracing::warn!(sandbox = %rec.id, "pod egress masquerade (table ip {}): {m}", e.table());
-            }
+            e.detached(&rec.id);
         }
         Ok(())
     }

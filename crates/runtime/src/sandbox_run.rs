@@ -265,10 +265,7 @@ impl Runtime {
                 rec.network = Some(st);
                 self.write_sandbox_record(&rec)?;
                 if let Some(e) = &self.opts.egress {
-                    e.attached(sid).map_err(|m| RuntimeError::Sandbox {
-                        uid: sid.into(),
-                        message: format!("pod egress masquerade (table ip {}): {m}", e.table()),
-                    })?;
+                    e.attached(sid);
                 }
             }
             Some(Err(e)) => {
