@@ -30,10 +30,7 @@ $PEAPOD image import target/test-images/busybox.tar
 $PEAPOD image import target/test-images/httpd.tar
 $PEAPOD images
 $PEAPOD apply -f examples/two-containers.yaml
-for _ in $(seq 100); do
-    $PEAPOD get pod hello -o json | grep -q '"phase": *"Running"' && break
-    sleep 0.1
-done
+$PEAPOD wait --for=condition=Ready pod/hello --timeout=60s
 sleep 2
 $PEAPOD get pods
 echo

@@ -727,7 +727,8 @@ impl Daemon {
         if self.net.has_nft_table() {
             out.push(format!("nftables table ip {}", self.net.nft_table()));
         }
-        if has_table(&self.net.egress_table()) {
+        // The egress masquerade lives as long as the daemon does.
+        if self.child.is_none() && has_table(&self.net.egress_table()) {
             out.push(format!("nftables table ip {}", self.net.egress_table()));
         }
         for ip in self.net.leases(&self.state) {
