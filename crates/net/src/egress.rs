@@ -2,7 +2,7 @@
 //! network whose `bridge` plugin does not masquerade itself (`ipMasq`
 //! false, as in peapod's default configuration).
 //!
-//! The bridge plugin's `ipMasq` adds an iptables chain per pod (eight
+//! The bridge plugin's `ipMasq` adds an iptables chain per pod (nine
 //! `iptables` runs on ADD, as many on DEL: about 30 ms of CPU per pod
 //! here). One rule per range of the network does the same for every pod:
 //! traffic from the range to anywhere outside it (and not multicast) leaves
