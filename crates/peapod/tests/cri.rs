@@ -128,6 +128,29 @@ async fn create(
     .container_id
 }
 
+/// StartContainer, which must succeed.
+async fn start_container(c: &mut Cri, cid: &str) {
+    c.rt.start_container(pb::StartContainerRequest {
+        container_id: cid.to_string(),
+    })
+    .await
+    .expect("StartContainer");
+}
+
+/// StopPodSandbox then RemovePodSandbox, which must succeed.
+async fn stop_and_remove_sandbox(c: &mut Cri, sid: String) {
+    c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+        pod_sandbox_id: sid.clone(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+        pod_sandbox_id: sid,
+    })
+    .await
+    .expect("RemovePodSandbox");
+}
+
 async fn container_status(c: &mut Cri, cid: &str) -> pb::ContainerStatus {
     c.rt.container_status(pb::ContainerStatusRequest {
         container_id: cid.into(),
@@ -300,11 +323,7 @@ fn cri_full_cycle_sandbox_containers_exec_logs() {
             pb::ContainerState::ContainerCreated as i32
         );
         for id in [&server, &quitter] {
-            c.rt.start_container(pb::StartContainerRequest {
-                container_id: id.to_string(),
-            })
-            .await
-            .expect("StartContainer");
+            start_container(&mut c, &id.to_string()).await;
         }
         let running = wait_state(&mut c, &server, pb::ContainerState::ContainerRunning).await;
         assert!(running.started_at > 0);
@@ -726,11 +745,7 @@ fn cri_sandboxes_survive_a_daemon_restart_untouched_by_adoption() {
             container_config("c", &["sleep", "3600"], "c/0.log"),
         )
         .await;
-        c.rt.start_container(pb::StartContainerRequest {
-            container_id: cid.clone(),
-        })
-        .await
-        .expect("StartContainer");
+        start_container(&mut c, &cid).await;
         wait_state(&mut c, &cid, pb::ContainerState::ContainerRunning).await;
         (sid, cid)
     });
@@ -1019,11 +1034,7 @@ fn cri_image_service_pull_with_auth_status_list_remove() {
             ..Default::default()
         });
         let cid = create(&mut c, &sid, &sbcfg, cfg).await;
-        c.rt.start_container(pb::StartContainerRequest {
-            container_id: cid.clone(),
-        })
-        .await
-        .expect("StartContainer");
+        start_container(&mut c, &cid).await;
         let st = wait_state(&mut c, &cid, pb::ContainerState::ContainerRunning).await;
         assert_eq!(st.image.unwrap().image, image);
         c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
@@ -1413,11 +1424,7 @@ fn cri_streaming_exec_over_websocket_and_container_events() {
             container_config("main", &["sleep", "3600"], "main.log"),
         )
         .await;
-        c.rt.start_container(pb::StartContainerRequest {
-            container_id: cid.clone(),
-        })
-        .await
-        .expect("StartContainer");
+        start_container(&mut c, &cid).await;
 
         let url =
             c.rt.exec(pb::ExecRequest {
@@ -1499,11 +1506,7 @@ fn cri_streaming_exec_over_websocket_and_container_events() {
             container_config("short", &["true"], "short.log"),
         )
         .await;
-        c.rt.start_container(pb::StartContainerRequest {
-            container_id: short.clone(),
-        })
-        .await
-        .expect("StartContainer");
+        start_container(&mut c, &short).await;
         wait_state(&mut c, &short, pb::ContainerState::ContainerExited).await;
         // Its exit is reported without any RPC touching it.
         let mut early = Vec::new();
@@ -1608,16 +1611,7 @@ fn cri_streaming_exec_over_websocket_and_container_events() {
         assert_eq!(of(&cid), lifecycle, "{got:?}");
         assert_eq!(of(&short), lifecycle, "{got:?}");
 
-        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
-            pod_sandbox_id: sid.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
-            pod_sandbox_id: sid,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        stop_and_remove_sandbox(&mut c, sid).await;
     });
 }
 
@@ -1785,11 +1779,7 @@ fn cri_port_forward_over_websocket() {
         )
         .await;
         for id in [&web, &web2] {
-            c.rt.start_container(pb::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .expect("StartContainer");
+            start_container(&mut c, &id).await;
             wait_state(&mut c, id, pb::ContainerState::ContainerRunning).await;
         }
         let unused = 9999u16;
@@ -1913,16 +1903,7 @@ fn cri_port_forward_over_websocket() {
             .await
             .expect("StopContainer");
         }
-        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
-            pod_sandbox_id: sid.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
-            pod_sandbox_id: sid,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        stop_and_remove_sandbox(&mut c, sid).await;
     });
 }
 
@@ -2068,11 +2049,7 @@ fn cri_exec_tty_resize_and_attach_over_websocket() {
         talk.stdin = true;
         let talk = create(&mut c, &sid, &sb, talk).await;
         for id in [&main, &talk] {
-            c.rt.start_container(pb::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .expect("StartContainer");
+            start_container(&mut c, &id).await;
         }
 
         let url =
@@ -2121,16 +2098,7 @@ fn cri_exec_tty_resize_and_attach_over_websocket() {
         assert_eq!(r.status["status"], "Success", "{}", r.status);
         wait_state(&mut c, &talk, pb::ContainerState::ContainerExited).await;
 
-        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
-            pod_sandbox_id: sid.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
-            pod_sandbox_id: sid,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        stop_and_remove_sandbox(&mut c, sid).await;
     });
 }
 
@@ -2279,11 +2247,7 @@ fn cri_mount_propagation_private_rslave_rshared() {
             let st = container_status(&mut c, &cid).await;
             assert_eq!(st.mounts.len(), 1, "{st:?}");
             assert_eq!(st.mounts[0].propagation, how as i32);
-            c.rt.start_container(pb::StartContainerRequest {
-                container_id: cid.clone(),
-            })
-            .await
-            .expect("StartContainer");
+            start_container(&mut c, &cid).await;
 
             // Host → container: a tmpfs mounted on the host under the
             // volume after the container started.
@@ -2360,16 +2324,7 @@ fn cri_mount_propagation_private_rslave_rshared() {
             );
         }
 
-        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
-            pod_sandbox_id: sid.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
-            pod_sandbox_id: sid,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        stop_and_remove_sandbox(&mut c, sid).await;
     });
     drop(guards);
 }
@@ -2398,11 +2353,7 @@ fn cri_devices_appear_with_their_cgroup_permissions() {
             dev("/dev/loop7", "/dev/myloop", "r"),
         ];
         let cid = create(&mut c, &sid, &sb, cfg).await;
-        c.rt.start_container(pb::StartContainerRequest {
-            container_id: cid.clone(),
-        })
-        .await
-        .expect("StartContainer");
+        start_container(&mut c, &cid).await;
         let (code, out) = sh(
             &mut c,
             &cid,
@@ -2447,11 +2398,7 @@ fn cri_devices_appear_with_their_cgroup_permissions() {
             ..Default::default()
         });
         let priv_id = create(&mut c, &psid, &psb, cfg).await;
-        c.rt.start_container(pb::StartContainerRequest {
-            container_id: priv_id.clone(),
-        })
-        .await
-        .expect("StartContainer");
+        start_container(&mut c, &priv_id).await;
         let (code, out) = sh(
             &mut c,
             &priv_id,
@@ -2465,16 +2412,7 @@ fn cri_devices_appear_with_their_cgroup_permissions() {
             ),
             "{out}"
         );
-        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
-            pod_sandbox_id: psid.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
-            pod_sandbox_id: psid,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        stop_and_remove_sandbox(&mut c, psid).await;
 
         for (bad, what) in [
             (dev("/dev/nope", "/dev/nope", "rw"), "/dev/nope"),
@@ -2501,16 +2439,7 @@ fn cri_devices_appear_with_their_cgroup_permissions() {
             assert!(e.message().contains(what), "{}", e.message());
         }
 
-        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
-            pod_sandbox_id: sid.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
-            pod_sandbox_id: sid,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        stop_and_remove_sandbox(&mut c, sid).await;
     });
 }
 
@@ -2542,11 +2471,7 @@ fn cri_pid_namespace_target_shares_the_target_containers_processes() {
             container_config("app", &["sleep", "3601"], ""),
         )
         .await;
-        c.rt.start_container(pb::StartContainerRequest {
-            container_id: app.clone(),
-        })
-        .await
-        .expect("StartContainer");
+        start_container(&mut c, &app).await;
         let debug_config = |target: &str| {
             let mut cfg = container_config("debug", &["sleep", "3600"], "");
             cfg.linux = Some(pb::LinuxContainerConfig {
@@ -2563,11 +2488,7 @@ fn cri_pid_namespace_target_shares_the_target_containers_processes() {
             cfg
         };
         let debug = create(&mut c, &sid, &sb, debug_config(&app)).await;
-        c.rt.start_container(pb::StartContainerRequest {
-            container_id: debug.clone(),
-        })
-        .await
-        .expect("StartContainer");
+        start_container(&mut c, &debug).await;
         let (code, out) = sh(&mut c, &debug, "tr '\\0' ' ' < /proc/1/cmdline").await;
         assert_eq!((code, out.trim()), (0, "sleep 3601"));
         // The app's own view is unchanged: it is pid 1 there too, and sees
@@ -2588,16 +2509,7 @@ fn cri_pid_namespace_target_shares_the_target_containers_processes() {
             assert_eq!(e.code(), want, "{e:?}");
         }
 
-        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
-            pod_sandbox_id: sid.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
-            pod_sandbox_id: sid,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        stop_and_remove_sandbox(&mut c, sid).await;
     });
 }
 
@@ -2618,11 +2530,7 @@ fn cri_stdin_once_closes_the_containers_stdin_after_the_first_attach() {
             cfg.stdin = true;
             cfg.stdin_once = once;
             let cid = create(&mut c, &sid, &sb, cfg).await;
-            c.rt.start_container(pb::StartContainerRequest {
-                container_id: cid.clone(),
-            })
-            .await
-            .expect("StartContainer");
+            start_container(&mut c, &cid).await;
             let url =
                 c.rt.attach(pb::AttachRequest {
                     container_id: cid.clone(),
@@ -2652,16 +2560,7 @@ fn cri_stdin_once_closes_the_containers_stdin_after_the_first_attach() {
                 );
             }
         }
-        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
-            pod_sandbox_id: sid.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
-            pod_sandbox_id: sid,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        stop_and_remove_sandbox(&mut c, sid).await;
     });
 }
 
@@ -2693,11 +2592,7 @@ fn cri_shared_pid_namespace_containers_start_after_many_pids() {
             ),
         )
         .await;
-        c.rt.start_container(pb::StartContainerRequest {
-            container_id: first.clone(),
-        })
-        .await
-        .expect("StartContainer");
+        start_container(&mut c, &first).await;
         let start = Instant::now();
         while sh(&mut c, &first, "test -e /tmp/done").await.0 != 0 {
             assert!(
@@ -2716,11 +2611,7 @@ fn cri_shared_pid_namespace_containers_start_after_many_pids() {
                 ..Default::default()
             });
             let cid = create(&mut c, &sid, &sb, cfg).await;
-            c.rt.start_container(pb::StartContainerRequest {
-                container_id: cid.clone(),
-            })
-            .await
-            .expect("StartContainer");
+            start_container(&mut c, &cid).await;
             let (code, out) = sh(
                 &mut c,
                 &cid,
@@ -2729,15 +2620,6 @@ fn cri_shared_pid_namespace_containers_start_after_many_pids() {
             .await;
             assert_eq!((code, out.trim()), (0, "67108864"), "late{i}");
         }
-        c.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
-            pod_sandbox_id: sid.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        c.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
-            pod_sandbox_id: sid,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        stop_and_remove_sandbox(&mut c, sid).await;
     });
 }
