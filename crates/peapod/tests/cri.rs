@@ -1779,7 +1779,7 @@ fn cri_port_forward_over_websocket() {
         )
         .await;
         for id in [&web, &web2] {
-            start_container(&mut c, &id).await;
+            start_container(&mut c, id).await;
             wait_state(&mut c, id, pb::ContainerState::ContainerRunning).await;
         }
         let unused = 9999u16;
@@ -2049,7 +2049,7 @@ fn cri_exec_tty_resize_and_attach_over_websocket() {
         talk.stdin = true;
         let talk = create(&mut c, &sid, &sb, talk).await;
         for id in [&main, &talk] {
-            start_container(&mut c, &id).await;
+            start_container(&mut c, id).await;
         }
 
         let url =
