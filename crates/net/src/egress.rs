@@ -22,8 +22,16 @@ pub struct Egress {
     table: String,
     /// The network's IPv4 ranges (`10.85.0.0/16`).
     ranges: Vec<String>,
-    /// Sandboxes holding an address: the table exists while not empty.
-    active: Mutex<BTreeSet<String>>,
+    active: Mutex<Active>,
+}
+
+/// Sandboxes holding an address, and whether the table was written (the
+/// daemon's and the CRI's runtimes share one `Egress`; the second to
+/// start need not write it again).
+#[derive(Debug, Default)]
+struct Active {
+    sandboxes: BTreeSet<String>,
+    written: bool,
 }
 
 /// The IPv4 subnets of a `bridge` plugin that does not masquerade
@@ -72,7 +80,7 @@ impl Egress {
         (!ranges.is_empty()).then(|| Egress {
             table: table.to_string(),
             ranges,
-            active: Mutex::new(BTreeSet::new()),
+            active: Mutex::new(Active::default()),
         })
     }
 
@@ -100,36 +108,41 @@ impl Egress {
         format!("add table ip {t}\ndelete table ip {t}\n", t = self.table)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Active> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sandbox `sid` got an address.
     pub fn attached(&self, sid: &str) {
-        self.lock().insert(sid.to_string());
+        self.lock().sandboxes.insert(sid.to_string());
     }
 
     /// Sandbox `sid` released its address.
     pub fn detached(&self, sid: &str) {
-        self.lock().remove(sid);
+        self.lock().sandboxes.remove(sid);
     }
 
     /// At start (of each runtime sharing this): the sandboxes that still
     /// hold an address; the table is (re)written.
     pub fn seed(&self, sids: impl IntoIterator<Item = String>) -> Result<(), String> {
         let mut active = self.lock();
-        active.extend(sids);
-        nft_apply(&self.script())
+        active.sandboxes.extend(sids);
+        if !active.written {
+            nft_apply(&self.script())?;
+            active.written = true;
+        }
+        Ok(())
     }
 
     /// The daemon stops: the table goes unless a pod still holds an
     /// address (pods outlive the daemon).
     pub fn release(&self) -> Result<(), String> {
-        if self.lock().is_empty() {
-            nft_apply(&self.delete_script())
-        } else {
-            Ok(())
+        let mut active = self.lock();
+        if active.sandboxes.is_empty() {
+            nft_apply(&self.delete_script())?;
+            active.written = false;
         }
+        Ok(())
     }
 }
 

@@ -598,19 +598,12 @@ fn prepare(
     attempt: u32,
     obs: &Observed,
 ) -> Option<Result<Prepared, String>> {
-    let spec = pod.spec.as_ref()?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let (c, field) = match kind {
-        Kind::Init => (
-            spec.init_containers.as_ref().and_then(|v| v.get(index)),
-            format!("spec.initContainers[{index}]"),
-        ),
-        Kind::App => (
-            spec.containers.get(index),
-            format!("spec.containers[{index}]"),
-        ),
+    let c = spec_container(pod.spec.as_ref()?, kind, index)?.clone();
+    let field = match kind {
+        Kind::Init => format!("spec.initContainers[{index}]"),
+        Kind::App => format!("spec.containers[{index}]"),
     };
-    let c = c?.clone();
     let prepared = obs.volumes.clone().unwrap_or_default();
     let vols = node.pod_dir(&uid).join("volumes");
     let made = container_env(node, pod, &c, obs)
@@ -639,6 +632,18 @@ fn prepare(
             termination_log: term,
         }
     }))
+}
+
+/// The init or app container at `index` of the spec.
+fn spec_container(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    kind: Kind,
+    index: usize,
+) -> Option<&Container> {
+    match kind {
+        Kind::Init => spec.init_containers.as_ref()?.get(index),
+        Kind::App => spec.containers.get(index),
+    }
 }
 
 /// CreateContainer of a prepared container (its termination-message file
@@ -703,13 +708,9 @@ fn early_containers(node: &Node, pod: &Pod, obs: &Observed) -> Vec<Prepared> {
         }
     }
     want.into_iter()
+        // Checked before `prepare`, which stages subPath mounts.
         .filter(|(kind, index, _, before_inits)| {
-            let c = match kind {
-                Kind::Init => spec.init_containers.as_ref().and_then(|v| v.get(*index)),
-                Kind::App => spec.containers.get(*index),
-            };
-            // Checked before `prepare`, which stages subPath mounts.
-            c.is_some_and(|c| may_precreate(c, *before_inits))
+            spec_container(spec, *kind, *index).is_some_and(|c| may_precreate(c, *before_inits))
         })
         .filter_map(|(kind, index, attempt, _)| prepare(node, pod, kind, index, attempt, obs)?.ok())
         .collect()
